@@ -27,7 +27,9 @@ noise has the structure that makes exoplanet detection hard:
   hour angles ``s`` evenly spaced in ``[-1, 1]``, rescaled to the span), with ``"linear"`` evenly.
   The star light does not rotate; companions do (SPEC §1: at ``theta - PA_t`` in frame ``t``).
 - **Detector**: Poisson photon noise on the total (star light + companions + ``sky_flux``), the
-  sky level then subtracted as in reduced data, plus Gaussian read noise.
+  sky level then subtracted as in reduced data, plus Gaussian read noise. The companions' photons
+  are drawn last and separately, so the same ``seed`` gives the same frames, pixel for pixel,
+  with and without companions, except for the companions themselves (and their photon noise).
 
 Units: the cube is in counts per frame; ``star_flux`` is the flux of the unocculted star in a
 1-FWHM aperture, so a companion of contrast ``C`` (in that aperture) has ``flux = C * star_flux``.
@@ -239,12 +241,15 @@ def make_adi_sequence(
     angles = _parallactic_angles(n, start, rotation, profile)
     psf = airy_psf(fwhm, central_obstruction=eps)
     star_peak = physics["star_flux"] * float(psf.max())
-    cube = _star_light(rng, n_frames=n, size=size, fwhm=fwhm, eps=eps, star_peak=star_peak, **_without(physics, "star_flux"))
+    star = _star_light(rng, n_frames=n, size=size, fwhm=fwhm, eps=eps, star_peak=star_peak, **_without(physics, "star_flux"))
+    cube = _detector(rng, star, sky, ron)
     if len(table):
-        cube = cube_inject_companions(
-            cube, psf, angles, sep_px=table[:, 0], theta_deg=table[:, 1], flux=table[:, 2], method="fft"
+        # drawn last, from their own Poisson draws (a sum of Poisson variables is Poisson): the
+        # same seed gives the same star, sky and read noise with or without companions
+        planets = cube_inject_companions(
+            np.zeros_like(cube), psf, angles, sep_px=table[:, 0], theta_deg=table[:, 1], flux=table[:, 2], method="fft"
         )
-    cube = _detector(rng, cube, sky, ron)
+        cube += rng.poisson(np.clip(planets, 0.0, None))  # the Fourier-shifted PSF rings slightly below 0
 
     config = {
         "n_frames": n,
@@ -483,10 +488,9 @@ def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return (z[..., 0] + 1j * z[..., 1]) * math.sqrt(0.5)
 
 
-def _detector(rng: np.random.Generator, cube: np.ndarray, sky: float, read_noise: float) -> np.ndarray:
-    """Photon noise on star + companions + sky (sky then subtracted), plus read noise."""
-    expected = np.clip(cube + sky, 0.0, None)  # the FFT-shifted PSF rings slightly below 0
-    counts = rng.poisson(expected).astype(np.float64) - sky
+def _detector(rng: np.random.Generator, expected: np.ndarray, sky: float, read_noise: float) -> np.ndarray:
+    """Photon noise on star light + sky (sky then subtracted), plus read noise."""
+    counts = rng.poisson(expected + sky).astype(np.float64) - sky
     if read_noise > 0:
         counts += rng.normal(0.0, read_noise, size=counts.shape)
     return counts

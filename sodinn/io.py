@@ -52,27 +52,36 @@ def read_fits(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.nda
     if not p.is_file():
         msg = f"FITS file not found: {p}; check the path"
         raise FileNotFoundError(msg)
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated" -> error
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
             with fits.open(p, memmap=False) as hdul:
-                if hdu is None:
-                    data = next((h.data for h in hdul if h.data is not None and getattr(h, "is_image", True)), None)
-                else:
-                    if not 0 <= hdu < len(hdul):
-                        msg = f"{p} has {len(hdul)} HDU(s); hdu={hdu} does not exist"
-                        raise ValueError(msg)
-                    data = hdul[hdu].data
-                if data is None:
-                    msg = f"{p} holds no image data; pass the FITS file of the cube/angles/PSF"
+                if hdu is not None and not 0 <= hdu < len(hdul):
+                    msg = f"{p} has {len(hdul)} HDU(s); hdu={hdu} does not exist"
                     raise ValueError(msg)
-                return np.array(data, dtype=np.float64)
-    except AstropyUserWarning as err:
-        msg = f"cannot read {p}: {err}; the file is incomplete — copy it again"
-        raise ValueError(msg) from err
-    except (OSError, TypeError, IndexError, KeyError) as err:
+                hdus = list(hdul) if hdu is None else [hdul[hdu]]
+                data = next((np.array(h.data, dtype=np.float64) for h in hdus if h.data is not None), None)
+    except (OSError, TypeError, IndexError, KeyError, ValueError) as err:
+        _raise_if_truncated(p, caught)
+        if isinstance(err, ValueError) and str(err).startswith(str(p)):
+            raise
         msg = f"cannot read {p} as FITS ({err}); is it a valid, complete FITS file?"
         raise ValueError(msg) from err
+    _raise_if_truncated(p, caught)
+    for w in caught:  # anything else astropy said goes on to the caller
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if data is None:
+        msg = f"{p} holds no image data; pass the FITS file of the cube/angles/PSF"
+        raise ValueError(msg)
+    return data
+
+
+def _raise_if_truncated(path: Path, caught: list[warnings.WarningMessage]) -> None:
+    truncated = [w for w in caught if "truncated" in str(w.message)]
+    if truncated:
+        msg = f"cannot read {path}: {truncated[0].message}; the file is incomplete — copy it again"
+        raise ValueError(msg)
 
 
 def read_cube(path: str | os.PathLike[str], *, hdu: int | None = None, nan_policy: str = "raise") -> np.ndarray:

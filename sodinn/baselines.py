@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from sodinn import _validation as v
 from sodinn.geometry import annulus_indices
@@ -216,14 +217,17 @@ def pca_annular(
     n_annuli = int((size / 2 - r_in) / width)
     deltas = _annulus_deltas(delta_rot, n_annuli)
     residuals = np.zeros_like(arr)
-    for i in range(n_annuli):
-        inner = r_in + i * width
-        yy, xx = annulus_indices(arr.shape, inner, width)
-        if yy.size == 0:
-            continue
-        matrix = scale_matrix(arr[:, yy, xx], scaling)
-        threshold = _pa_threshold(inner + width / 2, fwhm, deltas[i])
-        residuals[:, yy, xx] = _annulus_residuals(matrix, angles, threshold, ncomp, max_lib)
+    # hundreds of tiny (n_frames x n_frames) decompositions: BLAS threads only add wake-up latency,
+    # which becomes seconds when the cores are shared with other work
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(n_annuli):
+            inner = r_in + i * width
+            yy, xx = annulus_indices(arr.shape, inner, width)
+            if yy.size == 0:
+                continue
+            matrix = scale_matrix(arr[:, yy, xx], scaling)
+            threshold = _pa_threshold(inner + width / 2, fwhm, deltas[i])
+            residuals[:, yy, xx] = _annulus_residuals(matrix, angles, threshold, ncomp, max_lib)
     return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
 
 

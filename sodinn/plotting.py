@@ -1,0 +1,88 @@
+"""Figures: every function takes ``ax=None``, draws, and returns the axes; nothing is shown or saved.
+
+matplotlib is imported inside the functions, so importing sodinn never loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["plot_frame", "plot_snr_map"]
+
+
+def plot_frame(
+    frame: npt.ArrayLike,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    cmap: str = "inferno",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    circles_xy: Sequence[tuple[float, float]] | None = None,
+    circle_radius_px: float = 3.0,
+    circle_color: str = "cyan",
+    label: str | None = None,
+) -> Axes:
+    """Show a frame with the origin at the lower left (astronomical convention, y up).
+
+    Parameters
+    ----------
+    frame : ndarray, shape (N, N)
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+    title, cmap, vmin, vmax, colorbar, label
+        Usual matplotlib options (``label`` names the colour bar).
+    circles_xy : sequence of (x, y), optional
+        Positions to circle (e.g. known or injected companions).
+    circle_radius_px : float
+    circle_color : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    arr = np.asarray(frame, dtype=np.float64)
+    if arr.ndim != 2:
+        msg = f"frame must be 2-D; got shape {arr.shape}"
+        raise ValueError(msg)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    image = ax.imshow(arr, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    for x, y in circles_xy or ():
+        ax.add_patch(Circle((x, y), circle_radius_px, fill=False, color=circle_color, lw=1.2))
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
+    if title:
+        ax.set_title(title)
+    ax.set_xlabel("x [px]")
+    ax.set_ylabel("y [px]")
+    return ax
+
+
+def plot_snr_map(
+    snr_map: npt.ArrayLike,
+    *,
+    ax: Axes | None = None,
+    title: str | None = "S/N map",
+    limit: float | None = None,
+    circles_xy: Sequence[tuple[float, float]] | None = None,
+    circle_radius_px: float = 3.0,
+) -> Axes:
+    """Show an S/N map on a symmetric diverging scale (``±limit``, default ``max(5, |S/N|max)``)."""
+    arr = np.asarray(snr_map, dtype=np.float64)
+    lim = float(limit) if limit is not None else max(5.0, float(np.nanmax(np.abs(arr))) if arr.size else 5.0)
+    return plot_frame(
+        arr, ax=ax, title=title, cmap="RdBu_r", vmin=-lim, vmax=lim, circles_xy=circles_xy,
+        circle_radius_px=circle_radius_px, circle_color="black", label="S/N",
+    )

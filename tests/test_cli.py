@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from sodinn.cli import main
+
+
+def test_help_and_version(capsys):
+    assert main([]) == 0
+    assert "demo" in capsys.readouterr().out
+    for cmd in ("demo", "info", "reduce"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([cmd, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: sodinn " + cmd in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+
+
+def test_info_describes_naco(naco_paths, capsys):
+    assert main(["info", str(naco_paths["angles"]), str(naco_paths["psf"])]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["kind"] == "angles" and lines[0]["field_rotation_deg"] == pytest.approx(81.37, abs=0.01)
+    assert 4.6 < lines[1]["fwhm_px"] < 4.9
+
+
+def test_reduce_naco_finds_beta_pic_b(naco_paths, tmp_path, capsys):
+    config = tmp_path / "naco.toml"
+    config.write_text(
+        "[data]\n"
+        f'cube = "{naco_paths["cube"]}"\nangles = "{naco_paths["angles"]}"\npsf = "{naco_paths["psf"]}"\n'
+        "pixel_scale_arcsec = 0.0272\n[reduce]\nmethod = \"annular\"\nncomp = 10\n"
+    )
+    out = tmp_path / "out"
+    assert main(["reduce", "--config", str(config), "--output", str(out), "--quiet"]) == 0
+    assert "annular: S/N map peak" in capsys.readouterr().out
+    smap = fits.getdata(out / "annular_snrmap.fits")
+    py, px = np.unravel_index(np.argmax(smap), smap.shape)
+    assert np.hypot(px - 62, py - 63) < 2.5  # beta Pic b
+    header = fits.getheader(out / "annular_frame.fits")
+    assert header["SODINN FUNCTION"] == "pca_annular" and len(header["SODINN CUBE_SHA256"]) == 64
+    assert (out / "annular_snrmap.png").stat().st_size > 10_000
+    assert "ncomp = 10" in (out / "config.toml").read_text()
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["reduce", "--cube", str(tmp_path / "missing.fits"), "--angles", "a", "--psf", "p"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sodinn reduce: error: FITS file not found") and "\n" not in err
+    assert main(["reduce", "--cube", "c.fits"]) == 2
+    assert "missing input(s): angles, psf" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    assert main(["reduce", "--config", str(bad)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[train]\nepochs = 3\n")
+    assert main(["reduce", "--config", str(unknown)]) == 2
+    assert "unknown section(s) train" in capsys.readouterr().err
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sodinn.cli", "info", str(tmp_path / "nope.fits")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"sodinn info: error: FITS file not found: {tmp_path / 'nope.fits'}; check the path"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "S/N map peak" in out
+    for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits"):
+        assert (tmp_path / name).is_file(), name

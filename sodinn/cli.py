@@ -111,7 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     logger.info("1/3 making a synthetic ADI sequence (seed %d)", args.seed)
     synth = make_adi_sequence(
         n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
-        companions=[(12.0, 50.0, 160.0), (20.0, 200.0, 60.0)], seed=args.seed,
+        companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=args.seed,
     )
     data = out / "data"
     provenance = {"generator": "sodinn.datasets.make_adi_sequence", "seed": args.seed, "config": synth.config}

@@ -19,8 +19,8 @@ noise has the structure that makes exoplanet detection hard:
   slowly, and a low-rank (PCA) model of the sequence leaves real residual speckle noise. The halo
   brightness also fluctuates with the same lifetime (10 % rms, seeing/Strehl variations).
 - **Coronagraph**: star light is multiplied by the radial transmission
-  ``1 - exp(-(r / (0.6 FWHM))^2)``, so the 1-2 FWHM band, not the star's position, is the brightest
-  region. Companions use the off-axis PSF unattenuated.
+  ``1 - exp(-(r / (0.6 FWHM))^2)``, so the ring at about 1 FWHM, not the star's position, is the
+  brightest region. Companions use the off-axis PSF unattenuated.
 - **Field rotation**: parallactic angles go from ``angles_start_deg`` to
   ``angles_start_deg + field_rotation_deg``; with ``rotation_profile="transit"`` the rotation is
   fastest mid-sequence, as for a target crossing the meridian (angles follow ``arctan(2 s)`` for
@@ -209,6 +209,14 @@ def make_adi_sequence(
     ValueError
         If an argument is out of range (e.g. a companion outside the frame), before any work.
 
+    Notes
+    -----
+    With the defaults (a NACO-like sequence) the raw contrast of the star light is about 3e-3 at
+    1-2 FWHM and 1e-4 at 6 FWHM; a companion has S/N about 2 in a 5-component PCA-ADI reduction
+    for a contrast (``flux / star_flux``) of about 1.7e-3 at 1.5 FWHM, 6e-4 at 2.5 FWHM, 1.8e-4 at
+    4 FWHM and 6e-5 at 6 FWHM (medians over 20 seeds), while the highest false peak of the S/N
+    map is typically 3.5-4.
+
     Examples
     --------
     >>> data = make_adi_sequence(n_frames=10, size_px=41, companions=[(10.0, 45.0, 500.0)], seed=0)
@@ -218,76 +226,31 @@ def make_adi_sequence(
     >>> round(c.x_px, 3), round(c.y_px, 3)
     (27.071, 27.071)
     """
-    n = v.check_int(n_frames, name="n_frames", minimum=2)
     size = _check_size(size_px, fwhm_px)
-    fwhm = v.check_real(fwhm_px, name="fwhm_px")
+    fwhm = float(fwhm_px)
     rotation = _check_rotation(field_rotation_deg)
-    start = -rotation / 2 if angles_start_deg is None else v.check_real(angles_start_deg, name="angles_start_deg")
-    profile = v.check_choice(rotation_profile, _ROTATION_PROFILES, name="rotation_profile")
-    table = _check_companions(companions, size, fwhm)
-    eps = _check_fraction(central_obstruction, name="central_obstruction", maximum=0.9)
-    physics = {
+    config: dict[str, Any] = {
+        "n_frames": v.check_int(n_frames, name="n_frames", minimum=2),
+        "size_px": size,
+        "fwhm_px": fwhm,
+        "field_rotation_deg": rotation,
+        "angles_start_deg": (
+            -rotation / 2 if angles_start_deg is None else v.check_real(angles_start_deg, name="angles_start_deg")
+        ),
+        "rotation_profile": v.check_choice(rotation_profile, _ROTATION_PROFILES, name="rotation_profile"),
+        "companions": _check_companions(companions, size, fwhm).tolist(),
         "star_flux": v.check_positive(star_flux, name="star_flux"),
         "halo_contrast": _check_non_negative(halo_contrast, name="halo_contrast"),
         "speckle_static_rad": _check_non_negative(speckle_static_rad, name="speckle_static_rad"),
         "speckle_drift_rad": _check_non_negative(speckle_drift_rad, name="speckle_drift_rad"),
         "speckle_lifetime_frames": v.check_positive(speckle_lifetime_frames, name="speckle_lifetime_frames"),
+        "central_obstruction": _check_fraction(central_obstruction, name="central_obstruction", maximum=0.9),
+        "sky_flux": _check_non_negative(sky_flux, name="sky_flux"),
+        "read_noise": _check_non_negative(read_noise, name="read_noise"),
+        "pixel_scale_arcsec": v.check_positive(pixel_scale_arcsec, name="pixel_scale_arcsec"),
     }
-    sky = _check_non_negative(sky_flux, name="sky_flux")
-    ron = _check_non_negative(read_noise, name="read_noise")
-    scale = v.check_positive(pixel_scale_arcsec, name="pixel_scale_arcsec")
-    rng, seed_value = _make_rng(seed)
-
-    angles = _parallactic_angles(n, start, rotation, profile)
-    psf = airy_psf(fwhm, central_obstruction=eps)
-    star_peak = physics["star_flux"] * float(psf.max())
-    star = _star_light(rng, n_frames=n, size=size, fwhm=fwhm, eps=eps, star_peak=star_peak, **_without(physics, "star_flux"))
-    cube = _detector(rng, star, sky, ron)
-    if len(table):
-        # drawn last, from their own Poisson draws (a sum of Poisson variables is Poisson): the
-        # same seed gives the same star, sky and read noise with or without companions
-        planets = cube_inject_companions(
-            np.zeros_like(cube), psf, angles, sep_px=table[:, 0], theta_deg=table[:, 1], flux=table[:, 2], method="fft"
-        )
-        cube += rng.poisson(np.clip(planets, 0.0, None))  # the Fourier-shifted PSF rings slightly below 0
-
-    config = {
-        "n_frames": n,
-        "size_px": size,
-        "fwhm_px": fwhm,
-        "field_rotation_deg": rotation,
-        "angles_start_deg": start,
-        "rotation_profile": profile,
-        "companions": [[float(x) for x in row] for row in table],
-        **physics,
-        "central_obstruction": eps,
-        "sky_flux": sky,
-        "read_noise": ron,
-        "pixel_scale_arcsec": scale,
-        "seed": seed_value,
-    }
-    cy, cx = frame_center((size, size))
-    injected = tuple(
-        Companion(
-            sep_px=float(sep),
-            theta_deg=float(theta),
-            flux=float(flux),
-            x_px=float(cx + sep * math.cos(math.radians(theta))),
-            y_px=float(cy + sep * math.sin(math.radians(theta))),
-        )
-        for sep, theta, flux in table
-    )
-    for arr in (cube, angles, psf):
-        arr.setflags(write=False)
-    return SyntheticADI(
-        cube=cube,
-        angles_deg=angles,
-        psf=psf,
-        fwhm_px=fwhm,
-        pixel_scale_arcsec=scale,
-        companions=injected,
-        config=config,
-    )
+    rng, config["seed"] = _make_rng(seed)
+    return _simulate(config, rng)
 
 
 def airy_psf(fwhm_px: float, *, size_px: int | None = None, central_obstruction: float = 0.14) -> np.ndarray:
@@ -333,6 +296,59 @@ def airy_psf(fwhm_px: float, *, size_px: int | None = None, central_obstruction:
     yy, xx = np.indices((size, size), dtype=np.float64)
     r = np.hypot(xx - c, yy - c)
     return normalize_psf(_airy_intensity(np.pi * r / lod, eps), fwhm)
+
+
+def _simulate(config: dict[str, Any], rng: np.random.Generator) -> SyntheticADI:
+    """Run the simulation described by a validated ``config``."""
+    n, size, fwhm = config["n_frames"], config["size_px"], config["fwhm_px"]
+    eps = config["central_obstruction"]
+    angles = _parallactic_angles(
+        n, config["angles_start_deg"], config["field_rotation_deg"], config["rotation_profile"]
+    )
+    psf = airy_psf(fwhm, central_obstruction=eps)
+    star = _star_light(
+        rng,
+        n_frames=n,
+        size=size,
+        fwhm=fwhm,
+        eps=eps,
+        star_peak=config["star_flux"] * float(psf.max()),
+        halo_contrast=config["halo_contrast"],
+        static_rad=config["speckle_static_rad"],
+        drift_rad=config["speckle_drift_rad"],
+        lifetime_frames=config["speckle_lifetime_frames"],
+    )
+    cube = _detector(rng, star, config["sky_flux"], config["read_noise"])
+    table = np.array(config["companions"], dtype=np.float64).reshape(-1, 3)
+    if len(table):
+        # their photons are drawn last (a sum of Poisson variables is Poisson): the same seed gives
+        # the same star light, sky and read noise with or without companions
+        planets = cube_inject_companions(
+            np.zeros_like(cube), psf, angles, sep_px=table[:, 0], theta_deg=table[:, 1], flux=table[:, 2]
+        )
+        cube += rng.poisson(np.clip(planets, 0.0, None))  # the Fourier-shifted PSF rings slightly below 0
+    cy, cx = frame_center((size, size))
+    injected = tuple(
+        Companion(
+            sep_px=float(sep),
+            theta_deg=float(theta),
+            flux=float(flux),
+            x_px=float(cx + sep * math.cos(math.radians(theta))),
+            y_px=float(cy + sep * math.sin(math.radians(theta))),
+        )
+        for sep, theta, flux in table
+    )
+    for arr in (cube, angles, psf):
+        arr.setflags(write=False)
+    return SyntheticADI(
+        cube=cube,
+        angles_deg=angles,
+        psf=psf,
+        fwhm_px=fwhm,
+        pixel_scale_arcsec=config["pixel_scale_arcsec"],
+        companions=injected,
+        config=config,
+    )
 
 
 # --- physics ---------------------------------------------------------------------------------
@@ -401,9 +417,9 @@ def _star_light(
     eps: float,
     star_peak: float,
     halo_contrast: float,
-    speckle_static_rad: float,
-    speckle_drift_rad: float,
-    speckle_lifetime_frames: float,
+    static_rad: float,
+    drift_rad: float,
+    lifetime_frames: float,
 ) -> np.ndarray:
     """Noiseless coronagraphic star light, shape (n_frames, size, size), counts."""
     lod = _lambda_over_d_px(fwhm, eps)
@@ -422,7 +438,7 @@ def _star_light(
     transmission = 1.0 - np.exp(-((r / (_MASK_WIDTH_FWHM * fwhm)) ** 2))
     halo = halo_contrast * (1.0 + (r / lod) ** 2) ** (-_SPECKLE_SLOPE / 2)
 
-    rho = math.exp(-1.0 / speckle_lifetime_frames)
+    rho = math.exp(-1.0 / lifetime_frames)
     innov = math.sqrt(1.0 - rho * rho)
     z_static = _complex_normal(rng, filt.shape)
     z_drift = _complex_normal(rng, filt.shape)
@@ -432,7 +448,7 @@ def _star_light(
         if t:
             z_drift = rho * z_drift + innov * _complex_normal(rng, filt.shape)
             jitter = rho * jitter + innov * rng.standard_normal()
-        phase = scipy.fft.irfft2((speckle_static_rad * z_static + speckle_drift_rad * z_drift) * filt, s=(m, m))
+        phase = scipy.fft.irfft2((static_rad * z_static + drift_rad * z_drift) * filt, s=(m, m))
         field = p * np.exp(1j * phase[np.ix_(rows, cols)])
         field -= p * (np.vdot(p, field) / p_norm)  # perfect coronagraph: remove the coherent star
         # 2-D DFT of the support embedded in the m x m grid, evaluated at the frame's pixels only
@@ -555,7 +571,7 @@ def _check_companions(companions: Any, size: int, fwhm: float) -> np.ndarray:
     try:
         table = np.array(companions, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        msg = f"companions must be a sequence of (sep_px, theta_deg, flux) triples of numbers; could not convert ({err})"
+        msg = f"companions must be a sequence of (sep_px, theta_deg, flux) triples of numbers ({err})"
         raise TypeError(msg) from err
     if table.size == 0:
         return np.zeros((0, 3))
@@ -600,6 +616,3 @@ def _make_rng(seed: Any) -> tuple[np.random.Generator, int | None]:
         raise ValueError(msg)
     return np.random.default_rng(int(seed)), int(seed)
 
-
-def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: val for k, val in mapping.items() if k != key}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 __all__ = ["dump_toml", "load_toml"]
 

@@ -606,8 +606,8 @@ def _make_rng(seed: Any) -> tuple[np.random.Generator, int | None]:
     if isinstance(seed, np.random.Generator):
         return seed, None
     if seed is None:
-        entropy = np.random.SeedSequence().entropy
-        return np.random.default_rng(entropy), int(entropy)
+        entropy = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int when drawn
+        return np.random.default_rng(entropy), entropy
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         msg = f"seed must be an int, a numpy.random.Generator or None; got {type(seed).__name__} {seed!r}"
         raise TypeError(msg)

@@ -94,8 +94,8 @@ def cube_derotate(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, *, order: int 
 
     out = np.empty_like(arr)
     for i in range(n):
-        src_y, src_x = _source_coordinates((size, size), angles[i], pixels)
-        out[i] = map_coordinates(arr[i], [src_y, src_x], order=order, mode="grid-constant", cval=0.0).reshape(
+        src_y, src_x = _source_coordinates((size, size), angles[i : i + 1], pixels)
+        out[i] = map_coordinates(arr[i], [src_y[0], src_x[0]], order=order, mode="grid-constant", cval=0.0).reshape(
             size, size
         )
     return out
@@ -107,13 +107,7 @@ def _bilinear_rotate(frames: np.ndarray, angles: np.ndarray, pixels: np.ndarray)
     pad = 2
     padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad)))
     width = size + 2 * pad
-    cy, cx = frame_center((size, size))
-    theta = np.deg2rad(angles)[:, None]
-    cos, sin = np.cos(theta), np.sin(theta)
-    dy = (pixels[:, 0] - cy)[None, :].astype(np.float64)
-    dx = (pixels[:, 1] - cx)[None, :].astype(np.float64)
-    src_x = cx + cos * dx + sin * dy
-    src_y = cy - sin * dx + cos * dy
+    src_y, src_x = _source_coordinates((size, size), angles, pixels)
     x0 = np.floor(src_x)
     y0 = np.floor(src_y)
     fx = src_x - x0
@@ -220,28 +214,25 @@ def derotated_mean_at(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, pixels_yx:
     return DerotationStencil(arr.shape[1:], angles, pixels_yx).mean_of(arr)
 
 
-def _source_coordinates(shape: tuple[int, int], angle_deg: float, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where output pixels read from when the content turns counter-clockwise by ``angle_deg``."""
+def _source_coordinates(
+    shape: tuple[int, int], angles_deg: np.ndarray, pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where output pixels read from when the content turns counter-clockwise by each angle.
+
+    Returns ``(src_y, src_x)``, each of shape ``(n_angles, n_pixels)``.
+    """
     cy, cx = frame_center(shape)
-    theta = np.deg2rad(angle_deg)
+    theta = np.deg2rad(np.atleast_1d(angles_deg))[:, None]
     cos, sin = np.cos(theta), np.sin(theta)
-    dy = pixels[:, 0] - cy
-    dx = pixels[:, 1] - cx
-    src_x = cx + cos * dx + sin * dy
-    src_y = cy - sin * dx + cos * dy
-    return src_y, src_x
+    dy = (pixels[:, 0] - cy)[None, :].astype(np.float64)
+    dx = (pixels[:, 1] - cx)[None, :].astype(np.float64)
+    return cy - sin * dx + cos * dy, cx + cos * dx + sin * dy
 
 
 def _bilinear_stencil(shape: tuple[int, int], angles: np.ndarray, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat source indices and bilinear weights, shape ``(n_angles, n_pixels, 4)`` each."""
     ny, nx = shape
-    cy, cx = frame_center(shape)
-    theta = np.deg2rad(angles)[:, None]
-    cos, sin = np.cos(theta), np.sin(theta)
-    dy = (pixels[:, 0] - cy)[None, :].astype(np.float64)
-    dx = (pixels[:, 1] - cx)[None, :].astype(np.float64)
-    src_x = cx + cos * dx + sin * dy
-    src_y = cy - sin * dx + cos * dy
+    src_y, src_x = _source_coordinates(shape, angles, pixels)
     x0 = np.floor(src_x)
     y0 = np.floor(src_y)
     fx = src_x - x0

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import matplotlib
-import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -6,15 +6,162 @@ and lists of those.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
+from sodinn import _validation as v
 
-__all__ = ["dump_toml", "load_toml"]
+__all__ = ["SampleConfig", "dump_toml", "load_toml"]
+
+_K_POLICIES = ("cevr", "fixed")
+_FLUX_DISTRIBUTIONS = ("uniform", "log-uniform")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Settings of labeled MLAR sample generation (SPEC §2-3). Defaults live here only.
+
+    Attributes
+    ----------
+    patch_px : int
+        Odd patch size P (>= 2 FWHM; the paper used 11 px at FWHM 4.8 px).
+    n_ranks : int
+        K, the number of PCA ranks per sample.
+    k_policy : {"cevr", "fixed"}
+        "cevr": per annulus, K ranks spread from 1 to the first k with CEVR >= ``cevr_threshold``;
+        "fixed": ``k_list`` for every annulus.
+    k_list : tuple of int, optional
+        The ranks of the "fixed" policy (e.g. the paper's (1, 2, 3, 5, 10, 20, 50)).
+    cevr_threshold : float
+    r_in_fwhm : float
+        Inner radius of the first annulus, in FWHM (default 1).
+    r_out_fwhm : float, optional
+        Largest outer radius, in FWHM (default: as far as the widened SVD region fits in the frame).
+    snr_range : (float, float)
+        S/N (annular PCA-ADI, Mawet 2014) of the faintest and brightest injected companions.
+    flux_distribution : {"uniform", "log-uniform"}
+    samples_per_annulus : int, optional
+        Samples of each class per annulus; default: one C- per usable annulus pixel and as many C+.
+    augment : bool
+        Reach ``samples_per_annulus`` beyond the available pixels with augmented C- samples
+        (rotation, sub-pixel shift, mean of two), each from its own random stream.
+    jitter_px : float
+        C+ positions are drawn uniformly within +-jitter_px of a pixel centre.
+    psf_size_px : int, optional
+        Crop of the normalised PSF used for injection (default: 2 ceil(2 FWHM) + 1 px).
+    oracle_ncomp : int
+        Principal components of the annular PCA-ADI used by the S/N oracle.
+    oracle_azimuths : int
+        Injections per annulus and flux level in the S/N oracle.
+    known_sources_xy : tuple of (x, y)
+        Real sources (sky frame, e.g. beta Pic b) kept out of C- patches and injection sites.
+    mask_radius_fwhm : float
+        Radius around known sources that is excluded, in FWHM.
+    seed : int
+        Fixes every random choice.
+    """
+
+    patch_px: int = 11
+    n_ranks: int = 20
+    k_policy: str = "cevr"
+    k_list: tuple[int, ...] | None = None
+    cevr_threshold: float = 0.99
+    r_in_fwhm: float = 1.0
+    r_out_fwhm: float | None = None
+    snr_range: tuple[float, float] = (1.0, 3.0)
+    flux_distribution: str = "uniform"
+    samples_per_annulus: int | None = None
+    augment: bool = False
+    jitter_px: float = 0.5
+    psf_size_px: int | None = None
+    oracle_ncomp: int = 10
+    oracle_azimuths: int = 3
+    known_sources_xy: tuple[tuple[float, float], ...] = ()
+    mask_radius_fwhm: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        p = v.check_int(self.patch_px, name="patch_px", minimum=3)
+        if p % 2 == 0:
+            msg = f"patch_px must be odd so that a patch has a central pixel; got {p}"
+            raise ValueError(msg)
+        v.check_int(self.n_ranks, name="n_ranks", minimum=1)
+        v.check_choice(self.k_policy, _K_POLICIES, name="k_policy")
+        if self.k_policy == "fixed":
+            if not self.k_list:
+                msg = "k_policy='fixed' needs k_list, e.g. k_list=(1, 2, 3, 5, 10, 20)"
+                raise ValueError(msg)
+            ks = [v.check_int(k, name="k_list", minimum=1) for k in self.k_list]
+            if sorted(set(ks)) != ks:
+                msg = f"k_list must be strictly increasing; got {list(self.k_list)}"
+                raise ValueError(msg)
+            if len(ks) != self.n_ranks:
+                msg = f"k_list has {len(ks)} ranks but n_ranks={self.n_ranks}; make them agree"
+                raise ValueError(msg)
+            object.__setattr__(self, "k_list", tuple(ks))
+        thr = v.check_real(self.cevr_threshold, name="cevr_threshold")
+        if not 0 < thr <= 1:
+            msg = f"cevr_threshold must be in (0, 1]; got {thr}"
+            raise ValueError(msg)
+        v.check_positive(self.r_in_fwhm, name="r_in_fwhm")
+        if self.r_out_fwhm is not None and v.check_positive(self.r_out_fwhm, name="r_out_fwhm") <= self.r_in_fwhm:
+            msg = f"r_out_fwhm ({self.r_out_fwhm}) must be larger than r_in_fwhm ({self.r_in_fwhm})"
+            raise ValueError(msg)
+        lo, hi = (v.check_positive(x, name="snr_range") for x in self.snr_range)
+        if not lo < hi:
+            msg = f"snr_range must be (low, high) with low < high; got {tuple(self.snr_range)} (reversed?)"
+            raise ValueError(msg)
+        object.__setattr__(self, "snr_range", (lo, hi))
+        v.check_choice(self.flux_distribution, _FLUX_DISTRIBUTIONS, name="flux_distribution")
+        if self.samples_per_annulus is not None:
+            v.check_int(self.samples_per_annulus, name="samples_per_annulus", minimum=1)
+        j = v.check_real(self.jitter_px, name="jitter_px")
+        if not 0 <= j <= 0.5:
+            msg = f"jitter_px must be in [0, 0.5] so that the companion stays on the patch's central pixel; got {j}"
+            raise ValueError(msg)
+        if self.psf_size_px is not None:
+            v.check_int(self.psf_size_px, name="psf_size_px", minimum=3)
+        v.check_int(self.oracle_ncomp, name="oracle_ncomp", minimum=1)
+        v.check_int(self.oracle_azimuths, name="oracle_azimuths", minimum=1)
+        sources = tuple(
+            tuple(float(c) for c in v.check_positions_xy(xy, name="known_sources_xy")[0]) for xy in self.known_sources_xy
+        )
+        object.__setattr__(self, "known_sources_xy", sources)
+        v.check_positive(self.mask_radius_fwhm, name="mask_radius_fwhm")
+        v.check_int(self.seed, name="seed", minimum=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SampleConfig:
+        """Build from a dict (e.g. a TOML ``[samples]`` table); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            msg = f"unknown sample setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            raise ValueError(msg)
+        kwargs = dict(values)
+        for key in ("k_list", "snr_range"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(kwargs[key])
+        if "known_sources_xy" in kwargs:
+            kwargs["known_sources_xy"] = tuple(tuple(xy) for xy in kwargs["known_sources_xy"])
+        return cls(**kwargs)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: identifies the configuration in files and resumes."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
 
 
 def load_toml(path: str | os.PathLike[str], *, sections: Iterable[str] | None = None) -> dict[str, Any]:

@@ -1,0 +1,502 @@
+"""Labeled MLAR samples (SPEC §2-3): positives with an injected companion, negatives of speckle.
+
+A sample is the ``(K, P, P)`` stack of PCA residual patches at K ranks around one pixel.
+
+- **C- (negatives)**: the real cube, residuals derotated with **-PA** (real companions smeared),
+  one sample per usable pixel of the annulus.
+- **C+ (positives)**: one fake companion (normalised PSF x flux, at a random pixel of the annulus
+  plus a sub-pixel jitter) injected into the cube, the PCA basis recomputed on the injected cube,
+  residuals derotated with **+PA**, patch centred on the companion's pixel.
+
+Fast exact path: only the SVD region of the annulus (the annulus widened by ``ceil(P/2) + 1`` px)
+matters, and only the region pixels that the bilinear derotation of the patch reads. For a region
+matrix ``A`` (n_frames x n_pix, the injected copy for C+), ``A A^T = U diag(lam) U^T`` gives the
+residual at rank k as ``(I - U_k U_k^T) A``; its derotated mean at patch pixel ``p`` is
+``sum_tj w[t,p,j] A[t,q] - cumsum_i sum_tj w[t,p,j] U[t,i] Y[i,q]`` with ``Y = U^T A`` (SPEC §2).
+The ``(t, j)`` sums are one sparse-matrix product per sample. No frame is ever rotated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from sodinn import _validation as v
+from sodinn.config import SampleConfig
+from sodinn.geometry import Annuli, annulus_indices, frame_center, patch_offsets
+from sodinn.injection import companion_stamps
+from sodinn.pca import cevr, k_list_from_cevr
+from sodinn.psf import crop_psf
+from sodinn.rotation import DerotationStencil
+from sodinn.sequence import ADISequence
+
+__all__ = [
+    "AnnulusSamples",
+    "MLARSamples",
+    "annulus_samples",
+    "make_samples",
+    "minmax_normalize",
+    "sample_annuli",
+    "sample_psf",
+]
+
+logger = logging.getLogger(__name__)
+
+_ORACLE_KEY = 1_000_000  # spawn key of the S/N oracle's random stream
+_POS, _NEG, _AUG = 1, 2, 3  # spawn keys of C+ samples, C- subsets and augmented samples
+
+
+@dataclass(frozen=True)
+class AnnulusSamples:
+    """The samples of one annulus (arrays share the first axis).
+
+    Attributes
+    ----------
+    index : int
+        Annulus number in the partition.
+    r_in_px, r_out_px : float
+    ks : ndarray of int, shape (K,)
+        PCA ranks of the slices.
+    flux_range : (float, float)
+        Flux bounds of the C+ companions.
+    samples : ndarray of float32, shape (n, K, P, P)
+        Raw residual patches (normalise with :func:`minmax_normalize`).
+    labels : ndarray of int8
+        1 for C+, 0 for C-.
+    x, y : ndarray of float64
+        Sample position in the sky frame: the injected companion (C+) or the pixel (C-).
+    flux : ndarray of float64
+        Injected flux (0 for C-).
+    group : ndarray of int64
+        Split unit: C+ injection id (>= 0); C- azimuthal sector (< 0); augmented copies share
+        their source's group.
+    augmented : ndarray of bool
+    """
+
+    index: int
+    r_in_px: float
+    r_out_px: float
+    ks: np.ndarray
+    flux_range: tuple[float, float]
+    samples: np.ndarray
+    labels: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    group: np.ndarray
+    augmented: np.ndarray
+
+
+@dataclass(frozen=True)
+class MLARSamples:
+    """A labeled sample set: the annuli's samples in annulus order, plus how they were made."""
+
+    annuli: tuple[AnnulusSamples, ...]
+    config: SampleConfig
+    provenance: dict[str, Any] = field(default_factory=dict)
+    oracle: dict[str, Any] = field(default_factory=dict)
+
+    def _cat(self, name: str) -> np.ndarray:
+        return np.concatenate([getattr(a, name) for a in self.annuli])
+
+    @property
+    def samples(self) -> np.ndarray:
+        """All samples, shape (n, K, P, P), float32."""
+        return self._cat("samples")
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels, shape (n,)."""
+        return self._cat("labels")
+
+    @property
+    def annulus(self) -> np.ndarray:
+        """Annulus index of every sample."""
+        return np.concatenate([np.full(len(a.labels), a.index, dtype=np.int16) for a in self.annuli])
+
+    def __len__(self) -> int:
+        return int(sum(len(a.labels) for a in self.annuli))
+
+
+def minmax_normalize(samples: np.ndarray) -> np.ndarray:
+    """Scale every k-slice of every sample to [0, 1] by its true min and max; constant slices -> 0."""
+    arr = np.asarray(samples, dtype=np.float32)
+    lo = arr.min(axis=(-2, -1), keepdims=True)
+    span = arr.max(axis=(-2, -1), keepdims=True) - lo
+    return np.where(span > 0, (arr - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
+
+
+def sample_psf(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
+    """The normalised PSF used for injections, cropped to ``config.psf_size_px`` (default ~4 FWHM)."""
+    psf = sequence.psf_normalized
+    size = config.psf_size_px or 2 * math.ceil(2 * sequence.fwhm_px) + 1
+    if (psf.shape[0] - size) % 2:
+        size += 1
+    return crop_psf(psf, min(size, psf.shape[0])) if size < psf.shape[0] else psf
+
+
+def sample_annuli(sequence: ADISequence, config: SampleConfig) -> Annuli:
+    """The 1-FWHM annuli of sample generation and prediction (SPEC §3).
+
+    From ``r_in_fwhm`` FWHM outwards, as far as the SVD region widened by ``ceil(P/2) + 1`` px stays
+    inside the frame (or ``r_out_fwhm``).
+
+    Raises
+    ------
+    ValueError
+        If the patch is smaller than 2 FWHM or no annulus fits.
+    """
+    fwhm = sequence.fwhm_px
+    if config.patch_px < 2 * fwhm:
+        msg = (
+            f"patch_px={config.patch_px} is smaller than 2 FWHM ({2 * fwhm:.1f} px); "
+            f"use an odd patch of at least {2 * math.ceil(fwhm) + 1} px"
+        )
+        raise ValueError(msg)
+    margin = math.ceil(config.patch_px / 2) + 1
+    limit = sequence.frame_size // 2 - margin
+    if config.r_out_fwhm is not None:
+        if config.r_out_fwhm * fwhm > limit:
+            msg = (
+                f"r_out_fwhm={config.r_out_fwhm} ({config.r_out_fwhm * fwhm:.1f} px) puts the widened SVD region outside "
+                f"the frame; at most {limit / fwhm:.2f} FWHM with patch_px={config.patch_px}"
+            )
+            raise ValueError(msg)
+        limit = config.r_out_fwhm * fwhm
+    r_in = config.r_in_fwhm * fwhm
+    n = int(math.floor((limit - r_in) / fwhm + 1e-9))
+    if n < 1:
+        msg = (
+            f"no 1-FWHM annulus fits between {r_in:.1f} px and {limit:.1f} px in {sequence.frame_size}x{sequence.frame_size} "
+            f"px frames with patch_px={config.patch_px}; lower r_in_fwhm or patch_px"
+        )
+        raise ValueError(msg)
+    return Annuli(shape=(sequence.frame_size, sequence.frame_size), edges_px=r_in + fwhm * np.arange(n + 1))
+
+
+class _AnnulusOperator:
+    """Everything one annulus needs: region matrix, ranks, derotation stencils over its patches."""
+
+    def __init__(self, cube: np.ndarray, angles: np.ndarray, r_in: float, r_out: float, config: SampleConfig,
+                 usable: np.ndarray) -> None:
+        n, size, _ = cube.shape
+        self.n_frames, self.size = n, size
+        p = config.patch_px
+        margin = math.ceil(p / 2) + 1
+        lo, hi = max(0.0, r_in - margin), r_out + margin
+        self.region = annulus_indices(cube.shape, lo, hi - lo)
+        yy, xx = self.region
+        self.n_reg = yy.size
+        self.m_ext = np.zeros((n, self.n_reg + 1))
+        self.m_ext[:, : self.n_reg] = cube[:, yy, xx]
+        self.lookup = np.full(size * size, self.n_reg, dtype=np.int64)
+        self.lookup[yy * size + xx] = np.arange(self.n_reg)
+        if config.k_policy == "fixed":
+            self.ks = np.asarray(config.k_list, dtype=np.int64)
+            if self.ks[-1] > n:
+                msg = f"k_list goes up to {self.ks[-1]} but the sequence has only {n} frames; lower k_list"
+                raise ValueError(msg)
+        else:
+            self.ks = k_list_from_cevr(cevr(self.m_ext[:, : self.n_reg], standardize=True), config.n_ranks,
+                                       threshold=config.cevr_threshold)
+        self.k_max = int(self.ks[-1])
+        # candidate centres and the union of their patch pixels
+        cy, cx = frame_center(cube.shape)
+        ay, ax = annulus_indices(cube.shape, r_in, r_out - r_in)
+        self.centers = np.column_stack([ay, ax])
+        self.usable = usable[ay, ax]
+        dy, dx = patch_offsets(p)
+        flat = ((ay[:, None] + dy) * size + (ax[:, None] + dx))
+        self.union, inverse = np.unique(flat, return_inverse=True)
+        self.patch_rows = inverse.reshape(flat.shape)
+        self.patch_px = p
+        pixels = np.column_stack([self.union // size, self.union % size])
+        self.plus = self._stencil(angles, pixels)
+        self.minus = self._stencil(-angles, pixels)
+
+    def _stencil(self, angles: np.ndarray, pixels: np.ndarray) -> dict[str, Any]:
+        st = DerotationStencil((self.size, self.size), angles, pixels)
+        cols = self.lookup[st.index]  # (n, n_union, 4) region columns, n_reg = outside the region (zero)
+        w = np.where(cols < self.n_reg, st.weight, 0.0)
+        n, n_u, _ = cols.shape
+        # CSR with rows ordered (union pixel, frame): a patch's rows are whole blocks
+        rows = np.broadcast_to(np.arange(n_u)[None, :, None] * n + np.arange(n)[:, None, None], cols.shape)
+        matrix = sp.csr_matrix((w.ravel(), (rows.ravel(), cols.ravel())), shape=(n_u * n, self.n_reg + 1))
+        return {"cols": cols, "w": w, "csr": matrix}
+
+    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: dict[str, Any], rows: np.ndarray | None) -> np.ndarray:
+        """Derotated mean residuals at ranks ``ks``, shape (K, n_pixels), for union ``rows`` (None: all)."""
+        n = self.n_frames
+        if rows is None:
+            cols, w, csr = stencil["cols"], stencil["w"], stencil["csr"]
+        else:
+            cols, w = stencil["cols"][:, rows], stencil["w"][:, rows]
+            csr = stencil["csr"][(rows[:, None] * n + np.arange(n)[None, :]).ravel()]
+        t_idx = np.arange(n)[:, None, None]
+        mean = np.einsum("tpj,tpj->p", a_ext[t_idx, cols], w)
+        yt = a_ext.T @ u  # (n_reg + 1, k): Y^T; the zero column stays zero
+        z = (csr @ yt).reshape(cols.shape[1], n, u.shape[1])
+        per_comp = np.einsum("ptk,tk->kp", z, u)
+        return mean[None, :] - np.cumsum(per_comp, axis=0)[self.ks - 1]
+
+    def basis(self, a_ext: np.ndarray) -> np.ndarray:
+        """Top ``k_max`` left singular vectors of the region matrix (float64 Gram eigen-decomposition)."""
+        a = a_ext[:, : self.n_reg]
+        lam, u = np.linalg.eigh(a @ a.T)
+        return u[:, ::-1][:, : self.k_max]
+
+    def patches(self, values: np.ndarray, centre_idx: np.ndarray) -> np.ndarray:
+        """Cut (K, n_union) values into (n, K, P, P) patches around the given centres."""
+        p = self.patch_px
+        out = values[:, self.patch_rows[centre_idx]]  # (K, n, P*P)
+        return np.moveaxis(out, 1, 0).reshape(len(centre_idx), len(self.ks), p, p)
+
+    def injected(self, stamps: Any, flux: float) -> np.ndarray:
+        """The region matrix (with its zero column) of the cube plus ``flux`` x the companion stamps."""
+        n, size = self.n_frames, self.size
+        p = stamps.stamps.shape[-1]
+        fy = stamps.y0[:, None, None] + np.arange(p)[None, :, None]
+        fx = stamps.x0[:, None, None] + np.arange(p)[None, None, :]
+        inside = (fy >= 0) & (fy < size) & (fx >= 0) & (fx < size)
+        col = np.where(inside, self.lookup[np.where(inside, fy * size + fx, 0)], self.n_reg)
+        flat = (np.arange(n)[:, None, None] * (self.n_reg + 1) + col).ravel()
+        add = np.bincount(flat, weights=(flux * stamps.stamps).ravel(), minlength=n * (self.n_reg + 1))
+        a_ext = self.m_ext + add.reshape(n, self.n_reg + 1)
+        a_ext[:, self.n_reg] = 0.0
+        return a_ext
+
+
+def annulus_samples(
+    sequence: ADISequence,
+    config: SampleConfig,
+    index: int,
+    r_in_px: float,
+    r_out_px: float,
+    flux_range: tuple[float, float],
+    *,
+    psf: np.ndarray | None = None,
+) -> AnnulusSamples:
+    """C+ and C- samples of one annulus (balanced), deterministic from ``config.seed`` and ``index``."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _annulus_samples(sequence, config, index, r_in_px, r_out_px, flux_range, psf)
+
+
+def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> AnnulusSamples:
+    cube = np.asarray(sequence.cube)
+    angles = sequence.angles_deg
+    psf = sample_psf(sequence, config) if psf is None else psf
+    usable = _usable_mask(sequence, config)
+    op = _AnnulusOperator(cube, angles, r_in, r_out, config, usable)
+    cy, cx = frame_center(cube.shape)
+    centres = np.nonzero(op.usable)[0]
+    if centres.size == 0:
+        msg = f"annulus {index} ({r_in:.1f}-{r_out:.1f} px) has no pixel left after masking known sources"
+        raise ValueError(msg)
+    ss = np.random.SeedSequence(config.seed, spawn_key=(index,))
+
+    # ---- C-: every usable pixel, residuals derotated with -PA
+    u = op.basis(op.m_ext)
+    neg_values = op.residual_means(op.m_ext, u, op.minus, None)
+    target = config.samples_per_annulus or centres.size
+    rng_neg = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _NEG)))
+    neg_idx = np.sort(rng_neg.choice(centres, target, replace=False)) if target < centres.size else centres
+    neg = op.patches(neg_values, neg_idx)
+    ny, nx = op.centers[neg_idx, 0].astype(np.float64), op.centers[neg_idx, 1].astype(np.float64)
+    n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))
+    sector = (np.floor((np.degrees(np.arctan2(ny - cy, nx - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
+    neg_group = -(index * 10_000 + sector + 1)
+    neg_aug = np.zeros(len(neg_idx), dtype=bool)
+    if target > len(neg_idx):
+        if not config.augment:
+            logger.warning("annulus %d: %d usable pixels < samples_per_annulus=%d; set augment=true to fill",
+                           index, len(neg_idx), target)
+        else:
+            extra = _augment(neg, neg_group, target - len(neg_idx), config.seed, index)
+            neg = np.concatenate([neg, extra[0]])
+            ny, nx = np.r_[ny, ny[extra[1]]], np.r_[nx, nx[extra[1]]]
+            neg_group = np.r_[neg_group, neg_group[extra[1]]]
+            neg_aug = np.r_[neg_aug, np.ones(len(extra[1]), dtype=bool)]
+    n_pos = len(neg)
+
+    # ---- C+: one injection per sample, basis recomputed on the injected region
+    pos = np.empty((n_pos, len(op.ks), op.patch_px, op.patch_px))
+    px_, py_, flux = np.empty(n_pos), np.empty(n_pos), np.empty(n_pos)
+    lo, hi = flux_range
+    for i in range(n_pos):
+        rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _POS, i)))
+        c = int(rng.choice(centres))
+        jx, jy = rng.uniform(-config.jitter_px, config.jitter_px, 2)
+        f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        x = op.centers[c, 1] + jx
+        y = op.centers[c, 0] + jy
+        sep, theta = math.hypot(x - cx, y - cy), math.degrees(math.atan2(y - cy, x - cx))
+        stamps = companion_stamps(cube.shape, psf, angles, sep, theta)
+        a_ext = op.injected(stamps, f)
+        values = op.residual_means(a_ext, op.basis(a_ext), op.plus, op.patch_rows[c])
+        pos[i] = values.reshape(len(op.ks), op.patch_px, op.patch_px)
+        px_[i], py_[i], flux[i] = x, y, f
+    samples = np.concatenate([pos, neg]).astype(np.float32)
+    labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(len(neg), dtype=np.int8)]
+    return AnnulusSamples(
+        index=index, r_in_px=float(r_in), r_out_px=float(r_out), ks=op.ks, flux_range=(float(lo), float(hi)),
+        samples=samples, labels=labels, x=np.r_[px_, nx], y=np.r_[py_, ny], flux=np.r_[flux, np.zeros(len(neg))],
+        group=np.r_[index * 1_000_000 + np.arange(n_pos, dtype=np.int64), neg_group].astype(np.int64),
+        augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
+    )
+
+
+def _usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
+    """Pixels allowed as sample centres: away from known sources."""
+    size = sequence.frame_size
+    yy, xx = np.indices((size, size))
+    ok = np.ones((size, size), dtype=bool)
+    radius = config.mask_radius_fwhm * sequence.fwhm_px
+    for sx, sy in config.known_sources_xy:
+        ok &= np.hypot(xx - sx, yy - sy) > radius
+    return ok
+
+
+def _augment(samples: np.ndarray, groups: np.ndarray, count: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` augmented samples: random rotation, sub-pixel shift or mean of two of the same group.
+
+    Each augmented sample draws from its own stream (spawn key ``(index, _AUG, j)``), so the result
+    does not depend on order or batching. Returns the samples and the index of each one's source.
+    """
+    from scipy.ndimage import rotate, shift
+
+    out = np.empty((count, *samples.shape[1:]))
+    source = np.empty(count, dtype=np.int64)
+    for j in range(count):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, _AUG, j)))
+        s = int(rng.integers(len(samples)))
+        kind = int(rng.integers(3))
+        if kind == 0:
+            angle = float(rng.uniform(0, 360))
+            out[j] = rotate(samples[s], angle, axes=(-1, -2), reshape=False, order=1, mode="nearest")
+        elif kind == 1:
+            dy, dx = rng.uniform(-0.5, 0.5, 2)
+            out[j] = shift(samples[s], (0.0, dy, dx), order=1, mode="nearest")
+        else:
+            mates = np.nonzero(groups == groups[s])[0]
+            other = int(rng.choice(mates))
+            out[j] = 0.5 * (samples[s] + samples[other])
+        source[j] = s
+    return out, source
+
+
+def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli, psf: np.ndarray) -> dict[str, Any]:
+    """Run the S/N oracle at the annulus centres; return its table (JSON-able) with the flux ranges."""
+    from sodinn.flux import FluxRangeEstimator
+
+    radii = 0.5 * (annuli.r_in_px + annuli.r_out_px)
+    est = FluxRangeEstimator(
+        config.snr_range, ncomp=min(config.oracle_ncomp, sequence.n_frames - 2), n_azimuths=config.oracle_azimuths,
+        rng=np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(_ORACLE_KEY,))),
+    ).fit(
+        sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii,
+        exclude_xy=config.known_sources_xy, exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px,
+    )
+    return {
+        "radii_px": radii.tolist(),
+        "flux_range": est.flux_range_.tolist(),
+        "fluxes": est.fluxes_.tolist(),
+        "snrs": est.snrs_.tolist(),
+        "snr_curve": est.snr_curve_.tolist(),
+        "noise_px": est.noise_px_.tolist(),
+    }
+
+
+def make_samples(
+    sequence: ADISequence,
+    config: SampleConfig | None = None,
+    *,
+    flux_ranges: np.ndarray | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> MLARSamples:
+    """Generate the labeled sample set of a sequence, in memory.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig, optional
+    flux_ranges : ndarray, shape (n_annuli, 2), optional
+        Skip the S/N oracle and use these flux bounds.
+    n_jobs : int, optional
+        Worker processes over annuli (default: all cores). Results do not depend on it.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    MLARSamples
+
+    See Also
+    --------
+    sodinn.store.generate_sample_file : the same, written to HDF5, atomically and resumably.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or SampleConfig()
+    if not isinstance(sequence, ADISequence):
+        msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"
+        raise TypeError(msg)
+    annuli = sample_annuli(sequence, config)
+    _check_ranks(sequence, config)
+    psf = sample_psf(sequence, config)
+    oracle: dict[str, Any] = {}
+    if flux_ranges is None:
+        oracle = fit_flux_ranges(sequence, config, annuli, psf)
+        flux_ranges = np.asarray(oracle["flux_range"])
+    flux_ranges = np.asarray(flux_ranges, dtype=np.float64)
+    if flux_ranges.shape != (len(annuli), 2) or np.any(flux_ranges <= 0) or np.any(flux_ranges[:, 0] > flux_ranges[:, 1]):
+        msg = f"flux_ranges must be an ({len(annuli)}, 2) array of positive (low, high) fluxes; got shape {flux_ranges.shape}"
+        raise ValueError(msg)
+    jobs = [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(flux_ranges[i]), psf)
+            for i in range(len(annuli))]
+    results = list(tqdm(_map(jobs, n_jobs), total=len(jobs), desc="annuli", disable=not progress, unit="annulus"))
+    return MLARSamples(annuli=tuple(results), config=config, provenance=_provenance(sequence, config), oracle=oracle)
+
+
+def _check_ranks(sequence: ADISequence, config: SampleConfig) -> None:
+    if config.n_ranks > sequence.n_frames - 1:
+        msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
+        raise ValueError(msg)
+
+
+def _run(job: tuple) -> AnnulusSamples:
+    sequence, config, i, r_in, r_out, fr, psf = job
+    return annulus_samples(sequence, config, i, r_in, r_out, fr, psf=psf)
+
+
+def _map(jobs: list[tuple], n_jobs: int | None):
+    workers = min(len(jobs), n_jobs or os.cpu_count() or 1)
+    if workers <= 1:
+        yield from map(_run, jobs)
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(_run, jobs)
+
+
+def _provenance(sequence: ADISequence, config: SampleConfig) -> dict[str, Any]:
+    from sodinn import __version__
+
+    return {
+        "sodinn_version": __version__,
+        "config_sha256": config.digest(),
+        "seed": config.seed,
+        "sequence": sequence.describe(),
+    }
+
+
+_ = v  # validation helpers are used through SampleConfig

@@ -44,6 +44,7 @@ __all__ = [
     "annulus_samples",
     "make_samples",
     "minmax_normalize",
+    "positive_samples",
     "sample_annuli",
     "sample_psf",
 ]
@@ -296,7 +297,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     usable = _usable_mask(sequence, config)
     op = _AnnulusOperator(cube, angles, r_in, r_out, config, usable)
     cy, cx = frame_center(cube.shape)
-    centres = np.nonzero(op.usable)[0]
+    centres = np.nonzero(op.usable)[0]  # rows of op.centers
     if centres.size == 0:
         msg = f"annulus {index} ({r_in:.1f}-{r_out:.1f} px) has no pixel left after masking known sources"
         raise ValueError(msg)
@@ -327,7 +328,6 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     n_pos = len(neg)
 
     # ---- C+: one injection per sample, basis recomputed on the injected region
-    pos = np.empty((n_pos, len(op.ks), op.patch_px, op.patch_px))
     px_, py_, flux = np.empty(n_pos), np.empty(n_pos), np.empty(n_pos)
     lo, hi = flux_range
     for i in range(n_pos):
@@ -335,14 +335,8 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         c = int(rng.choice(centres))
         jx, jy = rng.uniform(-config.jitter_px, config.jitter_px, 2)
         f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        x = op.centers[c, 1] + jx
-        y = op.centers[c, 0] + jy
-        sep, theta = math.hypot(x - cx, y - cy), math.degrees(math.atan2(y - cy, x - cx))
-        stamps = companion_stamps(cube.shape, psf, angles, sep, theta)
-        a_ext = op.injected(stamps, f)
-        values = op.residual_means(a_ext, op.basis(a_ext), op.plus, op.patch_rows[c])
-        pos[i] = values.reshape(len(op.ks), op.patch_px, op.patch_px)
-        px_[i], py_[i], flux[i] = x, y, f
+        px_[i], py_[i], flux[i] = op.centers[c, 1] + jx, op.centers[c, 0] + jy, f
+    pos = _positives(op, cube, angles, psf, px_, py_, flux)
     samples = np.concatenate([pos, neg]).astype(np.float32)
     labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(len(neg), dtype=np.int8)]
     return AnnulusSamples(
@@ -351,6 +345,50 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         group=np.r_[index * 1_000_000 + np.arange(n_pos, dtype=np.int64), neg_group].astype(np.int64),
         augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
     )
+
+
+def _positives(op: _AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: np.ndarray,
+               x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> np.ndarray:
+    """C+ samples for companions at sky positions (x, y) with the given fluxes: (n, K, P, P) float64."""
+    cy, cx = frame_center(cube.shape)
+    size = cube.shape[-1]
+    row_of = {int(c[0]) * size + int(c[1]): i for i, c in enumerate(op.centers)}
+    out = np.empty((len(x), len(op.ks), op.patch_px, op.patch_px))
+    for i in range(len(x)):
+        c = row_of.get(int(round(y[i])) * size + int(round(x[i])))
+        if c is None:
+            msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
+            raise ValueError(msg)
+        sep, theta = math.hypot(x[i] - cx, y[i] - cy), math.degrees(math.atan2(y[i] - cy, x[i] - cx))
+        stamps = companion_stamps(cube.shape, psf, angles, sep, theta)
+        a_ext = op.injected(stamps, float(flux[i]))
+        values = op.residual_means(a_ext, op.basis(a_ext), op.plus, op.patch_rows[c])
+        out[i] = values.reshape(len(op.ks), op.patch_px, op.patch_px)
+    return out
+
+
+def positive_samples(
+    sequence: ADISequence,
+    config: SampleConfig,
+    r_in_px: float,
+    r_out_px: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    *,
+    psf: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """C+ samples for companions at given sky positions and fluxes in the annulus ``[r_in, r_out)``.
+
+    Returns the samples ``(n, K, P, P)`` (float64) and the ranks ``ks``. The patch of each sample is
+    centred on the pixel nearest to its companion, which must lie in the annulus.
+    """
+    x, y, flux = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (x, y, flux))
+    cube = np.asarray(sequence.cube)
+    psf = sample_psf(sequence, config) if psf is None else psf
+    with threadpool_limits(limits=1, user_api="blas"):
+        op = _AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
+        return _positives(op, cube, sequence.angles_deg, psf, x, y, flux), op.ks
 
 
 def _usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:

@@ -42,3 +42,96 @@ def test_fast_path_equals_slow_path_on_synthetic(synthetic):
     cfg = SampleConfig(patch_px=9, n_ranks=8, samples_per_annulus=5, seed=2)
     edges = sample_annuli(synthetic, cfg).edges_px
     _check_against_slow_path(synthetic, cfg, 0, edges[0], edges[1], (50.0, 500.0), _picks)
+
+
+def _small_config(**kw):
+    base = dict(patch_px=9, n_ranks=6, samples_per_annulus=12, seed=5, oracle_azimuths=1)
+    base.update(kw)
+    return SampleConfig(**base)
+
+
+def test_naco_sample_set_shows_companions_and_self_subtraction(naco):
+    cfg = SampleConfig(samples_per_annulus=40, known_sources_xy=((62, 63),), r_out_fwhm=4.0, seed=0)
+    ranges = np.array([[800.0, 2000.0], [150.0, 400.0], [80.0, 240.0]])
+    data = make_samples(naco, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
+    x, labels = data.samples, data.labels
+    assert x.shape == (240, 20, 11, 11) and labels.sum() == 120  # balanced per annulus
+    centre = x[:, :, 5, 5]
+    pos, neg = centre[labels == 1].mean(axis=0), centre[labels == 0].mean(axis=0)
+    assert pos[0] > neg[0] + 3 * centre[labels == 0, 0].std() / np.sqrt(120)  # C+ centre brighter at small k
+    assert pos[0] > pos[-1] and pos[1] > pos[-1]  # the C+ signal fades as k grows (self-subtraction)
+    assert np.corrcoef(np.arange(20), pos)[0, 1] < -0.8
+    assert abs(neg.mean()) < pos[0] / 3
+
+
+def test_known_sources_are_masked(naco):
+    cfg = SampleConfig(samples_per_annulus=None, known_sources_xy=((62, 63),), r_in_fwhm=3.0, r_out_fwhm=4.0)
+    got = annulus_samples(naco, cfg, 0, 3 * naco.fwhm_px, 4 * naco.fwhm_px, (100.0, 200.0))
+    d = np.hypot(got.x - 62, got.y - 63)
+    assert d.min() > cfg.mask_radius_fwhm * naco.fwhm_px - 0.75
+    assert (got.labels == 0).sum() == (got.labels == 1).sum()
+
+
+def test_determinism_and_workers(synthetic):
+    cfg = _small_config()
+    ranges = np.array([[100.0, 400.0]] * len(sample_annuli(synthetic, cfg)))
+    a = make_samples(synthetic, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
+    b = make_samples(synthetic, cfg, flux_ranges=ranges, n_jobs=2, progress=False)
+    c = make_samples(synthetic, _small_config(seed=6), flux_ranges=ranges, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.samples, c.samples)
+
+
+def test_groups_and_augmentation(synthetic):
+    cfg = _small_config(samples_per_annulus=None)
+    n_pix = len(annulus_samples(synthetic, cfg, 0, 4.0, 8.0, (100.0, 300.0)).labels) // 2
+    cfg = _small_config(samples_per_annulus=n_pix + 25, augment=True)
+    got = annulus_samples(synthetic, cfg, 0, 4.0, 8.0, (100.0, 300.0))
+    again = annulus_samples(synthetic, cfg, 0, 4.0, 8.0, (100.0, 300.0))
+    np.testing.assert_array_equal(got.samples, again.samples)
+    assert got.augmented.sum() == 25 and not got.augmented[got.labels == 1].any()
+    pos_groups = got.group[got.labels == 1]
+    assert len(np.unique(pos_groups)) == len(pos_groups) and (pos_groups >= 0).all()
+    neg_groups = got.group[got.labels == 0]
+    assert (neg_groups < 0).all() and 1 < len(np.unique(neg_groups)) < len(neg_groups)
+    assert set(got.group[got.augmented]) <= set(got.group[(got.labels == 0) & ~got.augmented])
+    assert (got.labels == 1).sum() == (got.labels == 0).sum()
+
+
+def test_minmax_normalize():
+    x = np.stack([np.arange(9.0).reshape(3, 3), np.full((3, 3), 4.0)])[None]
+    out = minmax_normalize(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[0, 0], np.arange(9.0).reshape(3, 3) / 8)
+    np.testing.assert_array_equal(out[0, 1], 0)
+    shifted = minmax_normalize(x - 100)  # the 2019 code's x + |min| was wrong for negative minima
+    np.testing.assert_allclose(shifted, out)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(patch_px=10), "patch_px must be odd"),
+        (dict(snr_range=(3.0, 1.0)), "reversed"),
+        (dict(k_policy="fixed", k_list=(1, 5, 3), n_ranks=3), "strictly increasing"),
+        (dict(jitter_px=0.8), "jitter_px must be in"),
+        (dict(flux_distribution="normal"), "flux_distribution must be one of"),
+    ],
+)
+def test_bad_configuration(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SampleConfig(**kwargs)
+
+
+def test_bad_configuration_for_the_data(synthetic):
+    with pytest.raises(ValueError, match="smaller than 2 FWHM"):
+        make_samples(synthetic, SampleConfig(patch_px=5), progress=False)
+    with pytest.raises(ValueError, match="n_ranks=30 needs more frames"):
+        make_samples(synthetic, SampleConfig(patch_px=9, n_ranks=30), progress=False)
+    with pytest.raises(ValueError, match="outside the frame"):
+        make_samples(synthetic, SampleConfig(patch_px=9, r_out_fwhm=10.0), progress=False)
+    with pytest.raises(ValueError, match="no 1-FWHM annulus fits"):
+        make_samples(synthetic, SampleConfig(patch_px=21, r_in_fwhm=4.0), progress=False)
+    with pytest.raises(TypeError, match="must be an ADISequence"):
+        make_samples(np.zeros((3, 9, 9)), progress=False)

@@ -85,16 +85,29 @@ def _build_parser() -> argparse.ArgumentParser:
         "final frame, its S/N map (FITS) and a figure. Inputs come from --config (TOML, [data] and [reduce] "
         "tables) and/or flags; flags win.",
     )
-    reduce.add_argument("--config", "-c", help="TOML configuration (see configs/)")
-    reduce.add_argument("--cube", help="FITS cube (n_frames, N, N)")
-    reduce.add_argument("--angles", help="FITS parallactic angles, degrees")
-    reduce.add_argument("--psf", help="FITS off-axis PSF")
-    reduce.add_argument("--fwhm", type=float, help="PSF FWHM in px (default: 2-D Gaussian fit of the PSF)")
-    reduce.add_argument("--pixel-scale", type=float, help="arcsec per pixel")
+    _add_data_options(reduce)
     reduce.add_argument("--method", choices=_METHODS, help="reduction (default: annular)")
     reduce.add_argument("--ncomp", type=int, help="principal components (default: 10)")
     reduce.add_argument("--output", "-o", help="output folder (default: reduce_output)")
     reduce.set_defaults(func=_cmd_reduce)
+
+    samples = sub.add_parser(
+        "samples", parents=[common], help="generate labeled MLAR samples (HDF5) from an ADI sequence",
+        description="Generate balanced C+/C- samples (PCA residual patches at K ranks) for every 1-FWHM annulus "
+        "and write them to an HDF5 file. Settings come from the [samples] table of --config and the flags. "
+        "An interrupted run resumes where it stopped.",
+    )
+    _add_data_options(samples)
+    samples.add_argument("--output", "-o", help="HDF5 file to write (default: samples.h5)")
+    samples.add_argument("--patch", type=int, help="patch size P, odd (default 11)")
+    samples.add_argument("--ranks", type=int, help="number of PCA ranks K (default 20)")
+    samples.add_argument("--per-annulus", type=int, help="samples of each class per annulus (default: one per pixel)")
+    samples.add_argument("--mask", type=float, nargs=2, action="append", metavar=("X", "Y"),
+                         help="a known source to keep out of the samples (repeatable)")
+    samples.add_argument("--seed", type=int, help="random seed (default 0)")
+    samples.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    samples.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming")
+    samples.set_defaults(func=_cmd_samples)
     return parser
 
 
@@ -175,17 +188,32 @@ def _cmd_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- reduce
 
 
-def _cmd_reduce(args: argparse.Namespace) -> int:
+_SECTIONS = ("data", "reduce", "samples")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="TOML configuration (see configs/); flags override it")
+    parser.add_argument("--cube", help="FITS cube (n_frames, N, N)")
+    parser.add_argument("--angles", help="FITS parallactic angles, degrees")
+    parser.add_argument("--psf", help="FITS off-axis PSF")
+    parser.add_argument("--fwhm", type=float, help="PSF FWHM in px (default: 2-D Gaussian fit of the PSF)")
+    parser.add_argument("--pixel-scale", type=float, help="arcsec per pixel")
+
+
+def _load_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The TOML configuration (empty without --config) and the folder its relative paths start from."""
     from sodinn.config import load_toml
+
+    if not args.config:
+        return {}, Path.cwd()
+    return load_toml(args.config, sections=_SECTIONS), Path(args.config).resolve().parent
+
+
+def _load_sequence(args: argparse.Namespace, cfg: dict[str, Any], base: Path) -> tuple[Any, dict[str, Any]]:
+    """The ADISequence named by --config [data] and the flags, and the effective [data] table."""
     from sodinn.sequence import ADISequence
 
-    cfg: dict[str, Any] = {"data": {}, "reduce": {}}
-    base = Path.cwd()
-    if args.config:
-        cfg = load_toml(args.config, sections=("data", "reduce"))
-        base = Path(args.config).resolve().parent
     data = dict(cfg.get("data", {}))
-    red = dict(cfg.get("reduce", {}))
     for key, value in (("cube", args.cube), ("angles", args.angles), ("psf", args.psf)):
         if value is not None:
             data[key] = str(Path(value).resolve())
@@ -193,34 +221,72 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
         data["fwhm_px"] = args.fwhm
     if args.pixel_scale is not None:
         data["pixel_scale_arcsec"] = args.pixel_scale
-    for key, value in (("method", args.method), ("ncomp", args.ncomp), ("output", args.output)):
-        if value is not None:
-            red[key] = value
     missing = [k for k in ("cube", "angles", "psf") if k not in data]
     if missing:
         msg = f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE or a --config with a [data] table"
-        raise UserError(msg)
-    method = red.get("method", "annular")
-    if method not in _METHODS:
-        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
         raise UserError(msg)
     paths = {k: (base / data[k]).resolve() for k in ("cube", "angles", "psf")}
     seq = ADISequence.from_fits(
         paths["cube"], paths["angles"], paths["psf"],
         fwhm_px=data.get("fwhm_px"), pixel_scale_arcsec=data.get("pixel_scale_arcsec"),
     )
-    out = Path(red.get("output", "reduce_output"))
-    if not out.is_absolute() and args.config and "output" in cfg.get("reduce", {}) and args.output is None:
-        out = base / out
     logger.info("%s: %d frames of %dx%d px, FWHM %.2f px", paths["cube"].name, seq.n_frames, seq.frame_size,
                 seq.frame_size, seq.fwhm_px)
-    effective = {"data": {**data, **{k: str(v) for k, v in paths.items()}}, "reduce": {**red, "method": method}}
-    results = _reduce(seq, [method], ncomp=int(red.get("ncomp", 10)), out=out, extra_provenance={"config": effective})
+    return seq, {**data, **{k: str(v) for k, v in paths.items()}}
+
+
+def _output_path(value: str | None, cfg_value: str | None, base: Path, default: str) -> Path:
+    """A flag is relative to the working folder; a configuration's value to the configuration's folder."""
+    if value is not None:
+        return Path(value)
+    if cfg_value is not None:
+        return base / cfg_value
+    return Path(default)
+
+
+def _cmd_reduce(args: argparse.Namespace) -> int:
     from sodinn.config import dump_toml
 
+    cfg, base = _load_config(args)
+    red = dict(cfg.get("reduce", {}))
+    for key, value in (("method", args.method), ("ncomp", args.ncomp)):
+        if value is not None:
+            red[key] = value
+    method = red.get("method", "annular")
+    if method not in _METHODS:
+        msg = f"method must be one of {', '.join(_METHODS)}; got {method!r}"
+        raise UserError(msg)
+    seq, data = _load_sequence(args, cfg, base)
+    out = _output_path(args.output, red.pop("output", None), base, "reduce_output")
+    effective = {"data": data, "reduce": {**red, "method": method, "output": str(out)}}
+    results = _reduce(seq, [method], ncomp=int(red.get("ncomp", 10)), out=out, extra_provenance={"config": effective})
     dump_toml(out / "config.toml", effective)
     r = results[method]
     print(f"{method}: S/N map peak {r['peak_snr']:.2f} at (x={r['peak_xy'][0]}, y={r['peak_xy'][1]}); outputs in {out}")
+    return 0
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from sodinn.config import SampleConfig, dump_toml
+    from sodinn.store import SampleFile, generate_sample_file
+
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("samples", {}))
+    out = _output_path(args.output, table.pop("output", None), base, "samples.h5")
+    for key, value in (("patch_px", args.patch), ("n_ranks", args.ranks), ("samples_per_annulus", args.per_annulus),
+                       ("seed", args.seed)):
+        if value is not None:
+            table[key] = value
+    if args.mask is not None:
+        table["known_sources_xy"] = [list(xy) for xy in args.mask]
+    config = SampleConfig.from_dict(table)  # bad settings fail here, before any work
+    seq, data = _load_sequence(args, cfg, base)
+    path = generate_sample_file(seq, config, out, resume=not args.no_resume, n_jobs=args.jobs, progress=not args.quiet)
+    dump_toml(path.with_suffix(".toml"), {"data": data, "samples": {**config.to_dict(), "output": str(path)}})
+    with SampleFile(path) as f:
+        n_pos = int(f.labels.sum())
+        print(f"{path}: {len(f)} samples ({n_pos} C+, {len(f) - n_pos} C-) of shape {f.sample_shape} "
+              f"in {len(f.ks)} annuli, {path.stat().st_size / 2**20:.1f} MiB")
     return 0
 
 

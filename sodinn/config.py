@@ -11,11 +11,12 @@ import hashlib
 import json
 import os
 import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from sodinn import _validation as v
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_frame", "plot_snr_map"]
+__all__ = ["plot_flux_oracle", "plot_frame", "plot_snr_map"]
 
 
 def plot_frame(
@@ -86,3 +86,36 @@ def plot_snr_map(
         arr, ax=ax, title=title, cmap="RdBu_r", vmin=-lim, vmax=lim, circles_xy=circles_xy,
         circle_radius_px=circle_radius_px, circle_color="black", label="S/N",
     )
+
+
+def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[float, float] | None = (1.0, 3.0)) -> Axes:
+    """S/N against injected flux per annulus, as measured by the S/N oracle of sample generation.
+
+    Parameters
+    ----------
+    oracle : dict
+        ``SampleFile(...).oracle`` or ``MLARSamples.oracle`` (keys ``fluxes``, ``snrs``, ``snr_curve``,
+        ``radii_px``, ``flux_range``).
+    ax : matplotlib Axes, optional
+    snr_range : (float, float), optional
+        Draw the target S/N bounds.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    fluxes, snrs, curve = (np.asarray(oracle[k], dtype=np.float64) for k in ("fluxes", "snrs", "snr_curve"))
+    colors = plt.cm.viridis(np.linspace(0, 1, len(fluxes)))
+    for a, color in enumerate(colors):
+        ax.plot(np.repeat(fluxes[a], snrs.shape[-1]), snrs[a].ravel(), ".", color=color, alpha=0.5)
+        ax.plot(fluxes[a], curve[a], "-", color=color, label=f"r = {oracle['radii_px'][a]:.1f} px")
+        lo, hi = oracle["flux_range"][a]
+        ax.plot([lo, hi], [snr_range[0], snr_range[1]] if snr_range else [np.nan, np.nan], "s", color=color, ms=4)
+    if snr_range:
+        for s in snr_range:
+            ax.axhline(s, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("injected flux [cube units]")
+    ax.set_ylabel("S/N (annular PCA-ADI)")
+    ax.legend(fontsize="small", ncol=2)
+    return ax

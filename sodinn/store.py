@@ -266,7 +266,7 @@ def _load_part(path: Path) -> AnnulusSamples:
     with np.load(path) as z:
         return AnnulusSamples(
             index=int(z["index"]), r_in_px=float(z["r_in_px"]), r_out_px=float(z["r_out_px"]), ks=z["ks"],
-            flux_range=tuple(float(f) for f in z["flux_range"]), samples=z["samples"], labels=z["labels"],
+            flux_range=(float(z["flux_range"][0]), float(z["flux_range"][1])), samples=z["samples"], labels=z["labels"],
             x=z["x"], y=z["y"], flux=z["flux"], group=z["group"], augmented=z["augmented"],
         )
 

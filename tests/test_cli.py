@@ -80,3 +80,32 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "S/N map peak" in out
     for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_samples_command(naco_paths, tmp_path, capsys):
+    from sodinn.store import SampleFile
+
+    out = tmp_path / "s.h5"
+    args = ["samples", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
+            str(naco_paths["psf"]), "--per-annulus", "8", "--ranks", "10", "--mask", "62", "63", "-j", "1",
+            "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "samples (" in capsys.readouterr().out
+    with SampleFile(out) as f:
+        assert f.sample_shape == (10, 11, 11) and f.config.known_sources_xy == ((62.0, 63.0),)
+        assert int(f.labels.sum()) * 2 == len(f)
+    assert "n_ranks = 10" in out.with_suffix(".toml").read_text()
+    assert main(args[:-3] + ["--patch", "8", "--output", str(out)]) == 2
+    assert "patch_px must be odd" in capsys.readouterr().err
+
+
+def test_flux_oracle_plot(naco_paths, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sodinn.plotting import plot_flux_oracle
+
+    oracle = {"fluxes": [[1, 2, 4]], "snrs": [[[0.5], [1.5], [3.5]]], "snr_curve": [[0.5, 1.5, 3.5]],
+              "radii_px": [10.0], "flux_range": [[1.5, 3.2]]}
+    ax = plot_flux_oracle(oracle)
+    assert ax.get_xscale() == "log" and len(ax.lines) >= 3

@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import tomllib
 
 from sodinn import _validation as v
+from sodinn._atomic import atomic_path
 
 __all__ = ["SampleConfig", "dump_toml", "load_toml"]
 
@@ -204,11 +204,8 @@ def dump_toml(path: str | os.PathLike[str], config: Mapping[str, Mapping[str, An
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
     return p
 
 

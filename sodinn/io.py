@@ -12,7 +12,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sodinn import _validation as v
+from sodinn._atomic import atomic_path
 from sodinn.exceptions import SodinnWarning
 
 __all__ = ["file_checksum", "read_angles", "read_cube", "read_fits", "read_psf", "unwrap_angles", "write_fits"]
@@ -189,15 +189,8 @@ def write_fits(
     header["DATE"] = (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "UTC time of writing")
     for key, value in (provenance or {}).items():
         header[f"HIERARCH SODINN {str(key).upper()}"] = _header_value(value)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         fits.PrimaryHDU(data=arr, header=header).writeto(tmp, overwrite=True, checksum=True)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 

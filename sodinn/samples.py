@@ -287,25 +287,19 @@ class _AnnulusOperator:
         yt = a_ext.transpose(0, 2, 1) @ u  # (b, n_reg + 1, k)
         out = np.empty((b, len(self.ks), self.patch_px, self.patch_px))
         t_idx = np.arange(n)[:, None, None]
+        n_rows = n * self.patch_px**2
+        indptr = np.arange(0, 4 * n_rows + 1, 4)
         for i in range(b):
             rows = self.patch_rows[centres[i]]
-            cols, w = self.plus["cols"][:, rows], self.plus["w"][:, rows]
+            cols, w = self.plus["cols"][:, rows], self.plus["w"][:, rows]  # (n, P*P, 4)
             mean = np.einsum("tpj,tpj->p", a_ext[i][t_idx, cols], w)
-            z = (self._patch_csr(int(centres[i])) @ yt[i]).reshape(len(rows), n, self.k_max)
-            per_comp = np.einsum("ptk,tk->kp", z, u[i])
+            # sum_j w[t,p,j] Y^T[q_tpj, k] for every (t, p): a CSR product with rows (t, p), 4 entries each
+            stencil = sp.csr_matrix((w.ravel(), cols.ravel(), indptr), shape=(n_rows, self.n_reg + 1))
+            z = (stencil @ yt[i]).reshape(n, len(rows), self.k_max)
+            per_comp = np.einsum("tpk,tk->kp", z, u[i])
             values = mean[None, :] - np.cumsum(per_comp, axis=0)[self.ks - 1]
             out[i] = values.reshape(len(self.ks), self.patch_px, self.patch_px)
         return out
-
-    def _patch_csr(self, centre: int) -> sp.csr_matrix:
-        """Rows of the +PA stencil matrix for one patch (cached: several samples share a centre)."""
-        cache = self.__dict__.setdefault("_csr_cache", {})
-        if centre not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            rows = self.patch_rows[centre]
-            cache[centre] = self.plus["csr"][(rows[:, None] * self.n_frames + np.arange(self.n_frames)[None, :]).ravel()]
-        return cache[centre]
 
     def injected(self, stamps: Any, flux: float) -> np.ndarray:
         """The region matrix (with its zero column) of the cube plus ``flux`` x the companion stamps."""

@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sodinn._atomic import atomic_path
 from sodinn.config import SampleConfig
 from sodinn.samples import AnnulusSamples, MLARSamples, fit_flux_ranges, minmax_normalize, sample_annuli, sample_psf
 from sodinn.sequence import ADISequence
@@ -219,47 +219,36 @@ def _write(annuli: list[AnnulusSamples], config: SampleConfig, provenance: dict,
 
     n = sum(len(a.labels) for a in annuli)
     shape = annuli[0].samples.shape[1:]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as h:
-            h.attrs["format"] = FORMAT
-            h.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
-            h.attrs["config_sha256"] = config.digest()
-            h.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
-            h.attrs["oracle"] = json.dumps(oracle, sort_keys=True)
-            h.attrs["normalization"] = "raw residuals; per k-slice min-max to [0, 1] when read (SPEC §3)"
-            ds = h.create_dataset("samples", shape=(n, *shape), dtype=np.float32,
-                                  chunks=(max(1, min(256, n)), *shape), compression="gzip", compression_opts=4,
-                                  shuffle=True, track_times=False)
-            start = 0
-            for a in annuli:
-                ds[start : start + len(a.labels)] = a.samples
-                start += len(a.labels)
-            for name in _FIELDS:
-                h.create_dataset(name, data=np.concatenate([getattr(a, name) for a in annuli]), track_times=False)
-            h.create_dataset("annulus", data=np.concatenate([np.full(len(a.labels), a.index, np.int16) for a in annuli]),
-                             track_times=False)
-            g = h.create_group("annuli")
-            g.create_dataset("r_in_px", data=[a.r_in_px for a in annuli], track_times=False)
-            g.create_dataset("r_out_px", data=[a.r_out_px for a in annuli], track_times=False)
-            g.create_dataset("flux_range", data=[a.flux_range for a in annuli], track_times=False)
-            g.create_dataset("ks", data=np.stack([a.ks for a in annuli]), track_times=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h:
+        h.attrs["format"] = FORMAT
+        h.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
+        h.attrs["config_sha256"] = config.digest()
+        h.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        h.attrs["oracle"] = json.dumps(oracle, sort_keys=True)
+        h.attrs["normalization"] = "raw residuals; per k-slice min-max to [0, 1] when read (SPEC §3)"
+        ds = h.create_dataset("samples", shape=(n, *shape), dtype=np.float32,
+                              chunks=(max(1, min(256, n)), *shape), compression="gzip", compression_opts=4,
+                              shuffle=True, track_times=False)
+        start = 0
+        for a in annuli:
+            ds[start : start + len(a.labels)] = a.samples
+            start += len(a.labels)
+        for name in _FIELDS:
+            h.create_dataset(name, data=np.concatenate([getattr(a, name) for a in annuli]), track_times=False)
+        h.create_dataset("annulus", data=np.concatenate([np.full(len(a.labels), a.index, np.int16) for a in annuli]),
+                         track_times=False)
+        g = h.create_group("annuli")
+        g.create_dataset("r_in_px", data=[a.r_in_px for a in annuli], track_times=False)
+        g.create_dataset("r_out_px", data=[a.r_out_px for a in annuli], track_times=False)
+        g.create_dataset("flux_range", data=[a.flux_range for a in annuli], track_times=False)
+        g.create_dataset("ks", data=np.stack([a.ks for a in annuli]), track_times=False)
     return out
 
 
 def _save_part(path: Path, a: AnnulusSamples) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, index=a.index, r_in_px=a.r_in_px, r_out_px=a.r_out_px, ks=a.ks, flux_range=np.array(a.flux_range),
                  samples=a.samples, labels=a.labels, x=a.x, y=a.y, flux=a.flux, group=a.group, augmented=a.augmented)
-    os.replace(tmp, path)
 
 
 def _load_part(path: Path) -> AnnulusSamples:
@@ -272,10 +261,8 @@ def _load_part(path: Path) -> AnnulusSamples:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _sequence_identity(sequence: ADISequence) -> dict[str, Any]:

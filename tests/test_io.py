@@ -1,3 +1,4 @@
+import os
 import warnings
 
 import numpy as np
@@ -80,6 +81,9 @@ def test_write_fits_atomic_with_provenance(tmp_path):
         assert header["SODINN OK"] is True
         assert "CHECKSUM" in header
     assert [p.name for p in path.parent.iterdir()] == ["frame.fits"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, like any file
     with pytest.raises(FileExistsError, match="overwrite=True"):
         write_fits(path, frame, overwrite=False)
 

@@ -20,7 +20,7 @@ import tomllib
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
 
-__all__ = ["SampleConfig", "dump_toml", "load_toml"]
+__all__ = ["SampleConfig", "TrainConfig", "dump_toml", "load_toml"]
 
 _K_POLICIES = ("cevr", "fixed")
 _FLUX_DISTRIBUTIONS = ("uniform", "log-uniform")
@@ -218,3 +218,69 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of training (SPEC §4). Defaults live here only.
+
+    Attributes
+    ----------
+    model : {"sodinn", "sodinn-v2", "conv3d", "sodirf"}
+    epochs : int
+        At most this many epochs (early stopping on the validation loss keeps the best weights).
+    batch_size : int
+    learning_rate : float
+        Initial Adam learning rate, decaying as ``lr / (1 + decay * step)``.
+    decay : float
+    patience : int
+        Epochs without validation-loss improvement before stopping.
+    val_fraction, test_fraction : float
+        Shares of the samples held out, by group (never by sample).
+    report_random_split : bool
+        Also train on a random sample-level split and report what it would have claimed (the leak).
+    seed : int
+    """
+
+    model: str = "sodinn"
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    decay: float = 0.01
+    patience: int = 3
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    report_random_split: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from sodinn.models import MODEL_NAMES
+
+        v.check_choice(self.model, MODEL_NAMES, name="model")
+        v.check_int(self.epochs, name="epochs", minimum=1)
+        v.check_int(self.batch_size, name="batch_size", minimum=1)
+        v.check_positive(self.learning_rate, name="learning_rate")
+        if v.check_real(self.decay, name="decay") < 0:
+            msg = f"decay must be >= 0; got {self.decay}"
+            raise ValueError(msg)
+        v.check_int(self.patience, name="patience", minimum=0)
+        for name in ("val_fraction", "test_fraction"):
+            value = v.check_real(getattr(self, name), name=name)
+            if not 0 < value < 0.5:
+                msg = f"{name} must be in (0, 0.5); got {value}"
+                raise ValueError(msg)
+        v.check_int(self.seed, name="seed", minimum=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. a TOML ``[train]`` table); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            msg = f"unknown training setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            raise ValueError(msg)
+        return cls(**values)

@@ -176,6 +176,9 @@ def annulus_partition(
     size = min(int(shape[-2]), int(shape[-1]))
     width = v.check_positive(width_px, name="width_px")
     limit = size / 2 if r_out_px is None else r_out_px
+    if v.check_real(r_in_px, name="r_in_px") >= size / 2:
+        msg = f"r_in_px={r_in_px:g} lies outside the {size}x{size} px frame (at most {size / 2:g} px); lower it"
+        raise ValueError(msg)
     r_in, r_out = v.check_radii(r_in_px, limit, size, name="annulus_partition")
     n = int(math.floor((r_out - r_in) / width + 1e-9))
     if n < 1:

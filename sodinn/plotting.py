@@ -14,7 +14,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_flux_oracle", "plot_frame", "plot_snr_map"]
+__all__ = ["plot_flux_oracle", "plot_frame", "plot_snr_map", "plot_training_history"]
 
 
 def plot_frame(
@@ -119,3 +119,21 @@ def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[f
     ax.set_ylabel("S/N (annular PCA-ADI)")
     ax.legend(fontsize="small", ncol=2)
     return ax
+
+
+def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """Loss and accuracy per epoch, training and validation (two axes)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, style, marker="o", label=(prefix or "train_") + key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        if ax.lines:
+            ax.legend()
+    return axes

@@ -1,0 +1,358 @@
+"""Training on sample files: group-wise splits, streamed batches, early stopping, checkpoints, resume.
+
+``train(sample_file, config, out_dir)`` writes into ``out_dir``:
+
+- ``model.keras`` (or ``model.joblib`` for SODIRF) and ``model.json``: the artefact prediction needs
+  (see :func:`load_trained`), with the sample geometry, the training-set checksum and the metrics;
+- ``history.csv`` and ``training_curves.png``; ``checkpoint.keras`` after every epoch;
+- ``backup/`` while training runs: an interrupted run resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.config import SampleConfig, TrainConfig
+from sodinn.store import SampleFile
+
+__all__ = ["TrainResult", "TrainedModel", "evaluate", "group_split", "load_trained", "train"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "sodinn-model/1"
+
+
+def group_split(
+    groups: np.ndarray, labels: np.ndarray, *, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split sample indices into train / validation / test by group, never by sample (SPEC §3).
+
+    Groups are shuffled (per class, so that every part keeps the class balance) and assigned whole
+    until each held-out part holds its share of the samples.
+
+    Returns
+    -------
+    train, val, test : ndarray of int
+        Sorted sample indices; no group appears in two of them.
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for label in np.unique(labels):
+        mask = labels == label
+        uniq, counts = np.unique(groups[mask], return_counts=True)
+        order = rng.permutation(uniq.size)
+        cum = np.cumsum(counts[order]) / counts.sum()
+        where = np.where(cum <= test_fraction, 2, np.where(cum <= test_fraction + val_fraction, 1, 0))
+        for part in range(3):
+            chosen = uniq[order[where == part]]
+            parts[part].append(np.nonzero(mask & np.isin(groups, chosen))[0])
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    if min(train.size, val.size, test.size) == 0:
+        msg = "too few groups to split into train, validation and test; generate more samples per annulus"
+        raise ValueError(msg)
+    return train, val, test
+
+
+def _random_split(n: int, *, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    return np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])
+
+
+def _sequence_class():
+    import keras
+
+    class SampleSequence(keras.utils.PyDataset):
+        """Batches ``(x[..., None], y)`` read from a sample file on demand (bounded memory)."""
+
+        def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.path, self.indices, self.batch_size = path, np.asarray(indices), batch_size
+            self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+            self._file: SampleFile | None = None
+            self._order = self._make_order()
+
+        def _make_order(self) -> np.ndarray:
+            if not self.shuffle:
+                return self.indices
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+
+        def __len__(self) -> int:
+            return int(np.ceil(self.indices.size / self.batch_size))
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            if self._file is None:
+                self._file = SampleFile(self.path)
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            return self._file.read(idx, normalize=True)[..., None], self._file.labels[idx].astype(np.float32)
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._order = self._make_order()
+
+    return SampleSequence
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced: per-epoch history, held-out metrics and the artefact's folder."""
+
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    out_dir: Path
+
+
+def train(
+    sample_path: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike[str] = "model",
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a classifier on a sample file and save everything prediction needs.
+
+    Parameters
+    ----------
+    sample_path : path of an HDF5 sample file (see :mod:`sodinn.store`)
+    config : TrainConfig
+    out_dir : folder for the model, its metadata, history, curves and checkpoints
+    resume : continue an interrupted training from its last epoch (default)
+    progress : show Keras' progress bar
+
+    Returns
+    -------
+    TrainResult
+    """
+    config = config or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with SampleFile(sample_path) as f:
+        labels, groups, annulus = f.labels.copy(), f.group.copy(), f.annulus.copy()
+        shape = (*f.sample_shape, 1)
+        sample_config = f.config
+        provenance = f.provenance
+        geometry = {"ks": f.ks.tolist(), "r_in_px": f.r_in_px.tolist(), "r_out_px": f.r_out_px.tolist(),
+                    "flux_range": f.flux_range.tolist()}
+    split = group_split(groups, labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                        seed=config.seed)
+    logger.info("group split: %d train, %d validation, %d test samples", *(s.size for s in split))
+    model, history = _fit(Path(sample_path), config, split, shape, out, resume=resume, progress=progress)
+    metrics = evaluate(model, Path(sample_path), split[2], annulus, labels)
+    metrics["split"] = {"train": int(split[0].size), "val": int(split[1].size), "test": int(split[2].size)}
+    if config.report_random_split:
+        rsplit = _random_split(labels.size, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                               seed=config.seed)
+        rmodel, _ = _fit(Path(sample_path), config, rsplit, shape, out / "random_split", resume=False, progress=progress)
+        metrics["random_split"] = evaluate(rmodel, Path(sample_path), rsplit[2], annulus, labels)
+        logger.info("a random split would have claimed accuracy %.3f (group split: %.3f)",
+                    metrics["random_split"]["accuracy"], metrics["accuracy"])
+    _save(model, out, config, sample_config, provenance, geometry, shape, sample_path, metrics)
+    _plot_history(history, out / "training_curves.png")
+    return TrainResult(history=history, metrics=metrics, out_dir=out)
+
+
+def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bool, progress: bool):
+    from sodinn.models import build_model
+
+    train_idx, val_idx, _ = split
+    if config.model == "sodirf":
+        with SampleFile(path) as f:
+            model = build_model("sodirf", shape, seed=config.seed).fit(f.read(train_idx, normalize=True), f.labels[train_idx])
+            val_loss = _log_loss(model.predict(f.read(val_idx, normalize=True))[:, 0], f.labels[val_idx])
+        return model, {"val_loss": [val_loss]}
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    sequence = _sequence_class()
+    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed)
+    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed)
+    model = build_model(config.model, shape)
+    schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="binary_crossentropy",
+                  metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    out.mkdir(parents=True, exist_ok=True)
+    backup = out / "backup"
+    if not resume and backup.exists():
+        import shutil
+
+        shutil.rmtree(backup)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume and backup.exists()),
+    ]
+    fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
+                    verbose=1 if progress else 0)
+    history = {k: [float(x) for x in vals] for k, vals in fit.history.items()}
+    return model, history
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy (threshold 0.5), ROC AUC, confusion matrix and per-annulus figures on ``indices``."""
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    probs = predict_file(model, path, indices)
+    y = labels[indices]
+    pred = (probs >= 0.5).astype(int)
+
+    def summary(mask: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": int(mask.sum()), "accuracy": float((pred[mask] == y[mask]).mean())}
+        out["auc"] = float(roc_auc_score(y[mask], probs[mask])) if len(np.unique(y[mask])) == 2 else None
+        return out
+
+    metrics = summary(np.ones(indices.size, dtype=bool))
+    metrics["confusion_matrix"] = confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    metrics["per_annulus"] = {int(a): summary(annulus[indices] == a) for a in np.unique(annulus[indices])}
+    return metrics
+
+
+def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """P(companion) for the samples ``indices`` of a sample file, streamed."""
+    out = []
+    with SampleFile(path) as f:
+        for start in range(0, indices.size, batch_size):
+            x = f.read(indices[start : start + batch_size], normalize=True)[..., None]
+            out.append(np.asarray(model.predict(x, verbose=0) if hasattr(model, "compile") else model.predict(x))[:, 0])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _save(model, out: Path, config: TrainConfig, sample_config: SampleConfig, provenance, geometry, shape, sample_path,
+          metrics) -> None:
+    import keras
+
+    from sodinn import __version__
+    from sodinn._atomic import atomic_path
+
+    if config.model == "sodirf":
+        import joblib
+
+        with atomic_path(out / "model.joblib") as tmp:
+            joblib.dump(model, tmp)
+        weights = "model.joblib"
+    else:
+        with atomic_path(out / "model.keras") as tmp:
+            model.save(str(tmp.with_suffix(".keras")))
+            tmp.with_suffix(".keras").replace(tmp)
+        weights = "model.keras"
+    meta = {
+        "format": FORMAT,
+        "weights": weights,
+        "model": config.model,
+        "input_shape": list(shape),
+        "patch_px": sample_config.patch_px,
+        "n_ranks": sample_config.n_ranks,
+        "k_policy": sample_config.k_policy,
+        "normalization": "per k-slice min-max to [0, 1]",
+        "collapse": "mean",
+        "annulus_rule": {"width_fwhm": 1.0, "r_in_fwhm": sample_config.r_in_fwhm, "r_out_fwhm": sample_config.r_out_fwhm},
+        "training_geometry": geometry,
+        "fwhm_px": provenance.get("sequence", {}).get("fwhm_px"),
+        "pixel_scale_arcsec": provenance.get("sequence", {}).get("pixel_scale_arcsec"),
+        "snr_range": list(sample_config.snr_range),
+        "sample_config": sample_config.to_dict(),
+        "train_config": config.to_dict(),
+        "training_set": {"file": str(Path(sample_path).resolve()), "sha256": _file_sha256(sample_path)},
+        "versions": {"sodinn": __version__, "keras": keras.__version__, "backend": keras.backend.backend()},
+        "metrics": metrics,
+    }
+    with atomic_path(out / "model.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+
+
+def _plot_history(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sodinn.plotting import plot_training_history
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    plot_training_history(history, axes=axes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A loaded model and its metadata (see :func:`load_trained`)."""
+
+    model: Any
+    metadata: dict[str, Any]
+
+    def predict(self, samples: np.ndarray) -> np.ndarray:
+        """P(companion) for raw samples ``(n, K, P, P)`` (normalised here as in training)."""
+        from sodinn.samples import minmax_normalize
+
+        x = minmax_normalize(samples)[..., None]
+        out = self.model.predict(x, verbose=0) if hasattr(self.model, "compile") else self.model.predict(x)
+        return np.asarray(out)[:, 0]
+
+    def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *, fwhm_tolerance: float = 0.15) -> None:
+        """Refuse data or settings the model was not trained for, with a message that says why.
+
+        Raises
+        ------
+        ValueError
+            If the patch size or number of ranks differ, or the PSF FWHM is more than
+            ``fwhm_tolerance`` (relative) away from the training data's.
+        """
+        meta = self.metadata
+        if sample_config is not None:
+            for key in ("patch_px", "n_ranks", "k_policy"):
+                if getattr(sample_config, key) != meta[key]:
+                    msg = f"the model was trained with {key}={meta[key]!r} but the samples use {getattr(sample_config, key)!r}"
+                    raise ValueError(msg)
+        trained = meta.get("fwhm_px")
+        if trained and abs(fwhm_px - trained) > fwhm_tolerance * trained:
+            msg = (
+                f"the PSF FWHM of these data ({fwhm_px:.2f} px) is far from the training data's ({trained:.2f} px); "
+                "train a model on these data (SODINN models are per data set)"
+            )
+            raise ValueError(msg)
+
+
+def load_trained(out_dir: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model folder written by :func:`train`."""
+    folder = Path(out_dir)
+    meta_path = folder / "model.json"
+    if not meta_path.is_file():
+        msg = f"no model.json in {folder}; pass the folder written by 'sodinn train'"
+        raise FileNotFoundError(msg)
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        msg = f"{meta_path} is not a sodinn model (format {meta.get('format')!r})"
+        raise ValueError(msg)
+    if meta["weights"].endswith(".joblib"):
+        import joblib
+
+        model = joblib.load(folder / meta["weights"])
+    else:
+        import keras
+
+        model = keras.saving.load_model(folder / meta["weights"])
+    return TrainedModel(model=model, metadata=meta)

@@ -59,9 +59,9 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert main(["reduce", "--config", str(bad)]) == 2
     assert "is not valid TOML" in capsys.readouterr().err
     unknown = tmp_path / "unknown.toml"
-    unknown.write_text("[train]\nepochs = 3\n")
+    unknown.write_text("[training]\nepochs = 3\n")
     assert main(["reduce", "--config", str(unknown)]) == 2
-    assert "unknown section(s) train" in capsys.readouterr().err
+    assert "unknown section(s) training" in capsys.readouterr().err
 
 
 def test_console_script_exit_code(tmp_path):
@@ -109,3 +109,23 @@ def test_flux_oracle_plot(naco_paths, tmp_path):
               "radii_px": [10.0], "flux_range": [[1.5, 3.2]]}
     ax = plot_flux_oracle(oracle)
     assert ax.get_xscale() == "log" and len(ax.lines) >= 3
+
+
+def test_train_command_with_sodirf(tmp_path, capsys):
+    from sodinn.config import SampleConfig
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.sequence import ADISequence
+    from sodinn.store import generate_sample_file
+
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, seed=2)
+    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
+    path = generate_sample_file(seq, SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=40, oracle_azimuths=1),
+                                tmp_path / "s.h5", n_jobs=1, progress=False)
+    assert main(["train", str(path), "--model", "sodirf", "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sodirf: held-out accuracy") and "annulus 0" in out
+    assert (tmp_path / "m" / "model.json").is_file() and "model = \"sodirf\"" in (tmp_path / "m" / "config.toml").read_text()
+    assert main(["train", str(tmp_path / "none.h5")]) == 2
+    assert capsys.readouterr().err.strip().endswith("make one with 'sodinn samples'")
+    assert main(["train", str(path), "--model", "lstm"]) == 2
+    assert "model must be one of" in capsys.readouterr().err

@@ -118,3 +118,27 @@ def test_train_config_errors():
         TrainConfig(val_fraction=0.6)
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_shipped_model_loads_and_separates_classes(tmp_path):
+    """models/synthetic-sodinn-k10-p9 on fresh samples of the demo data (other seed for C+ positions)."""
+    from pathlib import Path
+
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.samples import make_samples
+    from sodinn.sequence import ADISequence
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "synthetic-sodinn-k10-p9"
+    model = load_trained(folder)
+    meta = model.metadata
+    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
+                             companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=0)
+    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
+    cfg = SampleConfig.from_dict({**meta["sample_config"], "samples_per_annulus": 30, "seed": 7})
+    model.check_compatible(seq.fwhm_px, cfg)
+    ranges = np.asarray(meta["training_geometry"]["flux_range"])
+    samples = make_samples(seq, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
+    probs = model.predict(samples.samples)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(samples.labels, probs) > 0.85

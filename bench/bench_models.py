@@ -68,9 +68,9 @@ def main(argv=None) -> int:
         model = build_model(name, (20, 11, 11, 1))
         model.compile(optimizer="adam", loss="binary_crossentropy")
         model.predict(x[: args.batch], batch_size=args.batch, verbose=0)
-        t_inf = _time(lambda: model.predict(x, batch_size=args.batch, verbose=0))
+        t_inf = _time(lambda m=model: m.predict(x, batch_size=args.batch, verbose=0))
         model.fit(x[: args.batch], y[: args.batch], batch_size=args.batch, epochs=1, verbose=0)
-        t_train = _time(lambda: model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0))
+        t_train = _time(lambda m=model: m.fit(x, y, batch_size=args.batch, epochs=1, verbose=0))
         flops = model_flops(name)
         inf_rate, train_rate = args.n / t_inf, args.n / t_train
         print(f"{name:10s} {flops / 1e9:12.3f} {inf_rate:9.0f} {100 * inf_rate * flops / rate:11.1f}% "

@@ -142,3 +142,11 @@ def test_shipped_model_loads_and_separates_classes(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(samples.labels, probs) > 0.85
+
+
+def test_same_seed_same_training(naco_samples, tmp_path):
+    cfg = TrainConfig(model="conv3d", epochs=1, batch_size=128)
+    runs = [train(naco_samples, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
+    assert runs[0].history == runs[1].history
+    w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))

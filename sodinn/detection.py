@@ -38,13 +38,14 @@ def find_candidates(
 
     prob = v.check_frame(probability, name="probability")
     mask = binary_map(prob, threshold)
-    labels, n = ndimage.label(mask)  # type: ignore[misc]
-    labels = np.asarray(labels)
+    labelled = ndimage.label(mask)
+    labels: np.ndarray = np.asarray(labelled[0])
+    n = int(labelled[1])
     cy, cx = frame_center(prob.shape)
     rows = []
     yy, xx = np.indices(prob.shape)
     for i in range(1, n + 1):
-        sel = labels == i
+        sel: np.ndarray = labels == i
         w = prob[sel]
         x = float((xx[sel] * w).sum() / w.sum())
         y = float((yy[sel] * w).sum() / w.sum())

@@ -43,7 +43,8 @@ def find_candidates(
     n = int(labelled[1])
     cy, cx = frame_center(prob.shape)
     rows = []
-    yy, xx = np.indices(prob.shape)
+    grid = np.indices(prob.shape)
+    yy, xx = grid[0], grid[1]
     for i in range(1, n + 1):
         sel: np.ndarray = labels == i
         w = prob[sel]

@@ -205,6 +205,8 @@ def _subpixel_shift(stamp: np.ndarray, dy: np.ndarray, dx: np.ndarray, method: s
     freq = np.fft.fftfreq(size) * size  # integer frequencies, Nyquist negative (as VIP's fftshifted ramp)
     phase_y = np.exp(-2j * np.pi * dy[:, None] * freq[None, :] / size)  # (n, size)
     phase_x = np.exp(-2j * np.pi * dx[:, None] * freq[None, :] / size)
-    spectrum = np.fft.fft2(padded)[None] * phase_y[:, :, None] * phase_x[:, None, :]
-    shifted = np.fft.ifft2(spectrum, axes=(-2, -1)).real
+    import scipy.fft  # pocketfft C++: ~4x faster than numpy.fft on these small batched transforms
+
+    spectrum = scipy.fft.fft2(padded)[None] * phase_y[:, :, None] * phase_x[:, None, :]
+    shifted = scipy.fft.ifft2(spectrum, axes=(-2, -1), overwrite_x=True).real
     return shifted[:, 1 : 1 + p, 1 : 1 + p]

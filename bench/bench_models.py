@@ -49,7 +49,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["sodinn", "sodinn-v2"])
     parser.add_argument("--n", type=int, default=1024, help="samples per timing")
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128, help="training batch size")
+    parser.add_argument("--infer-batch", type=int, default=512, help="inference batch size")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure (median and best reported)")
     args = parser.parse_args(argv)
 
     import keras
@@ -62,19 +64,22 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     x = rng.random((args.n, 20, 11, 11, 1), dtype=np.float32)
     y = (rng.random(args.n) > 0.5).astype(np.float32)
-    print(f"{'model':10s} {'GFLOP/sample':>12s} {'infer/s':>9s} {'infer % peak':>12s} {'train/s':>9s} {'train % peak':>12s}")
+    print(f"inference batch {args.infer_batch}, training batch {args.batch}; median (best) of {args.repeat} runs of {args.n} samples")
+    print(f"{'model':10s} {'GFLOP/sample':>12s} {'infer/s':>13s} {'infer % peak':>14s} {'train/s':>13s} {'train % peak':>14s}")
     for name in args.models:
         keras.utils.set_random_seed(0)
         model = build_model(name, (20, 11, 11, 1))
         model.compile(optimizer="adam", loss="binary_crossentropy")
-        model.predict(x[: args.batch], batch_size=args.batch, verbose=0)
-        t_inf = _time(lambda m=model: m.predict(x, batch_size=args.batch, verbose=0))
+        model.predict(x[: args.infer_batch], batch_size=args.infer_batch, verbose=0)
+        t_inf = [_time(lambda m=model: m.predict(x, batch_size=args.infer_batch, verbose=0)) for _ in range(args.repeat)]
         model.fit(x[: args.batch], y[: args.batch], batch_size=args.batch, epochs=1, verbose=0)
-        t_train = _time(lambda m=model: m.fit(x, y, batch_size=args.batch, epochs=1, verbose=0))
+        t_train = [_time(lambda m=model: m.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)) for _ in range(args.repeat)]
         flops = model_flops(name)
-        inf_rate, train_rate = args.n / t_inf, args.n / t_train
-        print(f"{name:10s} {flops / 1e9:12.3f} {inf_rate:9.0f} {100 * inf_rate * flops / rate:11.1f}% "
-              f"{train_rate:9.0f} {100 * train_rate * 3 * flops / rate:11.1f}%")
+        inf = (args.n / np.median(t_inf), args.n / min(t_inf))
+        trn = (args.n / np.median(t_train), args.n / min(t_train))
+        print(f"{name:10s} {flops / 1e9:12.3f} {inf[0]:7.0f} ({inf[1]:3.0f}) {100 * inf[0] * flops / rate:6.1f}% "
+              f"({100 * inf[1] * flops / rate:3.0f}%) {trn[0]:7.0f} ({trn[1]:3.0f}) {100 * trn[0] * 3 * flops / rate:6.1f}% "
+              f"({100 * trn[1] * 3 * flops / rate:3.0f}%)")
     print("training FLOPs counted as 3x forward (forward + backward)")
     return 0
 

@@ -31,12 +31,19 @@ FORMAT = "sodinn-model/1"
 
 
 def group_split(
-    groups: np.ndarray, labels: np.ndarray, *, val_fraction: float, test_fraction: float, seed: int
+    groups: np.ndarray,
+    labels: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    strata: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split sample indices into train / validation / test by group, never by sample (SPEC §3).
 
-    Groups are shuffled (per class, so that every part keeps the class balance) and assigned whole
-    until each held-out part holds its share of the samples.
+    Within each stratum (class x annulus when ``strata`` gives the annulus of each sample), groups
+    are shuffled and assigned whole until each held-out part holds its share of the samples, so
+    every part keeps the class balance and covers every annulus.
 
     Returns
     -------
@@ -44,19 +51,28 @@ def group_split(
         Sorted sample indices; no group appears in two of them.
     """
     rng = np.random.default_rng(seed)
+    strata = np.zeros(labels.size, dtype=np.int64) if strata is None else np.asarray(strata)
     parts: list[list[np.ndarray]] = [[], [], []]
     for label in np.unique(labels):
-        mask = labels == label
-        uniq, counts = np.unique(groups[mask], return_counts=True)
-        order = rng.permutation(uniq.size)
-        cum = np.cumsum(counts[order]) / counts.sum()
-        where = np.where(cum <= test_fraction, 2, np.where(cum <= test_fraction + val_fraction, 1, 0))
-        for part in range(3):
-            chosen = uniq[order[where == part]]
-            parts[part].append(np.nonzero(mask & np.isin(groups, chosen))[0])
+        for stratum in np.unique(strata):
+            mask = (labels == label) & (strata == stratum)
+            if not mask.any():
+                continue
+            uniq, counts = np.unique(groups[mask], return_counts=True)
+            order = rng.permutation(uniq.size)
+            # centre of each group's share: a group goes to test/val when most of it falls inside that share
+            cum = (np.cumsum(counts[order]) - 0.5 * counts[order]) / counts.sum()
+            where = np.where(cum < test_fraction, 2, np.where(cum < test_fraction + val_fraction, 1, 0))
+            for part in range(3):
+                chosen = uniq[order[where == part]]
+                parts[part].append(np.nonzero(mask & np.isin(groups, chosen))[0])
     train, val, test = (np.sort(np.concatenate(p)) for p in parts)
     if min(train.size, val.size, test.size) == 0:
         msg = "too few groups to split into train, validation and test; generate more samples per annulus"
+        raise ValueError(msg)
+    shared = (set(groups[train]) & set(groups[val])) | (set(groups[train]) & set(groups[test])) | (set(groups[val]) & set(groups[test]))
+    if shared:
+        msg = f"group split failed: {len(shared)} group(s) span several strata; groups must not cross annuli"
         raise ValueError(msg)
     return train, val, test
 
@@ -143,7 +159,7 @@ def train(
         geometry = {"ks": f.ks.tolist(), "r_in_px": f.r_in_px.tolist(), "r_out_px": f.r_out_px.tolist(),
                     "flux_range": f.flux_range.tolist()}
     split = group_split(groups, labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                        seed=config.seed)
+                        seed=config.seed, strata=annulus)
     logger.info("group split: %d train, %d validation, %d test samples", *(s.size for s in split))
     model, history = _fit(Path(sample_path), config, split, shape, out, resume=resume, progress=progress)
     metrics = evaluate(model, Path(sample_path), split[2], annulus, labels)

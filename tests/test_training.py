@@ -150,3 +150,15 @@ def test_same_seed_same_training(naco_samples, tmp_path):
     assert runs[0].history == runs[1].history
     w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
     assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+
+
+def test_group_split_stratified_by_annulus():
+    rng = np.random.default_rng(3)
+    annulus = np.repeat(np.arange(5), 120)
+    labels = np.tile(np.r_[np.ones(60, int), np.zeros(60, int)], 5)
+    groups = np.where(labels == 1, np.arange(600), -(annulus * 100 + rng.integers(1, 7, 600)))
+    train_i, val_i, test_i = group_split(groups, labels, val_fraction=0.15, test_fraction=0.15, seed=0, strata=annulus)
+    for part in (train_i, val_i, test_i):
+        for a in range(5):  # every annulus and both classes in every part
+            assert set(labels[part][annulus[part] == a]) == {0, 1}
+    assert not (set(groups[train_i]) & set(groups[test_i]))

@@ -22,6 +22,18 @@ logger = logging.getLogger("sodinn")
 _METHODS = ("annular", "pca", "median")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced, e.g. in tests)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 class UserError(Exception):
     """An error the user can fix (reported in one line, exit status 2)."""
 
@@ -30,9 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sodinn`` command."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
-    )
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, handlers=[handler], force=True)
     if args.command is None:
         parser.print_help()
         return 0
@@ -331,7 +343,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(args.samples_file, config, out, resume=not args.no_resume, progress=not args.quiet)
     dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(args.samples_file).resolve())}})
     m = result.metrics
-    print(f"{config.model}: held-out accuracy {m['accuracy']:.3f}, ROC AUC {m['auc']:.3f} on {m['n']} test samples "
+    auc_all = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
+    print(f"{config.model}: held-out accuracy {m['accuracy']:.3f}, ROC AUC {auc_all} on {m['n']} test samples "
           f"(confusion matrix {m['confusion_matrix']}); model in {out}")
     if "random_split" in m:
         print(f"a random (leaky) split would have claimed accuracy {m['random_split']['accuracy']:.3f}")

@@ -51,18 +51,23 @@ def group_split(
         Sorted sample indices; no group appears in two of them.
     """
     rng = np.random.default_rng(seed)
-    strata = np.zeros(labels.size, dtype=np.int64) if strata is None else np.asarray(strata)
+    strata = np.zeros(labels.size, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
     parts: list[list[np.ndarray]] = [[], [], []]
     for label in np.unique(labels):
+        # strata with fewer than 3 groups cannot feed all three parts: pool them into one
+        pooled = strata.copy()
         for stratum in np.unique(strata):
-            mask = (labels == label) & (strata == stratum)
-            if not mask.any():
-                continue
+            if np.unique(groups[(labels == label) & (strata == stratum)]).size < 3:
+                pooled[strata == stratum] = np.iinfo(np.int64).min
+        for stratum in np.unique(pooled[labels == label]):
+            mask = (labels == label) & (pooled == stratum)
             uniq, counts = np.unique(groups[mask], return_counts=True)
             order = rng.permutation(uniq.size)
-            # centre of each group's share: a group goes to test/val when most of it falls inside that share
-            cum = (np.cumsum(counts[order]) - 0.5 * counts[order]) / counts.sum()
-            where = np.where(cum < test_fraction, 2, np.where(cum < test_fraction + val_fraction, 1, 0))
+            # a group goes to test (then validation) while the samples before it are below that share
+            before = (np.cumsum(counts[order]) - counts[order]) / counts.sum()
+            where = np.where(before < test_fraction, 2, np.where(before < test_fraction + val_fraction, 1, 0))
+            if uniq.size >= 3:  # every part gets at least one group
+                where[:2] = (2, 1)
             for part in range(3):
                 chosen = uniq[order[where == part]]
                 parts[part].append(np.nonzero(mask & np.isin(groups, chosen))[0])

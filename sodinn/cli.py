@@ -138,6 +138,18 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="also train on a random sample-level split and report what it would claim")
     train.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming")
     train.set_defaults(func=_cmd_train)
+
+    predict = sub.add_parser(
+        "predict", parents=[common], help="probability map, detection map and candidates of a sequence",
+        description="Apply a trained model to every pixel of every annulus of an ADI sequence: writes the "
+        "probability map and the binary detection map (FITS), the candidates (ECSV) and a figure next to the "
+        "annular PCA-ADI S/N map.",
+    )
+    predict.add_argument("model_dir", metavar="MODEL", help="model folder written by 'sodinn train'")
+    _add_data_options(predict)
+    predict.add_argument("--threshold", type=float, default=0.9, help="probability threshold (default: %(default)s)")
+    predict.add_argument("--output", "-o", help="output folder (default: predict_output)")
+    predict.set_defaults(func=_cmd_predict)
     return parser
 
 
@@ -351,6 +363,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for a, row in m["per_annulus"].items():
         auc = "n/a" if row["auc"] is None else f"{row['auc']:.3f}"
         print(f"  annulus {a}: accuracy {row['accuracy']:.3f}, AUC {auc} ({row['n']} samples)")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sodinn.baselines import pca_annular
+    from sodinn.detection import binary_map, find_candidates
+    from sodinn.io import write_fits
+    from sodinn.plotting import plot_frame, plot_snr_map
+    from sodinn.prediction import probability_map
+    from sodinn.snr import snr_map
+    from sodinn.training import load_trained
+
+    cfg, base = _load_config(args)
+    model = load_trained(args.model_dir)
+    seq, data = _load_sequence(args, cfg, base)
+    out = _output_path(args.output, None, base, "predict_output")
+    out.mkdir(parents=True, exist_ok=True)
+    pmap = probability_map(seq, model, progress=not args.quiet)
+    table = find_candidates(pmap.probability, args.threshold, pixel_scale_arcsec=seq.pixel_scale_arcsec)
+    provenance = {
+        "function": "probability_map", "model": str(Path(args.model_dir).resolve()),
+        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": args.threshold,
+        **{k: v for k, v in seq.provenance.items() if k.endswith(("_file", "_sha256"))},
+    }
+    write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance)
+    write_fits(out / "detection_map.fits", binary_map(pmap.probability, args.threshold).astype(np.int16),
+               provenance=provenance)
+    from sodinn._atomic import atomic_path
+
+    with atomic_path(out / "candidates.ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    frame = pca_annular(seq.cube, seq.angles_deg, seq.fwhm_px, ncomp=min(10, seq.n_frames - 2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    circles = [(float(r["x"]), float(r["y"])) for r in table[:10]]
+    plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {args.threshold:g}",
+               cmap="viridis", vmin=0, vmax=1, circles_xy=circles, circle_radius_px=seq.fwhm_px, label="probability")
+    plot_snr_map(snr_map(frame, seq.fwhm_px), ax=axes[1], title="annular PCA-ADI S/N map", circles_xy=circles,
+                 circle_radius_px=seq.fwhm_px)
+    fig.tight_layout()
+    fig.savefig(out / "detection.png", dpi=100)
+    plt.close(fig)
+    print(f"{len(table)} candidate(s) with P >= {args.threshold:g}; outputs in {out}")
+    for row in table[:10]:
+        sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
+        print(f"  x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg "
+              f"peak P={row['peak_probability']:.3f} area={row['area_px']} px")
     return 0
 
 

@@ -129,3 +129,32 @@ def test_train_command_with_sodirf(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("make one with 'sodinn samples'")
     assert main(["train", str(path), "--model", "lstm"]) == 2
     assert "model must be one of" in capsys.readouterr().err
+
+
+def test_predict_command_with_the_shipped_model(tmp_path, capsys):
+    from pathlib import Path
+
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.io import write_fits
+
+    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
+                             companions=[(12.0, 50.0, 1500.0)], seed=0)
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(tmp_path / f"{name}.fits", arr)
+    model = Path(__file__).resolve().parents[1] / "models" / "synthetic-sodinn-k10-p9"
+    out = tmp_path / "pred"
+    args = ["predict", str(model), "--cube", str(tmp_path / "cube.fits"), "--angles", str(tmp_path / "angles.fits"),
+            "--psf", str(tmp_path / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "candidate(s) with P >= 0.9" in capsys.readouterr().out
+    from astropy.table import Table
+
+    table = Table.read(out / "candidates.ecsv")
+    companion = data.companions[0]
+    assert np.hypot(table["x"] - companion.x_px, table["y"] - companion.y_px).min() < 2
+    prob = fits.getdata(out / "probability_map.fits")
+    assert prob.shape == (63, 63) and fits.getheader(out / "probability_map.fits")["SODINN FUNCTION"] == "probability_map"
+    assert set(np.unique(fits.getdata(out / "detection_map.fits"))) <= {0, 1}
+    assert (out / "detection.png").stat().st_size > 10_000
+    assert main(["predict", str(tmp_path), "--cube", "c"]) == 2
+    assert "no model.json" in capsys.readouterr().err

@@ -22,6 +22,15 @@ from sodinn._atomic import atomic_path
 
 __all__ = ["SampleConfig", "TrainConfig", "dump_toml", "load_toml"]
 
+def _check_known_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
+    """Refuse keys that are not fields of the configuration dataclass ``cls``, naming the known ones."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        msg = f"unknown {what} setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+        raise ValueError(msg)
+
+
 _K_POLICIES = ("cevr", "fixed")
 _FLUX_DISTRIBUTIONS = ("uniform", "log-uniform")
 
@@ -146,11 +155,7 @@ class SampleConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SampleConfig:
         """Build from a dict (e.g. a TOML ``[samples]`` table); unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            msg = f"unknown sample setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            raise ValueError(msg)
+        _check_known_keys(cls, values, "sample")
         kwargs = dict(values)
         for key in ("k_list", "snr_range"):
             if kwargs.get(key) is not None:
@@ -278,9 +283,5 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build from a dict (e.g. a TOML ``[train]`` table); unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            msg = f"unknown training setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            raise ValueError(msg)
+        _check_known_keys(cls, values, "training")
         return cls(**values)

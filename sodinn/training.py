@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sodinn.config import SampleConfig, TrainConfig
+from sodinn.io import file_checksum
 from sodinn.store import SampleFile
 
 __all__ = ["TrainResult", "TrainedModel", "evaluate", "group_split", "load_trained", "train"]
@@ -252,14 +252,6 @@ def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save(model, out: Path, config: TrainConfig, sample_config: SampleConfig, provenance, geometry, shape, sample_path,
           metrics) -> None:
     import keras
@@ -295,7 +287,7 @@ def _save(model, out: Path, config: TrainConfig, sample_config: SampleConfig, pr
         "snr_range": list(sample_config.snr_range),
         "sample_config": sample_config.to_dict(),
         "train_config": config.to_dict(),
-        "training_set": {"file": str(Path(sample_path).resolve()), "sha256": _file_sha256(sample_path)},
+        "training_set": {"file": str(Path(sample_path).resolve()), "sha256": file_checksum(sample_path)},
         "versions": {"sodinn": __version__, "keras": keras.__version__, "backend": keras.backend.backend()},
         "metrics": metrics,
     }

@@ -18,6 +18,13 @@ def naco_samples(naco, tmp_path_factory):
     return generate_sample_file(naco, cfg, tmp_path_factory.mktemp("samples") / "naco.h5", progress=False)
 
 
+@pytest.fixture(scope="module")
+def naco_model(naco_samples, tmp_path_factory):
+    """The paper's network trained briefly on the small NACO set (shared by the tests below)."""
+    return train(naco_samples, TrainConfig(model="sodinn", epochs=5, batch_size=64, patience=2),
+                 tmp_path_factory.mktemp("model") / "m", progress=False)
+
+
 def test_group_split_never_shares_groups():
     rng = np.random.default_rng(0)
     groups = np.r_[np.arange(300), -rng.integers(1, 40, 300)]
@@ -44,15 +51,15 @@ def test_model_builders():
         build_model("resnet", (20, 11, 11, 1))
 
 
-def test_convlstm_learns_on_naco_with_held_out_groups(naco_samples, tmp_path):
-    result = train(naco_samples, TrainConfig(model="sodinn", epochs=5, batch_size=64, patience=2), tmp_path / "m",
-                   progress=False)
+def test_convlstm_learns_on_naco_with_held_out_groups(naco_samples, naco_model):
+    result = naco_model
+    folder = result.out_dir
     assert result.metrics["accuracy"] >= 0.8
     assert result.metrics["auc"] >= 0.85
     assert set(result.metrics["per_annulus"]) == set(range(7))
-    assert (tmp_path / "m" / "history.csv").read_text().count("\n") == len(result.history["loss"]) + 1
-    assert (tmp_path / "m" / "training_curves.png").stat().st_size > 5000
-    loaded = load_trained(tmp_path / "m")
+    assert (folder / "history.csv").read_text().count("\n") == len(result.history["loss"]) + 1
+    assert (folder / "training_curves.png").stat().st_size > 5000
+    loaded = load_trained(folder)
     with SampleFile(naco_samples) as f:
         x = f.read(np.arange(20))
         direct = loaded.model.predict(f.read(np.arange(20), normalize=True)[..., None], verbose=0)[:, 0]
@@ -65,6 +72,17 @@ def test_convlstm_learns_on_naco_with_held_out_groups(naco_samples, tmp_path):
         loaded.check_compatible(4.8, SampleConfig(patch_px=13, n_ranks=10))
     with pytest.raises(ValueError, match="far from the training data"):
         loaded.check_compatible(7.5)
+
+
+def test_beta_pic_b_is_the_top_candidate(naco, naco_model):
+    """Detection issue's headline: a model trained with beta Pic b masked finds it as its best blob."""
+    from sodinn.detection import find_candidates
+    from sodinn.prediction import probability_map
+
+    pmap = probability_map(naco, load_trained(naco_model.out_dir), progress=False)
+    table = find_candidates(pmap.probability, 0.9, pixel_scale_arcsec=naco.pixel_scale_arcsec)
+    assert np.hypot(table["x"][0] - 62, table["y"][0] - 63) < 2.0
+    assert table["sep_arcsec"][0] == pytest.approx(0.48, abs=0.02)
 
 
 def test_sodirf_and_the_random_split_leak(naco_samples, tmp_path):

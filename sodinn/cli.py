@@ -82,6 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output", "-o", default="demo_output", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data (default: %(default)s)")
+    demo.add_argument("--no-train", action="store_true",
+                      help="stop after the PCA-ADI S/N maps (skip samples, training and prediction)")
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser(
@@ -163,7 +165,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     t0 = time.perf_counter()
-    logger.info("1/3 making a synthetic ADI sequence (seed %d)", args.seed)
+    steps = 3 if args.no_train else 5
+    logger.info("1/%d making a synthetic ADI sequence (seed %d)", steps, args.seed)
     synth = make_adi_sequence(
         n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
         companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=args.seed,
@@ -181,9 +184,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     logger.info("   %d frames of %dx%d px, %.0f deg of field rotation, FWHM %.1f px; companions at %s",
                 seq.n_frames, seq.frame_size, seq.frame_size, seq.field_rotation_deg, seq.fwhm_px,
                 ", ".join(f"(x={x:.1f}, y={y:.1f})" for x, y in truth))
-    logger.info("2/3 reducing with annular and full-frame PCA-ADI, S/N maps")
+    logger.info("2/%d reducing with annular and full-frame PCA-ADI, S/N maps", steps)
     results = _reduce(seq, ["annular", "pca"], ncomp=5, out=out, extra_provenance={"data": str(data)}, truth=truth)
-    logger.info("3/3 done in %.1f s; outputs in %s", time.perf_counter() - t0, out)
+    table = None if args.no_train else _demo_learn(seq, truth, out, quiet=args.quiet)
+    logger.info("%d/%d done in %.1f s; outputs in %s", steps, steps, time.perf_counter() - t0, out)
     print(f"{'companion':>10s} {'x':>6s} {'y':>6s} {'flux':>7s} " + " ".join(f"{'S/N ' + m:>12s}" for m in results))
     for i, c in enumerate(synth.companions):
         snrs = " ".join(f"{results[m]['snr_at_truth'][i]:12.2f}" for m in results)
@@ -191,7 +195,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for m, r in results.items():
         print(f"{m:>10s}: S/N map peak {r['peak_snr']:.2f} at (x={r['peak_xy'][0]}, y={r['peak_xy'][1]}); "
               f"files: {r['frame_file'].name}, {r['snr_file'].name}, {r['figure_file'].name}")
+    if table is not None:
+        print(f"SODINN: {len(table)} candidate(s) with P >= 0.9 (files: predict/candidates.ecsv, predict/detection.png)")
+        for i, (x, y) in enumerate(truth):
+            d = np.hypot(np.asarray(table["x"]) - x, np.asarray(table["y"]) - y) if len(table) else np.array([np.inf])
+            k = int(np.argmin(d))
+            found = f"found as candidate #{k + 1} (peak P {table['peak_probability'][k]:.3f})" if d[k] < 2 else "not found"
+            print(f"  companion {i + 1} at (x={x:.1f}, y={y:.1f}): {found}")
     return 0
+
+
+def _demo_learn(seq: Any, truth: Sequence[tuple[float, float]], out: Path, *, quiet: bool) -> Any:
+    """Demo steps 3-5: labeled samples (true companions masked), a small SODINN model, its detections."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from sodinn.config import SampleConfig, TrainConfig
+    from sodinn.store import generate_sample_file
+    from sodinn.training import train
+
+    logger.info("3/5 labeled samples (K=10 ranks, 9x9 px patches, the true companions masked)")
+    config = SampleConfig(patch_px=9, n_ranks=10, samples_per_annulus=100, known_sources_xy=tuple(truth), seed=0)
+    samples = generate_sample_file(seq, config, out / "samples.h5", resume=False, progress=not quiet)
+    logger.info("4/5 training the SODINN ConvLSTM (8 epochs at most)")
+    result = train(samples, TrainConfig(model="sodinn", epochs=8, batch_size=64, patience=3), out / "model",
+                   resume=False, progress=not quiet)
+    logger.info("   held-out accuracy %.3f, ROC AUC %.3f", result.metrics["accuracy"], result.metrics["auc"] or float("nan"))
+    logger.info("5/5 probability map and candidates")
+    predict_args = argparse.Namespace(
+        model_dir=str(out / "model"), config=None, cube=str(out / "data" / "cube.fits"),
+        angles=str(out / "data" / "angles.fits"), psf=str(out / "data" / "psf.fits"), fwhm=seq.fwhm_px,
+        pixel_scale=seq.pixel_scale_arcsec, threshold=0.9, output=str(out / "predict"), quiet=True,
+    )
+    _predict(predict_args, echo=False)
+    from astropy.table import Table
+
+    return Table.read(out / "predict" / "candidates.ecsv")
 
 
 # ---------------------------------------------------------------- info
@@ -367,6 +406,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    return _predict(args, echo=True)
+
+
+def _predict(args: argparse.Namespace, *, echo: bool) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -412,6 +455,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     fig.tight_layout()
     fig.savefig(out / "detection.png", dpi=100)
     plt.close(fig)
+    if not echo:
+        return 0
     print(f"{len(table)} candidate(s) with P >= {args.threshold:g}; outputs in {out}")
     for row in table[:10]:
         sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"

@@ -78,8 +78,16 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "S/N map peak" in out
-    for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits"):
+    for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits",
+                 "samples.h5", "model/model.keras", "predict/probability_map.fits", "predict/candidates.ecsv"):
         assert (tmp_path / name).is_file(), name
+    assert out.count("found as candidate") == 2  # SODINN finds both injected companions
+
+
+def test_demo_without_training(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--quiet", "--no-train"]) == 0
+    assert "SODINN" not in capsys.readouterr().out
+    assert not (tmp_path / "samples.h5").exists()
 
 
 def test_samples_command(naco_paths, tmp_path, capsys):

@@ -51,7 +51,7 @@ def annulus_feature_samples(
     cube = np.asarray(sequence.cube)
     with threadpool_limits(limits=1, user_api="blas"):
         op = _AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
-        values = op.residual_means(op.m_ext, op.basis(op.m_ext), op.plus, None)
+        values = op.residual_means(op.m_ext, op.basis(op.m_ext), op.plus)
     return op.patches(values, np.arange(len(op.centers))), op.centers, op.ks
 
 

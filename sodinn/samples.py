@@ -231,14 +231,10 @@ class _AnnulusOperator:
         matrix = sp.csr_matrix((w.ravel(), (rows.ravel(), cols.ravel())), shape=(n_u * n, self.n_reg + 1))
         return {"cols": cols, "w": w, "csr": matrix}
 
-    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: dict[str, Any], rows: np.ndarray | None) -> np.ndarray:
-        """Derotated mean residuals at ranks ``ks``, shape (K, n_pixels), for union ``rows`` (None: all)."""
+    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: dict[str, Any]) -> np.ndarray:
+        """Derotated mean residuals at ranks ``ks`` on every union pixel, shape (K, n_union)."""
         n = self.n_frames
-        if rows is None:
-            cols, w, csr = stencil["cols"], stencil["w"], stencil["csr"]
-        else:
-            cols, w = stencil["cols"][:, rows], stencil["w"][:, rows]
-            csr = stencil["csr"][(rows[:, None] * n + np.arange(n)[None, :]).ravel()]
+        cols, w, csr = stencil["cols"], stencil["w"], stencil["csr"]
         t_idx = np.arange(n)[:, None, None]
         mean = np.einsum("tpj,tpj->p", a_ext[t_idx, cols], w)
         yt = a_ext.T @ u  # (n_reg + 1, k): Y^T; the zero column stays zero
@@ -301,20 +297,6 @@ class _AnnulusOperator:
             out[i] = values.reshape(len(self.ks), self.patch_px, self.patch_px)
         return out
 
-    def injected(self, stamps: Any, flux: float) -> np.ndarray:
-        """The region matrix (with its zero column) of the cube plus ``flux`` x the companion stamps."""
-        n, size = self.n_frames, self.size
-        p = stamps.stamps.shape[-1]
-        fy = stamps.y0[:, None, None] + np.arange(p)[None, :, None]
-        fx = stamps.x0[:, None, None] + np.arange(p)[None, None, :]
-        inside = (fy >= 0) & (fy < size) & (fx >= 0) & (fx < size)
-        col = np.where(inside, self.lookup[np.where(inside, fy * size + fx, 0)], self.n_reg)
-        flat = (np.arange(n)[:, None, None] * (self.n_reg + 1) + col).ravel()
-        add = np.bincount(flat, weights=(flux * stamps.stamps).ravel(), minlength=n * (self.n_reg + 1))
-        a_ext = self.m_ext + add.reshape(n, self.n_reg + 1)
-        a_ext[:, self.n_reg] = 0.0
-        return a_ext
-
 
 def annulus_samples(
     sequence: ADISequence,
@@ -345,7 +327,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
 
     # ---- C-: every usable pixel, residuals derotated with -PA
     u = op.basis(op.m_ext)
-    neg_values = op.residual_means(op.m_ext, u, op.minus, None)
+    neg_values = op.residual_means(op.m_ext, u, op.minus)
     target = config.samples_per_annulus or centres.size
     rng_neg = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _NEG)))
     neg_idx = np.sort(rng_neg.choice(centres, target, replace=False)) if target < centres.size else centres
@@ -391,9 +373,9 @@ def _positives(op: _AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: 
                x: np.ndarray, y: np.ndarray, flux: np.ndarray, batch: int = 2) -> np.ndarray:
     """C+ samples for companions at sky positions (x, y) with the given fluxes: (n, K, P, P) float64.
 
-    Work is batched: the stamps of a batch are shifted in one FFT call, the Gram matrices,
-    eigen-decompositions and projections are stacked; samples are processed in azimuth order so
-    that a batch shares its patch stencils. Each sample's numbers do not depend on the batching.
+    Work is batched (samples taken in order of their patch centre): the stamps of a batch are
+    shifted in one FFT call, the Gram matrices, eigen-decompositions and projections are stacked.
+    Each sample's numbers do not depend on the batching.
     """
     size = cube.shape[-1]
     row_of = {int(c[0]) * size + int(c[1]): i for i, c in enumerate(op.centers)}
@@ -543,8 +525,7 @@ def make_samples(
     if flux_ranges.shape != (len(annuli), 2) or np.any(flux_ranges <= 0) or np.any(flux_ranges[:, 0] > flux_ranges[:, 1]):
         msg = f"flux_ranges must be an ({len(annuli)}, 2) array of positive (low, high) fluxes; got shape {flux_ranges.shape}"
         raise ValueError(msg)
-    jobs = [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(flux_ranges[i]), psf)
-            for i in range(len(annuli))]
+    jobs = _annulus_jobs(sequence, config, annuli, flux_ranges, psf, range(len(annuli)))
     results = list(tqdm(_map(jobs, n_jobs), total=len(jobs), desc="annuli", disable=not progress, unit="annulus"))
     return MLARSamples(annuli=tuple(results), config=config, provenance=_provenance(sequence, config), oracle=oracle)
 
@@ -553,6 +534,13 @@ def _check_ranks(sequence: ADISequence, config: SampleConfig) -> None:
     if config.n_ranks > sequence.n_frames - 1:
         msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
         raise ValueError(msg)
+
+
+def _annulus_jobs(sequence: ADISequence, config: SampleConfig, annuli: Annuli, flux_ranges: np.ndarray,
+                  psf: np.ndarray, indices: Any) -> list[tuple]:
+    """One work item per annulus index, for :func:`_map`."""
+    return [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(flux_ranges[i]), psf)
+            for i in indices]
 
 
 def _run(job: tuple) -> AnnulusSamples:

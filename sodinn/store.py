@@ -86,7 +86,7 @@ def generate_sample_file(
     """
     from tqdm.auto import tqdm
 
-    from sodinn.samples import _check_ranks, _map, _provenance
+    from sodinn.samples import _annulus_jobs, _check_ranks, _map, _provenance
 
     out = Path(path)
     annuli = sample_annuli(sequence, config)
@@ -115,7 +115,7 @@ def generate_sample_file(
         _atomic_text(state_file, json.dumps({"identity": identity, "oracle": oracle}))
     ranges = np.asarray(oracle["flux_range"], dtype=np.float64)
     todo = [i for i in range(len(annuli)) if not (parts / f"annulus_{i:03d}.npz").exists()]
-    jobs = [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(ranges[i]), psf) for i in todo]
+    jobs = _annulus_jobs(sequence, config, annuli, ranges, psf, todo)
     bar = tqdm(total=len(annuli), initial=len(annuli) - len(todo), desc="annuli", unit="annulus", disable=not progress)
     for result in _map(jobs, n_jobs):
         _save_part(parts / f"annulus_{result.index:03d}.npz", result)

@@ -242,13 +242,19 @@ def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, l
     return metrics
 
 
+def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
+    """P(companion), shape (n,), from a Keras model or a SODIRF."""
+    out = model.predict(x, verbose=0) if hasattr(model, "compile") else model.predict(x)
+    return np.asarray(out)[:, 0]
+
+
 def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """P(companion) for the samples ``indices`` of a sample file, streamed."""
     out = []
     with SampleFile(path) as f:
         for start in range(0, indices.size, batch_size):
             x = f.read(indices[start : start + batch_size], normalize=True)[..., None]
-            out.append(np.asarray(model.predict(x, verbose=0) if hasattr(model, "compile") else model.predict(x))[:, 0])
+            out.append(_probabilities(model, x))
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -322,8 +328,7 @@ class TrainedModel:
         from sodinn.samples import minmax_normalize
 
         x = minmax_normalize(samples)[..., None]
-        out = self.model.predict(x, verbose=0) if hasattr(self.model, "compile") else self.model.predict(x)
-        return np.asarray(out)[:, 0]
+        return _probabilities(self.model, x)
 
     def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *, fwhm_tolerance: float = 0.15) -> None:
         """Refuse data or settings the model was not trained for, with a message that says why.

@@ -152,6 +152,24 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=0.9, help="probability threshold (default: %(default)s)")
     predict.add_argument("--output", "-o", help="output folder (default: predict_output)")
     predict.set_defaults(func=_cmd_predict)
+
+    roc = sub.add_parser(
+        "roc", parents=[common], help="ROC curves of trained models against median-ADI and PCA-ADI",
+        description="Inject one fake companion into each of many copies of a cube (per separation band), reduce every "
+        "copy with the trained models and the PCA-ADI baselines, score the blobs of every map at every threshold "
+        "(Exoplanet Imaging Data Challenge rule) and write roc.csv, roc.png and summary.txt. Settings come from the "
+        "[roc] table of the configuration and the flags. An interrupted run resumes from the copies it finished.",
+    )
+    roc.add_argument("config_file", nargs="?", metavar="CONFIG", help="TOML configuration with [data] and [roc] tables")
+    _add_data_options(roc)
+    roc.add_argument("--model", "-m", action="append", metavar="[NAME=]DIR",
+                     help="a model folder written by 'sodinn train' (repeatable; default: [roc] models)")
+    roc.add_argument("--copies", type=int, help="injected copies per separation band (default 100)")
+    roc.add_argument("--seed", type=int, help="random seed of the injections (default 0)")
+    roc.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    roc.add_argument("--output", "-o", help="output folder (default: roc_output)")
+    roc.add_argument("--no-resume", action="store_true", help="recompute every copy instead of reusing the cache")
+    roc.set_defaults(func=_cmd_roc)
     return parser
 
 
@@ -269,7 +287,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- reduce
 
 
-_SECTIONS = ("data", "reduce", "samples", "train")
+_SECTIONS = ("data", "reduce", "samples", "train", "roc")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -519,3 +537,52 @@ def _reduce(seq: Any, methods: Sequence[str], *, ncomp: int, out: Path, extra_pr
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------- roc
+
+
+def _cmd_roc(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from sodinn.config import dump_toml
+    from sodinn.roc import RocConfig, run_roc
+
+    if args.config_file and args.config:
+        raise UserError("give the configuration once: either CONFIG or --config")
+    args.config = args.config or args.config_file
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("roc", {}))
+    model_specs = args.model if args.model is not None else table.pop("models", [])
+    table.pop("models", None)
+    output = table.pop("output", None)
+    if args.copies is not None:
+        table["copies_per_band"] = args.copies
+    if args.seed is not None:
+        table["seed"] = args.seed
+    models: dict[str, str] = {}
+    for spec in ([model_specs] if isinstance(model_specs, str) else model_specs):
+        name, _, path = str(spec).rpartition("=")
+        resolved = Path(path) if args.model is not None else base / path
+        name = name or resolved.name
+        if name in models:
+            raise UserError(f"two models are named {name!r}; name them with NAME=DIR")
+        if not (resolved / "model.json").is_file():
+            raise UserError(f"{resolved} is not a model folder written by 'sodinn train' (no model.json)")
+        models[name] = str(resolved)
+    config = RocConfig.from_dict(table)
+    seq, data = _load_sequence(args, cfg, base)
+    out = _output_path(args.output, output, base, "roc_output")
+    start = time.perf_counter()
+    result = run_roc(seq, config, models, output_dir=out, n_jobs=args.jobs, resume=not args.no_resume,
+                     progress=not args.quiet)
+    dump_toml(out / "config.toml", {"data": data, "roc": {**config.to_dict(), "models": [f"{k}={v}" for k, v in models.items()],
+                                                          "output": str(out.resolve())}})
+    print(result.summary)
+    print(f"{len(result.injections)} copies in {time.perf_counter() - start:.0f} s; roc.csv, roc.png, summary.txt in {out}")
+    return 0

@@ -14,7 +14,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_flux_oracle", "plot_frame", "plot_snr_map", "plot_training_history"]
+__all__ = ["plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map", "plot_training_history"]
 
 
 def plot_frame(
@@ -136,4 +136,40 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) 
         ax.set_ylabel(key)
         if ax.lines:
             ax.legend()
+    return axes
+
+
+def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_every: int = 2) -> Sequence[Axes]:
+    """ROC curves of a :func:`sodinn.roc.run_roc` run: TPR against mean false positives per frame.
+
+    One panel per separation band; the x axis is symmetric-log (0 false positives stays visible);
+    every ``label_every``-th threshold is written beside its point. Returns the axes (one per band).
+    """
+    import matplotlib.pyplot as plt
+
+    bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})
+    if axes is None:
+        _, axes = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
+        axes = list(np.ravel(axes))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colors = plt.cm.tab10(np.arange(len(methods)) % 10)
+    for ax, (b, label) in zip(axes, bands):
+        for method, color in zip(methods, colors):
+            sel = sorted((r for r in rows if r["band"] == b and r["method"] == method), key=lambda r: r["threshold"])
+            fp = np.array([r["mean_fp"] for r in sel])
+            tpr = np.array([r["tpr"] for r in sel])
+            style = "-" if sel and sel[0]["kind"] == "probability" else "--"
+            ax.plot(fp, tpr, style, marker="o", ms=3, color=color, label=method)
+            for j, r in enumerate(sel):
+                if j % max(1, label_every) == 0:
+                    ax.annotate(f"{r['threshold']:g}", (fp[j], tpr[j]), fontsize=6, color=color, xytext=(2, 2),
+                                textcoords="offset points")
+        ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_xlim(left=0)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("mean false positives per frame")
+        ax.set_title(f"{label} λ/D")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("true positive rate")
+    axes[0].legend(fontsize="small")
     return axes

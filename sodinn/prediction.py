@@ -56,8 +56,11 @@ def annulus_feature_samples(
 
 
 def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: int = 512,
-                    progress: bool = True) -> ProbabilityMap:
+                    radii_px: tuple[float, float] | None = None, progress: bool = True) -> ProbabilityMap:
     """Apply a trained model to every pixel of the sequence's annuli.
+
+    ``radii_px=(r_min, r_max)`` restricts the work to the annuli of the partition that overlap
+    ``r_min <= r < r_max`` (the pixels of those whole annuli are evaluated; the others stay 0).
 
     Raises
     ------
@@ -73,7 +76,11 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
     prob = np.zeros((size, size))
     evaluated = np.zeros((size, size), dtype=bool)
     ks = []
-    for i in tqdm(range(len(annuli)), desc="annuli", unit="annulus", disable=not progress):
+    chosen = range(len(annuli))
+    if radii_px is not None:
+        lo, hi = float(radii_px[0]), float(radii_px[1])
+        chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]
+    for i in tqdm(chosen, desc="annuli", unit="annulus", disable=not progress):
         samples, pixels, k = annulus_feature_samples(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i])
         probs = np.concatenate([model.predict(samples[s : s + batch_size]) for s in range(0, len(samples), batch_size)])
         prob[pixels[:, 0], pixels[:, 1]] = probs

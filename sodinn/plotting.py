@@ -149,8 +149,8 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_
 
     bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})
     if axes is None:
-        _, axes = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
-        axes = list(np.ravel(axes))
+        _, grid = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
+        axes = list(grid.ravel())
     methods = list(dict.fromkeys(r["method"] for r in rows))
     colors = plt.cm.tab10(np.arange(len(methods)) % 10)
     for ax, (b, label) in zip(axes, bands):

@@ -76,7 +76,7 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
     prob = np.zeros((size, size))
     evaluated = np.zeros((size, size), dtype=bool)
     ks = []
-    chosen = range(len(annuli))
+    chosen = list(range(len(annuli)))
     if radii_px is not None:
         lo, hi = float(radii_px[0]), float(radii_px[1])
         chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]

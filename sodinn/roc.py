@@ -321,7 +321,7 @@ def _copy_job(args: tuple) -> tuple[int, dict[str, np.ndarray]]:
 def _write_cache(path: Path, maps: Mapping[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **maps)
+        np.savez_compressed(fh, **dict(maps))  # type: ignore[arg-type]
 
 
 def _read_cache(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
@@ -415,8 +415,8 @@ def run_roc(
     from sodinn.samples import sample_psf
 
     config = config or RocConfig()
-    models = {str(k): str(p) for k, p in (models or {}).items()}
-    for name, path in models.items():
+    model_paths = {str(k): str(p) for k, p in (models or {}).items()}
+    for name, path in model_paths.items():
         if name in BASELINES or name.startswith("annular-"):
             msg = f"model name {name!r} clashes with a baseline; choose another name"
             raise ValueError(msg)
@@ -424,7 +424,7 @@ def run_roc(
             msg = f"model {name!r}: {path} is not a model folder written by 'sodinn train' (no model.json)"
             raise FileNotFoundError(msg)
         _load_model(path).check_compatible(sequence.fwhm_px)
-    if not models and not config.baselines:
+    if not model_paths and not config.baselines:
         msg = "nothing to evaluate: give at least one model or one baseline"
         raise ValueError(msg)
     lambda_d = config.lambda_d_px or sequence.fwhm_px
@@ -432,11 +432,11 @@ def run_roc(
     psf = sample_psf(sequence, SampleConfig())
     curve = None if config.flux_range is not None else _flux_curve(sequence, config, psf)
     injections = roc_injections(sequence, config, curve)
-    names = method_names(config, models)
+    names = method_names(config, model_paths)
     bands_px = _band_px(config, lambda_d)
 
     out = Path(output_dir) if output_dir is not None else None
-    cache_dir = out / "cache" / _cache_key(sequence, config, models, injections) if out is not None else None
+    cache_dir = out / "cache" / _cache_key(sequence, config, model_paths, injections) if out is not None else None
     maps: dict[int, dict[str, np.ndarray]] = {}
     jobs = []
     for i, inj in enumerate(injections):
@@ -445,14 +445,14 @@ def run_roc(
         if cached is not None:
             maps[i] = cached
         else:
-            jobs.append((i, sequence, config, models, inj, psf, bands_px[inj.band], cache_file))
+            jobs.append((i, sequence, config, model_paths, inj, psf, bands_px[inj.band], cache_file))
     if maps:
         logger.info("ROC: %d of %d copies reused from the cache", len(maps), len(injections))
     for index, result in _run_jobs(jobs, n_jobs, progress):
         maps[index] = result
 
-    rows = score_copies(sequence, config, names, list(models), injections, maps, bands_px)
-    result = RocResult(rows=rows, injections=injections, summary=summarize(rows, list(models)), output_dir=out)
+    rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px)
+    result = RocResult(rows=rows, injections=injections, summary=summarize(rows, list(model_paths)), output_dir=out)
     if out is not None:
         write_outputs(result, config, out)
     return result
@@ -581,7 +581,8 @@ def write_outputs(result: RocResult, config: RocConfig, out: Path) -> None:
     from sodinn.plotting import plot_roc
 
     axes = plot_roc(result.rows)
-    fig = axes[0].figure
+    fig = axes[0].get_figure(root=True)
+    assert fig is not None
     with atomic_path(out / "roc.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

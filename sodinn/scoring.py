@@ -67,7 +67,7 @@ def _positions(xy: npt.ArrayLike | None, name: str) -> np.ndarray:
         return np.zeros((0, 2))
     arr = arr.reshape(-1, 2) if arr.ndim == 1 else arr
     if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)):
-        msg = f"{name} must be (x, y) positions, shape (n, 2), finite; got shape {np.shape(xy)}"
+        msg = f"{name} must be (x, y) positions, shape (n, 2), finite; got shape {arr.shape}"
         raise ValueError(msg)
     return arr
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,14 +547,11 @@ def _run(job: tuple) -> AnnulusSamples:
 
 
 def _map(jobs: list[tuple], n_jobs: int | None):
-    workers = min(len(jobs), n_jobs or os.cpu_count() or 1)
-    if workers <= 1:
-        yield from map(_run, jobs)
-        return
-    import multiprocessing
+    # the engine: local pool (n_jobs processes), in-process, or the Dask cluster of engine.use_scheduler
+    from sodinn.engine import iter_jobs
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(_run, jobs)
+    for _, result in iter_jobs(_run, [(job,) for job in jobs], n_workers=n_jobs, ordered=True):
+        yield result
 
 
 def _provenance(sequence: ADISequence, config: SampleConfig) -> dict[str, Any]:

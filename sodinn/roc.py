@@ -73,6 +73,12 @@ class RocConfig:
         Annular PCA-ADI is run at each of these ranks (the fair comparison is with the best one).
     snr_thresholds, prob_thresholds : sequence of float
         Thresholds of the S/N maps and of the probability maps.
+    calibrate : bool
+        Also score each model through its calibration (:mod:`sodinn.calibration`) as method ``NAME-cal``,
+        at the expected false positives per frame ``fp_targets``.
+    fp_targets : sequence of float
+    calibration_nulls : int
+        Null draws per pixel of the calibration.
     npix, overlap_threshold, max_blob_fact
         Blob scoring (see :mod:`sodinn.scoring`).
     known_sources_xy : sequence of (x, y)
@@ -94,6 +100,9 @@ class RocConfig:
     annular_ncomps: tuple[int, ...] = (5, 10, 20)
     snr_thresholds: tuple[float, ...] = field(default_factory=_default_snr_thresholds)
     prob_thresholds: tuple[float, ...] = field(default_factory=_default_prob_thresholds)
+    calibrate: bool = True
+    fp_targets: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+    calibration_nulls: int = 4
     npix: int = 2
     overlap_threshold: float = 0.7
     max_blob_fact: float = 2.0
@@ -142,6 +151,8 @@ class RocConfig:
                 msg = f"{name} must be a non-empty list of finite numbers; got {getattr(self, name)}"
                 raise ValueError(msg)
             set_(self, name, tuple(sorted(values)))
+        set_(self, "fp_targets", tuple(sorted(v.check_positive(f, name="fp_targets") for f in self.fp_targets)))
+        v.check_int(self.calibration_nulls, name="calibration_nulls", minimum=1)
         if any(not 0 < t < 1 for t in self.prob_thresholds):
             msg = f"prob_thresholds must lie in (0, 1); got {self.prob_thresholds}"
             raise ValueError(msg)
@@ -266,7 +277,7 @@ def _load_model(path: str):
 
 
 def method_names(config: RocConfig, models: Mapping[str, str | os.PathLike[str]]) -> list[str]:
-    """The methods of a run: the models by name, then the baselines (annular PCA once per rank)."""
+    """The maps of a run: the models by name, then the baselines (annular PCA once per rank)."""
     names = list(models)
     for b in config.baselines:
         names += [f"annular-{k}" for k in config.annular_ncomps] if b == "annular" else [b]
@@ -359,6 +370,7 @@ class RocResult:
     injections: list[Injection]
     summary: str = ""
     output_dir: Path | None = None
+    calibrations: dict[str, Any] = field(default_factory=dict)
 
     def table(self):
         """The rows as an astropy Table."""
@@ -451,8 +463,17 @@ def run_roc(
     for index, result in _run_jobs(jobs, n_jobs, progress):
         maps[index] = result
 
-    rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px)
-    result = RocResult(rows=rows, injections=injections, summary=summarize(rows, list(model_paths)), output_dir=out)
+    calibrations = {}
+    if config.calibrate:
+        from sodinn.calibration import calibrate
+
+        for name, path in model_paths.items():
+            logger.info("calibrating %s on the null draws of the data", name)
+            calibrations[name] = calibrate(sequence, _load_model(path), n_null=config.calibration_nulls, seed=config.seed)
+    rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)
+    scored = [m for name in model_paths for m in (name, f"{name}-cal") if m == name or name in calibrations]
+    result = RocResult(rows=rows, injections=injections, summary=summarize(rows, scored), output_dir=out,
+                       calibrations=calibrations)
     if out is not None:
         write_outputs(result, config, out)
     return result
@@ -486,25 +507,45 @@ def _run_jobs(jobs: list[tuple], n_jobs: int | None, progress: bool):
 
 def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str], model_names: Sequence[str],
                  injections: Sequence[Injection], maps: Mapping[int, Mapping[str, np.ndarray]],
-                 bands_px: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
-    """Score every copy's maps at every threshold; aggregate per method, band and threshold."""
+                 bands_px: Sequence[tuple[float, float]], calibrations: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Score every copy's maps at every threshold; aggregate per method, band and threshold.
+
+    Calibrated methods (``NAME-cal``, from ``calibrations``) are thresholded at ``fp_targets`` expected false
+    positives per frame; their rows also carry ``expected_fp``, the share of the target that falls in the band.
+    """
     cy, cx = frame_center(sequence.cube.shape)
     yy, xx = np.indices(sequence.cube.shape[1:])
     rr = np.hypot(xx - cx, yy - cy)
+    calibrations = calibrations or {}
+    methods: list[tuple[str, str, Sequence[float]]] = []
+    for name in names:
+        if name in model_names:
+            methods.append((name, "probability", config.prob_thresholds))
+            if name in calibrations:
+                methods.append((f"{name}-cal", "calibrated", config.fp_targets))
+        else:
+            methods.append((name, "snr", config.snr_thresholds))
     rows = []
     for b, (lo, hi) in enumerate(bands_px):
         region = (rr >= lo) & (rr < hi)
         members = [i for i, inj in enumerate(injections) if inj.band == b]
         n_inj = sum(injections[i].flux > 0 for i in members)
-        for name in names:
-            thresholds = config.prob_thresholds if name in model_names else config.snr_thresholds
+        derived, band_area = {}, {}
+        for name, cal in calibrations.items():
+            derived[name] = {i: cal.score_map(maps[i][name]) for i in members}
+            band_area[name] = int((region & (rr >= cal.edges_px[0]) & (rr < cal.edges_px[-1])).sum())
+        for method, kind, thresholds in methods:
             for t in thresholds:
                 tp = true_blobs = 0
                 fp = 0.0
                 for i in members:
                     inj = injections[i]
                     xy = [(inj.x, inj.y)] if inj.flux > 0 else []
-                    s = score_blobs(maps[i][name], t, xy, sequence.fwhm_px, npix=config.npix,
+                    if kind == "calibrated":
+                        frame, level = derived[method[:-4]][i], -math.log10(t)
+                    else:
+                        frame, level = maps[i][method], t
+                    s = score_blobs(frame, level, xy, sequence.fwhm_px, npix=config.npix,
                                     overlap_threshold=config.overlap_threshold, max_blob_fact=config.max_blob_fact,
                                     region=region, known_sources_xy=config.known_sources_xy)
                     tp += int(s.detected.sum())
@@ -512,13 +553,17 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                     fp += s.false_positives
                 n = len(members)
                 fn = n_inj - tp
+                extra = {}
+                if kind == "calibrated":
+                    extra["expected_fp"] = t * band_area[method[:-4]] / calibrations[method[:-4]].area_px
                 rows.append({
-                    "method": name, "kind": "probability" if name in model_names else "snr", "band": b,
+                    "method": method, "kind": kind, "band": b,
                     "band_lambda_d": "{:g}-{:g}".format(*config.bands_lambda_d[b]), "threshold": float(t),
                     "n_copies": n, "n_injections": int(n_inj), "tp": int(tp), "fp": float(fp), "fn": int(fn),
                     "tpr": tp / n_inj if n_inj else float("nan"), "mean_fp": fp / n if n else float("nan"),
                     "fdr": fp / (true_blobs + fp) if (true_blobs + fp) > 0 else float("nan"),
                     "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else float("nan"),
+                    "expected_fp": float("nan"), **extra,
                 })
     return rows
 
@@ -558,6 +603,15 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
                     ratios.append(mine / ref if ref > 0 else (float("inf") if mine > 0 else float("nan")))
                 lines.append(f"{label:<12}{(model + ' / ' + ref_name):<{width}}" + "".join(f"{x:9.2f}x" for x in ratios))
         lines.append("")
+    cal_rows = [r for r in rows if r.get("kind") == "calibrated"]
+    if cal_rows:
+        lines.append("Calibration check: false positives per frame in the band, expected from the null draws vs counted")
+        for b, label in bands:
+            for m in dict.fromkeys(r["method"] for r in cal_rows):
+                sel = sorted((r for r in cal_rows if r["method"] == m and r["band"] == b), key=lambda r: r["threshold"])
+                pairs = ", ".join(f"{r['expected_fp']:.2g}->{r['mean_fp']:.2g}" for r in sel)
+                lines.append(f"{label:<12}{m:<{width}}{pairs}")
+        lines.append("(target F per frame over the whole field; the band holds its area share of F)")
     return "\n".join(lines)
 
 

@@ -320,13 +320,10 @@ def copy_maps(sequence: ADISequence, config: RocConfig, models: Mapping[str, str
     return maps
 
 
-def _copy_job(args: tuple) -> tuple[int, dict[str, np.ndarray]]:
-    index, sequence, config, models, injection, psf, radii_px, cache_file = args
+def _copy_job(sequence: ADISequence, config: RocConfig, models: Mapping[str, str], injection: Injection, psf: np.ndarray,
+              radii_px: tuple[float, float]) -> dict[str, np.ndarray]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    maps = copy_maps(sequence, config, models, injection, psf, radii_px)
-    if cache_file is not None:
-        _write_cache(Path(cache_file), maps)
-    return index, maps
+    return copy_maps(sequence, config, models, injection, psf, radii_px)
 
 
 def _write_cache(path: Path, maps: Mapping[str, np.ndarray]) -> None:
@@ -400,6 +397,7 @@ def run_roc(
     *,
     output_dir: str | os.PathLike[str] | None = None,
     n_jobs: int | None = None,
+    scheduler: Any = None,
     resume: bool = True,
     progress: bool = True,
 ) -> RocResult:
@@ -416,6 +414,9 @@ def run_roc(
         per-copy cache there. Without it nothing is cached.
     n_jobs : int, optional
         Worker processes (default: all cores; 1 runs in this process).
+    scheduler : None, str or dask.distributed.Client
+        Where the copies run (see :mod:`sodinn.engine`): the local pool by default, or a Dask cluster
+        (``"tcp://host:port"``). The maps come back to this process, which caches them.
     resume : bool
         Reuse the cached maps of finished copies.
 
@@ -424,9 +425,11 @@ def run_roc(
     RocResult
     """
     from sodinn.config import SampleConfig
+    from sodinn.engine import check_scheduler
     from sodinn.samples import sample_psf
 
     config = config or RocConfig()
+    check_scheduler(scheduler)
     model_paths = {str(k): str(p) for k, p in (models or {}).items()}
     for name, path in model_paths.items():
         if name in BASELINES or name.startswith("annular-"):
@@ -450,18 +453,28 @@ def run_roc(
     out = Path(output_dir) if output_dir is not None else None
     cache_dir = out / "cache" / _cache_key(sequence, config, model_paths, injections) if out is not None else None
     maps: dict[int, dict[str, np.ndarray]] = {}
-    jobs = []
-    for i, inj in enumerate(injections):
-        cache_file = cache_dir / f"band{inj.band}_copy{inj.copy:04d}.npz" if cache_dir is not None else None
+    todo: list[int] = []
+    cache_files = [cache_dir / f"band{inj.band}_copy{inj.copy:04d}.npz" if cache_dir is not None else None for inj in injections]
+    for i, cache_file in enumerate(cache_files):
         cached = _read_cache(cache_file, names) if (cache_file is not None and resume) else None
         if cached is not None:
             maps[i] = cached
         else:
-            jobs.append((i, sequence, config, model_paths, inj, psf, bands_px[inj.band], cache_file))
+            todo.append(i)
     if maps:
         logger.info("ROC: %d of %d copies reused from the cache", len(maps), len(injections))
-    for index, result in _run_jobs(jobs, n_jobs, progress):
-        maps[index] = result
+
+    def finished(j: int, result: dict[str, np.ndarray]) -> None:
+        maps[todo[j]] = result
+        cache_file = cache_files[todo[j]]
+        if cache_file is not None:
+            _write_cache(cache_file, result)
+
+    if todo:
+        from sodinn.engine import map_jobs
+
+        jobs = [(sequence, config, model_paths, injections[i], psf, bands_px[injections[i].band]) for i in todo]
+        map_jobs(_copy_job, jobs, scheduler=scheduler, n_workers=n_jobs, progress=progress, desc="ROC copies", on_result=finished)
 
     calibrations = {}
     if config.calibrate:
@@ -477,32 +490,6 @@ def run_roc(
     if out is not None:
         write_outputs(result, config, out)
     return result
-
-
-def _run_jobs(jobs: list[tuple], n_jobs: int | None, progress: bool):
-    from tqdm.auto import tqdm
-
-    if not jobs:
-        return
-    workers = min(len(jobs), n_jobs or os.cpu_count() or 1)
-    bar = tqdm(total=len(jobs), desc="ROC copies", unit="copy", disable=not progress)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                yield _copy_job(job)
-                bar.update()
-            return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: the parent may hold TensorFlow threads, which a fork would copy in a broken state
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_copy_job, job) for job in jobs]
-            for fut in as_completed(futures):
-                yield fut.result()
-                bar.update()
-    finally:
-        bar.close()
 
 
 def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str], model_names: Sequence[str],

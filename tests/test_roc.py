@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -133,3 +134,17 @@ def test_command_line(synthetic, tmp_path, capsys):
     assert "not a model folder" in capsys.readouterr().err
     assert main(["roc", str(tmp_path / "roc.toml"), "--copies", "0", "-q"]) == 2
     assert "copies_per_band" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_copies_on_a_dask_cluster_score_like_in_process(synthetic):
+    from distributed import Client, LocalCluster
+
+    config = _config(flux_range=(300.0, 900.0), baselines=("annular",), copies_per_band=2)
+    local = run_roc(synthetic, config, {"net": MODEL}, n_jobs=1, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster, set_as_default=False) as client:
+        remote = run_roc(synthetic, config, {"net": MODEL}, scheduler=client, progress=False)
+    assert json.dumps(remote.rows) == json.dumps(local.rows)
+    with pytest.raises(ValueError, match="scheduler"):
+        run_roc(synthetic, config, {}, scheduler="htp://nowhere", progress=False)

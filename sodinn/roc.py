@@ -8,9 +8,10 @@ and its blobs are judged by the data-challenge rule of :mod:`sodinn.scoring`, co
 band's pixels ("local ROC"); known real sources are kept out of the injections and their blobs
 ignored. Per method, band and threshold: TPR, mean false positives per frame, FDR and F1.
 
-The copies are independent jobs (one process per core by default); each finished copy's maps are
-cached on disk (``cache/`` in the output folder), so an interrupted run resumes without redoing
-them, and a rerun with other thresholds only rescores.
+The copies are independent jobs (one process per core by default, or a Dask cluster); each
+finished copy's maps are cached on disk per method (``cache/`` in the output folder), so an
+interrupted run resumes without redoing them, a rerun with other thresholds only rescores, and a
+run that adds a model reuses the baselines' maps.
 """
 
 from __future__ import annotations
@@ -285,8 +286,12 @@ def method_names(config: RocConfig, models: Mapping[str, str | os.PathLike[str]]
 
 
 def copy_maps(sequence: ADISequence, config: RocConfig, models: Mapping[str, str], injection: Injection,
-              psf: np.ndarray, radii_px: tuple[float, float]) -> dict[str, np.ndarray]:
-    """Every method's detection map of one injected copy (probability maps and S/N maps, float32)."""
+              psf: np.ndarray, radii_px: tuple[float, float], only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Every method's detection map of one injected copy (probability maps and S/N maps, float32).
+
+    ``only`` restricts the work to these methods (names of :func:`method_names`).
+    """
+    wanted = set(method_names(config, models) if only is None else only)
     from threadpoolctl import threadpool_limits
 
     from sodinn.baselines import median_adi, pca_adi, pca_annular
@@ -302,44 +307,55 @@ def copy_maps(sequence: ADISequence, config: RocConfig, models: Mapping[str, str
                        pixel_scale_arcsec=sequence.pixel_scale_arcsec)
     maps: dict[str, np.ndarray] = {}
     for name, path in models.items():
+        if name not in wanted:
+            continue
         prob = probability_map(copy, _load_model(str(path)), radii_px=radii_px, progress=False)
         maps[name] = prob.probability.astype(np.float32)
     fwhm = sequence.fwhm_px
     with threadpool_limits(limits=1, user_api="blas"):
         for b in config.baselines:
-            if b == "median":
+            if b == "median" and "median" in wanted:
                 maps["median"] = snr_map(median_adi(cube, sequence.angles_deg), fwhm).astype(np.float32)
-            elif b == "pca":
+            elif b == "pca" and "pca" in wanted:
                 frame = pca_adi(cube, sequence.angles_deg, ncomp=config.pca_ncomp)
                 maps["pca"] = snr_map(frame, fwhm).astype(np.float32)
-            else:
+            elif b == "annular":
                 r_in = max(0.0, radii_px[0] - 2 * fwhm)
                 for k in config.annular_ncomps:
+                    if f"annular-{k}" not in wanted:
+                        continue
                     frame = pca_annular(cube, sequence.angles_deg, fwhm, ncomp=k, r_in_px=r_in)
                     maps[f"annular-{k}"] = snr_map(frame, fwhm).astype(np.float32)
     return maps
 
 
 def _copy_job(sequence: ADISequence, config: RocConfig, models: Mapping[str, str], injection: Injection, psf: np.ndarray,
-              radii_px: tuple[float, float]) -> dict[str, np.ndarray]:
+              radii_px: tuple[float, float], only: Sequence[str]) -> dict[str, np.ndarray]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return copy_maps(sequence, config, models, injection, psf, radii_px)
+    return copy_maps(sequence, config, models, injection, psf, radii_px, only)
 
 
-def _write_cache(path: Path, maps: Mapping[str, np.ndarray]) -> None:
+def _method_tags(config: RocConfig, models: Mapping[str, str]) -> dict[str, str]:
+    """Cache folder of each method: what its map depends on besides the data and the copy."""
+    tags = {}
+    for name, path in models.items():
+        tags[name] = "model-" + hashlib.sha256((Path(path) / "model.json").read_bytes()).hexdigest()[:12]
+    for name in method_names(config, {}):
+        tags[name] = f"pca-{config.pca_ncomp or 'cevr0.9'}" if name == "pca" else name
+    return tags
+
+
+def _write_cache(path: Path, frame: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **dict(maps))  # type: ignore[arg-type]
+        np.save(fh, frame)
 
 
-def _read_cache(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+def _read_cache(path: Path) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
-            if not set(names) <= set(data.files):
-                return None
-            return {n: data[n] for n in names}
+        return np.load(path)
     except (OSError, ValueError, EOFError):
         logger.warning("ignoring an unreadable cache file %s (it will be remade)", path)
         return None
@@ -376,17 +392,14 @@ class RocResult:
         return Table(rows=self.rows)
 
 
-def _cache_key(sequence: ADISequence, config: RocConfig, models: Mapping[str, str], injections: Sequence[Injection]) -> str:
+def _cache_key(sequence: ADISequence, injections: Sequence[Injection]) -> str:
+    """What every map of a run depends on: the data, the PSF and the injected companions."""
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(sequence.cube).tobytes())
     h.update(np.ascontiguousarray(sequence.angles_deg).tobytes())
     h.update(np.ascontiguousarray(sequence.psf).tobytes())
     h.update(repr(sequence.fwhm_px).encode())
     h.update(json.dumps([asdict(i) for i in injections]).encode())
-    for name, path in sorted(models.items()):
-        h.update(name.encode())
-        meta = Path(path) / "model.json"
-        h.update(meta.read_bytes() if meta.is_file() else str(path).encode())
     return h.hexdigest()[:16]
 
 
@@ -451,29 +464,40 @@ def run_roc(
     bands_px = _band_px(config, lambda_d)
 
     out = Path(output_dir) if output_dir is not None else None
-    cache_dir = out / "cache" / _cache_key(sequence, config, model_paths, injections) if out is not None else None
-    maps: dict[int, dict[str, np.ndarray]] = {}
-    todo: list[int] = []
-    cache_files = [cache_dir / f"band{inj.band}_copy{inj.copy:04d}.npz" if cache_dir is not None else None for inj in injections]
-    for i, cache_file in enumerate(cache_files):
-        cached = _read_cache(cache_file, names) if (cache_file is not None and resume) else None
-        if cached is not None:
-            maps[i] = cached
-        else:
-            todo.append(i)
-    if maps:
-        logger.info("ROC: %d of %d copies reused from the cache", len(maps), len(injections))
+    cache_dir = out / "cache" / _cache_key(sequence, injections) if out is not None else None
+    tags = _method_tags(config, model_paths)
+
+    def cache_file(i: int, name: str) -> Path | None:
+        inj = injections[i]
+        return cache_dir / tags[name] / f"band{inj.band}_copy{inj.copy:04d}.npy" if cache_dir is not None else None
+
+    maps: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(injections))}
+    missing: dict[int, list[str]] = {}
+    for i in range(len(injections)):
+        for name in names:
+            where = cache_file(i, name)
+            frame = _read_cache(where) if (where is not None and resume) else None
+            if frame is not None:
+                maps[i][name] = frame
+            else:
+                missing.setdefault(i, []).append(name)
+    reused = sum(len(m) for m in maps.values())
+    if reused:
+        logger.info("ROC: %d of %d maps reused from the cache", reused, len(injections) * len(names))
+    todo = sorted(missing)
 
     def finished(j: int, result: dict[str, np.ndarray]) -> None:
-        maps[todo[j]] = result
-        cache_file = cache_files[todo[j]]
-        if cache_file is not None:
-            _write_cache(cache_file, result)
+        i = todo[j]
+        maps[i].update(result)
+        for name, frame in result.items():
+            where = cache_file(i, name)
+            if where is not None:
+                _write_cache(where, frame)
 
     if todo:
         from sodinn.engine import map_jobs
 
-        jobs = [(sequence, config, model_paths, injections[i], psf, bands_px[injections[i].band]) for i in todo]
+        jobs = [(sequence, config, model_paths, injections[i], psf, bands_px[injections[i].band], missing[i]) for i in todo]
         map_jobs(_copy_job, jobs, scheduler=scheduler, n_workers=n_jobs, progress=progress, desc="ROC copies", on_result=finished)
 
     calibrations = {}

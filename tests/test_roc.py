@@ -72,11 +72,16 @@ def test_cache_resumes_and_parallel_equals_serial(synthetic, tmp_path, monkeypat
     monkeypatch.setattr(roc, "copy_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = run_roc(synthetic, config, {}, output_dir=tmp_path, n_jobs=1, progress=False)
     assert calls == [] and json.dumps(again.rows) == json.dumps(first.rows)  # everything came from the cache (NaN-safe)
-    cached = sorted((tmp_path / "cache").rglob("*.npz"))
-    assert len(cached) == 3
-    cached[1].unlink()  # as if the run had been interrupted before this copy
+    cached = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == 3 * 2 and {p.parent.name for p in cached} == {"pca-cevr0.9", "annular-5"}
+    cached[1].unlink()  # as if the run had been interrupted before this map
     resumed = run_roc(synthetic, config, {}, output_dir=tmp_path, n_jobs=1, progress=False)
     assert len(calls) == 1 and json.dumps(resumed.rows) == json.dumps(first.rows)  # serial equals the parallel run
+    # adding a method reuses the maps of the others: only the new one is computed
+    more = run_roc(synthetic, _config(flux_range=(300.0, 900.0), baselines=("pca", "annular", "median")), {},
+                   output_dir=tmp_path, n_jobs=1, progress=False)
+    assert len(calls) == 1 + 3 and {r["method"] for r in more.rows} == {"pca", "annular-5", "median"}
+    assert len(list((tmp_path / "cache").rglob("median/*.npy"))) == 3
 
 
 def test_injections_are_reproducible_and_avoid_known_sources(synthetic):

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as err:
+    except (UserError, ValueError, TypeError, OSError, KeyError) as err:
         if args.verbose:
             raise
         message = (str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)) or type(err).__name__
@@ -87,10 +87,15 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser(
-        "info", parents=[common], help="describe FITS files",
-        description="Print shape, type and statistics of FITS files (cube, angles or PSF).",
+        "info", parents=[common], help="describe FITS files, a sample file or a model folder",
+        description="Describe each PATH: a FITS file (cube, angles or PSF: shape, values, field rotation, fitted "
+        "FWHM), a sample file written by 'sodinn samples' (samples per class and annulus, shape, ranks, flux ranges, "
+        "seed, source files and checksums) or a model folder written by 'sodinn train' (model, P, K, FWHM and pixel "
+        "scale of the training data, S/N range, held-out metrics, training set, versions). The kind is detected "
+        "from the file. Given a cube and its angles, also checks that they match.",
     )
-    info.add_argument("paths", nargs="+", metavar="FITS", help="FITS file(s)")
+    info.add_argument("paths", nargs="+", metavar="PATH", help="FITS file, sample file (.h5) or model folder")
+    info.add_argument("--json", action="store_true", help="print one JSON object per PATH (for scripts)")
     info.set_defaults(func=_cmd_info)
 
     reduce = sub.add_parser(
@@ -127,10 +132,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "train", parents=[common], help="train a classifier on a sample file",
         description="Train a model on an HDF5 sample file (split by group into train/validation/test), save it "
         "with everything prediction needs, and print the held-out metrics. Settings come from the [train] table "
-        "of --config and the flags. An interrupted training resumes from its last epoch.",
+        "of --config and the flags; the effective configuration is saved as config.toml in the model folder. "
+        "An interrupted training resumes from its last epoch.",
     )
-    train.add_argument("samples_file", metavar="SAMPLES", help="HDF5 file written by 'sodinn samples'")
-    train.add_argument("--config", "-c", help="TOML configuration with a [train] table")
+    train.add_argument("samples_file", nargs="?", metavar="SAMPLES",
+                       help="HDF5 file written by 'sodinn samples' (default: [train] samples, else the [samples] "
+                       "output of --config)")
+    train.add_argument("--config", "-c", help="TOML configuration with a [train] table (see configs/); flags override it")
     train.add_argument("--output", "-o", help="model folder (default: model)")
     train.add_argument("--model", "-m", help="sodinn (default), sodinn-v2, conv3d or sodirf")
     train.add_argument("--epochs", type=int, help="maximum epochs (default 20)")
@@ -145,11 +153,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "predict", parents=[common], help="probability map, detection map and candidates of a sequence",
         description="Apply a trained model to every pixel of every annulus of an ADI sequence: writes the "
         "probability map and the binary detection map (FITS), the candidates (ECSV) and a figure next to the "
-        "annular PCA-ADI S/N map.",
+        "annular PCA-ADI S/N map. Settings come from the [data] and [predict] tables of --config and the flags; "
+        "the effective configuration is saved as config.toml next to the outputs.",
     )
-    predict.add_argument("model_dir", metavar="MODEL", help="model folder written by 'sodinn train'")
+    predict.add_argument("model_dir", nargs="?", metavar="MODEL",
+                         help="model folder written by 'sodinn train' (default: [predict] model, else the [train] "
+                         "output of --config)")
     _add_data_options(predict)
-    predict.add_argument("--threshold", type=float, default=0.9, help="probability threshold (default: %(default)s)")
+    predict.add_argument("--threshold", type=float, help="probability threshold in (0, 1) (default: 0.9)")
     predict.add_argument("--output", "-o", help="output folder (default: predict_output)")
     predict.set_defaults(func=_cmd_predict)
 
@@ -225,9 +236,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo_learn(seq: Any, truth: Sequence[tuple[float, float]], out: Path, *, quiet: bool) -> Any:
     """Demo steps 3-5: labeled samples (true companions masked), a small SODINN model, its detections."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _import_keras_quietly()
     from sodinn.config import SampleConfig, TrainConfig
     from sodinn.store import generate_sample_file
     from sodinn.training import train
@@ -253,41 +262,250 @@ def _demo_learn(seq: Any, truth: Sequence[tuple[float, float]], out: Path, *, qu
 
 # ---------------------------------------------------------------- info
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    described = []
+    for path in map(Path, args.paths):
+        kind = _info_kind(path)
+        if kind == "model":
+            info = _model_info(path if path.is_dir() else path.parent)
+        elif kind == "samples":
+            info = _samples_info(path)
+        elif kind == "parts":
+            info = _parts_info(path)
+        else:
+            info = _fits_info(path)
+        described.append(info)
+        print(json.dumps(info) if args.json else _info_text(info))
+    cubes = [d for d in described if d.get("kind") == "cube"]
+    angles = [d for d in described if d.get("kind") == "angles"]
+    if not args.json and len(cubes) == 1 and len(angles) == 1:
+        n_frames, n_angles = cubes[0]["shape"][0], angles[0]["n_values"]
+        verdict = "consistent" if n_frames == n_angles else "MISMATCH: pass one angle per frame"
+        print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})")
+    return 0
+
+
+def _info_kind(path: Path) -> str:
+    """What ``sodinn info`` is looking at: "fits", "samples", "model" or "parts" (an unfinished sample run)."""
+    if not path.exists():
+        msg = f"no such file or folder: {path}"
+        raise FileNotFoundError(msg)
+    if path.is_dir():
+        if (path / "model.json").is_file():
+            return "model"
+        if (path / "state.json").is_file() and path.name.endswith(".parts"):
+            return "parts"
+        msg = (f"{path} is a folder without model.json; sodinn info describes FITS files, sample files (.h5) "
+               "and model folders written by 'sodinn train'")
+        raise UserError(msg)
+    if path.name == "model.json" or (path.suffix in (".keras", ".joblib") and (path.parent / "model.json").is_file()):
+        return "model"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == _HDF5_SIGNATURE or path.suffix in (".h5", ".hdf5"):
+        return "samples"
+    if head.startswith(b"SIMPLE") or path.name.lower().endswith(_FITS_SUFFIXES):
+        return "fits"
+    msg = (f"cannot tell what {path} is: sodinn info describes FITS files, sample files (.h5, from "
+           "'sodinn samples') and model folders (from 'sodinn train')")
+    raise UserError(msg)
+
+
+def _fits_info(path: Path) -> dict[str, Any]:
     from sodinn.io import read_fits
     from sodinn.psf import fit_fwhm
 
-    for path in args.paths:
-        data = read_fits(path)
-        finite = np.isfinite(data)
-        line = {
-            "file": str(path),
-            "shape": list(data.shape),
-            "min": float(np.nanmin(data)) if finite.any() else None,
-            "max": float(np.nanmax(data)) if finite.any() else None,
-            "non_finite": int(data.size - finite.sum()),
+    data = read_fits(path)
+    finite = np.isfinite(data)
+    info: dict[str, Any] = {
+        "file": str(path),
+        "kind": "image",
+        "shape": list(data.shape),
+        "min": float(np.nanmin(data)) if finite.any() else None,
+        "max": float(np.nanmax(data)) if finite.any() else None,
+        "non_finite": int(data.size - finite.sum()),
+    }
+    squeezed = data.squeeze()
+    if squeezed.ndim == 1:
+        info["kind"] = "angles"
+        info["n_values"] = int(squeezed.size)
+        info["field_rotation_deg"] = float(np.ptp(squeezed))
+    elif data.ndim == 2:
+        info["kind"] = "psf/frame"
+        try:
+            info["fwhm_px"] = round(fit_fwhm(data), 4)
+        except ValueError as err:
+            info["fwhm_px"] = f"not fitted: {err}"
+    elif data.ndim == 3:
+        info["kind"] = "cube"
+    return info
+
+
+def _samples_info(path: Path) -> dict[str, Any]:
+    from sodinn.store import SampleFile
+
+    with SampleFile(path) as f:
+        config = f.config
+        sequence = f.provenance.get("sequence", {})
+        annuli = []
+        for a in range(len(f.r_in_px)):
+            here = f.annulus == a
+            annuli.append({
+                "r_px": [round(float(f.r_in_px[a]), 2), round(float(f.r_out_px[a]), 2)],
+                "c_plus": int((f.labels[here] == 1).sum()), "c_minus": int((f.labels[here] == 0).sum()),
+                "ranks": [int(k) for k in f.ks[a]],
+                "flux_range": [float(x) for x in f.flux_range[a]],
+            })
+        n_pos = int(f.labels.sum())
+        return {
+            "file": str(path), "kind": "samples", "n_samples": len(f), "c_plus": n_pos, "c_minus": len(f) - n_pos,
+            "augmented": int(f.augmented.sum()), "sample_shape": list(f.sample_shape), "annuli": annuli,
+            "seed": config.seed, "snr_range": list(config.snr_range), "k_policy": config.k_policy,
+            "known_sources_xy": [list(xy) for xy in config.known_sources_xy],
+            "fwhm_px": sequence.get("fwhm_px"), "pixel_scale_arcsec": sequence.get("pixel_scale_arcsec"),
+            "sources": {k: {"file": sequence.get(f"{k}_file"), "sha256": sequence.get(f"{k}_sha256")}
+                        for k in ("cube", "angles", "psf") if f"{k}_file" in sequence},
+            "config_sha256": f.provenance.get("config_sha256"), "sodinn_version": f.provenance.get("sodinn_version"),
         }
-        squeezed = data.squeeze()
-        if squeezed.ndim == 1:
-            line["kind"] = "angles"
-            line["field_rotation_deg"] = float(np.ptp(squeezed))
-        elif data.ndim == 2:
-            line["kind"] = "psf/frame"
-            try:
-                line["fwhm_px"] = round(fit_fwhm(data), 4)
-            except ValueError as err:
-                line["fwhm_px"] = f"not fitted: {err}"
-        elif data.ndim == 3:
-            line["kind"] = "cube"
-        print(json.dumps(line))
-    return 0
+
+
+def _model_info(folder: Path) -> dict[str, Any]:
+    """The model folder's metadata (model.json; Keras is not loaded) and its training history."""
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except json.JSONDecodeError as err:
+        msg = f"{folder / 'model.json'} is not valid JSON ({err}); was the training interrupted?"
+        raise UserError(msg) from err
+    from sodinn.training import FORMAT
+
+    if meta.get("format") != FORMAT:
+        msg = f"{folder / 'model.json'} is not a sodinn model (format {meta.get('format')!r}, expected {FORMAT!r})"
+        raise UserError(msg)
+    metrics = meta.get("metrics", {})
+    geometry = meta.get("training_geometry", {})
+    info: dict[str, Any] = {
+        "folder": str(folder), "kind": "model", "model": meta.get("model"),
+        "weights": meta.get("weights"), "weights_present": (folder / str(meta.get("weights"))).is_file(),
+        "patch_px": meta.get("patch_px"), "n_ranks": meta.get("n_ranks"), "k_policy": meta.get("k_policy"),
+        "fwhm_px": meta.get("fwhm_px"), "pixel_scale_arcsec": meta.get("pixel_scale_arcsec"),
+        "snr_range": meta.get("snr_range"),
+        "annuli_px": [[round(a, 2), round(b, 2)] for a, b in zip(geometry.get("r_in_px", []), geometry.get("r_out_px", []))],
+        "known_sources_xy": meta.get("sample_config", {}).get("known_sources_xy"),
+        "test_metrics": {k: metrics.get(k) for k in ("n", "accuracy", "auc", "confusion_matrix")},
+        "split": metrics.get("split"),
+        "per_annulus": metrics.get("per_annulus"),
+        "train_config": meta.get("train_config"),
+        "training_set": meta.get("training_set"),
+        "versions": meta.get("versions"),
+    }
+    history = folder / "history.csv"
+    if history.is_file():
+        rows = [line.split(",") for line in history.read_text().strip().splitlines()]
+        if len(rows) > 1 and "val_loss" in rows[0]:
+            col = rows[0].index("val_loss")
+            losses = [float(r[col]) for r in rows[1:]]
+            info["epochs_run"] = len(losses)
+            info["best_epoch"] = int(np.argmin(losses)) + 1
+    return info
+
+
+def _parts_info(folder: Path) -> dict[str, Any]:
+    state = json.loads((folder / "state.json").read_text())
+    return {
+        "folder": str(folder), "kind": "unfinished samples",
+        "annuli_done": len(list(folder.glob("annulus_*.npz"))), "annuli": len(state["oracle"]["flux_range"]),
+    }
+
+
+def _info_text(info: dict[str, Any]) -> str:
+    """The human-readable form of an ``info`` record."""
+    kind = info["kind"]
+    if kind == "samples":
+        return _samples_text(info)
+    if kind == "model":
+        return _model_text(info)
+    if kind == "unfinished samples":
+        return (f"{info['folder']}: an interrupted 'sodinn samples' run ({info['annuli_done']} of {info['annuli']} "
+                "annuli done); run the same command again to resume")
+    values = "no finite values" if info["min"] is None else f"values {info['min']:.4g} to {info['max']:.4g}"
+    bad = f", {info['non_finite']} non-finite" if info["non_finite"] else ""
+    shape = "x".join(str(s) for s in info["shape"])
+    if kind == "angles":
+        what = f"{info['n_values']} angles, {info['field_rotation_deg']:.2f} deg of field rotation"
+    elif kind == "cube":
+        what = f"cube of {info['shape'][0]} frames of {info['shape'][1]}x{info['shape'][2]} px"
+    elif kind == "psf/frame":
+        fwhm = info["fwhm_px"]
+        what = f"PSF/frame of {shape} px, FWHM " + (f"{fwhm:.2f} px (2-D Gaussian fit)" if isinstance(fwhm, float) else fwhm)
+    else:
+        what = f"image of shape {shape}"
+    return f"{info['file']}: {what}; {values}{bad}"
+
+
+def _samples_text(info: dict[str, Any]) -> str:
+    k, p, _ = info["sample_shape"]
+    snr = "-".join(f"{s:g}" for s in info["snr_range"])
+    lines = [
+        f"{info['file']}: {info['n_samples']} labeled samples ({info['c_plus']} C+, {info['c_minus']} C-"
+        + (f", {info['augmented']} augmented" if info["augmented"] else "")
+        + f") of shape (K, P, P) = ({k}, {p}, {p}) in {len(info['annuli'])} annuli",
+        f"  {'annulus':>7s} {'r [px]':>13s} {'C+':>5s} {'C-':>5s}  {'flux range (S/N ' + snr + ')':>24s}  ranks ({info['k_policy']})",
+    ]
+    for i, a in enumerate(info["annuli"]):
+        r = f"{a['r_px'][0]:.1f}-{a['r_px'][1]:.1f}"
+        flux = f"{a['flux_range'][0]:.4g}-{a['flux_range'][1]:.4g}"
+        lines.append(f"  {i:7d} {r:>13s} {a['c_plus']:5d} {a['c_minus']:5d}  {flux:>24s}  {','.join(map(str, a['ranks']))}")
+    masked = ", ".join(f"({x:g}, {y:g})" for x, y in info["known_sources_xy"]) or "none"
+    scale = f", pixel scale {info['pixel_scale_arcsec']}\"/px" if info["pixel_scale_arcsec"] else ""
+    fwhm = f"FWHM {info['fwhm_px']:.2f} px" if info["fwhm_px"] else "FWHM unknown"
+    lines.append(f"  seed {info['seed']}; known sources masked: {masked}; {fwhm}{scale}")
+    for name, src in info["sources"].items():
+        lines.append(f"  {name}: {src['file']} (sha256 {src['sha256']})")
+    lines.append(f"  made by sodinn {info['sodinn_version']}; configuration sha256 {info['config_sha256']}")
+    return "\n".join(lines)
+
+
+def _model_text(info: dict[str, Any]) -> str:
+    m = info["test_metrics"]
+    auc = "n/a" if m.get("auc") is None else f"{m['auc']:.3f}"
+    weights = info["weights"] if info["weights_present"] else f"{info['weights']} MISSING"
+    lines = [
+        f"{info['folder']}: '{info['model']}' model ({weights}) for samples of K={info['n_ranks']} ranks "
+        f"({info['k_policy']}) and P={info['patch_px']} px patches",
+    ]
+    fwhm = f"{info['fwhm_px']:.2f} px" if info["fwhm_px"] else "unknown"
+    scale = f"{info['pixel_scale_arcsec']}\"/px" if info["pixel_scale_arcsec"] else "unknown"
+    snr = "-".join(f"{s:g}" for s in info["snr_range"] or ())
+    lines.append(f"  training data: FWHM {fwhm}, pixel scale {scale}, companions injected at S/N {snr}, "
+                 f"{len(info['annuli_px'])} annuli from {info['annuli_px'][0][0]:.1f} to {info['annuli_px'][-1][1]:.1f} px"
+                 if info["annuli_px"] else f"  training data: FWHM {fwhm}, pixel scale {scale}, S/N {snr}")
+    if m.get("accuracy") is not None:
+        split = info["split"] or {}
+        parts = "/".join(str(split.get(k, "?")) for k in ("train", "val", "test"))
+        lines.append(f"  held-out test: accuracy {m['accuracy']:.3f}, ROC AUC {auc} on {m['n']} samples "
+                     f"(split train/val/test {parts} by group); confusion matrix {m['confusion_matrix']}")
+    for a, row in (info["per_annulus"] or {}).items():
+        a_auc = "n/a" if row.get("auc") is None else f"{row['auc']:.3f}"
+        lines.append(f"    annulus {a}: accuracy {row['accuracy']:.3f}, AUC {a_auc} ({row['n']} samples)")
+    tc = info["train_config"] or {}
+    if "epochs_run" in info:
+        lines.append(f"  trained {info['epochs_run']} epoch(s) of at most {tc.get('epochs')}, best validation loss at "
+                     f"epoch {info['best_epoch']}; batch {tc.get('batch_size')}, seed {tc.get('seed')}")
+    ts = info["training_set"] or {}
+    lines.append(f"  training set: {ts.get('file')} (sha256 {ts.get('sha256')})")
+    versions = ", ".join(f"{k} {v}" for k, v in (info["versions"] or {}).items())
+    lines.append(f"  versions: {versions}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- reduce
 
 
-_SECTIONS = ("data", "reduce", "samples", "train", "roc")
+_SECTIONS = ("data", "reduce", "samples", "train", "predict", "roc")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -305,7 +523,40 @@ def _load_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
     if not args.config:
         return {}, Path.cwd()
-    return load_toml(args.config, sections=_SECTIONS), Path(args.config).resolve().parent
+    if Path(args.config).is_dir():
+        msg = f"--config {args.config} is a folder; pass a TOML file such as configs/naco_betapic.toml"
+        raise UserError(msg)
+    cfg = load_toml(args.config, sections=_SECTIONS)
+    _check_tables(cfg, args.config)
+    return cfg, Path(args.config).resolve().parent
+
+
+def _table_keys() -> dict[str, set[str]]:
+    """The keys each table of a configuration may hold (the [roc] table is checked by its command)."""
+    import dataclasses
+
+    from sodinn.config import SampleConfig, TrainConfig
+
+    return {
+        "data": {"cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec"},
+        "reduce": {"method", "ncomp", "output"},
+        "samples": {f.name for f in dataclasses.fields(SampleConfig)} | {"output"},
+        "train": {f.name for f in dataclasses.fields(TrainConfig)} | {"samples", "output"},
+        "predict": {"model", "threshold", "output"},
+    }
+
+
+def _check_tables(cfg: dict[str, Any], path: str) -> None:
+    """Refuse a table that is not a table and keys no command reads (a typo would be silently ignored)."""
+    for section, keys in _table_keys().items():
+        table = cfg.get(section, {})
+        if not isinstance(table, dict):
+            msg = f"{path}: {section} must be a table ([{section}] followed by key = value lines)"
+            raise UserError(msg)
+        unknown = sorted(set(table) - keys)
+        if unknown:
+            msg = f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(sorted(keys))}"
+            raise UserError(msg)
 
 
 def _load_sequence(args: argparse.Namespace, cfg: dict[str, Any], base: Path) -> tuple[Any, dict[str, Any]]:
@@ -324,7 +575,15 @@ def _load_sequence(args: argparse.Namespace, cfg: dict[str, Any], base: Path) ->
     if missing:
         msg = f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE or a --config with a [data] table"
         raise UserError(msg)
+    for key in ("cube", "angles", "psf"):
+        if not isinstance(data[key], str):
+            msg = f"[data] {key} must be a file name in quotes; got {data[key]!r}"
+            raise UserError(msg)
     paths = {k: (base / data[k]).resolve() for k in ("cube", "angles", "psf")}
+    for key, path in paths.items():
+        if path.is_dir():
+            msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
+            raise UserError(msg)
     seq = ADISequence.from_fits(
         paths["cube"], paths["angles"], paths["psf"],
         fwhm_px=data.get("fwhm_px"), pixel_scale_arcsec=data.get("pixel_scale_arcsec"),
@@ -334,12 +593,62 @@ def _load_sequence(args: argparse.Namespace, cfg: dict[str, Any], base: Path) ->
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 
+def _output_folder(path: Path) -> Path:
+    """Refuse an output folder that is an existing file (before any work is done)."""
+    if path.exists() and not path.is_dir():
+        msg = f"output {path} is a file; pass a folder (it is created if needed)"
+        raise UserError(msg)
+    return path
+
+
+def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, what: str) -> Path:
+    """The first of a flag (relative to the working folder) and configuration values (relative to the config)."""
+    if flag is not None:
+        return Path(flag)
+    for value in cfg_values:
+        if value is not None:
+            if not isinstance(value, str):
+                msg = f"the configuration's {what} must be a path in quotes; got {value!r}"
+                raise UserError(msg)
+            return (base / value).resolve()
+    msg = f"missing {what}"
+    raise UserError(msg)
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras (TensorFlow) with its C++ start-up notices (CUDA probing, oneDNN) kept off the terminal.
+
+    TensorFlow writes them to file descriptor 2 before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; they
+    are shown only if the import fails.
+    """
+    import os
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _output_path(value: str | None, cfg_value: str | None, base: Path, default: str) -> Path:
     """A flag is relative to the working folder; a configuration's value to the configuration's folder."""
     if value is not None:
         return Path(value)
     if cfg_value is not None:
-        return base / cfg_value
+        return (base / cfg_value).resolve()
     return Path(default)
 
 
@@ -372,6 +681,9 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     cfg, base = _load_config(args)
     table = dict(cfg.get("samples", {}))
     out = _output_path(args.output, table.pop("output", None), base, "samples.h5")
+    if out.is_dir():
+        msg = f"output {out} is a folder; pass a file name such as {out / 'samples.h5'}"
+        raise UserError(msg)
     for key, value in (("patch_px", args.patch), ("n_ranks", args.ranks), ("samples_per_annulus", args.per_annulus),
                        ("seed", args.seed)):
         if value is not None:
@@ -390,15 +702,17 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sodinn.config import TrainConfig, dump_toml
-    from sodinn.training import train
 
     cfg, base = _load_config(args)
     table = dict(cfg.get("train", {}))
-    out = _output_path(args.output, table.pop("output", None), base, "model")
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"))
+    try:
+        samples_file = _input_path(args.samples_file, [table.pop("samples", None), cfg.get("samples", {}).get("output")],
+                                   base, "sample file")
+    except UserError:
+        msg = "missing SAMPLES: pass the HDF5 file written by 'sodinn samples', or a --config whose [samples] table names it"
+        raise UserError(msg) from None
     for key, value in (("model", args.model), ("epochs", args.epochs), ("batch_size", args.batch_size),
                        ("seed", args.seed)):
         if value is not None:
@@ -406,11 +720,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.random_split:
         table["report_random_split"] = True
     config = TrainConfig.from_dict(table)
-    if not Path(args.samples_file).is_file():
-        msg = f"sample file not found: {args.samples_file}; make one with 'sodinn samples'"
+    if samples_file.is_dir():
+        msg = f"{samples_file} is a folder; pass the sample file (.h5) written by 'sodinn samples'"
         raise UserError(msg)
-    result = train(args.samples_file, config, out, resume=not args.no_resume, progress=not args.quiet)
-    dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(args.samples_file).resolve())}})
+    if not samples_file.is_file():
+        msg = f"sample file not found: {samples_file}; make one with 'sodinn samples'"
+        raise UserError(msg)
+    _import_keras_quietly()
+    from sodinn.training import train
+
+    result = train(samples_file, config, out, resume=not args.no_resume, progress=not args.quiet)
+    dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(samples_file.resolve()),
+                                              "output": str(out.resolve())}})
     m = result.metrics
     auc_all = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
     print(f"{config.model}: held-out accuracy {m['accuracy']:.3f}, ROC AUC {auc_all} on {m['n']} test samples "
@@ -428,36 +749,54 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace, *, echo: bool) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from sodinn.baselines import pca_annular
+    from sodinn.config import dump_toml
     from sodinn.detection import binary_map, find_candidates
     from sodinn.io import write_fits
     from sodinn.plotting import plot_frame, plot_snr_map
-    from sodinn.prediction import probability_map
     from sodinn.snr import snr_map
-    from sodinn.training import load_trained
 
     cfg, base = _load_config(args)
-    model = load_trained(args.model_dir)
+    settings = dict(cfg.get("predict", {}))
+    try:
+        model_dir = _input_path(args.model_dir, [settings.get("model"), cfg.get("train", {}).get("output")], base, "model")
+    except UserError:
+        msg = "missing MODEL: pass the folder written by 'sodinn train', or a --config with [predict] model or [train] output"
+        raise UserError(msg) from None
+    if not model_dir.exists():
+        msg = f"model folder not found: {model_dir}; train one with 'sodinn train'"
+        raise UserError(msg)
+    if not (model_dir / "model.json").is_file():
+        hint = "it is a file" if model_dir.is_file() else "no model.json in it"
+        msg = f"{model_dir} is not a model folder ({hint}); pass the folder written by 'sodinn train'"
+        raise UserError(msg)
+    threshold = args.threshold if args.threshold is not None else settings.get("threshold", 0.9)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        msg = f"threshold must be a probability in (0, 1), e.g. 0.9; got {threshold!r}"
+        raise UserError(msg)
+    out = _output_folder(_output_path(args.output, settings.get("output"), base, "predict_output"))
     seq, data = _load_sequence(args, cfg, base)
-    out = _output_path(args.output, None, base, "predict_output")
+    logger.info("loading the model in %s", model_dir)
+    _import_keras_quietly()
+    from sodinn.prediction import probability_map
+    from sodinn.training import load_trained
+
+    model = load_trained(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     pmap = probability_map(seq, model, progress=not args.quiet)
-    table = find_candidates(pmap.probability, args.threshold, pixel_scale_arcsec=seq.pixel_scale_arcsec)
+    table = find_candidates(pmap.probability, threshold, pixel_scale_arcsec=seq.pixel_scale_arcsec)
     provenance = {
-        "function": "probability_map", "model": str(Path(args.model_dir).resolve()),
-        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": args.threshold,
+        "function": "probability_map", "model": str(model_dir.resolve()),
+        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": threshold,
         **{k: v for k, v in seq.provenance.items() if k.endswith(("_file", "_sha256"))},
     }
     write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance)
-    write_fits(out / "detection_map.fits", binary_map(pmap.probability, args.threshold).astype(np.int16),
+    write_fits(out / "detection_map.fits", binary_map(pmap.probability, threshold).astype(np.int16),
                provenance=provenance)
     from sodinn._atomic import atomic_path
 
@@ -466,16 +805,18 @@ def _predict(args: argparse.Namespace, *, echo: bool) -> int:
     frame = pca_annular(seq.cube, seq.angles_deg, seq.fwhm_px, ncomp=min(10, seq.n_frames - 2))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     circles = [(float(r["x"]), float(r["y"])) for r in table[:10]]
-    plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {args.threshold:g}",
+    plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {threshold:g}",
                cmap="viridis", vmin=0, vmax=1, circles_xy=circles, circle_radius_px=seq.fwhm_px, label="probability")
     plot_snr_map(snr_map(frame, seq.fwhm_px), ax=axes[1], title="annular PCA-ADI S/N map", circles_xy=circles,
                  circle_radius_px=seq.fwhm_px)
     fig.tight_layout()
     fig.savefig(out / "detection.png", dpi=100)
     plt.close(fig)
+    dump_toml(out / "config.toml", {"data": data, "predict": {"model": str(model_dir.resolve()), "threshold": threshold,
+                                                              "output": str(out.resolve())}})
     if not echo:
         return 0
-    print(f"{len(table)} candidate(s) with P >= {args.threshold:g}; outputs in {out}")
+    print(f"{len(table)} candidate(s) with P >= {threshold:g}; outputs in {out}")
     for row in table[:10]:
         sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
         print(f"  x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg "
@@ -535,10 +876,6 @@ def _reduce(seq: Any, methods: Sequence[str], *, ncomp: int, out: Path, extra_pr
     return results
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # ---------------------------------------------------------------- roc
 
 
@@ -586,3 +923,7 @@ def _cmd_roc(args: argparse.Namespace) -> int:
     print(result.summary)
     print(f"{len(result.injections)} copies in {time.perf_counter() - start:.0f} s; roc.csv, roc.png, summary.txt in {out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,18 +1,47 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from astropy.io import fits
 
 from sodinn.cli import main
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "synthetic-sodinn-k10-p9"
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """A small synthetic sequence as FITS files, a configuration naming it (relative paths) and its samples."""
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.io import write_fits
+
+    root = tmp_path_factory.mktemp("project")
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, seed=2)
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(root / "data" / f"{name}.fits", arr)
+    config = root / "configs" / "tiny.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[data]\ncube = "../data/cube.fits"\nangles = "../data/angles.fits"\npsf = "../data/psf.fits"\n'
+        "fwhm_px = 4.0\npixel_scale_arcsec = 0.0272\n"
+        "[samples]\npatch_px = 9\nn_ranks = 6\nsamples_per_annulus = 40\noracle_azimuths = 1\nseed = 1\n"
+        'output = "../out/samples.h5"\n'
+        '[train]\nmodel = "sodirf"\nseed = 1\noutput = "../out/model"\n'
+        '[predict]\nthreshold = 0.95\noutput = "../out/predict"\n'
+    )
+    assert main(["samples", "--config", str(config), "-j", "1", "--quiet"]) == 0
+    return config
 
 
 def test_help_and_version(capsys):
     assert main([]) == 0
     assert "demo" in capsys.readouterr().out
-    for cmd in ("demo", "info", "reduce"):
+    for cmd in ("demo", "info", "reduce", "samples", "train", "predict"):
         with pytest.raises(SystemExit) as exit_info:
             main([cmd, "--help"])
         assert exit_info.value.code == 0
@@ -23,10 +52,15 @@ def test_help_and_version(capsys):
 
 
 def test_info_describes_naco(naco_paths, capsys):
-    assert main(["info", str(naco_paths["angles"]), str(naco_paths["psf"])]) == 0
+    assert main(["info", "--json", str(naco_paths["angles"]), str(naco_paths["psf"])]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["kind"] == "angles" and lines[0]["field_rotation_deg"] == pytest.approx(81.37, abs=0.01)
+    assert lines[0]["n_values"] == 61
     assert 4.6 < lines[1]["fwhm_px"] < 4.9
+    assert main(["info", *(str(naco_paths[k]) for k in ("cube", "angles", "psf"))]) == 0
+    text = capsys.readouterr().out
+    assert "cube of 61 frames of 101x101 px" in text and "FWHM 4.80 px" in text
+    assert text.strip().endswith("sequence: 61 frames and 61 angles (consistent)")
 
 
 def test_reduce_naco_finds_beta_pic_b(naco_paths, tmp_path, capsys):
@@ -69,7 +103,7 @@ def test_console_script_exit_code(tmp_path):
         [sys.executable, "-m", "sodinn.cli", "info", str(tmp_path / "nope.fits")], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"sodinn info: error: FITS file not found: {tmp_path / 'nope.fits'}; check the path"
+    assert proc.stderr.strip() == f"sodinn info: error: no such file or folder: {tmp_path / 'nope.fits'}"
     assert "Traceback" not in proc.stderr
 
 
@@ -119,16 +153,8 @@ def test_flux_oracle_plot(naco_paths, tmp_path):
     assert ax.get_xscale() == "log" and len(ax.lines) >= 3
 
 
-def test_train_command_with_sodirf(tmp_path, capsys):
-    from sodinn.config import SampleConfig
-    from sodinn.datasets import make_adi_sequence
-    from sodinn.sequence import ADISequence
-    from sodinn.store import generate_sample_file
-
-    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, seed=2)
-    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
-    path = generate_sample_file(seq, SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=40, oracle_azimuths=1),
-                                tmp_path / "s.h5", n_jobs=1, progress=False)
+def test_train_command_with_sodirf(tiny_project, tmp_path, capsys):
+    path = tiny_project.parent.parent / "out" / "samples.h5"
     assert main(["train", str(path), "--model", "sodirf", "--output", str(tmp_path / "m"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("sodirf: held-out accuracy") and "annulus 0" in out
@@ -140,8 +166,7 @@ def test_train_command_with_sodirf(tmp_path, capsys):
 
 
 def test_predict_command_with_the_shipped_model(tmp_path, capsys):
-    from pathlib import Path
-
+    """The console command as a user runs it (a fresh process): with --quiet, nothing at all on stderr."""
     from sodinn.datasets import make_adi_sequence
     from sodinn.io import write_fits
 
@@ -149,12 +174,14 @@ def test_predict_command_with_the_shipped_model(tmp_path, capsys):
                              companions=[(12.0, 50.0, 1500.0)], seed=0)
     for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
         write_fits(tmp_path / f"{name}.fits", arr)
-    model = Path(__file__).resolve().parents[1] / "models" / "synthetic-sodinn-k10-p9"
     out = tmp_path / "pred"
-    args = ["predict", str(model), "--cube", str(tmp_path / "cube.fits"), "--angles", str(tmp_path / "angles.fits"),
+    args = ["predict", str(SHIPPED_MODEL), "--cube", str(tmp_path / "cube.fits"), "--angles", str(tmp_path / "angles.fits"),
             "--psf", str(tmp_path / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272", "-o", str(out), "--quiet"]
-    assert main(args) == 0
-    assert "candidate(s) with P >= 0.9" in capsys.readouterr().out
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no TensorFlow start-up notices, no progress bars
+    assert "candidate(s) with P >= 0.9" in proc.stdout
     from astropy.table import Table
 
     table = Table.read(out / "candidates.ecsv")
@@ -166,3 +193,116 @@ def test_predict_command_with_the_shipped_model(tmp_path, capsys):
     assert (out / "detection.png").stat().st_size > 10_000
     assert main(["predict", str(tmp_path), "--cube", "c"]) == 2
     assert "no model.json" in capsys.readouterr().err
+    saved = tomllib.loads((out / "config.toml").read_text())
+    assert saved["predict"]["threshold"] == 0.9 and saved["data"]["fwhm_px"] == 4.0
+
+
+def test_train_and_predict_read_the_config_and_flags_override_it(tiny_project, tmp_path, capsys):
+    root = tiny_project.parent.parent
+    assert main(["train", "--config", str(tiny_project), "--seed", "3", "--quiet"]) == 0
+    saved = tomllib.loads((root / "out" / "model" / "config.toml").read_text())["train"]
+    assert saved["model"] == "sodirf"  # from the [train] table
+    assert saved["seed"] == 3  # the flag wins over the table's seed = 1
+    assert saved["samples"] == str((root / "out" / "samples.h5").resolve())  # the [samples] output
+    meta = json.loads((root / "out" / "model" / "model.json").read_text())
+    assert meta["train_config"]["seed"] == 3 and meta["training_set"]["file"] == saved["samples"]
+    capsys.readouterr()
+
+    # predict: the model is the [train] output; the flag's threshold wins over the table's 0.95
+    assert main(["predict", "--config", str(tiny_project), "--threshold", "0.5", "--quiet"]) == 0
+    assert "candidate(s) with P >= 0.5" in capsys.readouterr().out
+    pred = root / "out" / "predict"
+    saved = tomllib.loads((pred / "config.toml").read_text())
+    assert saved["predict"] == {"model": str((root / "out" / "model").resolve()), "threshold": 0.5, "output": str(pred)}
+    assert saved["data"]["cube"] == str((root / "data" / "cube.fits").resolve()) and saved["data"]["fwhm_px"] == 4.0
+    prob = fits.getdata(pred / "probability_map.fits")
+    np.testing.assert_array_equal(fits.getdata(pred / "detection_map.fits"), prob >= 0.5)
+    # without the flag, the table's threshold applies
+    assert main(["predict", "--config", str(tiny_project), "-o", str(tmp_path / "p"), "--quiet"]) == 0
+    assert tomllib.loads((tmp_path / "p" / "config.toml").read_text())["predict"]["threshold"] == 0.95
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "p" / "detection_map.fits"), prob >= 0.95)
+    # the saved configuration reproduces the run
+    assert main(["predict", "--config", str(pred / "config.toml"), "-o", str(tmp_path / "again"), "--quiet"]) == 0
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "again" / "probability_map.fits"), prob)
+
+
+@pytest.mark.parametrize(("table", "key"), [("data", "pixelscale"), ("reduce", "components"), ("samples", "n_rank"),
+                                            ("train", "epoch"), ("predict", "thresold")])
+@pytest.mark.parametrize("command", ["reduce", "samples", "train", "predict"])
+def test_unknown_config_keys_are_named(tmp_path, capsys, command, table, key):
+    config = tmp_path / "c.toml"
+    config.write_text(f"[{table}]\n{key} = 1\n")
+    assert main([command, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sodinn {command}: error: {config}: unknown key(s) in [{table}]: {key}; known: ")
+    assert err.count("\n") == 1
+
+
+def test_user_errors_of_every_command_are_one_line(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    cases = [
+        (["train"], "missing SAMPLES"),
+        (["train", str(tmp_path)], "is a folder; pass the sample file"),
+        (["train", "s.h5", "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["predict"], "missing MODEL"),
+        (["predict", str(tmp_path / "none")], "model folder not found"),
+        (["predict", str(tmp_path)], "no model.json in it"),
+        (["predict", str(tmp_path / "file.txt")], "it is a file"),
+        (["predict", str(SHIPPED_MODEL), "--threshold", "1.5"], "threshold must be a probability in (0, 1)"),
+        (["predict", str(SHIPPED_MODEL), "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["samples", "-o", str(tmp_path)], "is a folder; pass a file name"),
+        (["reduce", "--config", str(tmp_path)], "is a folder; pass a TOML file"),
+        (["reduce", "--cube", str(tmp_path), "--angles", "a", "--psf", "p"], "is a folder; pass the FITS file of the cube"),
+        (["info", str(tmp_path / "file.txt")], "cannot tell what"),
+        (["info", str(tmp_path)], "is a folder without model.json"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"sodinn {argv[0]}: error: ") and expected in err, (argv, err)
+        assert err.count("\n") == 1, err
+
+
+def test_info_describes_a_sample_file(tiny_project, capsys):
+    import sodinn
+    from sodinn.io import file_checksum
+    from sodinn.store import SampleFile
+
+    root = tiny_project.parent.parent
+    path = root / "out" / "samples.h5"
+    assert main(["info", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    with SampleFile(path) as f:
+        assert info["n_samples"] == len(f) and info["c_plus"] == int(f.labels.sum())
+        assert info["sample_shape"] == list(f.sample_shape) == [6, 9, 9]
+        assert len(info["annuli"]) == len(f.ks)
+        for a, row in enumerate(info["annuli"]):
+            here = f.annulus == a
+            assert (row["c_plus"], row["c_minus"]) == (int(f.labels[here].sum()), int((f.labels[here] == 0).sum()))
+            assert row["ranks"] == f.ks[a].tolist()
+            np.testing.assert_allclose(row["flux_range"], f.flux_range[a])
+    assert sum(row["c_plus"] + row["c_minus"] for row in info["annuli"]) == info["n_samples"]
+    assert info["seed"] == 1 and info["fwhm_px"] == 4.0 and info["sodinn_version"] == sodinn.__version__
+    for name in ("cube", "angles", "psf"):
+        assert info["sources"][name]["sha256"] == file_checksum(root / "data" / f"{name}.fits")
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"{info['n_samples']} labeled samples" in text and "(K, P, P) = (6, 9, 9)" in text
+    assert text.count("\n") == 1 + 1 + len(info["annuli"]) + 1 + 3 + 1
+
+
+def test_info_describes_a_model_folder_without_loading_keras():
+    code = ("import sys; from sodinn.cli import main; rc = main(['info', '--json', sys.argv[1]]); "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(SHIPPED_MODEL)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    meta = json.loads((SHIPPED_MODEL / "model.json").read_text())
+    for key in ("model", "patch_px", "n_ranks", "fwhm_px", "pixel_scale_arcsec", "snr_range", "training_set", "versions"):
+        assert info[key] == meta[key], key
+    assert info["test_metrics"]["accuracy"] == meta["metrics"]["accuracy"] and info["weights_present"]
+    assert info["epochs_run"] == (SHIPPED_MODEL / "history.csv").read_text().strip().count("\n")
+    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", "info", str(SHIPPED_MODEL / "model.keras")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and f"K={meta['n_ranks']} ranks" in proc.stdout and f"P={meta['patch_px']} px" in proc.stdout
+    assert f"accuracy {meta['metrics']['accuracy']:.3f}" in proc.stdout

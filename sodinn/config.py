@@ -77,6 +77,10 @@ class SampleConfig:
         Radius around known sources that is excluded, in FWHM.
     seed : int
         Fixes every random choice.
+    memory_budget_gib : float
+        Working memory that generating one annulus's samples may use, in GiB (default 4), per worker
+        process: batch and chunk sizes follow from it, a budget too small for the data is an error
+        before any work. It never changes the samples, so it is left out of :meth:`digest`.
     """
 
     patch_px: int = 11
@@ -97,6 +101,7 @@ class SampleConfig:
     known_sources_xy: tuple[tuple[float, float], ...] = ()
     mask_radius_fwhm: float = 2.0
     seed: int = 0
+    memory_budget_gib: float = 4.0
 
     def __post_init__(self) -> None:
         p = v.check_int(self.patch_px, name="patch_px", minimum=3)
@@ -147,6 +152,11 @@ class SampleConfig:
         object.__setattr__(self, "known_sources_xy", sources)
         v.check_positive(self.mask_radius_fwhm, name="mask_radius_fwhm")
         v.check_int(self.seed, name="seed", minimum=0)
+        budget = v.check_real(self.memory_budget_gib, name="memory_budget_gib")
+        if not 0 < budget < 2**20:
+            msg = f"memory_budget_gib must be a positive number of GiB, e.g. 4.0; got {self.memory_budget_gib!r}"
+            raise ValueError(msg)
+        object.__setattr__(self, "memory_budget_gib", budget)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML-able dict (tuples become lists)."""
@@ -165,8 +175,13 @@ class SampleConfig:
         return cls(**kwargs)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON form: identifies the configuration in files and resumes."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """SHA-256 of the canonical JSON form: identifies the configuration in files and resumes.
+
+        ``memory_budget_gib`` is left out: it changes how the work is cut, never the samples.
+        """
+        values = self.to_dict()
+        values.pop("memory_budget_gib")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
 

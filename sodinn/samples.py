@@ -12,8 +12,17 @@ Fast exact path: only the SVD region of the annulus (the annulus widened by ``ce
 matters, and only the region pixels that the bilinear derotation of the patch reads. For a region
 matrix ``A`` (n_frames x n_pix, the injected copy for C+), ``A A^T = U diag(lam) U^T`` gives the
 residual at rank k as ``(I - U_k U_k^T) A``; its derotated mean at patch pixel ``p`` is
-``sum_tj w[t,p,j] A[t,q] - cumsum_i sum_tj w[t,p,j] U[t,i] Y[i,q]`` with ``Y = U^T A`` (SPEC §2).
-The ``(t, j)`` sums are one sparse-matrix product per sample. No frame is ever rotated.
+``sum_tj w[t,p,j] A[t,q] - cumsum_i sum_tj w[t,p,j] U[t,i] Y[i,q]`` with ``Y = U^T A`` (SPEC §2),
+a compiled loop over the patch's stencil (:mod:`sodinn._mlar_kernels`). No frame is ever rotated.
+
+A C+ sample differs from the real cube ``M`` only on its companion's stamp, so its Gram matrix is
+``M M^T + (S H^T + H S^T) / 2`` with ``S`` the stamps and ``H = A + M`` on the stamp's columns only,
+and ``Y`` is needed only on the columns its patch's stencil reads: per sample, a few hundred columns
+instead of the whole region. The sub-pixel shifts of the stamp are two small real matrix products
+per frame (:class:`sodinn.injection._FourierShifter`), equal to the FFT shift of the injection.
+
+Memory is bounded by ``SampleConfig.memory_budget_gib``: the derotated-mean operator runs over
+chunks of pixels, C+ samples are made a few at a time, and the sizes follow from the budget.
 """
 
 from __future__ import annotations
@@ -24,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from sodinn.config import SampleConfig
 from sodinn.geometry import Annuli, annulus_indices, frame_center, patch_offsets
+from sodinn.injection import _FourierShifter
 from sodinn.pca import cevr, k_list_from_cevr
 from sodinn.psf import crop_psf
 from sodinn.rotation import DerotationStencil
@@ -49,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 _ORACLE_KEY = 1_000_000  # spawn key of the S/N oracle's random stream
 _POS, _NEG, _AUG = 1, 2, 3  # spawn keys of C+ samples, C- subsets and augmented samples
+_MAX_BATCH = 4  # C+ samples whose stamps are made together, at most (more only spills the CPU caches)
 
 
 @dataclass(frozen=True)
@@ -179,23 +189,105 @@ def sample_annuli(sequence: ADISequence, config: SampleConfig) -> Annuli:
     return Annuli(shape=(sequence.frame_size, sequence.frame_size), edges_px=r_in + fwhm * np.arange(n + 1))
 
 
+class _MemoryPlan:
+    """How one annulus's work is cut to stay within ``SampleConfig.memory_budget_gib`` (estimates, bytes).
+
+    Fixed: the region matrix and its copies (CEVR, Gram, eigen-decomposition), the annulus's patch
+    index and its output samples. Streamed: the derotated-mean operator runs over ``chunk_px``
+    pixels at a time; C+ stamps are made ``batch`` samples at a time and every C+ sample's own
+    matrices (its local columns, Gram matrix, eigenvectors) exist one sample at a time. The +PA
+    stencils of all patch pixels (``table``) are kept only if they fit in half of what is left;
+    otherwise each batch computes those of its own patches.
+    """
+
+    def __init__(self, *, n_frames: int, frame_px: int, n_reg: int, n_union: int, n_centres: int, k_max: int,
+                 n_ranks: int, patch_px: int, psf_px: int, n_out: int, budget_gib: float) -> None:
+        n, p2, q = n_frames, patch_px**2, psf_px**2
+        budget = int(budget_gib * 2**30)
+        self.fixed = (8 * n * (n_reg + 1) * 4  # m_ext, the CEVR's standardised copy and its temporaries
+                      + 8 * n * n * 8  # Gram matrices and eigen-decomposition workspace
+                      + 8 * (n_reg + 1) * k_max  # Y^T of the real cube
+                      + 8 * frame_px**2 * 2 + 8 * n_centres * p2  # pixel lookups, patch index
+                      + 8 * n_out * n_ranks * p2 * 4)  # samples of both classes: float64 parts, float32 whole
+        n_local = min(n_reg + 1, n * q + 4 * n * p2)
+        self.per_sample = (8 * n * n_local * 3 + 8 * n * (q + 4 * p2) * 4 + 8 * 4 * n * p2 * 2  # local columns
+                           + 8 * n * n * 8 + 8 * (n + n_local) * k_max)  # Gram, eigh, U, Y^T
+        self.per_pixel = 400 * n  # building stencils: coordinates, indices, weights and their copies
+        self.table_bytes = 12 * 4 * n * n_union  # int32 columns and float64 weights of every +PA patch stencil
+        self.per_batch_sample = 64 * n * (q + 2 * psf_px + 8)  # shifted stamps, their operators and columns
+        free = budget - self.fixed - self.per_sample
+        if free < self.per_batch_sample + self.per_pixel * p2:
+            need = (self.fixed + self.per_sample + self.per_batch_sample + self.per_pixel * p2) / 2**30
+            msg = (f"memory_budget_gib={budget_gib:g} is too small for an annulus of {n_reg} region pixels over {n} frames: "
+                   f"it needs at least {need:.2f} GiB; raise memory_budget_gib, lower samples_per_annulus or bin the frames "
+                   f"(sodinn.binning.bin_frames)")
+            raise ValueError(msg)
+        self.table = self.table_bytes <= free // 2
+        if self.table:
+            free -= self.table_bytes
+        else:
+            self.per_batch_sample += self.per_pixel * p2
+        self.chunk_px = int(max(p2, min(n_union, free // self.per_pixel)))
+        self.batch = int(max(1, min(_MAX_BATCH, free // self.per_batch_sample)))
+
+    @property
+    def peak_bytes(self) -> int:
+        """Estimated peak of the annulus's working memory."""
+        streamed = max(self.chunk_px * self.per_pixel, self.batch * self.per_batch_sample)
+        return self.fixed + self.per_sample + (self.table_bytes if self.table else 0) + streamed
+
+
+class _AnnulusGeometry:
+    """Pixels of one annulus: its SVD region, its candidate centres and the union of their patches."""
+
+    def __init__(self, size: int, r_in: float, r_out: float, patch_px: int) -> None:
+        shape = (size, size)
+        margin = math.ceil(patch_px / 2) + 1
+        lo, hi = max(0.0, r_in - margin), r_out + margin
+        self.size = size
+        self.region = annulus_indices(shape, lo, hi - lo)
+        ay, ax = annulus_indices(shape, r_in, r_out - r_in)
+        self.centers = np.column_stack([ay, ax])
+        dy, dx = patch_offsets(patch_px)
+        flat = (ay[:, None] + dy) * size + (ax[:, None] + dx)
+        self.union, inverse = np.unique(flat, return_inverse=True)
+        self.patch_rows = inverse.reshape(flat.shape)
+        self.patch_px = patch_px
+
+    def plan(self, config: SampleConfig, n_frames: int, psf_px: int | None = None) -> _MemoryPlan:
+        """The memory plan of this annulus (raises if ``config.memory_budget_gib`` is too small)."""
+        k_bound = int(config.k_list[-1]) if config.k_policy == "fixed" and config.k_list else n_frames - 1
+        return _MemoryPlan(n_frames=n_frames, frame_px=self.size, n_reg=self.region[0].size, n_union=self.union.size,
+                           n_centres=len(self.centers), k_max=min(k_bound, n_frames), n_ranks=config.n_ranks,
+                           patch_px=self.patch_px, psf_px=psf_px or 4 * self.patch_px,
+                           n_out=config.samples_per_annulus or len(self.centers), budget_gib=config.memory_budget_gib)
+
+
 class _AnnulusOperator:
-    """Everything one annulus needs: region matrix, ranks, derotation stencils over its patches."""
+    """Everything one annulus needs: region matrix, ranks, derotation stencils over its patches.
+
+    ``plus`` and ``minus`` are the derotation angles of C+ (+PA) and C- (-PA) samples, to pass to
+    :meth:`residual_means`; stencils are built from them in memory-bounded chunks when needed.
+    """
 
     def __init__(self, cube: np.ndarray, angles: np.ndarray, r_in: float, r_out: float, config: SampleConfig,
-                 usable: np.ndarray) -> None:
+                 usable: np.ndarray, *, psf_px: int | None = None) -> None:
         n, size, _ = cube.shape
         self.n_frames, self.size = n, size
         p = config.patch_px
-        margin = math.ceil(p / 2) + 1
-        lo, hi = max(0.0, r_in - margin), r_out + margin
-        self.region = annulus_indices(cube.shape, lo, hi - lo)
+        geometry = _AnnulusGeometry(size, r_in, r_out, p)
+        self.region = geometry.region
         yy, xx = self.region
         self.n_reg = yy.size
+        self.centers = geometry.centers
+        self.usable = usable[self.centers[:, 0], self.centers[:, 1]]
+        self.union, self.patch_rows = geometry.union, geometry.patch_rows
+        self.patch_px = p
+        self.plan = geometry.plan(config, n, psf_px)
         self.m_ext = np.zeros((n, self.n_reg + 1))
         self.m_ext[:, : self.n_reg] = cube[:, yy, xx]
-        self.lookup = np.full(size * size, self.n_reg, dtype=np.int64)
-        self.lookup[yy * size + xx] = np.arange(self.n_reg)
+        self.lookup = np.full(size * size, self.n_reg, dtype=np.int32)
+        self.lookup[yy * size + xx] = np.arange(self.n_reg, dtype=np.int32)
         if config.k_policy == "fixed":
             self.ks = np.asarray(config.k_list, dtype=np.int64)
             if self.ks[-1] > n:
@@ -205,46 +297,58 @@ class _AnnulusOperator:
             self.ks = k_list_from_cevr(cevr(self.m_ext[:, : self.n_reg], standardize=True), config.n_ranks,
                                        threshold=config.cevr_threshold)
         self.k_max = int(self.ks[-1])
-        # candidate centres and the union of their patch pixels
-        cy, cx = frame_center(cube.shape)
-        ay, ax = annulus_indices(cube.shape, r_in, r_out - r_in)
-        self.centers = np.column_stack([ay, ax])
-        self.usable = usable[ay, ax]
-        dy, dx = patch_offsets(p)
-        flat = ((ay[:, None] + dy) * size + (ax[:, None] + dx))
-        self.union, inverse = np.unique(flat, return_inverse=True)
-        self.patch_rows = inverse.reshape(flat.shape)
-        self.patch_px = p
-        pixels = np.column_stack([self.union // size, self.union % size])
-        self.plus = self._stencil(angles, pixels)
-        self.minus = self._stencil(-angles, pixels)
+        self.angles = np.asarray(angles, dtype=np.float64)
+        self.plus, self.minus = self.angles, -self.angles
+        self._gram: np.ndarray | None = None
+        self._table: tuple[np.ndarray, np.ndarray] | None = None
+        self._padded_lookup: np.ndarray | None = None
 
-    def _stencil(self, angles: np.ndarray, pixels: np.ndarray) -> dict[str, Any]:
-        st = DerotationStencil((self.size, self.size), angles, pixels)
-        cols = self.lookup[st.index]  # (n, n_union, 4) region columns, n_reg = outside the region (zero)
-        w = np.where(cols < self.n_reg, st.weight, 0.0)
-        n, n_u, _ = cols.shape
-        # CSR with rows ordered (union pixel, frame): a patch's rows are whole blocks
-        rows = np.broadcast_to(np.arange(n_u)[None, :, None] * n + np.arange(n)[:, None, None], cols.shape)
-        matrix = sp.csr_matrix((w.ravel(), (rows.ravel(), cols.ravel())), shape=(n_u * n, self.n_reg + 1))
-        return {"cols": cols, "w": w, "csr": matrix}
+    @property
+    def gram(self) -> np.ndarray:
+        """``M M^T`` of the real region matrix (float64), computed once."""
+        if self._gram is None:
+            self._gram = self.m_ext @ self.m_ext.T
+        return self._gram
 
-    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: dict[str, Any]) -> np.ndarray:
-        """Derotated mean residuals at ranks ``ks`` on every union pixel, shape (K, n_union)."""
-        n = self.n_frames
-        cols, w, csr = stencil["cols"], stencil["w"], stencil["csr"]
-        t_idx = np.arange(n)[:, None, None]
-        mean = np.einsum("tpj,tpj->p", a_ext[t_idx, cols], w)
+    def stencils(self, angles: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear derotation stencils of union pixels ``rows``: region columns (int32) and weights, (n_rows, n, 4).
+
+        Columns outside the region are ``n_reg`` (the zero column of ``m_ext``) with weight 0.
+        """
+        out_cols = np.empty((rows.size, self.n_frames, 4), dtype=np.int32)
+        out_w = np.empty((rows.size, self.n_frames, 4))
+        step = self.plan.chunk_px
+        for start in range(0, rows.size, step):
+            part = self.union[rows[start : start + step]]
+            st = DerotationStencil((self.size, self.size), angles, np.column_stack([part // self.size, part % self.size]))
+            cols = self.lookup[st.index]  # (n, c, 4)
+            out_cols[start : start + step] = cols.transpose(1, 0, 2)
+            out_w[start : start + step] = np.where(cols < self.n_reg, st.weight, 0.0).transpose(1, 0, 2)
+        return out_cols, out_w
+
+    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: np.ndarray) -> np.ndarray:
+        """Derotated mean residuals at ranks ``ks`` on every union pixel, shape (K, n_union).
+
+        ``stencil`` is the derotation angles (``plus`` or ``minus``); pixels are done in chunks.
+        """
+        from sodinn._mlar_kernels import residual_patch
+
+        u = np.ascontiguousarray(u)
+        a_ext = np.ascontiguousarray(a_ext, dtype=np.float64)
         yt = a_ext.T @ u  # (n_reg + 1, k): Y^T; the zero column stays zero
-        z = (csr @ yt).reshape(cols.shape[1], n, u.shape[1])
-        per_comp = np.einsum("ptk,tk->kp", z, u)
-        return mean[None, :] - np.cumsum(per_comp, axis=0)[self.ks - 1]
+        out = np.empty((len(self.ks), self.union.size))
+        step = self.plan.chunk_px
+        for start in range(0, self.union.size, step):
+            rows = np.arange(start, min(start + step, self.union.size))
+            cols, w = self.stencils(stencil, rows)
+            out[:, rows] = residual_patch(a_ext, 0, u, yt, cols, w, self.ks)
+        return out
 
     def basis(self, a_ext: np.ndarray) -> np.ndarray:
         """Top ``k_max`` left singular vectors of the region matrix (float64 Gram eigen-decomposition)."""
         a = a_ext[:, : self.n_reg]
-        lam, u = np.linalg.eigh(a @ a.T)
-        return u[:, ::-1][:, : self.k_max]
+        gram = self.gram if a_ext is self.m_ext else a @ a.T
+        return _top_eigenvectors(gram, self.k_max)
 
     def patches(self, values: np.ndarray, centre_idx: np.ndarray) -> np.ndarray:
         """Cut (K, n_union) values into (n, K, P, P) patches around the given centres."""
@@ -252,48 +356,59 @@ class _AnnulusOperator:
         out = values[:, self.patch_rows[centre_idx]]  # (K, n, P*P)
         return np.moveaxis(out, 1, 0).reshape(len(centre_idx), len(self.ks), p, p)
 
-    def positive_batch(self, shape, psf, angles, x, y, flux, centres) -> np.ndarray:
-        """C+ samples of a batch of companions (see :func:`_positives`): (b, K, P, P)."""
-        from sodinn.injection import _subpixel_shift
+    def positive_batch(self, shifter: _FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                       centres: np.ndarray) -> np.ndarray:
+        """C+ samples of a batch of companions (see :func:`_positives`): (b, K, P, P), float64.
 
-        b, n, p = len(x), self.n_frames, psf.shape[0]
-        cy, cx = frame_center(shape)
+        The stamps of the batch are shifted together; then each sample alone: the region columns its
+        stamp and its patch's stencil touch, its Gram matrix as the real one plus the change on the
+        stamp's columns, the eigen-decomposition, and the compiled stencil contraction.
+        """
+        from sodinn._mlar_kernels import local_columns, local_matrices, residual_patch
+
+        b, n, p = len(x), self.n_frames, shifter.size
+        cy, cx = frame_center((self.size, self.size))
         sep = np.hypot(x - cx, y - cy)
         theta = np.degrees(np.arctan2(y - cy, x - cx))
-        phi = np.deg2rad(theta[:, None] - angles[None, :])  # as companion_positions
+        phi = np.deg2rad(theta[:, None] - self.angles[None, :])  # as companion_positions
         shift_x, shift_y = sep[:, None] * np.cos(phi), sep[:, None] * np.sin(phi)
         int_x, int_y = np.trunc(shift_x), np.trunc(shift_y)
-        stamps = _subpixel_shift(psf, (shift_y - int_y).ravel(), (shift_x - int_x).ravel(), "fft").reshape(b, n, p, p)
-        y0 = (cy + int_y).astype(np.int64) - p // 2
-        x0 = (cx + int_x).astype(np.int64) - p // 2
-        fy = y0[:, :, None, None] + np.arange(p)[None, None, :, None]
-        fx = x0[:, :, None, None] + np.arange(p)[None, None, None, :]
-        inside = (fy >= 0) & (fy < self.size) & (fx >= 0) & (fx < self.size)
-        col = np.where(inside, self.lookup[np.where(inside, fy * self.size + fx, 0)], self.n_reg)
-        width = self.n_reg + 1
-        flat = ((np.arange(b)[:, None, None, None] * n + np.arange(n)[None, :, None, None]) * width + col).ravel()
-        add = np.bincount(flat, weights=(flux[:, None, None, None] * stamps).ravel(), minlength=b * n * width)
-        a_ext = self.m_ext[None] + add.reshape(b, n, width)
-        a_ext[:, :, self.n_reg] = 0.0
-        a = a_ext[:, :, : self.n_reg]
-        lam, u = np.linalg.eigh(a @ a.transpose(0, 2, 1))
-        u = u[:, :, ::-1][:, :, : self.k_max]  # (b, n, k)
-        yt = a_ext.transpose(0, 2, 1) @ u  # (b, n_reg + 1, k)
+        stamps = shifter.shifted(shift_y - int_y, shift_x - int_x, flux).reshape(b, n, p * p)
+        # region column of every stamp pixel: the frame lookup padded by p on each side (no bounds checks)
+        width = self.size + 2 * p
+        if self._padded_lookup is None or self._padded_lookup.size != width**2:
+            padded = np.full((width, width), self.n_reg, dtype=np.int32)
+            padded[p:-p, p:-p] = self.lookup.reshape(self.size, self.size)
+            self._padded_lookup = padded.ravel()
+        corner = ((cy + int_y).astype(np.int64) + p - p // 2) * width + (cx + int_x).astype(np.int64) + p - p // 2
+        offsets = (np.arange(p)[:, None] * width + np.arange(p)[None, :]).ravel()
+        stamp_cols = self._padded_lookup[corner[:, :, None] + offsets]  # (b, n, p*p)
+        rows = self.patch_rows[centres]  # (b, P*P) union pixels
+        if self.plan.table:
+            if self._table is None:
+                self._table = self.stencils(self.plus, np.arange(self.union.size))
+            table_cols, table_w = self._table
+        else:
+            needed, rows = np.unique(rows, return_inverse=True)
+            rows = rows.reshape(b, -1)
+            table_cols, table_w = self.stencils(self.plus, needed)
+        mark = np.full(self.n_reg + 1, -1, dtype=np.int64)
         out = np.empty((b, len(self.ks), self.patch_px, self.patch_px))
-        t_idx = np.arange(n)[:, None, None]
-        n_rows = n * self.patch_px**2
-        indptr = np.arange(0, 4 * n_rows + 1, 4)
         for i in range(b):
-            rows = self.patch_rows[centres[i]]
-            cols, w = self.plus["cols"][:, rows], self.plus["w"][:, rows]  # (n, P*P, 4)
-            mean = np.einsum("tpj,tpj->p", a_ext[i][t_idx, cols], w)
-            # sum_j w[t,p,j] Y^T[q_tpj, k] for every (t, p): a CSR product with rows (t, p), 4 entries each
-            stencil = sp.csr_matrix((w.ravel(), cols.ravel(), indptr), shape=(n_rows, self.n_reg + 1))
-            z = (stencil @ yt[i]).reshape(n, len(rows), self.k_max)
-            per_comp = np.einsum("tpk,tk->kp", z, u[i])
-            values = mean[None, :] - np.cumsum(per_comp, axis=0)[self.ks - 1]
-            out[i] = values.reshape(len(self.ks), self.patch_px, self.patch_px)
+            cols, n_stamp, t_start, stamp_loc, loc, w = local_columns(stamp_cols[i], table_cols, table_w, rows[i],
+                                                                     self.n_reg, mark)
+            a, s, h = local_matrices(self.m_ext, cols, n_stamp, stamp_loc, stamps[i])
+            delta = s @ h.T  # A A^T - M M^T = (S (A + M)^T + (A + M) S^T) / 2 on the stamp's columns only
+            u = _top_eigenvectors(self.gram + 0.5 * (delta + delta.T), self.k_max)
+            yt = a[:, t_start:].T @ u
+            out[i] = residual_patch(a, t_start, u, yt, loc, w, self.ks).reshape(out.shape[1:])
         return out
+
+
+def _top_eigenvectors(gram: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` leading eigenvectors of a symmetric matrix (LAPACK), descending, C-contiguous."""
+    _, u = np.linalg.eigh(gram)
+    return np.ascontiguousarray(u[:, ::-1][:, :k])
 
 
 def annulus_samples(
@@ -316,7 +431,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     angles = sequence.angles_deg
     psf = sample_psf(sequence, config) if psf is None else psf
     usable = _usable_mask(sequence, config)
-    op = _AnnulusOperator(cube, angles, r_in, r_out, config, usable)
+    op = _AnnulusOperator(cube, angles, r_in, r_out, config, usable, psf_px=psf.shape[0])
     cy, cx = frame_center(cube.shape)
     centres = np.nonzero(op.usable)[0]  # rows of op.centers
     if centres.size == 0:
@@ -368,12 +483,11 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
 
 
 def _positives(op: _AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: np.ndarray,
-               x: np.ndarray, y: np.ndarray, flux: np.ndarray, batch: int = 2) -> np.ndarray:
+               x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> np.ndarray:
     """C+ samples for companions at sky positions (x, y) with the given fluxes: (n, K, P, P) float64.
 
-    Work is batched (samples taken in order of their patch centre): the stamps of a batch are
-    shifted in one FFT call, the Gram matrices, eigen-decompositions and projections are stacked.
-    Each sample's numbers do not depend on the batching.
+    Samples are taken in order of their patch centre, ``op.plan.batch`` at a time (the memory
+    budget's choice). Each sample's numbers depend only on its own companion, never on the batch.
     """
     size = cube.shape[-1]
     row_of = {int(c[0]) * size + int(c[1]): i for i, c in enumerate(op.centers)}
@@ -384,11 +498,13 @@ def _positives(op: _AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: 
             msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
             raise ValueError(msg)
         centre[i] = c
+    shifter = _FourierShifter(psf)
     out = np.empty((len(x), len(op.ks), op.patch_px, op.patch_px))
     order = np.argsort(centre, kind="stable")
+    batch = op.plan.batch
     for start in range(0, len(x), batch):
         idx = order[start : start + batch]
-        out[idx] = op.positive_batch(cube.shape, psf, angles, x[idx], y[idx], flux[idx], centre[idx])
+        out[idx] = op.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
     return out
 
 
@@ -412,7 +528,8 @@ def positive_samples(
     cube = np.asarray(sequence.cube)
     psf = sample_psf(sequence, config) if psf is None else psf
     with threadpool_limits(limits=1, user_api="blas"):
-        op = _AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
+        op = _AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool),
+                              psf_px=psf.shape[0])
         return _positives(op, cube, sequence.angles_deg, psf, x, y, flux), op.ks
 
 
@@ -515,6 +632,7 @@ def make_samples(
     annuli = sample_annuli(sequence, config)
     _check_ranks(sequence, config)
     psf = sample_psf(sequence, config)
+    _check_memory(sequence, config, annuli, psf)
     oracle: dict[str, Any] = {}
     if flux_ranges is None:
         oracle = fit_flux_ranges(sequence, config, annuli, psf)
@@ -534,9 +652,23 @@ def _check_ranks(sequence: ADISequence, config: SampleConfig) -> None:
         raise ValueError(msg)
 
 
+def _check_memory(sequence: ADISequence, config: SampleConfig, annuli: Annuli, psf: np.ndarray,
+                  indices: Any = None) -> None:
+    """Raise before any work if an annulus cannot be generated within ``config.memory_budget_gib``."""
+    for i in range(len(annuli)) if indices is None else indices:
+        geometry = _AnnulusGeometry(sequence.frame_size, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), config.patch_px)
+        try:
+            geometry.plan(config, sequence.n_frames, psf.shape[0])
+        except ValueError as err:
+            msg = f"annulus {i} ({annuli.r_in_px[i]:.1f}-{annuli.r_out_px[i]:.1f} px): {err}"
+            raise ValueError(msg) from None
+
+
 def _annulus_jobs(sequence: ADISequence, config: SampleConfig, annuli: Annuli, flux_ranges: np.ndarray,
                   psf: np.ndarray, indices: Any) -> list[tuple]:
-    """One work item per annulus index, for :func:`_map`."""
+    """One work item per annulus index, for :func:`_map` (the memory budget is checked first)."""
+    indices = list(indices)
+    _check_memory(sequence, config, annuli, psf, indices)
     return [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(flux_ranges[i]), psf)
             for i in indices]
 

@@ -219,7 +219,7 @@ class _MemoryPlan:
         if free < self.per_batch_sample + self.per_pixel * p2:
             need = (self.fixed + self.per_sample + self.per_batch_sample + self.per_pixel * p2) / 2**30
             msg = (f"memory_budget_gib={budget_gib:g} is too small for an annulus of {n_reg} region pixels over {n} frames: "
-                   f"it needs at least {need:.2f} GiB; raise memory_budget_gib, lower samples_per_annulus or bin the frames "
+                   f"it needs at least {need:.3g} GiB; raise memory_budget_gib, lower samples_per_annulus or bin the frames "
                    f"(sodinn.binning.bin_frames)")
             raise ValueError(msg)
         self.table = self.table_bytes <= free // 2

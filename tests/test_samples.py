@@ -3,7 +3,7 @@ import pytest
 
 from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
-from sodinn.samples import annulus_samples, make_samples, minmax_normalize, sample_annuli, sample_psf
+from sodinn.samples import _AnnulusGeometry, annulus_samples, make_samples, minmax_normalize, sample_annuli, sample_psf
 from sodinn.sequence import ADISequence
 
 from .reference.mlar import slow_sample
@@ -135,3 +135,30 @@ def test_bad_configuration_for_the_data(synthetic):
         make_samples(synthetic, SampleConfig(patch_px=21, r_in_fwhm=4.0), progress=False)
     with pytest.raises(TypeError, match="must be an ADISequence"):
         make_samples(np.zeros((3, 9, 9)), progress=False)
+
+
+def test_memory_budget_bounds_the_work_but_not_the_samples(synthetic):
+    edges = sample_annuli(synthetic, _small_config()).edges_px
+    r_in, r_out = float(edges[-2]), float(edges[-1])
+    psf_px = sample_psf(synthetic, _small_config()).shape[0]
+    geometry = _AnnulusGeometry(synthetic.frame_size, r_in, r_out, 9)
+    small, large = _small_config(memory_budget_gib=0.005), _small_config(memory_budget_gib=4.0)
+    tight, roomy = geometry.plan(small, synthetic.n_frames, psf_px), geometry.plan(large, synthetic.n_frames, psf_px)
+    assert tight.batch == 1 and roomy.batch > 1  # one C+ sample at a time vs several
+    assert tight.chunk_px < geometry.union.size == roomy.chunk_px  # C- operator in chunks vs all pixels at once
+    assert not tight.table and roomy.table  # +PA patch stencils per batch vs kept for the annulus
+    assert tight.peak_bytes <= 0.005 * 2**30 < roomy.peak_bytes
+    a = annulus_samples(synthetic, small, 2, r_in, r_out, (100.0, 400.0))
+    b = annulus_samples(synthetic, large, 2, r_in, r_out, (100.0, 400.0))
+    np.testing.assert_array_equal(a.samples, b.samples)  # bit for bit
+    np.testing.assert_array_equal(a.flux, b.flux)
+    assert small.digest() == large.digest()  # the budget never changes the samples
+
+
+def test_too_small_memory_budget_is_refused_before_any_work(synthetic):
+    cfg = _small_config(memory_budget_gib=0.001)
+    with pytest.raises(ValueError, match=r"annulus \d+ .*memory_budget_gib=0.001 is too small.*needs at least"):
+        make_samples(synthetic, cfg, progress=False)  # would run the S/N oracle first if the check came later
+    with pytest.raises(ValueError, match="memory_budget_gib must be a positive number"):
+        SampleConfig(memory_budget_gib=0.0)
+    assert SampleConfig.from_dict(SampleConfig(memory_budget_gib=1.5).to_dict()).memory_budget_gib == 1.5

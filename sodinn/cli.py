@@ -125,6 +125,9 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="a known source to keep out of the samples (repeatable)")
     samples.add_argument("--seed", type=int, help="random seed (default 0)")
     samples.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    samples.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run the annuli on a Dask cluster (tcp://host:port), or 'synchronous' in this process "
+                         "(default: [engine] scheduler, else the local cores)")
     samples.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming")
     samples.set_defaults(func=_cmd_samples)
 
@@ -181,6 +184,22 @@ def _build_parser() -> argparse.ArgumentParser:
     roc.add_argument("--output", "-o", help="output folder (default: roc_output)")
     roc.add_argument("--no-resume", action="store_true", help="recompute every copy instead of reusing the cache")
     roc.set_defaults(func=_cmd_roc)
+
+    survey = sub.add_parser(
+        "survey", parents=[common], help="samples, training and prediction for a list of targets (resumable)",
+        description="Run samples -> train -> predict for every target of a survey configuration (TOML: [survey], "
+        "[engine], shared [samples] and [train] tables, one [[targets]] table per target with its data or a "
+        "synthetic spec and its known sources; see configs/survey_synthetic.toml), one output folder per target, "
+        "and print a summary table. A rerun skips the finished steps and resumes an interrupted one.",
+    )
+    survey.add_argument("survey_config", metavar="CONFIG", help="survey configuration (TOML)")
+    survey.add_argument("--output", "-o", help="output folder (default: [survey] output, else survey_output)")
+    survey.add_argument("--scheduler", metavar="ADDRESS",
+                        help="where the targets run: a Dask cluster (tcp://host:port), 'synchronous' (one after the "
+                        "other in this process) or 'processes' (default: [engine] scheduler, else the local cores)")
+    survey.add_argument("--jobs", "-j", type=int, help="targets at once on the local cores (default: all cores)")
+    survey.add_argument("--restart", action="store_true", help="redo every step instead of resuming")
+    survey.set_defaults(func=_cmd_survey)
     return parser
 
 
@@ -505,7 +524,7 @@ def _model_text(info: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- reduce
 
 
-_SECTIONS = ("data", "reduce", "samples", "train", "predict", "roc")
+_SECTIONS = ("data", "reduce", "samples", "train", "predict", "roc", "engine")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -543,6 +562,7 @@ def _table_keys() -> dict[str, set[str]]:
         "samples": {f.name for f in dataclasses.fields(SampleConfig)} | {"output"},
         "train": {f.name for f in dataclasses.fields(TrainConfig)} | {"samples", "output"},
         "predict": {"model", "threshold", "output"},
+        "engine": {"scheduler", "n_workers"},
     }
 
 
@@ -691,14 +711,49 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     if args.mask is not None:
         table["known_sources_xy"] = [list(xy) for xy in args.mask]
     config = SampleConfig.from_dict(table)  # bad settings fail here, before any work
+    scheduler, n_jobs = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
-    path = generate_sample_file(seq, config, out, resume=not args.no_resume, n_jobs=args.jobs, progress=not args.quiet)
+    from sodinn.engine import use_scheduler
+
+    with use_scheduler(scheduler):
+        path = generate_sample_file(seq, config, out, resume=not args.no_resume, n_jobs=n_jobs, progress=not args.quiet)
     dump_toml(path.with_suffix(".toml"), {"data": data, "samples": {**config.to_dict(), "output": str(path)}})
     with SampleFile(path) as f:
         n_pos = int(f.labels.sum())
         print(f"{path}: {len(f)} samples ({n_pos} C+, {len(f) - n_pos} C-) of shape {f.sample_shape} "
               f"in {len(f.ks)} annuli, {path.stat().st_size / 2**20:.1f} MiB")
     return 0
+
+
+def _engine_settings(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[Any, int | None]:
+    """The scheduler and worker count from the flags, else the [engine] table; checked before any work."""
+    from sodinn.engine import check_scheduler
+
+    engine = cfg.get("engine", {})
+    scheduler = check_scheduler(args.scheduler if args.scheduler is not None else engine.get("scheduler"))
+    n_jobs = args.jobs if args.jobs is not None else engine.get("n_workers")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+        msg = f"the number of workers (--jobs, [engine] n_workers) must be a positive integer; got {n_jobs!r}"
+        raise UserError(msg)
+    return scheduler, n_jobs
+
+
+def _cmd_survey(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sodinn.survey import format_summary, load_survey, run_survey
+
+    survey = load_survey(args.survey_config)
+    if args.output is not None:
+        survey = dataclasses.replace(survey, output=Path(args.output).resolve())
+    if survey.output.exists() and not survey.output.is_dir():
+        msg = f"output {survey.output} is a file; pass a folder (it is created if needed)"
+        raise UserError(msg)
+    table = run_survey(survey, scheduler=args.scheduler, n_workers=args.jobs, restart=args.restart,
+                       progress=not args.quiet)
+    print(format_summary(table))
+    print(f"summary table: {survey.output / 'summary.ecsv'}")
+    return 1 if any(e != "-" for e in table["error"]) else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -80,7 +80,8 @@ def client():
     """A real two-worker Dask cluster on loopback (worker processes, one thread each), closed after the module."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+    # dashboard_address=None would still bind port 8787 (and warn when it is taken): a random port instead
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster, set_as_default=False) as c:
         c.wait_for_workers(2, timeout=60)
         yield c
@@ -276,3 +277,32 @@ def test_dask_worker_killed_mid_run_loses_no_finished_work(client, tmp_path):
     for i in killed["reported"]:
         assert len(runs[i]) == 1, f"job {i} was reported before the kill but ran {len(runs[i])} times"
     client.wait_for_workers(2, timeout=30)  # the nanny restarted the worker
+
+
+def test_samples_command_on_a_cluster_address_and_engine_table(client, tmp_path, capsys):
+    from sodinn.cli import main
+    from sodinn.io import write_fits
+
+    data = make_adi_sequence(n_frames=20, size_px=45, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(tmp_path / f"{name}.fits", arr)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\ncube = "cube.fits"\nangles = "angles.fits"\npsf = "psf.fits"\nfwhm_px = 4.0\n'
+                   f'[samples]\npatch_px = 9\nn_ranks = 6\nsamples_per_annulus = 10\noracle_azimuths = 1\n'
+                   f'[engine]\nscheduler = "{client.scheduler.address}"\n')
+    assert main(["samples", "-c", str(cfg), "-o", str(tmp_path / "dask.h5"), "-q"]) == 0  # [engine] scheduler
+    assert main(["samples", "-c", str(cfg), "-o", str(tmp_path / "local.h5"), "--scheduler", "synchronous", "-q"]) == 0
+    with h5py.File(tmp_path / "dask.h5") as a, h5py.File(tmp_path / "local.h5") as b:
+        np.testing.assert_array_equal(a["samples"][()], b["samples"][()])
+        np.testing.assert_array_equal(a["group"][()], b["group"][()])
+    capsys.readouterr()
+    assert main(["samples", "-c", str(cfg), "-o", str(tmp_path / "x.h5"), "--scheduler", "tcp://host"]) == 2
+    assert "scheduler must be" in capsys.readouterr().err
+    cfg.write_text(cfg.read_text().replace(f'"{client.scheduler.address}"', '"tcp:/typo:1"'))
+    assert main(["samples", "-c", str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sodinn samples: error: scheduler must be") and err.count("\n") == 1
+    cfg.write_text(cfg.read_text().replace('scheduler = "tcp:/typo:1"', "n_workers = 0"))
+    assert main(["samples", "-c", str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.parts").exists()

@@ -181,6 +181,7 @@ def _build_parser() -> argparse.ArgumentParser:
     roc.add_argument("--copies", type=int, help="injected copies per separation band (default 100)")
     roc.add_argument("--seed", type=int, help="random seed of the injections (default 0)")
     roc.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    roc.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port) to run the copies on (default: local processes)")
     roc.add_argument("--output", "-o", help="output folder (default: roc_output)")
     roc.add_argument("--no-resume", action="store_true", help="recompute every copy instead of reusing the cache")
     roc.set_defaults(func=_cmd_roc)
@@ -968,11 +969,12 @@ def _cmd_roc(args: argparse.Namespace) -> int:
             raise UserError(f"{resolved} is not a model folder written by 'sodinn train' (no model.json)")
         models[name] = str(resolved)
     config = RocConfig.from_dict(table)
+    scheduler, n_jobs = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
     out = _output_path(args.output, output, base, "roc_output")
     start = time.perf_counter()
-    result = run_roc(seq, config, models, output_dir=out, n_jobs=args.jobs, resume=not args.no_resume,
-                     progress=not args.quiet)
+    result = run_roc(seq, config, models, output_dir=out, n_jobs=n_jobs, scheduler=scheduler,
+                     resume=not args.no_resume, progress=not args.quiet)
     dump_toml(out / "config.toml", {"data": data, "roc": {**config.to_dict(), "models": [f"{k}={v}" for k, v in models.items()],
                                                           "output": str(out.resolve())}})
     print(result.summary)

@@ -50,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader of stdout went away (`sodinn info ... | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
     except (UserError, ValueError, TypeError, OSError, KeyError) as err:
         if args.verbose:
             raise

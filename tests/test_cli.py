@@ -306,3 +306,13 @@ def test_info_describes_a_model_folder_without_loading_keras():
                           capture_output=True, text=True)
     assert proc.returncode == 0 and f"K={meta['n_ranks']} ranks" in proc.stdout and f"P={meta['patch_px']} px" in proc.stdout
     assert f"accuracy {meta['metrics']['accuracy']:.3f}" in proc.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`sodinn info ... | head`: the reader goes away; no error message, the usual SIGPIPE status."""
+    argv = [sys.executable, "-m", "sodinn.cli", "info", "--json", *[str(SHIPPED_MODEL)] * 300]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(100).startswith(b'{"folder"')
+        proc.stdout.close()
+        assert proc.stderr.read() == b"" and proc.wait() == 141

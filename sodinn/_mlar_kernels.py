@@ -14,12 +14,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["local_columns", "local_matrices", "residual_patch"]
+__all__ = ["injected_columns", "positive_patches", "residual_patch", "workspace"]
 
 
 
 @numba.njit(nogil=True, cache=True)
-def residual_patch(a, t_start, u, yt, loc, w, ks):  # pragma: no cover - compiled
+def residual_patch(a, t_start, u, yt, loc, w, rows, ks):  # pragma: no cover - compiled
     """Derotated mean of the rank-k residuals ``(I - U_k U_k^T) A`` at some pixels, for every k in ``ks``.
 
     Parameters
@@ -32,9 +32,11 @@ def residual_patch(a, t_start, u, yt, loc, w, ks):  # pragma: no cover - compile
         Top eigenvectors of ``A A^T``, descending.
     yt : ndarray, shape (m, k_max)
         ``A[:, t_start:t_start + m]^T U``.
-    loc, w : ndarray, shape (P, n, 4)
-        For output pixel ``p`` and frame ``t``: the 4 bilinear source columns (relative to
-        ``t_start``) and their weights divided by ``n``.
+    loc : ndarray of int, shape (P, n, 4)
+        For output pixel ``p`` and frame ``t``: the 4 bilinear source columns, relative to ``t_start``.
+    w : ndarray, shape (n_table, n, 4)
+        Their weights divided by ``n``, in row ``rows[p]``.
+    rows : ndarray of int64, shape (P,)
     ks : ndarray of int64, shape (K,)
         Strictly increasing ranks, ``<= k_max``.
 
@@ -56,10 +58,10 @@ def residual_patch(a, t_start, u, yt, loc, w, ks):  # pragma: no cover - compile
             r1 = loc[p, t, 1]
             r2 = loc[p, t, 2]
             r3 = loc[p, t, 3]
-            w0 = w[p, t, 0]
-            w1 = w[p, t, 1]
-            w2 = w[p, t, 2]
-            w3 = w[p, t, 3]
+            w0 = w[rows[p], t, 0]
+            w1 = w[rows[p], t, 1]
+            w2 = w[rows[p], t, 2]
+            w3 = w[rows[p], t, 3]
             mean += (w0 * a[t, t_start + r0] + w1 * a[t, t_start + r1]
                      + w2 * a[t, t_start + r2] + w3 * a[t, t_start + r3])
             for kk in range(k):
@@ -75,37 +77,49 @@ def residual_patch(a, t_start, u, yt, loc, w, ks):  # pragma: no cover - compile
 
 
 @numba.njit(nogil=True, cache=True)
-def local_columns(stamp_cols, table_cols, table_w, rows, n_reg, mark):  # pragma: no cover - compiled
-    """The region columns one C+ sample touches, numbered locally.
+def injected_columns(m_ext, stamps, corner, offsets, frame_lookup, table_cols, rows, work):  # pragma: no cover - compiled
+    """The region columns one C+ sample touches, numbered locally, and its injected matrix on them.
 
     Parameters
     ----------
-    stamp_cols : ndarray of int32, shape (n, q)
-        Region column of every pixel of the companion's stamp in every frame (``n_reg``: outside).
-    table_cols, table_w : ndarray, shape (n_table, n, 4)
-        +PA derotation stencils (region columns, weights) of candidate patch pixels.
-    rows : ndarray of int, shape (P,)
-        The patch's pixels: rows of the tables.
-    n_reg : int
-    mark : ndarray of int64, shape (n_reg + 1,)
-        Scratch, all -1 on entry and on return.
+    m_ext : ndarray, shape (n, n_reg + 1)
+        Region matrix of the real cube (last column zero).
+    stamps : ndarray, shape (n, q)
+        The companion's stamp in every frame (flux included), flattened row-major.
+    corner : ndarray of int64, shape (n,)
+        Flat index, in ``frame_lookup``, of every frame's stamp corner.
+    offsets : ndarray of int64, shape (q,)
+        Flat offsets of the stamp pixels from the corner.
+    frame_lookup : ndarray of int32
+        Region column of every pixel of the (padded) frame, ``n_reg`` outside the region.
+    table_cols : ndarray of int32, shape (n_table, n, 4)
+        +PA derotation stencils (region columns) of candidate patch pixels.
+    rows : ndarray of int64, shape (P,)
+        The patch's pixels: rows of the table.
+    work : tuple
+        Workspace from :func:`workspace` (reused from sample to sample: fresh large arrays would
+        cost a page fault every 4 KiB, more than the arithmetic).
 
     Returns
     -------
-    cols : ndarray of int64, shape (L,)
-        Region column of each local column. Local order: columns of the stamp only, columns of
-        both, columns of the patch stencil only; so the stamp's columns are ``[0, n_stamp)`` and the
-        patch's ``[t_start, L)``.
-    n_stamp, t_start : int
-    stamp_loc : ndarray of int64, shape (n, q)
-        Local column of each stamp pixel, -1 outside the region.
-    loc, w : ndarray, shape (P, n, 4)
-        The patch's stencil, columns relative to ``t_start``; stencil entries outside the region
-        (weight 0) point at local column ``t_start``.
+    a : ndarray, shape (n, L)
+        The injected matrix on the local columns. Local order: columns of the stamp only, of
+        both, of the patch stencil only: the stamp's columns are ``[0, n_stamp)``, the patch's
+        ``[t_start, L)``.
+    s, h : ndarray, shape (n, n_stamp)
+        The stamps alone and ``A + M = 2 a - s`` on the stamp's columns, so that
+        ``A A^T - M M^T = (s h^T + h s^T) / 2``.
+    t_start : int
+    loc : ndarray of int32, shape (P, n, 4)
+        The patch's stencil in local columns relative to ``t_start``; stencil entries outside the
+        region (weight 0) point at ``t_start``.
+
+    All returned arrays are views of ``work``.
     """
-    n, q = stamp_cols.shape
+    mark, seen, stamp_cols, loc, a_buf, s_buf, h_buf, _ = work
+    n, q = stamps.shape
+    n_reg = m_ext.shape[1] - 1
     n_pix = rows.size
-    seen = np.empty(n * q + n_pix * n * 4, np.int64)
     m = 0
     for p in range(n_pix):  # flag 1: patch stencil
         for t in range(n):
@@ -117,7 +131,8 @@ def local_columns(stamp_cols, table_cols, table_w, rows, n_reg, mark):  # pragma
                     m += 1
     for t in range(n):  # flag 2: stamp only, 3: both
         for i in range(q):
-            c = stamp_cols[t, i]
+            c = frame_lookup[corner[t] + offsets[i]]
+            stamp_cols[t, i] = c
             if c != n_reg:
                 if mark[c] < 0:
                     mark[c] = 2
@@ -131,54 +146,78 @@ def local_columns(stamp_cols, table_cols, table_w, rows, n_reg, mark):  # pragma
     n_stamp = counts[2] + counts[3]
     t_start = counts[2]
     nxt = np.array([0, counts[2] + counts[3], 0, counts[2]], np.int64)  # first local index per flag
-    cols = np.empty(m, np.int64)
     for i in range(m):
         c = seen[i]
         flag = mark[c]
-        cols[nxt[flag]] = c
         mark[c] = nxt[flag] + 4  # local index + 4 (flags are < 4)
         nxt[flag] += 1
-    stamp_loc = np.empty((n, q), np.int64)
+    for i in range(m):  # seen[local index] = region column
+        seen[m + mark[seen[i]] - 4] = seen[i]
+    cols = seen[m : 2 * m]
+    a = a_buf[: n * m].reshape((n, m))
+    s = s_buf[: n * n_stamp].reshape((n, n_stamp))
+    h = h_buf[: n * n_stamp].reshape((n, n_stamp))
     for t in range(n):
+        for r in range(m):
+            a[t, r] = m_ext[t, cols[r]]
+        for r in range(n_stamp):
+            s[t, r] = 0.0
         for i in range(q):
             c = stamp_cols[t, i]
-            stamp_loc[t, i] = mark[c] - 4 if c != n_reg else -1
-    loc = np.empty((n_pix, n, 4), np.int64)
-    w = np.empty((n_pix, n, 4))
+            if c != n_reg:
+                r = mark[c] - 4
+                s[t, r] = stamps[t, i]  # a frame's stamp pixels are distinct columns
+                a[t, r] += stamps[t, i]
+        for r in range(n_stamp):
+            h[t, r] = 2.0 * a[t, r] - s[t, r]
     for p in range(n_pix):
         for t in range(n):
             for j in range(4):
                 c = table_cols[rows[p], t, j]
                 loc[p, t, j] = mark[c] - 4 - t_start if c != n_reg else 0
-                w[p, t, j] = table_w[rows[p], t, j]
     for i in range(m):
-        mark[seen[i]] = -1
-    return cols, n_stamp, t_start, stamp_loc, loc, w
+        mark[cols[i]] = -1
+    return a, s, h, t_start, loc[:n_pix]
+
+
+def workspace(n_frames, n_reg, stamp_px, patch_pixels):
+    """Buffers for :func:`positive_patches`, allocated once per annulus and reused for every sample."""
+    width = n_frames * (n_reg + 1)
+    return (np.full(n_reg + 1, -1, dtype=np.int64),  # mark: -1, or a column's flag / local index + 4
+            np.empty(2 * (n_frames * stamp_px + 4 * n_frames * patch_pixels), dtype=np.int64),  # seen, cols
+            np.empty((n_frames, stamp_px), dtype=np.int64),  # stamp pixels' region columns
+            np.empty((patch_pixels, n_frames, 4), dtype=np.int32),  # loc
+            np.empty(width), np.empty(width), np.empty(width), np.empty(width))  # a, s, h, patch columns of a
 
 
 @numba.njit(nogil=True, cache=True)
-def local_matrices(m_ext, cols, n_stamp, stamp_loc, stamps):  # pragma: no cover - compiled
-    """The injected matrix on the local columns, and what the Gram update needs.
+def positive_patches(m_ext, gram, k_max, ks, stamps, corner, offsets, frame_lookup, table_cols, table_w, rows,
+                     work):  # pragma: no cover - compiled
+    """C+ samples of a batch, one sample at a time: (b, K, P) derotated mean residuals.
 
-    Returns ``a`` (n, L): ``m_ext[:, cols]`` plus the stamps; ``s`` (n, n_stamp): the stamps alone
-    on the stamp's columns; ``h`` (n, n_stamp): ``2 a - s`` there (``A + M``), so that
-    ``A A^T - M M^T = (s h^T + h s^T) / 2``.
+    For sample ``i``: its local columns and injected matrix (:func:`injected_columns`), its Gram
+    matrix ``gram + (s h^T + h s^T) / 2`` (BLAS), the ``k_max`` leading eigenvectors (LAPACK
+    ``dsyevd``), ``Y^T`` on the patch's columns (BLAS) and the stencil contraction
+    (:func:`residual_patch`). Arguments as in those functions, with a leading batch axis on
+    ``stamps`` (b, n, q), ``corner`` (b, n) and ``rows`` (b, P).
     """
+    b = stamps.shape[0]
     n = m_ext.shape[0]
-    n_loc = cols.size
-    q = stamps.shape[1]
-    a = np.empty((n, n_loc))
-    s = np.zeros((n, n_stamp))
-    for t in range(n):
-        for r in range(n_loc):
-            a[t, r] = m_ext[t, cols[r]]
-        for i in range(q):
-            r = stamp_loc[t, i]
-            if r >= 0:
-                s[t, r] = stamps[t, i]  # a frame's stamp pixels are distinct columns
-                a[t, r] += stamps[t, i]
-    h = np.empty((n, n_stamp))
-    for t in range(n):
-        for r in range(n_stamp):
-            h[t, r] = 2.0 * a[t, r] - s[t, r]
-    return a, s, h
+    out = np.empty((b, ks.size, rows.shape[1]))
+    u = np.empty((n, k_max))
+    for i in range(b):
+        a, s, h, t_start, loc = injected_columns(m_ext, stamps[i], corner[i], offsets, frame_lookup, table_cols,
+                                                 rows[i], work)
+        delta = np.dot(s, h.T)
+        _, vectors = np.linalg.eigh(gram + 0.5 * (delta + delta.T))
+        for t in range(n):
+            for kk in range(k_max):
+                u[t, kk] = vectors[t, n - 1 - kk]
+        m = a.shape[1]
+        patch = work[7][: n * (m - t_start)].reshape((n, m - t_start))
+        for t in range(n):
+            for r in range(m - t_start):
+                patch[t, r] = a[t, t_start + r]
+        yt = np.dot(patch.T, u)
+        out[i] = residual_patch(a, t_start, u, yt, loc, table_w, rows[i], ks)
+    return out

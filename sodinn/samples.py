@@ -300,8 +300,9 @@ class _AnnulusOperator:
         self.angles = np.asarray(angles, dtype=np.float64)
         self.plus, self.minus = self.angles, -self.angles
         self._gram: np.ndarray | None = None
-        self._table: tuple[np.ndarray, np.ndarray] | None = None
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._padded_lookup: np.ndarray | None = None
+        self._work: tuple | None = None
 
     @property
     def gram(self) -> np.ndarray:
@@ -341,7 +342,7 @@ class _AnnulusOperator:
         for start in range(0, self.union.size, step):
             rows = np.arange(start, min(start + step, self.union.size))
             cols, w = self.stencils(stencil, rows)
-            out[:, rows] = residual_patch(a_ext, 0, u, yt, cols, w, self.ks)
+            out[:, rows] = residual_patch(a_ext, 0, u, yt, cols, w, np.arange(rows.size), self.ks)
         return out
 
     def basis(self, a_ext: np.ndarray) -> np.ndarray:
@@ -364,7 +365,7 @@ class _AnnulusOperator:
         stamp and its patch's stencil touch, its Gram matrix as the real one plus the change on the
         stamp's columns, the eigen-decomposition, and the compiled stencil contraction.
         """
-        from sodinn._mlar_kernels import local_columns, local_matrices, residual_patch
+        from sodinn._mlar_kernels import positive_patches, workspace
 
         b, n, p = len(x), self.n_frames, shifter.size
         cy, cx = frame_center((self.size, self.size))
@@ -374,7 +375,7 @@ class _AnnulusOperator:
         shift_x, shift_y = sep[:, None] * np.cos(phi), sep[:, None] * np.sin(phi)
         int_x, int_y = np.trunc(shift_x), np.trunc(shift_y)
         stamps = shifter.shifted(shift_y - int_y, shift_x - int_x, flux).reshape(b, n, p * p)
-        # region column of every stamp pixel: the frame lookup padded by p on each side (no bounds checks)
+        # stamp pixels in the frame lookup padded by p on each side (no bounds checks)
         width = self.size + 2 * p
         if self._padded_lookup is None or self._padded_lookup.size != width**2:
             padded = np.full((width, width), self.n_reg, dtype=np.int32)
@@ -382,27 +383,34 @@ class _AnnulusOperator:
             self._padded_lookup = padded.ravel()
         corner = ((cy + int_y).astype(np.int64) + p - p // 2) * width + (cx + int_x).astype(np.int64) + p - p // 2
         offsets = (np.arange(p)[:, None] * width + np.arange(p)[None, :]).ravel()
-        stamp_cols = self._padded_lookup[corner[:, :, None] + offsets]  # (b, n, p*p)
-        rows = self.patch_rows[centres]  # (b, P*P) union pixels
-        if self.plan.table:
-            if self._table is None:
-                self._table = self.stencils(self.plus, np.arange(self.union.size))
-            table_cols, table_w = self._table
-        else:
-            needed, rows = np.unique(rows, return_inverse=True)
-            rows = rows.reshape(b, -1)
+        table_cols, table_w, rows = self._plus_stencils(self.patch_rows[centres])
+        if self._work is None or self._work[2].shape[1] != p * p:
+            self._work = workspace(n, self.n_reg, p * p, self.patch_px**2)
+        values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, self._padded_lookup,
+                                  table_cols, table_w, rows, self._work)
+        return values.reshape(b, len(self.ks), self.patch_px, self.patch_px)
+
+    def _plus_stencils(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """+PA stencils covering union pixels ``rows`` (b, P*P): table columns, weights, and rows into them.
+
+        If the plan keeps a table for the annulus, missing rows are filled in and kept (so an annulus
+        with few samples never builds the whole table); otherwise the batch's own pixels are computed.
+        """
+        if not self.plan.table:
+            needed, inverse = np.unique(rows, return_inverse=True)
             table_cols, table_w = self.stencils(self.plus, needed)
-        mark = np.full(self.n_reg + 1, -1, dtype=np.int64)
-        out = np.empty((b, len(self.ks), self.patch_px, self.patch_px))
-        for i in range(b):
-            cols, n_stamp, t_start, stamp_loc, loc, w = local_columns(stamp_cols[i], table_cols, table_w, rows[i],
-                                                                     self.n_reg, mark)
-            a, s, h = local_matrices(self.m_ext, cols, n_stamp, stamp_loc, stamps[i])
-            delta = s @ h.T  # A A^T - M M^T = (S (A + M)^T + (A + M) S^T) / 2 on the stamp's columns only
-            u = _top_eigenvectors(self.gram + 0.5 * (delta + delta.T), self.k_max)
-            yt = a[:, t_start:].T @ u
-            out[i] = residual_patch(a, t_start, u, yt, loc, w, self.ks).reshape(out.shape[1:])
-        return out
+            return table_cols, table_w, inverse.reshape(rows.shape)
+        if self._table is None:
+            n_u = self.union.size
+            self._table = (np.empty((n_u, self.n_frames, 4), dtype=np.int32), np.empty((n_u, self.n_frames, 4)),
+                           np.zeros(n_u, dtype=bool))
+        table_cols, table_w, done = self._table
+        needed = np.unique(rows)
+        missing = needed[~done[needed]]
+        if missing.size:
+            table_cols[missing], table_w[missing] = self.stencils(self.plus, missing)
+            done[missing] = True
+        return table_cols, table_w, rows
 
 
 def _top_eigenvectors(gram: np.ndarray, k: int) -> np.ndarray:

@@ -16,7 +16,8 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet "torch==2.13.0+cpu" || $(PIP) install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	$(PIP) install --quiet -e ".[test,backends]"
 	touch $@
 
 demo: $(VENV)/.installed

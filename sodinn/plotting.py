@@ -14,7 +14,9 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map", "plot_training_history"]
+    from sodinn.limits import ContrastCurve, DetectionLimits
+
+__all__ = ["plot_contrast_curves", "plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map", "plot_training_history"]
 
 
 def plot_frame(
@@ -173,3 +175,65 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_
     axes[0].set_ylabel("true positive rate")
     axes[0].legend(fontsize="small")
     return axes
+
+
+def plot_contrast_curves(
+    classical: ContrastCurve | None = None,
+    limits: DetectionLimits | None = None,
+    *,
+    star_flux: float | None = None,
+    lambda_d_px: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Detection limits against separation: the classical curve and each method's 95%-TPR limit.
+
+    Parameters
+    ----------
+    classical : sodinn.limits.ContrastCurve, optional
+        The classical ``k``-sigma curve of annular PCA-ADI (Student-corrected).
+    limits : sodinn.limits.DetectionLimits, optional
+        The flux at the target TPR of every method (models and annular PCA-ADI); separations where the
+        limit lies outside the flux ladder are left out.
+    star_flux : float, optional
+        Plot contrast (flux / star flux) instead of flux (in units of the normalised PSF, i.e. the
+        companion's flux in an aperture of diameter 1 FWHM).
+    lambda_d_px : float, optional
+        lambda/D in px for the top axis (default: the one stored in the results).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Axes
+        Separation in px on the bottom axis, in lambda/D on the top one; logarithmic y.
+    """
+    import matplotlib.pyplot as plt
+
+    if classical is None and limits is None:
+        msg = "nothing to plot: pass a classical curve, detection limits or both"
+        raise ValueError(msg)
+    if star_flux is not None and not star_flux > 0:
+        msg = f"star_flux must be > 0; got {star_flux}"
+        raise ValueError(msg)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    scale = 1.0 / star_flux if star_flux is not None else 1.0
+    lam = float(lambda_d_px or (classical.lambda_d_px if classical is not None else limits.lambda_d_px))  # type: ignore[union-attr]
+    if classical is not None:
+        ok = np.isfinite(classical.flux_limit)
+        ax.plot(classical.radii_px[ok], classical.flux_limit[ok] * scale, "-", color="k",
+                label=f"annular PCA-ADI, {classical.sigma:g}σ (Student)")
+    if limits is not None:
+        colors = plt.cm.tab10(np.arange(len(limits.methods)) % 10)
+        for method, color in zip(limits.methods, colors):
+            values = limits.flux_limit[method]
+            style = "--" if method.startswith("annular-") else "-"
+            ax.plot(limits.radii_px, values * scale, style, marker="o", ms=4, color=color,
+                    label=f"{method}, {100 * limits.tpr_target:g}% TPR")
+    ax.set_yscale("log")
+    ax.set_xlabel("separation [px]")
+    ax.set_ylabel("contrast" if star_flux is not None else "flux [normalised PSF units]")
+    top = ax.secondary_xaxis("top", functions=(lambda r: np.asarray(r) / lam, lambda x: np.asarray(x) * lam))
+    top.set_xlabel("separation [λ/D]")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return ax

@@ -18,7 +18,7 @@ __all__ = ["injected_columns", "positive_patches", "residual_patch", "workspace"
 
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})  # fused multiply-adds; deterministic on a machine
 def residual_patch(a, t_start, u, yt, loc, w, rows, ks):  # pragma: no cover - compiled
     """Derotated mean of the rank-k residuals ``(I - U_k U_k^T) A`` at some pixels, for every k in ``ks``.
 
@@ -221,3 +221,42 @@ def positive_patches(m_ext, gram, k_max, ks, stamps, corner, offsets, frame_look
         yt = np.dot(patch.T, u)
         out[i] = residual_patch(a, t_start, u, yt, loc, table_w, rows[i], ks)
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def derotation_stencils(pixels, cos, sin, cy, cx, size, lookup, n_reg):  # pragma: no cover - compiled
+    """Bilinear derotation stencils of some pixels, in region columns: (n_pix, n, 4) int32 and float64.
+
+    The arithmetic of :class:`sodinn.rotation.DerotationStencil` (same operations in the same
+    order, so the same numbers), fused: output pixel ``(y, x)`` reads, in frame ``t``, the 4
+    pixels around ``(cy - sin_t dx + cos_t dy, cx + cos_t dx + sin_t dy)`` (``dx = x - cx``,
+    ``dy = y - cy``) with bilinear weights divided by ``n``. Sources outside the frame or the
+    region get column ``n_reg`` (the zero column) and weight 0.
+    """
+    n_pix = pixels.shape[0]
+    n = cos.size
+    cols = np.empty((n_pix, n, 4), np.int32)
+    w = np.empty((n_pix, n, 4))
+    for p in range(n_pix):
+        dy = pixels[p, 0] - cy
+        dx = pixels[p, 1] - cx
+        for t in range(n):
+            src_y = cy - sin[t] * dx + cos[t] * dy
+            src_x = cx + cos[t] * dx + sin[t] * dy
+            y0 = np.floor(src_y)
+            x0 = np.floor(src_x)
+            fy = src_y - y0
+            fx = src_x - x0
+            iy = int(y0)
+            ix = int(x0)
+            for j in range(4):
+                yy = iy + (j >> 1)
+                xx = ix + (j & 1)
+                wy = fy if j >> 1 else 1 - fy
+                wx = fx if j & 1 else 1 - fx
+                c = n_reg
+                if 0 <= yy < size and 0 <= xx < size:
+                    c = lookup[yy * size + xx]
+                cols[p, t, j] = c
+                w[p, t, j] = wy * wx / n if c != n_reg else 0.0
+    return cols, w

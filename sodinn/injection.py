@@ -228,13 +228,17 @@ class _FourierShifter:
         p = stamp.shape[0]
         s = p + 2 + (p % 2)  # as _subpixel_shift: 1 px of zero padding on each side, even size
         self.size = p
-        self._freq = np.arange(s // 2 + 1) * (2 * np.pi / s)
-        angle = np.outer(np.arange(s // 2 + 1), np.arange(s)) * (2 * np.pi / s)
-        weight = np.full((s // 2 + 1, 1), 2.0 / s)
-        weight[0] = weight[-1] = 1.0 / s  # zero and Nyquist frequencies appear once
-        self._cos = weight * np.cos(angle)
-        self._sin = weight * np.sin(angle)
-        self._sin[[0, -1]] = 0.0
+        self._step = 2 * np.pi / s
+        n_freq = s // 2 + 1  # frequencies 0 .. s/2; +-f pair up into cosines, the Nyquist one appears once
+        angle = np.outer(np.arange(n_freq), np.arange(s)) * self._step
+        weight = np.full((n_freq, 1), 2.0 / s)
+        weight[0] = weight[-1] = 1.0 / s
+        trig = np.empty((2 * n_freq, s))  # rows cos, sin interleaved, to match a complex array viewed as float
+        trig[0::2] = weight * np.cos(angle)
+        trig[1::2] = weight * np.sin(angle)
+        trig[[1, -1]] = 0.0  # sin at the zero and Nyquist frequencies
+        self._trig = trig
+        self._n_freq = n_freq
         self._toeplitz = (np.arange(p)[:, None] - np.arange(p)[None, :]) % s
         sigma = (-1.0) ** np.arange(p)
         self._rank1 = (sigma @ stamp @ sigma) * np.outer(sigma, sigma) / s**2
@@ -247,10 +251,16 @@ class _FourierShifter:
         """
         b, n = dy.shape
         p = self.size
-        ay, ax = dy[..., None] * self._freq, dx[..., None] * self._freq
-        hy = (np.cos(ay) @ self._cos + np.sin(ay) @ self._sin) * scale[:, None, None]  # Re h, (b, n, s)
-        hx = np.cos(ax) @ self._cos + np.sin(ax) @ self._sin
+        # exp(i f 2 pi d / s) for f = 0 .. s/2 as powers of exp(i 2 pi d / s): 2 sines and cosines per shift
+        angle = np.stack([dy, dx]) * self._step
+        phase = np.empty((2, b, n, self._n_freq), dtype=np.complex128)
+        phase[..., 0] = 1.0
+        phase[..., 1:] = (np.cos(angle) + 1j * np.sin(angle))[..., None]
+        np.cumprod(phase, axis=-1, out=phase)
+        h = phase.view(np.float64) @ self._trig  # Re h of both axes, (2, b, n, s)
+        hy = h[0] * scale[:, None, None]
         left = (hy[..., self._toeplitz].reshape(b, n * p, p) @ self._stamp).reshape(b, n, p, p)
-        out = left @ hx[..., self._toeplitz.T]  # R_x^T, gathered contiguous
-        out -= (scale[:, None] * np.sin(np.pi * dy) * np.sin(np.pi * dx))[..., None, None] * self._rank1
+        out = left @ h[1][..., self._toeplitz.T]  # R_x^T, gathered contiguous
+        nyquist = phase[..., -1].imag  # sin(pi d)
+        out -= (scale[:, None] * nyquist[0] * nyquist[1])[..., None, None] * self._rank1
         return out

@@ -27,8 +27,11 @@ chunks of pixels, C+ samples are made a few at a time, and the sizes follow from
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +43,6 @@ from sodinn.geometry import Annuli, annulus_indices, frame_center, patch_offsets
 from sodinn.injection import _FourierShifter
 from sodinn.pca import cevr, k_list_from_cevr
 from sodinn.psf import crop_psf
-from sodinn.rotation import DerotationStencil
 from sodinn.sequence import ADISequence
 
 __all__ = [
@@ -210,18 +212,18 @@ class _MemoryPlan:
                       + 8 * frame_px**2 * 2 + 8 * n_centres * p2  # pixel lookups, patch index
                       + 8 * n_out * n_ranks * p2 * 4)  # samples of both classes: float64 parts, float32 whole
         n_local = min(n_reg + 1, n * q + 4 * n * p2)
-        self.per_sample = (8 * n * n_local * 3 + 8 * n * (q + 4 * p2) * 4 + 8 * 4 * n * p2 * 2  # local columns
+        self.per_sample = (8 * n * n_local * 4 + 8 * n * (q + 4 * p2) * 3 + 4 * 4 * n * p2  # local columns, workspace
                            + 8 * n * n * 8 + 8 * (n + n_local) * k_max)  # Gram, eigh, U, Y^T
-        self.per_pixel = 400 * n  # building stencils: coordinates, indices, weights and their copies
+        self.per_pixel = 64 * n  # a stencil (int32 columns, float64 weights, 4 per frame) and its copy
         self.table_bytes = 12 * 4 * n * n_union  # int32 columns and float64 weights of every +PA patch stencil
         self.per_batch_sample = 64 * n * (q + 2 * psf_px + 8)  # shifted stamps, their operators and columns
-        free = budget - self.fixed - self.per_sample
-        if free < self.per_batch_sample + self.per_pixel * p2:
-            need = (self.fixed + self.per_sample + self.per_batch_sample + self.per_pixel * p2) / 2**30
+        self.minimum_bytes = self.fixed + self.per_sample + self.per_batch_sample + self.per_pixel * p2
+        if budget < self.minimum_bytes:
             msg = (f"memory_budget_gib={budget_gib:g} is too small for an annulus of {n_reg} region pixels over {n} frames: "
-                   f"it needs at least {need:.3g} GiB; raise memory_budget_gib, lower samples_per_annulus or bin the frames "
-                   f"(sodinn.binning.bin_frames)")
+                   f"it needs at least {self.minimum_bytes / 2**30:.3g} GiB; raise memory_budget_gib, lower "
+                   f"samples_per_annulus or bin the frames (sodinn.binning.bin_frames)")
             raise ValueError(msg)
+        free = budget - self.fixed - self.per_sample
         self.table = self.table_bytes <= free // 2
         if self.table:
             free -= self.table_bytes
@@ -314,18 +316,16 @@ class _AnnulusOperator:
     def stencils(self, angles: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bilinear derotation stencils of union pixels ``rows``: region columns (int32) and weights, (n_rows, n, 4).
 
-        Columns outside the region are ``n_reg`` (the zero column of ``m_ext``) with weight 0.
+        The numbers of :class:`~sodinn.rotation.DerotationStencil`, compiled; columns outside the
+        region are ``n_reg`` (the zero column of ``m_ext``) with weight 0.
         """
-        out_cols = np.empty((rows.size, self.n_frames, 4), dtype=np.int32)
-        out_w = np.empty((rows.size, self.n_frames, 4))
-        step = self.plan.chunk_px
-        for start in range(0, rows.size, step):
-            part = self.union[rows[start : start + step]]
-            st = DerotationStencil((self.size, self.size), angles, np.column_stack([part // self.size, part % self.size]))
-            cols = self.lookup[st.index]  # (n, c, 4)
-            out_cols[start : start + step] = cols.transpose(1, 0, 2)
-            out_w[start : start + step] = np.where(cols < self.n_reg, st.weight, 0.0).transpose(1, 0, 2)
-        return out_cols, out_w
+        from sodinn._mlar_kernels import derotation_stencils
+
+        theta = np.deg2rad(np.asarray(angles, dtype=np.float64))
+        cy, cx = frame_center((self.size, self.size))
+        pixels = np.column_stack([self.union[rows] // self.size, self.union[rows] % self.size]).astype(np.float64)
+        return derotation_stencils(pixels, np.cos(theta), np.sin(theta), float(cy), float(cx), self.size, self.lookup,
+                                   self.n_reg)
 
     def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: np.ndarray) -> np.ndarray:
         """Derotated mean residuals at ranks ``ks`` on every union pixel, shape (K, n_union).
@@ -430,7 +430,7 @@ def annulus_samples(
     psf: np.ndarray | None = None,
 ) -> AnnulusSamples:
     """C+ and C- samples of one annulus (balanced), deterministic from ``config.seed`` and ``index``."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_blas_thread():
         return _annulus_samples(sequence, config, index, r_in_px, r_out_px, flux_range, psf)
 
 
@@ -510,10 +510,33 @@ def _positives(op: _AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: 
     out = np.empty((len(x), len(op.ks), op.patch_px, op.patch_px))
     order = np.argsort(centre, kind="stable")
     batch = op.plan.batch
-    for start in range(0, len(x), batch):
-        idx = order[start : start + batch]
-        out[idx] = op.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
+    with _no_cyclic_gc():  # the loop makes no reference cycles; collections would cost ~8 % of it
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            out[idx] = op.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
     return out
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (reference counting still frees everything)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _single_blas_thread() -> threadpool_limits:
+    """One BLAS thread, for the BLAS libraries of numpy and of the compiled kernels (scipy's, which numba
+    calls): both must be loaded before the limit is set, or the later one keeps its threads."""
+    import scipy.linalg  # noqa: F401 - loads scipy's BLAS and LAPACK
+
+    import sodinn._mlar_kernels  # noqa: F401
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def positive_samples(
@@ -535,7 +558,7 @@ def positive_samples(
     x, y, flux = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (x, y, flux))
     cube = np.asarray(sequence.cube)
     psf = sample_psf(sequence, config) if psf is None else psf
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_blas_thread():
         op = _AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool),
                               psf_px=psf.shape[0])
         return _positives(op, cube, sequence.angles_deg, psf, x, y, flux), op.ks

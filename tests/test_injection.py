@@ -65,3 +65,18 @@ def test_injection_errors(small_cube):
     shifted = np.roll(psf, 3, axis=1)
     with pytest.raises(ValueError, match="off-centre"):
         cube_inject_companions(cube, shifted, angles, sep_px=5, theta_deg=0, flux=1)
+
+
+@pytest.mark.parametrize("size", [5, 20, 21])
+def test_separable_shift_equals_the_fft_shift(size):
+    """The C+ path shifts stamps with two real matrix products per frame; they equal the FFT phase ramp."""
+    from sodinn.injection import _FourierShifter, _subpixel_shift
+
+    rng = np.random.default_rng(size)
+    stamp = rng.random((size, size))
+    dy, dx = rng.uniform(-1, 1, (3, 9)), rng.uniform(-1, 1, (3, 9))
+    scale = rng.uniform(1, 100, 3)
+    got = _FourierShifter(stamp).shifted(dy, dx, scale)
+    ref = _subpixel_shift(stamp, dy.ravel(), dx.ravel(), "fft").reshape(3, 9, size, size) * scale[:, None, None, None]
+    assert np.abs(got - ref).max() <= 1e-13 * np.abs(ref).max()
+    assert np.abs(got - np.broadcast_to(stamp, got.shape) * scale[:, None, None, None]).max() > 1e-3 * np.abs(ref).max()

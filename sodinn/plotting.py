@@ -160,7 +160,7 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_
             sel = sorted((r for r in rows if r["band"] == b and r["method"] == method), key=lambda r: r["threshold"])
             fp = np.array([r["mean_fp"] for r in sel])
             tpr = np.array([r["tpr"] for r in sel])
-            style = "-" if sel and sel[0]["kind"] == "probability" else "--"
+            style = {"probability": "-", "calibrated": ":"}.get(sel[0]["kind"] if sel else "", "--")
             ax.plot(fp, tpr, style, marker="o", ms=3, color=color, label=method)
             for j, r in enumerate(sel):
                 if j % max(1, label_every) == 0:

@@ -46,7 +46,8 @@ def _default_snr_thresholds() -> tuple[float, ...]:
 
 
 def _default_prob_thresholds() -> tuple[float, ...]:
-    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+    # up to 0.9999: trained on faint companions, a network is often over-confident on speckles
+    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
 
 
 @dataclass(frozen=True)
@@ -513,7 +514,27 @@ def run_roc(
                        calibrations=calibrations)
     if out is not None:
         write_outputs(result, config, out)
+        _write_provenance(out / "provenance.json", sequence, config, model_paths, cache_dir)
     return result
+
+
+def _write_provenance(path: Path, sequence: ADISequence, config: RocConfig, models: Mapping[str, str], cache_dir: Path | None) -> None:
+    import datetime
+
+    from sodinn import __version__
+
+    record = {
+        "sodinn_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "data": {k: v for k, v in sequence.provenance.items() if isinstance(v, (str, int, float))},
+        "fwhm_px": sequence.fwhm_px,
+        "models": {name: {"path": p, "model_json_sha256": hashlib.sha256((Path(p) / "model.json").read_bytes()).hexdigest()}
+                   for name, p in models.items()},
+        "roc_config": config.to_dict(),
+        "cache": str(cache_dir) if cache_dir is not None else None,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str], model_names: Sequence[str],

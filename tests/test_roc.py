@@ -46,7 +46,7 @@ def test_bright_companion_is_found_by_every_method(synthetic, tmp_path):
         rows = sorted((r for r in result.rows if r["method"] == method), key=lambda r: r["threshold"])
         assert rows[0]["mean_fp"] > rows[-1]["mean_fp"]
     assert tpr_at(result.rows, "sodinn", 0, 1.0) == 1.0
-    for name in ("roc.csv", "roc.png", "summary.txt", "injections.ecsv", "config.toml"):
+    for name in ("roc.csv", "roc.png", "summary.txt", "injections.ecsv", "config.toml", "provenance.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert "sodinn / best annular PCA" in (tmp_path / "summary.txt").read_text()
 

@@ -361,12 +361,24 @@ class _AnnulusOperator:
                        centres: np.ndarray) -> np.ndarray:
         """C+ samples of a batch of companions (see :func:`_positives`): (b, K, P, P), float64.
 
-        The stamps of the batch are shifted together; then each sample alone: the region columns its
-        stamp and its patch's stencil touch, its Gram matrix as the real one plus the change on the
-        stamp's columns, the eigen-decomposition, and the compiled stencil contraction.
+        The stamps of the batch are shifted together (:meth:`batch_inputs`); then, in one compiled
+        loop, each sample alone: the region columns its stamp and its patch's stencil touch, its Gram
+        matrix as the real one plus the change on the stamp's columns, the eigen-decomposition, and
+        the stencil contraction (:func:`sodinn._mlar_kernels.positive_patches`).
         """
         from sodinn._mlar_kernels import positive_patches, workspace
 
+        stamps, corner, offsets, lookup, table_cols, table_w, rows = self.batch_inputs(shifter, x, y, flux, centres)
+        if self._work is None or self._work[2].shape[1] != stamps.shape[-1]:
+            self._work = workspace(self.n_frames, self.n_reg, stamps.shape[-1], self.patch_px**2)
+        values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, lookup, table_cols,
+                                  table_w, rows, self._work)
+        return values.reshape(len(x), len(self.ks), self.patch_px, self.patch_px)
+
+    def batch_inputs(self, shifter: _FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                     centres: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-sample inputs of the compiled C+ loop: stamps (b, n, q), their corners (b, n) and offsets (q,)
+        in the padded frame lookup, that lookup, and the +PA stencil table, weights and rows (b, P*P)."""
         b, n, p = len(x), self.n_frames, shifter.size
         cy, cx = frame_center((self.size, self.size))
         sep = np.hypot(x - cx, y - cy)
@@ -384,11 +396,7 @@ class _AnnulusOperator:
         corner = ((cy + int_y).astype(np.int64) + p - p // 2) * width + (cx + int_x).astype(np.int64) + p - p // 2
         offsets = (np.arange(p)[:, None] * width + np.arange(p)[None, :]).ravel()
         table_cols, table_w, rows = self._plus_stencils(self.patch_rows[centres])
-        if self._work is None or self._work[2].shape[1] != p * p:
-            self._work = workspace(n, self.n_reg, p * p, self.patch_px**2)
-        values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, self._padded_lookup,
-                                  table_cols, table_w, rows, self._work)
-        return values.reshape(b, len(self.ks), self.patch_px, self.patch_px)
+        return stamps, corner, offsets, self._padded_lookup, table_cols, table_w, rows
 
     def _plus_stencils(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """+PA stencils covering union pixels ``rows`` (b, P*P): table columns, weights, and rows into them.

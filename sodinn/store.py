@@ -86,12 +86,13 @@ def generate_sample_file(
     """
     from tqdm.auto import tqdm
 
-    from sodinn.samples import _annulus_jobs, _check_ranks, _map, _provenance
+    from sodinn.samples import _annulus_jobs, _check_memory, _check_ranks, _map, _provenance
 
     out = Path(path)
     annuli = sample_annuli(sequence, config)
     _check_ranks(sequence, config)
     psf = sample_psf(sequence, config)
+    _check_memory(sequence, config, annuli, psf)
     provenance = _provenance(sequence, config)
     parts = out.with_name(out.name + ".parts")
     identity = {"config_sha256": config.digest(), "sequence": _sequence_identity(sequence)}

@@ -74,6 +74,30 @@ def test_generate_resume_is_identical(synthetic, tmp_path, monkeypatch):
     assert not (tmp_path / "resumed.h5.parts").exists()
 
 
+def test_memory_budget_is_checked_first_and_resume_ignores_it(synthetic, tmp_path, monkeypatch):
+    from sodinn.samples import _AnnulusGeometry, sample_psf
+
+    annuli, psf_px = sample_annuli(synthetic, CFG), sample_psf(synthetic, CFG).shape[0]
+    least = max(_AnnulusGeometry(synthetic.frame_size, r0, r1, CFG.patch_px).plan(CFG, synthetic.n_frames, psf_px).minimum_bytes
+                for r0, r1 in zip(annuli.r_in_px, annuli.r_out_px))
+    small = SampleConfig(**{**CFG.to_dict(), "memory_budget_gib": 0.5 * least / 2**30})
+    with pytest.raises(ValueError, match="memory_budget_gib=.* is too small"):
+        generate_sample_file(synthetic, small, tmp_path / "small.h5", progress=False)  # no S/N oracle run first
+    assert not (tmp_path / "small.h5.parts").exists()
+    full = generate_sample_file(synthetic, CFG, tmp_path / "full.h5", flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    target = tmp_path / "resumed.h5"
+    original = store._save_part
+    monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    monkeypatch.setattr(store, "_save_part", original)
+    tight = SampleConfig(**{**CFG.to_dict(), "memory_budget_gib": 1.05 * least / 2**30})
+    generate_sample_file(synthetic, tight, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)  # resumes
+    a, b = _arrays(full)[0], _arrays(target)[0]
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_resume_refuses_other_configuration(synthetic, tmp_path, monkeypatch):
     target = tmp_path / "x.h5"
     monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))

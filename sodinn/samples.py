@@ -413,8 +413,7 @@ class _AnnulusOperator:
             self._table = (np.empty((n_u, self.n_frames, 4), dtype=np.int32), np.empty((n_u, self.n_frames, 4)),
                            np.zeros(n_u, dtype=bool))
         table_cols, table_w, done = self._table
-        needed = np.unique(rows)
-        missing = needed[~done[needed]]
+        missing = np.unique(rows[~done[rows]])
         if missing.size:
             table_cols[missing], table_w[missing] = self.stencils(self.plus, missing)
             done[missing] = True

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 
-__all__ = ["GRAM_BACKENDS", "GramEigh", "gram_eigh", "keras_float64_supported"]
+__all__ = ["GRAM_BACKENDS", "GramEigh", "eigh_batch", "gram_eigh", "keras_float64_supported"]
 
 GRAM_BACKENDS = ("numpy", "keras")
 _DTYPES = ("float64", "float32")
@@ -127,12 +127,78 @@ def gram_eigh(
                     backend=name, dtype=dtype)
 
 
+def eigh_batch(
+    grams: npt.ArrayLike,
+    *,
+    k_max: int | None = None,
+    backend: str = "numpy",
+    dtype: str = "float64",
+) -> GramEigh:
+    """Eigen-decompose a batch of Gram matrices that are already formed (e.g. updated ones).
+
+    The C+ samples of :mod:`sodinn.samples` form each sample's Gram matrix as the real region's
+    plus a low-rank change (cheaper than ``M_b M_b^T``); this decomposes such a stack. Same
+    conventions, backends and precision rules as :func:`gram_eigh`.
+
+    Parameters
+    ----------
+    grams : ndarray, shape (B, n, n)
+        Symmetric matrices (only their lower triangle is read by LAPACK; pass symmetric ones).
+    k_max : int, optional
+        Keep the top ``k_max`` eigenpairs of each (default: all ``n``).
+    backend : {"numpy", "keras"}
+    dtype : {"float64", "float32"}
+
+    Returns
+    -------
+    GramEigh
+
+    Raises
+    ------
+    ValueError
+        If ``grams`` is not a non-empty finite stack of square matrices, ``k_max`` is out of
+        ``[1, n]``, an option is unknown, or float64 is asked of a Keras backend without it.
+
+    Examples
+    --------
+    >>> m = np.random.default_rng(0).normal(size=(2, 5, 40))
+    >>> a = eigh_batch(m @ m.transpose(0, 2, 1), k_max=3)
+    >>> b = gram_eigh(m, k_max=3)
+    >>> bool(np.allclose(a.eigenvalues, b.eigenvalues))
+    True
+    """
+    v.check_choice(backend, GRAM_BACKENDS, name="backend")
+    v.check_choice(dtype, _DTYPES, name="dtype")
+    arr = _check_batch(grams, what="grams", shape="(B, n, n)")
+    if arr.shape[1] != arr.shape[2]:
+        msg = f"grams must be a stack of square matrices (B, n, n); got shape {arr.shape}"
+        raise ValueError(msg)
+    n = arr.shape[1]
+    k = n if k_max is None else v.check_int(k_max, name="k_max", minimum=1, maximum=n)
+    if backend == "numpy":
+        lam, u = _numpy_eigh(arr.astype(dtype, copy=False))
+        name = "numpy"
+    else:
+        lam, u, name = _keras_eigh(arr, dtype, gram=False)
+    return GramEigh(eigenvalues=np.ascontiguousarray(lam[:, :k]), eigenvectors=np.ascontiguousarray(u[:, :, :k]),
+                    backend=name, dtype=dtype)
+
+
 def _numpy_gram_eigh(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lam, u = np.linalg.eigh(arr @ arr.transpose(0, 2, 1))
+    return _numpy_eigh(arr @ arr.transpose(0, 2, 1))
+
+
+def _numpy_eigh(grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lam, u = np.linalg.eigh(grams)
     return lam[:, ::-1], u[:, :, ::-1]
 
 
 def _keras_gram_eigh(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, str]:
+    return _keras_eigh(arr, dtype, gram=True)
+
+
+def _keras_eigh(arr: np.ndarray, dtype: str, *, gram: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """``keras.ops.eigh`` of ``arr`` (``gram=False``) or of its Gram matrices ``arr arr^T`` (``gram=True``)."""
     import keras
     from keras import ops
 
@@ -145,8 +211,8 @@ def _keras_gram_eigh(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarra
         raise ValueError(msg)
     x = ops.convert_to_tensor(arr, dtype=dtype)
     # einsum, not matmul: keras' torch matmul computes float64 inputs in float32 (keras-team/keras#23704)
-    gram = ops.einsum("bip,bjp->bij", x, x)
-    lam, u = ops.eigh(gram)
+    mat = ops.einsum("bip,bjp->bij", x, x) if gram else x
+    lam, u = ops.eigh(mat)
     # every backend returns ascending eigenvalues; sort explicitly rather than rely on it
     order = ops.flip(ops.argsort(lam, axis=-1), axis=-1)
     lam = ops.convert_to_numpy(ops.take_along_axis(lam, order, axis=-1))
@@ -157,15 +223,15 @@ def _keras_gram_eigh(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarra
     return lam, u, f"keras/{name}"
 
 
-def _check_batch(matrices: npt.ArrayLike) -> np.ndarray:
+def _check_batch(matrices: npt.ArrayLike, *, what: str = "matrices", shape: str = "(B, n_frames, n_pix)") -> np.ndarray:
     arr = np.asarray(matrices)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        msg = f"matrices must be a real numeric array (B, n_frames, n_pix); got dtype {arr.dtype}"
+        msg = f"{what} must be a real numeric array {shape}; got dtype {arr.dtype}"
         raise TypeError(msg)
     if arr.ndim != 3 or min(arr.shape) < 1:
-        msg = f"matrices must be a non-empty 3-D array (B, n_frames, n_pix); got shape {arr.shape}"
+        msg = f"{what} must be a non-empty 3-D array {shape}; got shape {arr.shape}"
         raise ValueError(msg)
     if not np.isfinite(arr).all():
-        msg = "matrices contain NaN or infinite values; clean the cube first"
+        msg = f"{what} contain NaN or infinite values; clean the cube first"
         raise ValueError(msg)
     return arr

@@ -33,6 +33,7 @@ def _check_known_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
 
 _K_POLICIES = ("cevr", "fixed")
 _FLUX_DISTRIBUTIONS = ("uniform", "log-uniform")
+_LINALG_BACKENDS = ("numpy", "keras")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,12 @@ class SampleConfig:
         Working memory that generating one annulus's samples may use, in GiB (default 4), per worker
         process: batch and chunk sizes follow from it, a budget too small for the data is an error
         before any work. It never changes the samples, so it is left out of :meth:`digest`.
+    linalg_backend : {"numpy", "keras"}
+        Where the C+ samples' Gram-matrix eigen-decompositions run: ``"numpy"`` (default: LAPACK
+        inside the compiled loop, the fastest on a CPU) or ``"keras"`` (stacked per batch and
+        decomposed with ``keras.ops.eigh`` on the active Keras backend's device, e.g. a GPU; see
+        :mod:`sodinn.backend_linalg`). Both give the same samples up to rounding (agreement to
+        1e-5 relative is tested), so it is left out of :meth:`digest`, like ``memory_budget_gib``.
     """
 
     patch_px: int = 11
@@ -102,6 +109,7 @@ class SampleConfig:
     mask_radius_fwhm: float = 2.0
     seed: int = 0
     memory_budget_gib: float = 4.0
+    linalg_backend: str = "numpy"
 
     def __post_init__(self) -> None:
         p = v.check_int(self.patch_px, name="patch_px", minimum=3)
@@ -157,6 +165,7 @@ class SampleConfig:
             msg = f"memory_budget_gib must be a positive number of GiB, e.g. 4.0; got {self.memory_budget_gib!r}"
             raise ValueError(msg)
         object.__setattr__(self, "memory_budget_gib", budget)
+        v.check_choice(self.linalg_backend, _LINALG_BACKENDS, name="linalg_backend")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML-able dict (tuples become lists)."""
@@ -177,10 +186,12 @@ class SampleConfig:
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: identifies the configuration in files and resumes.
 
-        ``memory_budget_gib`` is left out: it changes how the work is cut, never the samples.
+        ``memory_budget_gib`` is left out: it changes how the work is cut, never the samples; so is
+        ``linalg_backend``: it changes where the eigen-decompositions run, the samples only by rounding.
         """
         values = self.to_dict()
         values.pop("memory_budget_gib")
+        values.pop("linalg_backend")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 

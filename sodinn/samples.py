@@ -301,6 +301,7 @@ class _AnnulusOperator:
         self.k_max = int(self.ks[-1])
         self.angles = np.asarray(angles, dtype=np.float64)
         self.plus, self.minus = self.angles, -self.angles
+        self.linalg_backend = config.linalg_backend
         self._gram: np.ndarray | None = None
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._padded_lookup: np.ndarray | None = None
@@ -365,15 +366,55 @@ class _AnnulusOperator:
         loop, each sample alone: the region columns its stamp and its patch's stencil touch, its Gram
         matrix as the real one plus the change on the stamp's columns, the eigen-decomposition, and
         the stencil contraction (:func:`sodinn._mlar_kernels.positive_patches`).
+
+        With ``SampleConfig.linalg_backend == "keras"`` the eigen-decompositions leave that loop
+        for the Keras backend instead (:meth:`_positive_values_keras`).
         """
         from sodinn._mlar_kernels import positive_patches, workspace
 
         stamps, corner, offsets, lookup, table_cols, table_w, rows = self.batch_inputs(shifter, x, y, flux, centres)
         if self._work is None or self._work[2].shape[1] != stamps.shape[-1]:
             self._work = workspace(self.n_frames, self.n_reg, stamps.shape[-1], self.patch_px**2)
-        values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, lookup, table_cols,
-                                  table_w, rows, self._work)
+        if self.linalg_backend == "keras":
+            values = self._positive_values_keras(stamps, corner, offsets, lookup, table_cols, table_w, rows)
+        else:
+            values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, lookup,
+                                      table_cols, table_w, rows, self._work)
         return values.reshape(len(x), len(self.ks), self.patch_px, self.patch_px)
+
+    def _positive_values_keras(self, stamps: np.ndarray, corner: np.ndarray, offsets: np.ndarray, lookup: np.ndarray,
+                               table_cols: np.ndarray, table_w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """:func:`sodinn._mlar_kernels.positive_patches` with the batch's eigen-decompositions on the Keras backend.
+
+        The same numbers up to rounding, in three steps: (1) each sample's Gram matrix, the real
+        one plus the change on its stamp's columns, from the compiled
+        :func:`~sodinn._mlar_kernels.injected_columns`; (2) the batch's stacked Gram matrices
+        decomposed at once by :func:`sodinn.backend_linalg.eigh_batch` (``keras.ops.eigh``, float64,
+        on the backend's device: a GPU when it has one); (3) each sample's local columns made again
+        (cheap, deterministic; keeping them would hold the batch's matrices at once, beyond the
+        memory plan) for ``Y^T`` and the stencil contraction (:func:`~sodinn._mlar_kernels.residual_patch`).
+        Only the ``(b, n, n)`` Gram stack is kept across the batch. Plain Python around compiled
+        pieces: slower than the numpy path on a CPU, meant for a GPU where the eigh dominates.
+        """
+        from sodinn._mlar_kernels import injected_columns, residual_patch
+        from sodinn.backend_linalg import eigh_batch
+
+        work = self._work
+        b, n = stamps.shape[0], self.n_frames
+        grams = np.empty((b, n, n))
+        for i in range(b):
+            _, s, h, _, _ = injected_columns(self.m_ext, stamps[i], corner[i], offsets, lookup, table_cols, rows[i], work)
+            delta = s @ h.T
+            grams[i] = self.gram + 0.5 * (delta + delta.T)
+        vectors = eigh_batch(grams, k_max=self.k_max, backend="keras").eigenvectors  # (b, n, k_max), descending
+        out = np.empty((b, len(self.ks), rows.shape[1]))
+        for i in range(b):
+            a, _, _, t_start, loc = injected_columns(self.m_ext, stamps[i], corner[i], offsets, lookup, table_cols,
+                                                     rows[i], work)
+            u = np.ascontiguousarray(vectors[i])
+            yt = np.ascontiguousarray(a[:, t_start:].T @ u)
+            out[i] = residual_patch(a, t_start, u, yt, loc, table_w, rows[i], self.ks)
+        return out
 
     def batch_inputs(self, shifter: _FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                      centres: np.ndarray) -> tuple[np.ndarray, ...]:

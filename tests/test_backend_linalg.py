@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from sodinn.backend_linalg import gram_eigh  # noqa: E402
+from sodinn.backend_linalg import eigh_batch, gram_eigh  # noqa: E402
 from sodinn.pca import annulus_matrix, gram_basis  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +95,20 @@ def test_float32_inputs_and_precision(batch):
         np.testing.assert_allclose(fast.eigenvalues, reference.eigenvalues, rtol=1e-5)
 
 
+def test_eigh_of_formed_gram_matrices(batch):
+    """eigh_batch on M M^T (as the C+ path forms it: the real Gram plus a low-rank change) = gram_eigh on M."""
+    grams = batch @ batch.transpose(0, 2, 1)
+    reference = gram_eigh(batch, k_max=15)
+    for backend in ("numpy", "keras"):
+        result = eigh_batch(grams, k_max=15, backend=backend)
+        assert result.eigenvectors.shape == (4, 24, 15) and result.dtype == "float64"
+        assert_agree(result, reference, batch)
+    with pytest.raises(ValueError, match="square matrices"):
+        eigh_batch(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"grams must be a non-empty 3-D array \(B, n, n\)"):
+        eigh_batch(np.ones((3, 3)))
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"3-D array \(B, n_frames, n_pix\); got shape \(5, 10\)"):
         gram_eigh(np.ones((5, 10)))
@@ -113,7 +127,7 @@ def test_bad_input():
 _WORKER = """
 import sys
 import numpy as np
-from sodinn.backend_linalg import gram_eigh
+from sodinn.backend_linalg import eigh_batch, gram_eigh
 batch = np.load(sys.argv[1])
 try:
     gram_eigh(batch, backend="keras")
@@ -121,7 +135,9 @@ try:
 except ValueError as err:
     refused = str(err)
 r = gram_eigh(batch, k_max=15, backend="keras", dtype=sys.argv[3])
-np.savez(sys.argv[2], eigenvalues=r.eigenvalues, eigenvectors=r.eigenvectors, backend=r.backend, refused=refused)
+e = eigh_batch(batch @ batch.transpose(0, 2, 1), k_max=15, backend="keras", dtype=sys.argv[3])
+np.savez(sys.argv[2], eigenvalues=r.eigenvalues, eigenvectors=r.eigenvectors, backend=r.backend, refused=refused,
+         formed_eigenvalues=e.eigenvalues, formed_eigenvectors=e.eigenvectors)
 """
 
 
@@ -148,7 +164,9 @@ def test_other_keras_backends_agree_with_numpy(batch, name, tmp_path):
         if dtype == "float64":
             assert str(got["refused"]) == ""
             assert got["eigenvectors"].dtype == np.float64
-            assert_agree(type(reference)(got["eigenvalues"], got["eigenvectors"], name, dtype), reference, batch)
+            for prefix in ("", "formed_"):  # gram_eigh, and eigh_batch of the formed Gram matrices
+                result = type(reference)(got[f"{prefix}eigenvalues"], got[f"{prefix}eigenvectors"], name, dtype)
+                assert_agree(result, reference, batch)
         else:  # jax without 64-bit mode: float64 refused with the fix, float32 works
             assert "JAX_ENABLE_X64=1" in str(got["refused"])
             np.testing.assert_allclose(got["eigenvalues"][:, :3], reference.eigenvalues[:, :3], rtol=1e-5)

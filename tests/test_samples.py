@@ -179,3 +179,23 @@ def test_compiled_stencils_equal_derotation_stencil(naco):
         expected_cols = op.lookup[st.index]
         np.testing.assert_array_equal(cols, expected_cols.transpose(1, 0, 2))
         np.testing.assert_array_equal(w, np.where(expected_cols < op.n_reg, st.weight, 0.0).transpose(1, 0, 2))
+
+
+def test_keras_linalg_backend_gives_the_same_samples():
+    data = make_adi_sequence(n_frames=20, size_px=41, fwhm_px=4.0, seed=1)
+    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px, data.pixel_scale_arcsec)
+    cfg = _small_config(samples_per_annulus=6)
+    keras_cfg = _small_config(samples_per_annulus=6, linalg_backend="keras")
+    ref = annulus_samples(seq, cfg, 1, 6.0, 10.0, (100.0, 400.0))
+    got = annulus_samples(seq, keras_cfg, 1, 6.0, 10.0, (100.0, 400.0))
+    np.testing.assert_array_equal(got.labels, ref.labels)
+    np.testing.assert_array_equal(got.flux, ref.flux)
+    pos = ref.labels == 1
+    assert pos.sum() == 6
+    scale = np.abs(ref.samples[pos]).max()
+    assert np.abs(got.samples[pos] - ref.samples[pos]).max() <= 1e-5 * scale  # eigh on the Keras backend
+    np.testing.assert_array_equal(got.samples[~pos], ref.samples[~pos])  # C- samples do not use it
+    assert keras_cfg.digest() == cfg.digest()  # where the eigh runs never changes what the samples are
+    assert SampleConfig.from_dict(keras_cfg.to_dict()).linalg_backend == "keras"
+    with pytest.raises(ValueError, match="linalg_backend must be one of 'numpy', 'keras'; got 'cuda'"):
+        SampleConfig(linalg_backend="cuda")

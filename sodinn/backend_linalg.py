@@ -84,7 +84,7 @@ def gram_eigh(
     k_max : int, optional
         Keep the top ``k_max`` eigenpairs of each matrix (default: all ``n_frames``).
     backend : {"numpy", "keras"}
-        ``"numpy"``: LAPACK on the CPU (the reference). ``"keras"``: ``keras.ops.matmul`` and
+        ``"numpy"``: LAPACK on the CPU (the reference). ``"keras"``: ``keras.ops.einsum`` and
         ``keras.ops.eigh`` on the active Keras backend and its device (GPU when it has one).
     dtype : {"float64", "float32"}
         Precision of the Gram matrix and its decomposition.
@@ -115,16 +115,7 @@ def gram_eigh(
     """
     v.check_choice(backend, GRAM_BACKENDS, name="backend")
     v.check_choice(dtype, _DTYPES, name="dtype")
-    arr = _check_batch(matrices)
-    n_frames = arr.shape[1]
-    k = n_frames if k_max is None else v.check_int(k_max, name="k_max", minimum=1, maximum=n_frames)
-    if backend == "numpy":
-        lam, u = _numpy_gram_eigh(arr.astype(dtype, copy=False))
-        name = "numpy"
-    else:
-        lam, u, name = _keras_gram_eigh(arr, dtype)
-    return GramEigh(eigenvalues=np.ascontiguousarray(lam[:, :k]), eigenvectors=np.ascontiguousarray(u[:, :, :k]),
-                    backend=name, dtype=dtype)
+    return _decompose(_check_batch(matrices), k_max, backend, dtype, gram=True)
 
 
 def eigh_batch(
@@ -173,28 +164,21 @@ def eigh_batch(
     if arr.shape[1] != arr.shape[2]:
         msg = f"grams must be a stack of square matrices (B, n, n); got shape {arr.shape}"
         raise ValueError(msg)
+    return _decompose(arr, k_max, backend, dtype, gram=False)
+
+
+def _decompose(arr: np.ndarray, k_max: int | None, backend: str, dtype: str, *, gram: bool) -> GramEigh:
+    """Top ``k_max`` eigenpairs of ``arr`` (``gram=False``) or of its Gram matrices ``arr arr^T``."""
     n = arr.shape[1]
     k = n if k_max is None else v.check_int(k_max, name="k_max", minimum=1, maximum=n)
     if backend == "numpy":
-        lam, u = _numpy_eigh(arr.astype(dtype, copy=False))
-        name = "numpy"
+        x = arr.astype(dtype, copy=False)
+        lam, u = np.linalg.eigh(x @ x.transpose(0, 2, 1) if gram else x)
+        lam, u, name = lam[:, ::-1], u[:, :, ::-1], "numpy"
     else:
-        lam, u, name = _keras_eigh(arr, dtype, gram=False)
+        lam, u, name = _keras_eigh(arr, dtype, gram=gram)
     return GramEigh(eigenvalues=np.ascontiguousarray(lam[:, :k]), eigenvectors=np.ascontiguousarray(u[:, :, :k]),
                     backend=name, dtype=dtype)
-
-
-def _numpy_gram_eigh(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _numpy_eigh(arr @ arr.transpose(0, 2, 1))
-
-
-def _numpy_eigh(grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lam, u = np.linalg.eigh(grams)
-    return lam[:, ::-1], u[:, :, ::-1]
-
-
-def _keras_gram_eigh(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, str]:
-    return _keras_eigh(arr, dtype, gram=True)
 
 
 def _keras_eigh(arr: np.ndarray, dtype: str, *, gram: bool) -> tuple[np.ndarray, np.ndarray, str]:

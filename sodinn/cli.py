@@ -949,7 +949,7 @@ def _cmd_roc(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
 
     from sodinn.config import dump_toml
-    from sodinn.roc import RocConfig, run_roc
+    from sodinn.roc import RocConfig, model_folders, run_roc
 
     if args.config_file and args.config:
         raise UserError("give the configuration once: either CONFIG or --config")
@@ -970,9 +970,8 @@ def _cmd_roc(args: argparse.Namespace) -> int:
         name = name or resolved.name
         if name in models:
             raise UserError(f"two models are named {name!r}; name them with NAME=DIR")
-        if not (resolved / "model.json").is_file():
-            raise UserError(f"{resolved} is not a model folder written by 'sodinn train' (no model.json)")
         models[name] = str(resolved)
+    model_folders(models)  # before the data are read
     config = RocConfig.from_dict(table)
     scheduler, n_jobs = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)

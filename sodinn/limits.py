@@ -732,7 +732,7 @@ class DetectionLimits:
 def limit_injections(sequence: ADISequence, config: LimitConfig, fluxes: np.ndarray) -> list[Any]:
     """Every copy's companion, reproducibly from ``config.seed``: separation index as ``band``,
     ``copy = level * copies_per_flux + c``; azimuths uniform, farther than ``mask_radius_fwhm`` FWHM from known sources."""
-    from sodinn.roc import Injection
+    from sodinn.roc import Injection, free_position
 
     lam = config.lambda_d_px or sequence.fwhm_px
     cy, cx = frame_center(sequence.cube.shape)
@@ -744,14 +744,11 @@ def limit_injections(sequence: ADISequence, config: LimitConfig, fluxes: np.ndar
         for level, flux in enumerate(fluxes[b]):
             for c in range(config.copies_per_flux):
                 rng = np.random.default_rng([config.seed, b, level, c])
-                for _ in range(1000):
-                    theta = float(rng.uniform(0.0, 360.0))
-                    x, y = cx + sep * math.cos(math.radians(theta)), cy + sep * math.sin(math.radians(theta))
-                    if not len(sources) or np.hypot(sources[:, 0] - x, sources[:, 1] - y).min() > exclusion:
-                        break
-                else:
-                    msg = f"no azimuth at {sep:.1f} px is farther than {exclusion:.1f} px from the known sources"
-                    raise ValueError(msg)
+
+                def draw(rng=rng, sep=sep) -> tuple[float, float]:
+                    return sep, float(rng.uniform(0.0, 360.0))
+
+                _, theta, x, y = free_position(draw, (cx, cy), sources, exclusion, f"no azimuth at {sep:.1f} px")
                 out.append(Injection(b, level * config.copies_per_flux + c, sep, theta, float(flux), x, y))
     return out
 
@@ -825,20 +822,17 @@ def detection_limits(
     """
     from sodinn.config import SampleConfig
     from sodinn.engine import map_jobs
-    from sodinn.roc import _load_model
+    from sodinn.roc import _load_model, model_folders
     from sodinn.samples import sample_psf
 
     config = config or LimitConfig()
-    model_paths = {str(k): str(p) for k, p in (models or {}).items()}
-    roc_config = config.roc_config()
-    names = [*model_paths, f"annular-{config.annular_ncomp}"]
-    for name, path in model_paths.items():
-        if name.startswith("annular-"):
+    for name in models or {}:
+        if str(name).startswith("annular-"):
             msg = f"model name {name!r} clashes with the annular PCA-ADI baseline; choose another name"
             raise ValueError(msg)
-        if not (Path(path) / "model.json").is_file():
-            msg = f"model {name!r}: {path} is not a model folder written by 'sodinn train' (no model.json)"
-            raise FileNotFoundError(msg)
+    model_paths = model_folders(models)
+    roc_config = config.roc_config()
+    names = [*model_paths, f"annular-{config.annular_ncomp}"]
     fwhm = sequence.fwhm_px
     lam = config.lambda_d_px or fwhm
     radii = np.asarray(config.separations_lambda_d) * lam

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,35 @@ def _check_bands(sequence: ADISequence, config: RocConfig, lambda_d: float) -> N
             raise ValueError(msg)
 
 
+def free_position(draw: Callable[[], tuple[float, float]], center_xy: tuple[float, float], sources: np.ndarray,
+                  exclusion_px: float, what: str) -> tuple[float, float, float, float]:
+    """``(sep, theta, x, y)`` of the first ``draw()`` (separation px, angle deg) farther than ``exclusion_px`` from every source.
+
+    Raises
+    ------
+    ValueError
+        ``"{what} is farther than ..."`` when 1000 draws all fall near a source.
+    """
+    cx, cy = center_xy
+    for _ in range(1000):
+        sep, theta = draw()
+        x, y = cx + sep * math.cos(math.radians(theta)), cy + sep * math.sin(math.radians(theta))
+        if not len(sources) or np.hypot(sources[:, 0] - x, sources[:, 1] - y).min() > exclusion_px:
+            return sep, theta, x, y
+    msg = f"{what} is farther than {exclusion_px:.1f} px from the known sources"
+    raise ValueError(msg)
+
+
+def model_folders(models: Mapping[str, str | os.PathLike[str]] | None) -> dict[str, str]:
+    """``{name: folder}`` of trained models; each folder must hold the ``model.json`` of ``sodinn train``."""
+    folders = {str(k): str(p) for k, p in (models or {}).items()}
+    for name, path in folders.items():
+        if not (Path(path) / "model.json").is_file():
+            msg = f"model {name!r}: {path} is not a model folder written by 'sodinn train' (no model.json)"
+            raise FileNotFoundError(msg)
+    return folders
+
+
 def roc_injections(sequence: ADISequence, config: RocConfig, flux_curve: tuple[np.ndarray, np.ndarray] | None = None) -> list[Injection]:
     """Draw every copy's companion (position in its band, flux), reproducibly from ``config.seed``.
 
@@ -225,15 +254,11 @@ def roc_injections(sequence: ADISequence, config: RocConfig, flux_curve: tuple[n
     for b, (lo, hi) in enumerate(_band_px(config, lambda_d)):
         for c in range(config.copies_per_band):
             rng = np.random.default_rng([config.seed, b, c])
-            for _ in range(1000):
-                sep = math.sqrt(rng.uniform(lo**2, hi**2))  # uniform over the band's area
-                theta = rng.uniform(0.0, 360.0)
-                x, y = cx + sep * math.cos(math.radians(theta)), cy + sep * math.sin(math.radians(theta))
-                if not len(sources) or np.hypot(sources[:, 0] - x, sources[:, 1] - y).min() > exclusion:
-                    break
-            else:
-                msg = f"no injection site in band {b} is farther than {exclusion:.1f} px from the known sources"
-                raise ValueError(msg)
+
+            def draw(rng=rng, lo=lo, hi=hi) -> tuple[float, float]:
+                return math.sqrt(rng.uniform(lo**2, hi**2)), rng.uniform(0.0, 360.0)  # uniform over the band's area
+
+            sep, theta, x, y = free_position(draw, (cx, cy), sources, exclusion, f"no injection site in band {b}")
             if config.flux_range is not None:
                 f_lo, f_hi = config.flux_range
             else:
@@ -444,14 +469,12 @@ def run_roc(
 
     config = config or RocConfig()
     check_scheduler(scheduler)
-    model_paths = {str(k): str(p) for k, p in (models or {}).items()}
-    for name, path in model_paths.items():
-        if name in BASELINES or name.startswith("annular-"):
+    for name in models or {}:
+        if name in BASELINES or str(name).startswith("annular-"):
             msg = f"model name {name!r} clashes with a baseline; choose another name"
             raise ValueError(msg)
-        if not (Path(path) / "model.json").is_file():
-            msg = f"model {name!r}: {path} is not a model folder written by 'sodinn train' (no model.json)"
-            raise FileNotFoundError(msg)
+    model_paths = model_folders(models)
+    for path in model_paths.values():
         _load_model(path).check_compatible(sequence.fwhm_px)
     if not model_paths and not config.baselines:
         msg = "nothing to evaluate: give at least one model or one baseline"

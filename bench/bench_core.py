@@ -42,9 +42,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from sodinn import __version__
-    from sodinn.baselines import pca_adi, pca_annular
-    from sodinn.sequence import ADISequence
-    from sodinn.snr import _snr_map_geometry, snr_map
+    from sodinn.adi.baselines import pca_adi, pca_annular
+    from sodinn.adi.sequence import ADISequence
+    from sodinn.adi.snr import _snr_map_geometry, snr_map
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
     import keras
 
-    from sodinn.models import build_model
+    from sodinn.learn.models import build_model
 
     args.raw_step = args.raw_step and keras.backend.backend() == "tensorflow"
 

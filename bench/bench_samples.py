@@ -37,10 +37,10 @@ def main(argv=None) -> int:
     parser.add_argument("--naco-dir", default=str(REPO.parent / "shared" / "data" / "naco_betapic"))
     args = parser.parse_args(argv)
 
+    from sodinn.adi.geometry import annulus_indices, svd_region_radii
+    from sodinn.adi.sequence import ADISequence
     from sodinn.config import SampleConfig
-    from sodinn.geometry import annulus_indices, svd_region_radii
-    from sodinn.samples import _AnnulusOperator, _positives, positive_samples, sample_psf
-    from sodinn.sequence import ADISequence
+    from sodinn.mlar.samples import _AnnulusOperator, _positives, positive_samples, sample_psf
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -145,8 +145,8 @@ def main(argv=None) -> int:
 
 def _print_steps(op, psf, x, y, flux) -> None:
     """Each step of sodinn's C+ path timed alone (fastest of 200 runs, per sample, one core)."""
-    from sodinn._mlar_kernels import injected_columns, residual_patch, workspace
-    from sodinn.injection import _FourierShifter
+    from sodinn.adi.injection import FourierShifter
+    from sodinn.mlar._kernels import injected_columns, residual_patch, workspace
 
     def fastest(func, repeat=200):
         best = math.inf
@@ -158,7 +158,7 @@ def _print_steps(op, psf, x, y, flux) -> None:
 
     centres = np.array([int(np.nonzero((op.centers[:, 0] == round(yy)) & (op.centers[:, 1] == round(xx)))[0][0])
                         for xx, yy in zip(x, y)])
-    shifter = _FourierShifter(psf)
+    shifter = FourierShifter(psf)
     with threadpool_limits(limits=1, user_api="blas"):
         b = len(x)
         steps = {"batch": fastest(lambda: op.positive_batch(shifter, x, y, flux, centres)) / b,

@@ -67,10 +67,10 @@ def child(args: argparse.Namespace) -> None:
     """Run one case in this (fresh) process and print a JSON line."""
     from threadpoolctl import threadpool_limits
 
+    from sodinn.adi.sequence import ADISequence
     from sodinn.config import SampleConfig
     from sodinn.datasets import make_adi_sequence
-    from sodinn.samples import _AnnulusOperator, _positives, _usable_mask, annulus_samples, sample_annuli, sample_psf
-    from sodinn.sequence import ADISequence
+    from sodinn.mlar.samples import _AnnulusOperator, _positives, _usable_mask, annulus_samples, sample_annuli, sample_psf
 
     data = np.load(args.data)
     seq = ADISequence(data["cube"], data["angles"], data["psf"], float(data["fwhm"]))
@@ -118,9 +118,9 @@ def child(args: argparse.Namespace) -> None:
 
 def child_full_set(args: argparse.Namespace) -> None:
     """Every annulus of the sequence (``make_samples``, one process), a few samples each: peak memory."""
+    from sodinn.adi.sequence import ADISequence
     from sodinn.config import SampleConfig
-    from sodinn.samples import make_samples, sample_annuli
-    from sodinn.sequence import ADISequence
+    from sodinn.mlar.samples import make_samples, sample_annuli
 
     data = np.load(args.data)
     seq = ADISequence(data["cube"], data["angles"], data["psf"], float(data["fwhm"]))

@@ -2,7 +2,7 @@
 
 The classical 5-sigma annular PCA-ADI curve (small-sample corrected), and the flux at which the SODINN
 model and annular PCA-ADI detect 95 % of fake companions, per separation, on the same copies. The
-model's threshold is its calibrated one for 0.1 expected false positive per frame (sodinn.calibration),
+model's threshold is its calibrated one for 0.1 expected false positive per frame (sodinn.detect.calibration),
 per annulus; annular PCA-ADI uses S/N 5. Needs the model of configs/naco_betapic_roc.toml. Usage::
 
     .venv/bin/python bench/naco_limits.py [--copies 10] [--fp 0.1]
@@ -32,10 +32,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from sodinn.calibration import calibrate
-    from sodinn.limits import LimitConfig, classical_contrast_curve, detection_limits, write_limits
-    from sodinn.sequence import ADISequence
-    from sodinn.training import load_trained
+    from sodinn.adi.sequence import ADISequence
+    from sodinn.detect.calibration import calibrate
+    from sodinn.evaluate.limits import LimitConfig, classical_contrast_curve, detection_limits, write_limits
+    from sodinn.learn.training import load_trained
 
     d = Path(args.naco_dir)
     seq = ADISequence.from_fits(d / "cube.fits", d / "angles.fits", d / "psf.fits", pixel_scale_arcsec=0.0272)

@@ -1,7 +1,20 @@
 """sodinn: supervised deep learning for exoplanet detection in ADI sequences.
 
-Importing ``sodinn`` only defines names; submodules load on first use (PEP 562), so that the
-science core does not import TensorFlow/Keras and the command line starts fast.
+The package is laid out in the order the data flow (see the README's module map)::
+
+    sodinn.adi       cube -> classical reductions, S/N           (FITS I/O, geometry, PCA, baselines)
+    sodinn.mlar      cube -> labeled MLAR samples                 (annulus operator, samples, HDF5 store)
+    sodinn.learn     samples -> a trained model                   (registry, training, model folders)
+    sodinn.detect    model + cube -> maps and candidates          (probability maps, calibration, scoring)
+    sodinn.evaluate  injected copies -> ROC and detection limits
+    sodinn.pipeline  each step's products (files and figures), surveys
+    sodinn.cli       the ``sodinn`` command
+
+Importing ``sodinn`` only defines names: the curated public names below (functions and classes,
+never modules) load their subpackage on first use (PEP 562), so that ``import sodinn`` stays light
+and nothing of the ADI core imports TensorFlow. The module paths of the flat 0.1 layout
+(``sodinn.pca``, ``sodinn.training``, ...) keep importing for one release, with a
+``DeprecationWarning`` (:mod:`sodinn._moved`).
 """
 
 from __future__ import annotations
@@ -9,54 +22,63 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0.dev0"
+from sodinn import _moved
+from sodinn._version import __version__
 
-_SUBMODULES = (
-    "baselines",
-    "datasets",
-    "exceptions",
-    "geometry",
-    "injection",
-    "io",
-    "pca",
-    "psf",
-    "rotation",
-    "sequence",
-    "snr",
-)
+_moved.install()
 
-# curated public names -> submodule that defines them
+_MODULES = ("adi", "mlar", "learn", "detect", "evaluate", "pipeline", "cli", "config", "datasets", "engine", "exceptions",
+            "plotting")
+
+# curated public names -> the module that defines them
 _PUBLIC = {
-    "ADISequence": "sequence",
-    "SodinnWarning": "exceptions",
-    "annulus_partition": "geometry",
-    "frame_center": "geometry",
-    "cube_derotate": "rotation",
-    "derotated_mean_at": "rotation",
-    "cube_inject_companions": "injection",
-    "fit_fwhm": "psf",
-    "normalize_psf": "psf",
-    "median_adi": "baselines",
-    "pca_adi": "baselines",
-    "pca_annular": "baselines",
-    "snr": "snr",
-    "snr_map": "snr",
-    "make_adi_sequence": "datasets",
-    "read_cube": "io",
-    "read_angles": "io",
-    "read_psf": "io",
-    "write_fits": "io",
+    "SodinnWarning": "sodinn.exceptions",
+    "SampleConfig": "sodinn.config",
+    "TrainConfig": "sodinn.config",
+    "PredictConfig": "sodinn.config",
+    "RocConfig": "sodinn.config",
+    "LimitConfig": "sodinn.config",
+    "make_adi_sequence": "sodinn.datasets",
+    "ADISequence": "sodinn.adi.sequence",
+    "read_cube": "sodinn.adi.io",
+    "read_angles": "sodinn.adi.io",
+    "read_psf": "sodinn.adi.io",
+    "write_fits": "sodinn.adi.io",
+    "annulus_partition": "sodinn.adi.geometry",
+    "frame_center": "sodinn.adi.geometry",
+    "cube_derotate": "sodinn.adi.rotation",
+    "derotated_mean_at": "sodinn.adi.rotation",
+    "cube_inject_companions": "sodinn.adi.injection",
+    "fit_fwhm": "sodinn.adi.psf",
+    "normalize_psf": "sodinn.adi.psf",
+    "median_adi": "sodinn.adi.baselines",
+    "pca_adi": "sodinn.adi.baselines",
+    "pca_annular": "sodinn.adi.baselines",
+    "snr": "sodinn.adi.snr",
+    "snr_map": "sodinn.adi.snr",
+    "make_samples": "sodinn.mlar.samples",
+    "generate_sample_file": "sodinn.mlar.store",
+    "SampleFile": "sodinn.mlar.store",
+    "train": "sodinn.learn.training",
+    "load_trained": "sodinn.learn.artifact",
+    "probability_map": "sodinn.detect.probability",
+    "find_candidates": "sodinn.detect.candidates",
+    "calibrate": "sodinn.detect.calibration",
+    "run_roc": "sodinn.evaluate.roc",
+    "classical_contrast_curve": "sodinn.evaluate.contrast",
+    "detection_limits": "sodinn.evaluate.limits",
 }
 
-__all__ = ["__version__", *_SUBMODULES, *_PUBLIC]
+__all__ = ["__version__", *_MODULES, *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"sodinn.{name}")
     if name in _PUBLIC:
-        module = importlib.import_module(f"sodinn.{_PUBLIC[name]}")
-        return getattr(module, name)
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(f"sodinn.{name}")
+    if f"sodinn.{name}" in _moved.MOVED:
+        return importlib.import_module(f"sodinn.{name}")
     msg = f"module 'sodinn' has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -168,7 +168,7 @@ def check_psf(psf: npt.ArrayLike, *, frame_size: int | None = None, name: str = 
     if frame_size is not None and size > frame_size:
         msg = (
             f"{name} ({size}x{size} px) is larger than the frames ({frame_size}x{frame_size} px); "
-            "crop the PSF (e.g. sodinn.psf.crop_psf) to at most the frame size"
+            "crop the PSF (e.g. sodinn.adi.psf.crop_psf) to at most the frame size"
         )
         raise ValueError(msg)
     peak = float(arr.max())

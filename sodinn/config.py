@@ -1,7 +1,28 @@
-"""TOML configuration files: reading (stdlib ``tomllib``) and writing the effective configuration.
+"""Every settings dataclass of sodinn, and TOML configuration files.
 
-Only the subset of TOML that configurations need is written: tables of strings, numbers, booleans
-and lists of those.
+One frozen dataclass per stage; defaults live here only, and every value is checked in
+``__post_init__`` before any work (names that refer to a registry, a model or a baseline, are
+checked by the registry's owner: :func:`sodinn.learn.models.check_model_name`,
+:func:`sodinn.adi.baselines.parse_method`). Each configuration round-trips through a plain dict
+(``to_dict`` / ``from_dict``, the tables of a TOML file) and is written into the artefacts it
+produced.
+
+======================  ===============  ==========================================================
+dataclass               TOML table       stage
+======================  ===============  ==========================================================
+:class:`DataConfig`     ``[data]``       the input files (cube, angles, PSF) and their FWHM, scale
+:class:`ReduceConfig`   ``[reduce]``     a classical reduction (``sodinn reduce``)
+:class:`SampleConfig`   ``[samples]``    labeled MLAR samples (SPEC §2-3)
+:class:`TrainConfig`    ``[train]``      training (SPEC §4)
+:class:`PredictConfig`  ``[predict]``    probability maps and candidates; owns the default threshold
+:class:`RocConfig`      ``[roc]``        the ROC harness (SPEC §5)
+:class:`LimitConfig`    ``[limits]``     detection limits
+:class:`EngineConfig`   ``[engine]``     where parallel jobs run
+======================  ===============  ==========================================================
+
+:class:`RocConfig` and :class:`LimitConfig` share their injection and scoring settings through
+:class:`InjectionConfig`. TOML is read with the standard library's ``tomllib``; only the subset that
+configurations need (tables of strings, numbers, booleans and lists of those) is written.
 """
 
 from __future__ import annotations
@@ -9,22 +30,62 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomllib
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
 
-__all__ = ["SampleConfig", "TrainConfig", "dump_toml", "load_toml"]
+__all__ = [
+    "DataConfig",
+    "EngineConfig",
+    "InjectionConfig",
+    "LimitConfig",
+    "PredictConfig",
+    "ReduceConfig",
+    "RocConfig",
+    "SampleConfig",
+    "TrainConfig",
+    "check_known_keys",
+    "dump_toml",
+    "field_names",
+    "load_toml",
+]
 
-def _check_known_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
-    """Refuse keys that are not fields of the configuration dataclass ``cls``, naming the known ones."""
-    names = {f.name for f in dataclasses.fields(cls)}
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """The settings of a configuration dataclass, in definition order (its TOML keys)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def check_known_keys(cls: type, values: Mapping[str, Any], what: str, *, extra: Iterable[str] = ()) -> None:
+    """Refuse keys that are not settings of the configuration dataclass ``cls``, naming the known ones.
+
+    Parameters
+    ----------
+    cls : type
+        A configuration dataclass of this module.
+    values : mapping
+        The keys to check (e.g. a TOML table).
+    what : str
+        What the settings are called in the message ("sample", "ROC", ...).
+    extra : iterable of str
+        Further keys allowed beside the fields (e.g. ``output`` in a command's table).
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown keys and listing the known ones.
+    """
+    names = set(field_names(cls)) | set(extra)
     unknown = sorted(set(values) - names)
     if unknown:
         msg = f"unknown {what} setting(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -86,7 +147,7 @@ class SampleConfig:
         Where the C+ samples' Gram-matrix eigen-decompositions run: ``"numpy"`` (default: LAPACK
         inside the compiled loop, the fastest on a CPU) or ``"keras"`` (stacked per batch and
         decomposed with ``keras.ops.eigh`` on the active Keras backend's device, e.g. a GPU; see
-        :mod:`sodinn.backend_linalg`). Both give the same samples up to rounding (agreement to
+        :mod:`sodinn.mlar.linalg`). Both give the same samples up to rounding (agreement to
         1e-5 relative is tested), so it is left out of :meth:`digest`, like ``memory_budget_gib``.
     """
 
@@ -174,7 +235,7 @@ class SampleConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SampleConfig:
         """Build from a dict (e.g. a TOML ``[samples]`` table); unknown keys are an error."""
-        _check_known_keys(cls, values, "sample")
+        check_known_keys(cls, values, "sample")
         kwargs = dict(values)
         for key in ("k_list", "snr_range"):
             if kwargs.get(key) is not None:
@@ -251,13 +312,34 @@ def _toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
+
+
+class _Settings:
+    """``to_dict`` / ``from_dict`` of the frozen configuration dataclasses (a plain, TOML-able dict)."""
+
+    _WHAT = "configuration"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-able dict of every setting (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Any:
+        """Build from a dict (e.g. a TOML table); unknown keys are an error that names them."""
+        check_known_keys(cls, values, cls._WHAT)
+        return cls(**dict(values))
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Settings):
     """Settings of training (SPEC §4). Defaults live here only.
 
     Attributes
     ----------
-    model : {"sodinn", "sodinn-v2", "conv3d", "sodirf"}
+    model : str
+        A name of the model registry (:data:`sodinn.learn.models.MODEL_NAMES`: ``"sodinn"``,
+        ``"sodinn-v2"``, ``"conv3d"``, ``"sodirf"``), checked by
+        :func:`sodinn.learn.models.check_model_name` before training starts.
     epochs : int
         At most this many epochs (early stopping on the validation loss keeps the best weights).
     batch_size : int
@@ -273,6 +355,8 @@ class TrainConfig:
     seed : int
     """
 
+    _WHAT = "training"
+
     model: str = "sodinn"
     epochs: int = 20
     batch_size: int = 128
@@ -285,9 +369,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from sodinn.models import MODEL_NAMES
-
-        v.check_choice(self.model, MODEL_NAMES, name="model")
+        if not isinstance(self.model, str) or not self.model:
+            msg = f"model must be the name of a registered model, e.g. 'sodinn'; got {self.model!r}"
+            raise TypeError(msg)
         v.check_int(self.epochs, name="epochs", minimum=1)
         v.check_int(self.batch_size, name="batch_size", minimum=1)
         v.check_positive(self.learning_rate, name="learning_rate")
@@ -302,12 +386,403 @@ class TrainConfig:
                 raise ValueError(msg)
         v.check_int(self.seed, name="seed", minimum=0)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-able dict."""
-        return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class DataConfig(_Settings):
+    """The input files of a sequence (the ``[data]`` table): cube, angles and PSF (FITS), and what the files omit.
+
+    Attributes
+    ----------
+    cube, angles, psf : str, optional
+        FITS files of the cube ``(n_frames, N, N)``, the parallactic angles (degrees) and the
+        off-axis PSF; in a configuration file, relative to the file's folder.
+    fwhm_px : float, optional
+        PSF FWHM in pixels (default: a 2-D Gaussian fit of the PSF).
+    pixel_scale_arcsec : float, optional
+        Pixel scale in arcsec per pixel.
+    """
+
+    _WHAT = "data"
+
+    cube: str | None = None
+    angles: str | None = None
+    psf: str | None = None
+    fwhm_px: float | None = None
+    pixel_scale_arcsec: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cube", "angles", "psf"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                msg = f"{name} must be a file name in quotes; got {value!r}"
+                raise TypeError(msg)
+            if value is not None:
+                object.__setattr__(self, name, os.fspath(value))
+        for name in ("fwhm_px", "pixel_scale_arcsec"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, v.check_positive(getattr(self, name), name=name))
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The input files not given (of ``cube``, ``angles``, ``psf``)."""
+        return tuple(name for name in ("cube", "angles", "psf") if getattr(self, name) is None)
+
+
+@dataclass(frozen=True)
+class ReduceConfig(_Settings):
+    """A classical reduction (the ``[reduce]`` table of ``sodinn reduce``).
+
+    Attributes
+    ----------
+    method : str
+        A baseline of the registry :data:`sodinn.adi.baselines.BASELINES` (``"annular"``, ``"pca"``,
+        ``"median"``), checked by :func:`sodinn.adi.baselines.get_baseline`.
+    ncomp : int
+        Principal components of the PCA baselines.
+    """
+
+    _WHAT = "reduce"
+
+    method: str = "annular"
+    ncomp: int = 10
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not self.method:
+            msg = f"method must be the name of a baseline, e.g. 'annular'; got {self.method!r}"
+            raise TypeError(msg)
+        v.check_int(self.ncomp, name="ncomp", minimum=1)
+
+
+@dataclass(frozen=True)
+class PredictConfig(_Settings):
+    """Probability maps and candidates (the ``[predict]`` table). The default threshold lives here only.
+
+    Attributes
+    ----------
+    threshold : float
+        Probability threshold of the detection map and the candidates, in (0, 1). ``PredictConfig.threshold``
+        (the class attribute) is the default every other part of sodinn uses.
+    batch_size : int
+        Samples per call of the model.
+    """
+
+    _WHAT = "predict"
+
+    threshold: float = 0.9
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        value = self.threshold
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            msg = f"threshold must be a probability in (0, 1), e.g. 0.9; got {value!r}"
+            raise ValueError(msg)
+        object.__setattr__(self, "threshold", float(value))
+        v.check_int(self.batch_size, name="batch_size", minimum=1)
+
+
+@dataclass(frozen=True)
+class EngineConfig(_Settings):
+    """Where parallel jobs run (the ``[engine]`` table; see :mod:`sodinn.engine`).
+
+    Attributes
+    ----------
+    scheduler : str, optional
+        ``"processes"`` (the local cores, default), ``"synchronous"`` (this process) or a Dask
+        scheduler address ``"tcp://host:port"``.
+    n_workers : int, optional
+        Local worker processes (default: all cores); on a cluster, at most this many jobs at once.
+    """
+
+    _WHAT = "engine"
+
+    scheduler: str | None = None
+    n_workers: int | None = None
+
+    def __post_init__(self) -> None:
+        from sodinn.engine import check_scheduler
+
+        check_scheduler(self.scheduler)
+        if self.n_workers is not None and (isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int)
+                                           or self.n_workers < 1):
+            msg = f"the number of workers (n_workers) must be a positive integer; got {self.n_workers!r}"
+            raise ValueError(msg)
+
+
+_METHOD_SPEC = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z][A-Za-z0-9_]*)*(?:-[0-9]+)?")
+
+
+def _check_method_specs(values: Iterable[Any], name: str) -> tuple[str, ...]:
+    """Baseline methods as written: ``NAME`` or ``NAME-K`` (K principal components), checked for form only."""
+    specs = tuple(values)
+    for spec in specs:
+        if not isinstance(spec, str) or not _METHOD_SPEC.fullmatch(spec) or spec.endswith("-0"):
+            msg = f"{name} must hold baseline names, optionally with a rank (e.g. 'median', 'annular-10'); got {spec!r}"
+            raise ValueError(msg)
+    if len(set(specs)) != len(specs):
+        msg = f"{name} lists a method twice: {list(specs)}"
+        raise ValueError(msg)
+    return specs
+
+
+@dataclass(frozen=True)
+class InjectionConfig(_Settings):
+    """The settings every injected-copy experiment shares (ROC curves, detection limits).
+
+    Attributes
+    ----------
+    lambda_d_px : float, optional
+        lambda/D in pixels (default: the PSF FWHM).
+    known_sources_xy : tuple of (x, y)
+        Real sources (e.g. beta Pic b): no injection within ``mask_radius_fwhm`` FWHM, their blobs ignored
+        in scoring, their apertures left out of the S/N oracle.
+    mask_radius_fwhm : float
+    npix : int
+        Smallest blob kept by the blob scoring, in pixels (:mod:`sodinn.detect.scoring`).
+    overlap_threshold : float
+        Overlap of a blob with the 1-FWHM disc of an injection that makes it a true positive.
+    max_blob_fact : float
+        Largest blob, in resolution elements, still judged by overlap.
+    oracle_ncomp, oracle_azimuths : int
+        Settings of the S/N oracle (:class:`sodinn.mlar.flux.FluxRangeEstimator`).
+    seed : int
+        Fixes the injections.
+    """
+
+    lambda_d_px: float | None = None
+    known_sources_xy: tuple[tuple[float, float], ...] = ()
+    mask_radius_fwhm: float = 2.0
+    npix: int = 2
+    overlap_threshold: float = 0.7
+    max_blob_fact: float = 2.0
+    oracle_ncomp: int = 10
+    oracle_azimuths: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lambda_d_px is not None:
+            v.check_positive(self.lambda_d_px, name="lambda_d_px")
+        sources = tuple(tuple(float(c) for c in v.check_positions_xy(xy, name="known_sources_xy")[0])
+                        for xy in self.known_sources_xy)
+        object.__setattr__(self, "known_sources_xy", sources)
+        v.check_positive(self.mask_radius_fwhm, name="mask_radius_fwhm")
+        v.check_int(self.npix, name="npix", minimum=1)
+        if not 0 < self.overlap_threshold < 1:
+            msg = f"overlap_threshold must be in (0, 1); got {self.overlap_threshold}"
+            raise ValueError(msg)
+        v.check_positive(self.max_blob_fact, name="max_blob_fact")
+        v.check_int(self.oracle_ncomp, name="oracle_ncomp", minimum=1)
+        v.check_int(self.oracle_azimuths, name="oracle_azimuths", minimum=1)
+        v.check_int(self.seed, name="seed", minimum=0)
+
+    def scoring(self) -> dict[str, Any]:
+        """The blob-scoring keyword arguments of :func:`sodinn.detect.scoring.score_blobs`."""
+        return {"npix": self.npix, "overlap_threshold": self.overlap_threshold, "max_blob_fact": self.max_blob_fact,
+                "known_sources_xy": self.known_sources_xy}
+
+
+def _default_snr_thresholds() -> tuple[float, ...]:
+    return tuple(float(t) for t in np.round(np.arange(0.5, 5.01, 0.25), 2))
+
+
+def _default_prob_thresholds() -> tuple[float, ...]:
+    # up to 0.9999: trained on faint companions, a network is often over-confident on speckles
+    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
+
+
+def _thresholds(values: Iterable[Any], name: str) -> tuple[float, ...]:
+    out = tuple(float(t) for t in values)
+    if not out or any(not math.isfinite(t) for t in out):
+        msg = f"{name} must be a non-empty list of finite numbers; got {values}"
+        raise ValueError(msg)
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class RocConfig(InjectionConfig):
+    """Settings of the ROC harness (the ``[roc]`` table; :func:`sodinn.evaluate.roc.run_roc`).
+
+    The injection and scoring settings are those of :class:`InjectionConfig`.
+
+    Attributes
+    ----------
+    bands_lambda_d : tuple of (float, float)
+        Separation bands, in lambda/D (``lambda_d_px`` pixels each).
+    copies_per_band : int
+        Injected copies per band (one companion each).
+    snr_range : (float, float)
+        Companion fluxes are drawn between the fluxes giving these annular-PCA S/N (the S/N oracle).
+    flux_range : (float, float), optional
+        Absolute flux bounds instead of the S/N oracle (``(0, 0)``: copies without companion, to count
+        false positives alone).
+    flux_distribution : {"uniform", "log-uniform"}
+    baselines : tuple of str
+        The classical methods compared, as registry names (:data:`sodinn.adi.baselines.BASELINES`),
+        ranked ones with their number of components: ``"annular-10"`` is annular PCA-ADI at 10
+        components, a plain ``"pca"`` full-frame PCA-ADI with components by CEVR 0.90. The fair
+        comparison is with the best rank per band.
+    snr_thresholds, prob_thresholds : tuple of float
+        Thresholds of the S/N maps and of the probability maps.
+    calibrate : bool
+        Also score each model through its calibration (:mod:`sodinn.detect.calibration`) as method
+        ``NAME-cal``, at the expected false positives per frame ``fp_targets``.
+    fp_targets : tuple of float
+    calibration_nulls : int
+        Null draws per pixel of the calibration.
+    """
+
+    _WHAT = "ROC"
+
+    bands_lambda_d: tuple[tuple[float, float], ...] = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.0))
+    copies_per_band: int = 100
+    snr_range: tuple[float, float] = (1.0, 3.0)
+    flux_range: tuple[float, float] | None = None
+    flux_distribution: str = "uniform"
+    baselines: tuple[str, ...] = ("median", "pca", "annular-5", "annular-10", "annular-20")
+    snr_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_default_snr_thresholds)
+    prob_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_default_prob_thresholds)
+    calibrate: bool = True
+    fp_targets: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+    calibration_nulls: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        set_ = object.__setattr__
+        bands = tuple(tuple(float(x) for x in b) for b in self.bands_lambda_d)
+        if not bands or any(len(b) != 2 or not 0 <= b[0] < b[1] for b in bands):
+            msg = f"bands_lambda_d must be (inner, outer) pairs with 0 <= inner < outer; got {self.bands_lambda_d}"
+            raise ValueError(msg)
+        set_(self, "bands_lambda_d", bands)
+        v.check_int(self.copies_per_band, name="copies_per_band", minimum=1)
+        lo, hi = (v.check_positive(s, name="snr_range") for s in self.snr_range)
+        if not lo < hi:
+            msg = f"snr_range must be (low, high) with low < high; got {self.snr_range}"
+            raise ValueError(msg)
+        set_(self, "snr_range", (lo, hi))
+        if self.flux_range is not None:
+            f0, f1 = (float(f) for f in self.flux_range)
+            if not 0 <= f0 <= f1:
+                msg = f"flux_range must be (low, high) with 0 <= low <= high; got {self.flux_range}"
+                raise ValueError(msg)
+            set_(self, "flux_range", (f0, f1))
+        v.check_choice(self.flux_distribution, _FLUX_DISTRIBUTIONS, name="flux_distribution")
+        set_(self, "baselines", _check_method_specs(self.baselines, "baselines"))
+        set_(self, "snr_thresholds", _thresholds(self.snr_thresholds, "snr_thresholds"))
+        set_(self, "prob_thresholds", _thresholds(self.prob_thresholds, "prob_thresholds"))
+        if any(not 0 < t < 1 for t in self.prob_thresholds):
+            msg = f"prob_thresholds must lie in (0, 1); got {self.prob_thresholds}"
+            raise ValueError(msg)
+        set_(self, "fp_targets", tuple(sorted(v.check_positive(f, name="fp_targets") for f in self.fp_targets)))
+        v.check_int(self.calibration_nulls, name="calibration_nulls", minimum=1)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a TOML ``[train]`` table); unknown keys are an error."""
-        _check_known_keys(cls, values, "training")
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any]) -> RocConfig:
+        """Build from a ``[roc]`` table; unknown keys are an error that names them.
+
+        The keys of sodinn 0.1, ``pca_ncomp`` and ``annular_ncomps`` beside ``baselines = ["median", "pca",
+        "annular"]``, are read too: they name the same methods as ``baselines = ["median", "pca-K",
+        "annular-5", "annular-10", "annular-20"]``.
+        """
+        return super().from_dict(_legacy_baselines(values, ("annular_ncomps", "pca_ncomp")))
+
+
+def _default_flux_factors() -> tuple[float, ...]:
+    return tuple(float(f) for f in np.round(np.geomspace(0.3, 30.0, 9), 4))
+
+
+@dataclass(frozen=True)
+class LimitConfig(InjectionConfig):
+    """Settings of the detection-limit experiment (the ``[limits]`` table; :func:`sodinn.evaluate.limits.detection_limits`).
+
+    The injection and scoring settings are those of :class:`InjectionConfig`.
+
+    Attributes
+    ----------
+    separations_lambda_d : tuple of float
+        Separations, in lambda/D (``lambda_d_px`` pixels each).
+    copies_per_flux : int
+        Injected copies per separation and flux level (one companion each).
+    flux_factors : tuple of float
+        The flux ladder, in units of the flux that gives S/N = 1 in annular PCA-ADI (the S/N oracle);
+        default 0.3 to 30, 9 levels: the S/N of annular PCA-ADI grows more slowly than the flux near the
+        star (a bright companion's own wings and self-subtraction lobes fill its noise apertures), so its
+        95% TPR at S/N 5 often needs more than 10 times the S/N = 1 flux.
+    flux_ladder : tuple of float, optional
+        Absolute fluxes instead (same ladder at every separation; no oracle run).
+    prob_threshold : float
+        Probability threshold of the models (default :attr:`PredictConfig.threshold`; overridden per
+        model by ``detection_limits(thresholds=...)``).
+    snr_threshold : float
+        S/N threshold of the baselines.
+    baselines : tuple of str
+        The classical methods whose limits are measured beside the models (registry names with their
+        rank, as in :attr:`RocConfig.baselines`).
+    tpr_target : float
+        The TPR at which the limit is read (0.95).
+    """
+
+    _WHAT = "limits"
+
+    separations_lambda_d: tuple[float, ...] = (1.5, 2.5, 3.5)
+    copies_per_flux: int = 20
+    flux_factors: tuple[float, ...] = dataclasses.field(default_factory=_default_flux_factors)
+    flux_ladder: tuple[float, ...] | None = None
+    prob_threshold: float = PredictConfig.threshold
+    snr_threshold: float = 5.0
+    baselines: tuple[str, ...] = ("annular-10",)
+    tpr_target: float = 0.95
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        set_ = object.__setattr__
+        seps = tuple(float(s) for s in np.atleast_1d(self.separations_lambda_d))
+        if not seps or any(not (math.isfinite(s) and s > 0) for s in seps):
+            msg = f"separations_lambda_d must be a non-empty list of positive numbers; got {self.separations_lambda_d}"
+            raise ValueError(msg)
+        set_(self, "separations_lambda_d", tuple(sorted(set(seps))))
+        v.check_int(self.copies_per_flux, name="copies_per_flux", minimum=1)
+        for name in ("flux_factors", "flux_ladder"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            ladder = tuple(sorted({v.check_positive(f, name=name) for f in values}))
+            if len(ladder) < 2:
+                msg = f"{name} must hold at least 2 distinct positive values; got {values}"
+                raise ValueError(msg)
+            set_(self, name, ladder)
+        if not 0 < self.prob_threshold < 1:
+            msg = f"prob_threshold must lie in (0, 1); got {self.prob_threshold}"
+            raise ValueError(msg)
+        v.check_real(self.snr_threshold, name="snr_threshold")
+        set_(self, "baselines", _check_method_specs(self.baselines, "baselines"))
+        if not 0 < self.tpr_target < 1:
+            msg = f"tpr_target must lie in (0, 1); got {self.tpr_target}"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> LimitConfig:
+        """Build from a ``[limits]`` table; unknown keys are an error that names them.
+
+        The key of sodinn 0.1, ``annular_ncomp = K``, is read as ``baselines = ["annular-K"]``.
+        """
+        return super().from_dict(_legacy_baselines(values, ("annular_ncomp",)))
+
+
+def _legacy_baselines(values: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Turn sodinn 0.1's rank keys (``annular_ncomps``, ``pca_ncomp``, ``annular_ncomp``) into method names."""
+    out = dict(values)
+    if not any(k in out for k in keys):
+        return out
+    annular = out.pop("annular_ncomps", None)
+    single = out.pop("annular_ncomp", None)
+    pca = out.pop("pca_ncomp", None)
+    if single is not None:
+        return {**out, "baselines": (f"annular-{int(single)}",)}
+    names = []
+    for name in out.get("baselines", ("median", "pca", "annular")):
+        if name == "annular":
+            names += [f"annular-{int(k)}" for k in (annular if annular is not None else (5, 10, 20))]
+        elif name == "pca" and pca is not None:
+            names.append(f"pca-{int(pca)}")
+        else:
+            names.append(name)
+    return {**out, "baselines": tuple(names)}

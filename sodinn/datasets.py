@@ -6,7 +6,7 @@ noise has the structure that makes exoplanet detection hard:
 - **Off-axis PSF**: the analytic Airy pattern of a circular pupil with a central obstruction
   (``scipy.special.j1``), sampled so that its FWHM is ``fwhm_px``, normalised to flux 1 in a
   1-FWHM-diameter aperture (SPEC §1). Companions are this PSF times their flux. The FWHM is that
-  of a 2-D Gaussian fit (the convention of :func:`sodinn.psf.fit_fwhm` and VIP, i.e. what a
+  of a 2-D Gaussian fit (the convention of :func:`sodinn.adi.psf.fit_fwhm` and VIP, i.e. what a
   pipeline measures on the PSF), ``0.96 lambda/D`` for the default obstruction; the Airy core's
   half-maximum width is 6 % larger.
 - **Star light, fixed in the pupil frame**: every frame is the intensity behind a perfect
@@ -52,9 +52,9 @@ from scipy.optimize import brentq, least_squares
 from scipy.special import j1
 
 from sodinn import _validation as v
-from sodinn.geometry import frame_center
-from sodinn.injection import cube_inject_companions
-from sodinn.psf import normalize_psf
+from sodinn.adi.geometry import frame_center
+from sodinn.adi.injection import cube_inject_companions
+from sodinn.adi.psf import normalize_psf
 
 __all__ = ["Companion", "SyntheticADI", "airy_psf", "make_adi_sequence"]
 
@@ -104,7 +104,7 @@ class SyntheticADI:
     Attributes
     ----------
     cube : ndarray, shape (n_frames, N, N), float64
-        Frames in counts, star on :func:`~sodinn.geometry.frame_center`.
+        Frames in counts, star on :func:`~sodinn.adi.geometry.frame_center`.
     angles_deg : ndarray, shape (n_frames,)
         Parallactic angles, degrees, increasing.
     psf : ndarray, shape (p, p)
@@ -258,7 +258,7 @@ def airy_psf(fwhm_px: float, *, size_px: int | None = None, central_obstruction:
 
     ``I(v) = [(2 J1(v)/v - eps^2 2 J1(eps v)/(eps v)) / (1 - eps^2)]^2`` with ``v = pi r / (lambda/D)``;
     ``lambda/D`` in px is chosen so that a 2-D Gaussian fit of ``I`` has FWHM ``fwhm_px``
-    (:func:`sodinn.psf.fit_fwhm` returns ``fwhm_px`` within 1 % for 2.5-8 px): ``0.97 lambda/D``
+    (:func:`sodinn.adi.psf.fit_fwhm` returns ``fwhm_px`` within 1 % for 2.5-8 px): ``0.97 lambda/D``
     without obstruction, ``0.96 lambda/D`` for ``eps = 0.14``; the half-maximum width of the
     Airy core is 6 % larger.
 
@@ -379,7 +379,7 @@ def _gaussian_fwhm_lod(eps: float) -> float:
     """FWHM, in lambda/D, of the least-squares 2-D Gaussian fit of the (continuous) Airy pattern.
 
     About ``0.94 x`` the Airy core's half-maximum width (``1.03 lambda/D`` for ``eps = 0``), and
-    insensitive to the fitted area beyond 1 FWHM: the convention of :func:`sodinn.psf.fit_fwhm`.
+    insensitive to the fitted area beyond 1 FWHM: the convention of :func:`sodinn.adi.psf.fit_fwhm`.
     """
     v_half = brentq(lambda x: float(_airy_intensity(np.array([x]), eps)[0]) - 0.5, 0.5, 2.5, xtol=1e-12)
     half_max_lod = 2.0 * v_half / np.pi

@@ -1,20 +1,21 @@
 """Figures: every function takes ``ax=None``, draws, and returns the axes; nothing is shown or saved.
 
-matplotlib is imported inside the functions, so importing sodinn never loads it.
+matplotlib is imported inside the functions, so importing sodinn never loads it; no function picks a
+backend. Given axes, a function draws into them (the products of :mod:`sodinn.pipeline` pass the axes
+of a ``matplotlib.figure.Figure`` and write it); without, it makes a figure with ``pyplot`` (for
+notebooks). The results plotted are duck-typed: this module imports nothing of sodinn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from sodinn.limits import ContrastCurve, DetectionLimits
 
 __all__ = ["plot_contrast_curves", "plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map", "plot_training_history"]
 
@@ -51,7 +52,6 @@ def plot_frame(
     -------
     matplotlib.axes.Axes
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Circle
 
     arr = np.asarray(frame, dtype=np.float64)
@@ -59,6 +59,8 @@ def plot_frame(
         msg = f"frame must be 2-D; got shape {arr.shape}"
         raise ValueError(msg)
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(5, 4.5))
     image = ax.imshow(arr, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     for x, y in circles_xy or ():
@@ -102,12 +104,14 @@ def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[f
     snr_range : (float, float), optional
         Draw the target S/N bounds.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(6, 4.5))
     fluxes, snrs, curve = (np.asarray(oracle[k], dtype=np.float64) for k in ("fluxes", "snrs", "snr_curve"))
-    colors = plt.cm.viridis(np.linspace(0, 1, len(fluxes)))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 1, len(fluxes)))
     for a, color in enumerate(colors):
         ax.plot(np.repeat(fluxes[a], snrs.shape[-1]), snrs[a].ravel(), ".", color=color, alpha=0.5)
         ax.plot(fluxes[a], curve[a], "-", color=color, label=f"r = {oracle['radii_px'][a]:.1f} px")
@@ -125,9 +129,9 @@ def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[f
 
 def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
     """Loss and accuracy per epoch, training and validation (two axes)."""
-    import matplotlib.pyplot as plt
-
     if axes is None:
+        import matplotlib.pyplot as plt
+
         _, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("loss", "accuracy")):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -142,19 +146,21 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) 
 
 
 def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_every: int = 2) -> Sequence[Axes]:
-    """ROC curves of a :func:`sodinn.roc.run_roc` run: TPR against mean false positives per frame.
+    """ROC curves of a :func:`sodinn.evaluate.roc.run_roc` run: TPR against mean false positives per frame.
 
     One panel per separation band; the x axis is symmetric-log (0 false positives stays visible);
     every ``label_every``-th threshold is written beside its point. Returns the axes (one per band).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})
     if axes is None:
+        import matplotlib.pyplot as plt
+
         _, grid = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
         axes = list(grid.ravel())
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    colors = plt.cm.tab10(np.arange(len(methods)) % 10)
+    colors = matplotlib.colormaps["tab10"](np.arange(len(methods)) % 10)
     for ax, (b, label) in zip(axes, bands):
         for method, color in zip(methods, colors):
             sel = sorted((r for r in rows if r["band"] == b and r["method"] == method), key=lambda r: r["threshold"])
@@ -178,8 +184,8 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_
 
 
 def plot_contrast_curves(
-    classical: ContrastCurve | None = None,
-    limits: DetectionLimits | None = None,
+    classical: Any = None,
+    limits: Any = None,
     *,
     star_flux: float | None = None,
     lambda_d_px: float | None = None,
@@ -189,11 +195,11 @@ def plot_contrast_curves(
 
     Parameters
     ----------
-    classical : sodinn.limits.ContrastCurve, optional
+    classical : sodinn.evaluate.contrast.ContrastCurve, optional
         The classical ``k``-sigma curve of annular PCA-ADI (Student-corrected).
-    limits : sodinn.limits.DetectionLimits, optional
-        The flux at the target TPR of every method (models and annular PCA-ADI); separations where the
-        limit lies outside the flux ladder are left out.
+    limits : sodinn.evaluate.limits.DetectionLimits, optional
+        The flux at the target TPR of every method (models, solid; baselines, dashed); separations where
+        the limit lies outside the flux ladder are left out.
     star_flux : float, optional
         Plot contrast (flux / star flux) instead of flux (in units of the normalised PSF, i.e. the
         companion's flux in an aperture of diameter 1 FWHM).
@@ -206,7 +212,7 @@ def plot_contrast_curves(
     Axes
         Separation in px on the bottom axis, in lambda/D on the top one; logarithmic y.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     if classical is None and limits is None:
         msg = "nothing to plot: pass a classical curve, detection limits or both"
@@ -215,6 +221,8 @@ def plot_contrast_curves(
         msg = f"star_flux must be > 0; got {star_flux}"
         raise ValueError(msg)
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(6.5, 4.5))
     scale = 1.0 / star_flux if star_flux is not None else 1.0
     lam = float(lambda_d_px or (classical.lambda_d_px if classical is not None else limits.lambda_d_px))  # type: ignore[union-attr]
@@ -223,10 +231,10 @@ def plot_contrast_curves(
         ax.plot(classical.radii_px[ok], classical.flux_limit[ok] * scale, "-", color="k",
                 label=f"annular PCA-ADI, {classical.sigma:g}σ (Student)")
     if limits is not None:
-        colors = plt.cm.tab10(np.arange(len(limits.methods)) % 10)
+        colors = matplotlib.colormaps["tab10"](np.arange(len(limits.methods)) % 10)
         for method, color in zip(limits.methods, colors):
             values = limits.flux_limit[method]
-            style = "--" if method.startswith("annular-") else "-"
+            style = "-" if method in limits.models else "--"
             ax.plot(limits.radii_px, values * scale, style, marker="o", ms=4, color=color,
                     label=f"{method}, {100 * limits.tpr_target:g}% TPR")
     ax.set_yscale("log")

@@ -33,7 +33,7 @@ def naco_paths() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def naco(naco_paths):
     """The NACO beta Pic sequence as an ADISequence (FWHM fitted, pixel scale 0.0272")."""
-    from sodinn.sequence import ADISequence
+    from sodinn.adi.sequence import ADISequence
 
     return ADISequence.from_fits(
         naco_paths["cube"], naco_paths["angles"], naco_paths["psf"], pixel_scale_arcsec=0.0272

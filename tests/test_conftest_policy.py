@@ -18,7 +18,7 @@ def test_missing_real_data(tmp_path, ci, expected):
         env["CI"] = ci
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         "tests/test_io.py::test_read_naco_files"],
+         "tests/adi/test_io.py::test_read_naco_files"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert expected in proc.stdout, proc.stdout

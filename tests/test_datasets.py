@@ -1,7 +1,7 @@
 """Tests of the synthetic ADI generator :mod:`sodinn.datasets`.
 
 The physics checks reduce the sequences with vip-hci's full-frame PCA-ADI (mean-centred,
-``scaling='temp-mean'``) as an independent oracle, and measure S/N with :mod:`sodinn.snr`.
+``scaling='temp-mean'``) as an independent oracle, and measure S/N with :mod:`sodinn.adi.snr`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
+from sodinn.adi.geometry import frame_center, polar_coordinates
+from sodinn.adi.injection import companion_positions, cube_inject_companions
+from sodinn.adi.psf import aperture_flux, fit_fwhm
+from sodinn.adi.rotation import cube_derotate
+from sodinn.adi.snr import snr, snr_details, snr_map
 from sodinn.datasets import Companion, SyntheticADI, airy_psf, make_adi_sequence
-from sodinn.geometry import frame_center, polar_coordinates
-from sodinn.injection import companion_positions, cube_inject_companions
-from sodinn.psf import aperture_flux, fit_fwhm
-from sodinn.rotation import cube_derotate
-from sodinn.snr import snr, snr_details, snr_map
 
 FWHM = 4.0
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from sodinn import engine
+from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
 from sodinn.engine import check_scheduler, iter_jobs, map_jobs, runs_in_process, use_scheduler
-from sodinn.samples import make_samples, sample_annuli
-from sodinn.sequence import ADISequence
-from sodinn.store import generate_sample_file
+from sodinn.mlar.samples import make_samples, sample_annuli
+from sodinn.mlar.store import generate_sample_file
 
 # ---------------------------------------------------------------- job functions (module level: workers import them)
 
@@ -280,8 +280,8 @@ def test_dask_worker_killed_mid_run_loses_no_finished_work(client, tmp_path):
 
 
 def test_samples_command_on_a_cluster_address_and_engine_table(client, tmp_path, capsys):
+    from sodinn.adi.io import write_fits
     from sodinn.cli import main
-    from sodinn.io import write_fits
 
     data = make_adi_sequence(n_frames=20, size_px=45, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
     for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):

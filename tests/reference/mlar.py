@@ -1,6 +1,6 @@
 """Slow reference path of MLAR samples (SPEC §2): inject -> SVD -> K full-frame derotations -> mean -> crop.
 
-Written for clarity, not speed: the fast path in ``sodinn.samples`` must equal it to 1e-6.
+Written for clarity, not speed: the fast path in ``sodinn.mlar.samples`` must equal it to 1e-6.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from sodinn.geometry import annulus_indices, frame_center, svd_region_radii
-from sodinn.injection import cube_inject_companions
-from sodinn.rotation import cube_derotate
+from sodinn.adi.geometry import annulus_indices, frame_center, svd_region_radii
+from sodinn.adi.injection import cube_inject_companions
+from sodinn.adi.rotation import cube_derotate
 
 
 def slow_sample(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0, positive=True):

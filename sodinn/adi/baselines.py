@@ -1,0 +1,483 @@
+"""The classical reductions SODINN is compared against (SPEC §5): median-ADI, full-frame PCA-ADI
+and annular PCA-ADI. Each returns the final (derotated, collapsed) frame.
+
+The registry :data:`BASELINES` (name -> :class:`Baseline`) is how the rest of sodinn reaches them:
+``sodinn reduce --method``, the ROC harness and the detection limits take a method as a registry name,
+with its number of principal components for the ranked ones (``"annular-10"``; see
+:func:`parse_method`). A new baseline is one entry of the registry.
+
+Rotation uses :func:`sodinn.adi.rotation.cube_derotate` (bilinear by default, ``order=3`` for a cubic
+spline); results equal VIP's ``median_sub`` / ``pca`` / ``pca_annular`` run with
+``imlib='skimage', interpolation='bilinear'`` inside the field of view (see the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from sodinn import _validation as v
+from sodinn.adi.geometry import annulus_indices
+from sodinn.adi.rotation import cube_derotate
+
+__all__ = [
+    "BASELINES",
+    "Baseline",
+    "collapse_cube",
+    "get_baseline",
+    "median_adi",
+    "method_name",
+    "parse_method",
+    "pca_adi",
+    "pca_adi_residuals",
+    "pca_annular",
+    "scale_matrix",
+]
+
+_COLLAPSE = ("median", "mean")
+_SCALING = ("temp-mean", "temp-standard")
+
+
+def collapse_cube(cube: np.ndarray, collapse: str = "median") -> np.ndarray:
+    """Collapse a cube over time with ``"median"`` or ``"mean"``."""
+    collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    return np.median(cube, axis=0) if collapse == "median" else cube.mean(axis=0)
+
+
+def scale_matrix(matrix: np.ndarray, scaling: str | None) -> np.ndarray:
+    """Pixel-wise scaling over time: ``None``, ``"temp-mean"`` (centre) or ``"temp-standard"`` (centre, unit variance).
+
+    As ``sklearn.preprocessing.scale`` (population std; constant pixels are only centred), the rule
+    VIP's ``matrix_scaling`` applies.
+    """
+    if scaling is None:
+        return matrix
+    scaling = v.check_choice(scaling, _SCALING, name="scaling")
+    out = matrix - matrix.mean(axis=0)
+    if scaling == "temp-standard":
+        std = out.std(axis=0)
+        out = out / np.where(std > 0, std, 1.0)
+    return out
+
+
+def median_adi(
+    cube: npt.ArrayLike, angles_deg: npt.ArrayLike, *, collapse: str = "median", order: int = 1
+) -> np.ndarray:
+    """Classical ADI: subtract the temporal median frame, derotate, collapse.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+    angles_deg : ndarray, shape (n_frames,)
+    collapse : {"median", "mean"}
+    order : {1, 3}
+        Rotation interpolation (bilinear or cubic spline).
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+    """
+    arr = v.check_cube(cube)
+    angles = v.check_angles(angles_deg, arr.shape[0])
+    collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    residuals = arr - np.median(arr, axis=0)
+    return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
+
+
+def pca_adi_residuals(
+    cube: npt.ArrayLike,
+    *,
+    ncomp: int | None = None,
+    cevr: float = 0.9,
+    scaling: str | None = "temp-mean",
+) -> np.ndarray:
+    """Full-frame PCA residual cube (not derotated): ``(I - U_k U_k^T) M`` with ``M`` the scaled frames.
+
+    ``ncomp=None`` picks the smallest number of components whose cumulative explained variance
+    ratio (of the scaled matrix) reaches ``cevr``.
+    """
+    arr = v.check_cube(cube)
+    n, ny, nx = arr.shape
+    matrix = scale_matrix(arr.reshape(n, -1), scaling)
+    gram = matrix @ matrix.T
+    lam, u = np.linalg.eigh(gram)
+    lam, u = lam[::-1], u[:, ::-1]
+    if ncomp is None:
+        target = v.check_real(cevr, name="cevr")
+        if not 0 < target < 1:
+            msg = f"cevr must be in (0, 1); got {target}"
+            raise ValueError(msg)
+        ratio = np.cumsum(np.clip(lam, 0, None)) / np.clip(lam, 0, None).sum()
+        k = int(np.searchsorted(ratio, target) + 1)
+    else:
+        k = v.check_ncomp(ncomp, n)
+    uk = u[:, :k]
+    residuals = matrix - uk @ (uk.T @ matrix)
+    return residuals.reshape(n, ny, nx)
+
+
+def pca_adi(
+    cube: npt.ArrayLike,
+    angles_deg: npt.ArrayLike,
+    *,
+    ncomp: int | None = None,
+    cevr: float = 0.9,
+    scaling: str | None = "temp-mean",
+    collapse: str = "median",
+    order: int = 1,
+) -> np.ndarray:
+    """Full-frame PCA-ADI (Soummer et al. 2012; Amara & Quanz 2012) final frame.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+    angles_deg : ndarray, shape (n_frames,)
+    ncomp : int, optional
+        Number of principal components; default: chosen by ``cevr``.
+    cevr : float
+        Cumulative explained variance ratio that sets ``ncomp`` when it is None (default 0.9).
+    scaling : {"temp-mean", "temp-standard", None}
+        Pixel-wise scaling before PCA; default: mean-centred over time (SPEC §5). VIP's ``pca``
+        defaults to ``None``.
+    collapse : {"median", "mean"}
+    order : {1, 3}
+        Rotation interpolation.
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+
+    Examples
+    --------
+    >>> from sodinn.adi.injection import cube_inject_companions
+    >>> rng = np.random.default_rng(1)
+    >>> angles = np.linspace(0, 60, 20)
+    >>> cube = rng.normal(size=(20, 31, 31)) + 5 * rng.normal(size=(31, 31))  # static pattern + noise
+    >>> psf = np.zeros((5, 5)); psf[2, 2] = 1
+    >>> cube = cube_inject_companions(cube, psf, angles, sep_px=8, theta_deg=0, flux=20)
+    >>> frame = pca_adi(cube, angles, ncomp=2)
+    >>> np.unravel_index(np.argmax(frame), frame.shape)  # the companion, 8 px right of the star
+    (np.int64(15), np.int64(23))
+    """
+    arr = v.check_cube(cube)
+    angles = v.check_angles(angles_deg, arr.shape[0])
+    collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    residuals = pca_adi_residuals(arr, ncomp=ncomp, cevr=cevr, scaling=scaling)
+    return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
+
+
+def pca_annular(
+    cube: npt.ArrayLike,
+    angles_deg: npt.ArrayLike,
+    fwhm_px: float,
+    *,
+    ncomp: int,
+    r_in_px: float = 0.0,
+    width_px: float | None = None,
+    delta_rot: float | tuple[float, float] | None = (0.1, 1.0),
+    max_frames_lib: int = 200,
+    scaling: str | None = None,
+    collapse: str = "median",
+    order: int = 1,
+) -> np.ndarray:
+    """Annular PCA-ADI: one PCA per annulus, each frame's library free of self-subtraction.
+
+    The frame is cut into annuli of ``width_px`` (default 1 FWHM) from ``r_in_px`` outwards. For
+    every frame of an annulus of centre radius ``r``, the PCA library holds only frames whose
+    parallactic angle differs by at least ``2 atan(delta_rot * FWHM / (2 r))`` (a companion moves by
+    ``delta_rot`` FWHM), truncated to the ``max_frames_lib`` closest in angle — VIP's ``pca_annular``
+    rule. The projection uses the Gram matrix of the annulus: for a library ``S`` with
+    ``M_S M_S^T = U diag(lam) U^T``, frame ``m_t`` is reconstructed as
+    ``M_S^T U diag(1/lam_k) U^T (M_S m_t)``, so all frames cost one ``(n x n) @ (n x n_pix)`` product.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+    angles_deg : ndarray, shape (n_frames,)
+    fwhm_px : float
+    ncomp : int
+        Principal components per annulus and frame.
+    r_in_px : float
+        Inner radius of the first annulus (pixels inside stay 0).
+    width_px : float, optional
+        Annulus width (default: ``fwhm_px``).
+    delta_rot : float, (float, float) or None
+        Rotation threshold in FWHM; a pair is spread linearly from the first to the last annulus
+        (VIP's default ``(0.1, 1)``); ``None`` or 0 uses every frame (plain annular PCA).
+    max_frames_lib : int
+        Largest library size.
+    scaling : {None, "temp-mean", "temp-standard"}
+        Pixel-wise scaling of each annulus matrix (VIP's default: None).
+    collapse : {"median", "mean"}
+    order : {1, 3}
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+
+    Raises
+    ------
+    ValueError
+        If a frame's library has fewer than ``ncomp`` frames (lower ``delta_rot`` or ``ncomp``).
+    """
+    arr = v.check_cube(cube)
+    n, size, _ = arr.shape
+    angles = v.check_angles(angles_deg, n)
+    fwhm = v.check_fwhm(fwhm_px, frame_size=size)
+    ncomp = v.check_ncomp(ncomp, n)
+    width = fwhm if width_px is None else v.check_positive(width_px, name="width_px")
+    r_in = v.check_real(r_in_px, name="r_in_px")
+    v.check_radii(r_in, r_in + width, size, name="pca_annular")
+    max_lib = v.check_int(max_frames_lib, name="max_frames_lib", minimum=1)
+    collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    n_annuli = int((size / 2 - r_in) / width)
+    deltas = _annulus_deltas(delta_rot, n_annuli)
+    residuals = np.zeros_like(arr)
+    # hundreds of tiny (n_frames x n_frames) decompositions: BLAS threads only add wake-up latency,
+    # which becomes seconds when the cores are shared with other work
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(n_annuli):
+            inner = r_in + i * width
+            yy, xx = annulus_indices(arr.shape, inner, width)
+            if yy.size == 0:
+                continue
+            matrix = scale_matrix(arr[:, yy, xx], scaling)
+            threshold = _pa_threshold(inner + width / 2, fwhm, deltas[i])
+            residuals[:, yy, xx] = _annulus_residuals(matrix, angles, threshold, ncomp, max_lib)
+    return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
+
+
+def _annulus_deltas(delta_rot: float | tuple[float, float] | None, n_annuli: int) -> np.ndarray:
+    if delta_rot is None:
+        return np.zeros(n_annuli)
+    if isinstance(delta_rot, tuple):
+        if len(delta_rot) != 2:
+            msg = f"delta_rot must be a number or a (first, last) pair; got {delta_rot!r}"
+            raise ValueError(msg)
+        lo = v.check_real(delta_rot[0], name="delta_rot[0]")
+        hi = v.check_real(delta_rot[1], name="delta_rot[1]")
+        values = np.linspace(lo, hi, n_annuli)
+    else:
+        values = np.full(n_annuli, v.check_real(delta_rot, name="delta_rot"))
+    if np.any(values < 0):
+        msg = f"delta_rot must be >= 0 (in FWHM); got {delta_rot!r}"
+        raise ValueError(msg)
+    return values
+
+
+def _pa_threshold(radius: float, fwhm: float, delta_rot: float) -> float:
+    """Parallactic-angle difference (deg) that moves a source at ``radius`` by ``delta_rot`` FWHM."""
+    return float(np.rad2deg(2 * np.arctan(delta_rot * fwhm / (2 * radius))))
+
+
+def _library(angles: np.ndarray, frame: int, threshold: float, max_frames: int) -> np.ndarray:
+    """Frames usable to model ``frame``: outside the contiguous block within ``threshold`` of it.
+
+    VIP's ``_find_indices_adi(..., truncate=True)``: the rejected block is the run of frames around
+    ``frame`` (in time order) whose angle differs by less than the threshold; the library is
+    truncated to the ``min(n - 1, max_frames)`` frames closest in angle.
+    """
+    n = angles.size
+    close = np.abs(angles - angles[frame]) < threshold
+    before = np.nonzero(close[:frame])[0]
+    start = int(before[0]) if before.size else frame
+    after = np.nonzero(np.abs(angles[frame:] - angles[frame]) > threshold)[0]
+    stop = frame + int(after[0]) if after.size else n
+    library = np.r_[np.arange(0, start), np.arange(stop, n)]
+    limit = min(n - 1, max_frames)
+    if library.size > limit:
+        order = np.argsort(np.abs(angles[library] - angles[frame]), kind="stable")
+        library = np.sort(library[order[:limit]])
+    return library
+
+
+def _annulus_residuals(matrix: np.ndarray, angles: np.ndarray, threshold: float, ncomp: int, max_lib: int) -> np.ndarray:
+    n = matrix.shape[0]
+    gram = matrix @ matrix.T
+    if threshold <= 0:
+        lam, u = np.linalg.eigh(gram)
+        uk = u[:, ::-1][:, :ncomp]
+        return matrix - uk @ (uk.T @ matrix)
+    mixing = np.zeros((n, n))
+    for t in range(n):
+        lib = _library(angles, t, threshold, max_lib)
+        if lib.size < max(ncomp, 2):
+            msg = (
+                f"frame {t}: only {lib.size} frames rotate enough to enter the PCA library, fewer than "
+                f"ncomp={ncomp}; lower delta_rot or ncomp"
+            )
+            raise ValueError(msg)
+        lam, u = np.linalg.eigh(gram[np.ix_(lib, lib)])
+        lam, u = lam[::-1][:ncomp], u[:, ::-1][:, :ncomp]
+        # coefficients of m_t on the library's top components, mapped back to library frames
+        mixing[t, lib] = u @ ((u.T @ gram[lib, t]) / lam)
+    return matrix - mixing @ matrix
+
+
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A classical reduction of the registry: what it is called, and how to run it.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``sodinn reduce --method``, ROC and limit method names).
+    title : str
+        What figures and reports call it (e.g. "annular PCA-ADI").
+    short_title : str
+        Its name in tables (e.g. "annular PCA": "best annular PCA" in the ROC summary).
+    function : callable
+        The reduction ``function(cube, angles_deg, [fwhm_px,] **options) -> frame``.
+    ranked : bool
+        It takes a number of principal components (``ncomp``).
+    uses_fwhm : bool
+        It takes the FWHM as third positional argument.
+    radial : bool
+        It accepts ``r_in_px`` (skips the pixels inside, which callers use to save work).
+    family : str, optional
+        Baselines of one family are also compared together ("best PCA" of the ROC summary).
+    default_label : str, optional
+        For a ranked baseline whose ``ncomp`` may be omitted: what the default is (e.g. ``"cevr0.9"``:
+        components chosen by explained variance); None when ``ncomp`` is required.
+    """
+
+    name: str
+    title: str
+    short_title: str
+    function: Callable[..., np.ndarray]
+    ranked: bool = False
+    uses_fwhm: bool = False
+    radial: bool = False
+    family: str | None = None
+    default_label: str | None = None
+
+    def reduce(self, cube: npt.ArrayLike, angles_deg: npt.ArrayLike, fwhm_px: float, *, ncomp: int | None = None,
+               r_in_px: float = 0.0) -> np.ndarray:
+        """The final frame of this reduction.
+
+        Parameters
+        ----------
+        cube : ndarray, shape (n_frames, N, N)
+        angles_deg : ndarray, shape (n_frames,)
+            Parallactic angles, degrees.
+        fwhm_px : float
+            PSF FWHM in pixels (used by the baselines that need it).
+        ncomp : int, optional
+            Principal components of a ranked baseline (default: its own, when it has one).
+        r_in_px : float
+            Smallest separation needed, px: a radial baseline skips the pixels inside.
+
+        Returns
+        -------
+        ndarray, shape (N, N)
+
+        Raises
+        ------
+        ValueError
+            If ``ncomp`` is given to a baseline without components, or missing for one that needs it.
+        """
+        args: tuple = (cube, angles_deg, fwhm_px) if self.uses_fwhm else (cube, angles_deg)
+        kwargs: dict = {}
+        if self.ranked:
+            if ncomp is None and self.default_label is None:
+                msg = f"baseline {self.name!r} needs a number of components, e.g. '{self.name}-10'"
+                raise ValueError(msg)
+            kwargs["ncomp"] = ncomp
+        elif ncomp is not None:
+            msg = f"baseline {self.name!r} takes no number of components; got {ncomp}"
+            raise ValueError(msg)
+        if self.radial:
+            kwargs["r_in_px"] = r_in_px
+        return self.function(*args, **kwargs)
+
+    def tag(self, ncomp: int | None) -> str:
+        """What a map of this reduction depends on besides the data: name and rank (``"pca-cevr0.9"``, ``"annular-10"``)."""
+        if not self.ranked:
+            return self.name
+        return f"{self.name}-{ncomp if ncomp is not None else self.default_label}"
+
+
+BASELINES: dict[str, Baseline] = {
+    b.name: b
+    for b in (
+        Baseline("median", "median-ADI", "median-ADI", median_adi),
+        Baseline("pca", "full-frame PCA-ADI", "full-frame PCA", pca_adi, ranked=True, family="PCA", default_label="cevr0.9"),
+        Baseline("annular", "annular PCA-ADI", "annular PCA", pca_annular, ranked=True, uses_fwhm=True, radial=True,
+                 family="PCA"),
+    )
+}
+
+
+def get_baseline(name: str) -> Baseline:
+    """The registry entry ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no baseline has that name (the message lists the registry).
+    """
+    if not isinstance(name, str) or name not in BASELINES:
+        msg = f"unknown baseline {name!r}; the baselines are {', '.join(BASELINES)}"
+        raise ValueError(msg)
+    return BASELINES[name]
+
+
+def parse_method(method: str) -> tuple[Baseline, int | None]:
+    """The baseline and number of components a method name stands for: ``"annular-10"``, ``"pca"``, ``"median"``.
+
+    Parameters
+    ----------
+    method : str
+        A registry name, followed by ``-K`` for a ranked baseline run at K components.
+
+    Returns
+    -------
+    baseline : Baseline
+    ncomp : int or None
+        None for a baseline without components, or a ranked one at its default.
+
+    Raises
+    ------
+    ValueError
+        For an unknown baseline, a rank given to a baseline without components, or a ranked baseline
+        without a rank and without a default.
+
+    Examples
+    --------
+    >>> baseline, ncomp = parse_method("annular-10")
+    >>> baseline.title, ncomp
+    ('annular PCA-ADI', 10)
+    """
+    if not isinstance(method, str):
+        msg = f"a method must be a baseline name such as 'annular-10'; got {type(method).__name__} {method!r}"
+        raise TypeError(msg)
+    name, _, suffix = method.rpartition("-")
+    if name and suffix.isdigit() and method not in BASELINES:
+        get_baseline(name)
+        baseline, ncomp = BASELINES[name], int(suffix)
+        if not baseline.ranked:
+            msg = f"method {method!r}: baseline {name!r} takes no number of components; write {name!r}"
+            raise ValueError(msg)
+        if ncomp < 1:
+            msg = f"method {method!r}: the number of components must be >= 1"
+            raise ValueError(msg)
+        return baseline, ncomp
+    baseline = get_baseline(method)
+    if baseline.ranked and baseline.default_label is None:
+        msg = f"method {method!r} needs a number of components, e.g. '{method}-10'"
+        raise ValueError(msg)
+    return baseline, None
+
+
+def method_name(baseline: str, ncomp: int | None = None) -> str:
+    """The method name of a baseline at a rank: the inverse of :func:`parse_method`."""
+    return baseline if ncomp is None else f"{baseline}-{int(ncomp)}"

@@ -1,0 +1,159 @@
+"""Off-axis PSF: FWHM by a 2-D Gaussian fit, cropping and normalisation (SPEC §1).
+
+A normalised PSF has flux 1 inside a circular aperture of diameter 1 FWHM centred on its
+central pixel; injected companions are ``flux`` times that PSF, so ``flux`` is the
+companion's flux in that aperture, in the cube's units.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sodinn import _validation as v
+from sodinn.adi.aperture import aperture_sums
+from sodinn.adi.geometry import frame_center
+
+__all__ = ["GaussianFit", "aperture_flux", "crop_psf", "fit_fwhm", "fit_gaussian_2d", "normalize_psf"]
+
+_SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """Result of a 2-D Gaussian fit to a PSF stamp (pixel units of the input stamp).
+
+    Attributes
+    ----------
+    amplitude, x_mean, y_mean, fwhm_x, fwhm_y, theta_deg : float
+    """
+
+    amplitude: float
+    x_mean: float
+    y_mean: float
+    fwhm_x: float
+    fwhm_y: float
+    theta_deg: float
+
+    @property
+    def fwhm(self) -> float:
+        """Mean of the FWHM along the two axes, px."""
+        return 0.5 * (self.fwhm_x + self.fwhm_y)
+
+
+def crop_psf(psf: npt.ArrayLike, size_px: int) -> np.ndarray:
+    """Crop a PSF stamp to ``size_px`` x ``size_px`` around its central pixel (same parity rule)."""
+    arr = v.check_psf(psf)
+    size = v.check_int(size_px, name="size_px", minimum=3, maximum=arr.shape[0])
+    if (arr.shape[0] - size) % 2:
+        msg = f"size_px={size} must have the parity of the stamp size {arr.shape[0]} so that the centre stays on a pixel"
+        raise ValueError(msg)
+    start = (arr.shape[0] - size) // 2
+    return arr[start : start + size, start : start + size].copy()
+
+
+def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> GaussianFit:
+    """Fit an elliptical 2-D Gaussian to a centred PSF (astropy ``Gaussian2D``, least squares).
+
+    Parameters
+    ----------
+    psf : ndarray, shape (p, p)
+    crop_px : int or None
+        Fit only the central ``crop_px`` x ``crop_px`` pixels (default 15, as VIP), or the whole stamp.
+
+    Returns
+    -------
+    GaussianFit
+        Centre in the coordinates of the full stamp.
+    """
+    from astropy.modeling import fitting, models
+
+    arr = v.check_psf(psf)
+    offset = 0
+    if crop_px is not None and crop_px < arr.shape[0]:
+        size = int(crop_px) + ((arr.shape[0] - int(crop_px)) % 2)
+        offset = (arr.shape[0] - size) // 2
+        arr = crop_psf(arr, size)
+    yy, xx = np.indices(arr.shape)
+    total = arr.sum()
+    x_com = float((arr * xx).sum() / total) if total > 0 else arr.shape[1] / 2
+    y_com = float((arr * yy).sum() / total) if total > 0 else arr.shape[0] / 2
+    sigma0 = 4.0 / _SIGMA_TO_FWHM
+    model = models.Gaussian2D(
+        amplitude=float(np.ptp(arr)), x_mean=x_com, y_mean=y_com, x_stddev=sigma0, y_stddev=sigma0, theta=0.0
+    )
+    fitter = fitting.TRFLSQFitter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)  # astropy's "fit may be unsuccessful" is checked below
+        fit = fitter(model, xx, yy, arr)
+    fwhm_x = float(abs(fit.x_stddev.value) * _SIGMA_TO_FWHM)
+    fwhm_y = float(abs(fit.y_stddev.value) * _SIGMA_TO_FWHM)
+    if not (np.isfinite(fwhm_x) and np.isfinite(fwhm_y)) or min(fwhm_x, fwhm_y) <= 0:
+        msg = "the 2-D Gaussian fit of the PSF failed; check that psf is an unsaturated, background-subtracted PSF"
+        raise ValueError(msg)
+    return GaussianFit(
+        amplitude=float(fit.amplitude.value),
+        x_mean=float(fit.x_mean.value) + offset,
+        y_mean=float(fit.y_mean.value) + offset,
+        fwhm_x=fwhm_x,
+        fwhm_y=fwhm_y,
+        theta_deg=float(np.rad2deg(fit.theta.value)),
+    )
+
+
+def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:
+    """FWHM (px) of a PSF: mean of the x and y FWHM of a 2-D Gaussian fit.
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((21, 21))
+    >>> psf = np.exp(-((xx - 10) ** 2 + (yy - 10) ** 2) / (2 * 2.0**2))
+    >>> round(float(fit_fwhm(psf)), 4)  # sigma 2 px -> FWHM 2.3548 * 2
+    4.7096
+    """
+    return float(fit_gaussian_2d(psf, crop_px=crop_px).fwhm)
+
+
+def aperture_flux(image: npt.ArrayLike, fwhm_px: float) -> float:
+    """Exact flux in a circular aperture of diameter ``fwhm_px`` centred on the central pixel."""
+    arr = v.check_frame(image, name="image")
+    fwhm = v.check_fwhm(fwhm_px)
+    cy, cx = frame_center(arr.shape)
+    return float(aperture_sums(arr, np.array([[cx, cy]], dtype=np.float64), fwhm / 2)[0])
+
+
+def normalize_psf(psf: npt.ArrayLike, fwhm_px: float, *, size_px: int | None = None) -> np.ndarray:
+    """Scale a PSF to flux 1 in a 1-FWHM-diameter aperture at its centre (SPEC §1).
+
+    Parameters
+    ----------
+    psf : ndarray, shape (p, p)
+        Off-axis PSF, centred on its central pixel.
+    fwhm_px : float
+        FWHM, px (e.g. from :func:`fit_fwhm`).
+    size_px : int, optional
+        Crop the stamp to this size first (see :func:`crop_psf`).
+
+    Returns
+    -------
+    ndarray, float64
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((21, 21))
+    >>> psf = 7.0 * np.exp(-((xx - 10) ** 2 + (yy - 10) ** 2) / (2 * 2.0**2))
+    >>> round(aperture_flux(normalize_psf(psf, 4.71), 4.71), 12)
+    1.0
+    """
+    arr = v.check_psf(psf)
+    fwhm = v.check_fwhm(fwhm_px, frame_size=4 * arr.shape[0])
+    if size_px is not None:
+        arr = crop_psf(arr, size_px)
+    flux = aperture_flux(arr, fwhm)
+    if not flux > 0:
+        msg = f"the PSF has no positive flux in its central {fwhm:g}-px aperture; pass a centred, unsaturated PSF"
+        raise ValueError(msg)
+    return arr / flux

@@ -1,0 +1,397 @@
+"""The commands of ``sodinn``: settings from a configuration file and flags, checked, then a pipeline step.
+
+Each ``cmd_*`` function reads the tables of ``--config`` (paths relative to the file's folder) and the
+flags (paths relative to the working folder; flags win), checks everything that can be checked before
+any work (files, folders, settings, the model against the data), runs the step of
+:mod:`sodinn.pipeline` that makes the products, and prints a summary. :data:`FLAGS` ties every flag
+that sets a setting to its dataclass field of :mod:`sodinn.config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.cli.info import info_text
+from sodinn.config import (
+    DataConfig,
+    EngineConfig,
+    PredictConfig,
+    ReduceConfig,
+    RocConfig,
+    SampleConfig,
+    TrainConfig,
+    field_names,
+    load_toml,
+)
+
+__all__ = ["FLAGS", "TABLES", "UserError", "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
+           "cmd_survey", "cmd_train"]
+
+logger = logging.getLogger("sodinn")
+
+
+class UserError(Exception):
+    """An error the user can fix (reported in one line, exit status 2)."""
+
+
+#: The tables of a configuration file: the dataclass whose fields are its keys, and the keys of paths besides
+TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
+    "data": (DataConfig, ()),
+    "reduce": (ReduceConfig, ("output",)),
+    "samples": (SampleConfig, ("output",)),
+    "train": (TrainConfig, ("samples", "output")),
+    "predict": (PredictConfig, ("model", "output")),
+    "roc": (None, ()),  # checked by RocConfig.from_dict in its command (with "models" and "output")
+    "engine": (EngineConfig, ()),
+}
+
+#: Flags that set a setting: table -> {argparse destination: dataclass field}
+FLAGS: dict[str, dict[str, str]] = {
+    "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec"},
+    "reduce": {"method": "method", "ncomp": "ncomp"},
+    "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
+                "mask": "known_sources_xy"},
+    "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
+              "random_split": "report_random_split"},
+    "predict": {"threshold": "threshold"},
+    "roc": {"copies": "copies_per_band", "seed": "seed"},
+    "engine": {"scheduler": "scheduler", "jobs": "n_workers"},
+}
+
+_FLAG_CLASSES: dict[str, type] = {"data": DataConfig, "reduce": ReduceConfig, "samples": SampleConfig, "train": TrainConfig,
+                                  "predict": PredictConfig, "roc": RocConfig, "engine": EngineConfig}
+
+
+def _apply_flags(table: dict[str, Any], args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """``table`` with the settings given as flags (those of :data:`FLAGS` that are set) put in."""
+    out = dict(table)
+    for dest, name in FLAGS[section].items():
+        value = getattr(args, dest, None)
+        if value is None or value is False:
+            continue
+        if name == "known_sources_xy":
+            value = [list(xy) for xy in value]
+        out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- configuration and inputs
+
+
+def _load_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The TOML configuration (empty without --config) and the folder its relative paths start from."""
+    if not args.config:
+        return {}, Path.cwd()
+    if Path(args.config).is_dir():
+        msg = f"--config {args.config} is a folder; pass a TOML file such as configs/naco_betapic.toml"
+        raise UserError(msg)
+    cfg = load_toml(args.config, sections=TABLES)
+    _check_tables(cfg, args.config)
+    return cfg, Path(args.config).resolve().parent
+
+
+def _check_tables(cfg: Mapping[str, Any], path: str) -> None:
+    """Refuse a table that is not a table and keys no command reads (a typo would be silently ignored)."""
+    for section, (cls, extra) in TABLES.items():
+        table = cfg.get(section, {})
+        if not isinstance(table, dict):
+            msg = f"{path}: {section} must be a table ([{section}] followed by key = value lines)"
+            raise UserError(msg)
+        if cls is None:
+            continue
+        keys = set(field_names(cls)) | set(extra)
+        unknown = sorted(set(table) - keys)
+        if unknown:
+            msg = f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(sorted(keys))}"
+            raise UserError(msg)
+
+
+def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path) -> tuple[Any, dict[str, Any]]:
+    """The ADISequence named by --config [data] and the flags, and the effective [data] table."""
+    from sodinn.adi.sequence import ADISequence
+
+    data = dict(cfg.get("data", {}))
+    for key in ("cube", "angles", "psf"):
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = str(Path(value).resolve())
+    data = _apply_flags(data, argparse.Namespace(fwhm=args.fwhm, pixel_scale=args.pixel_scale), "data")
+    missing = [k for k in ("cube", "angles", "psf") if k not in data]
+    if missing:
+        msg = f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE or a --config with a [data] table"
+        raise UserError(msg)
+    for key in ("cube", "angles", "psf"):
+        if not isinstance(data[key], str):
+            msg = f"[data] {key} must be a file name in quotes; got {data[key]!r}"
+            raise UserError(msg)
+    config = DataConfig.from_dict(data)
+    paths = {k: (base / getattr(config, k)).resolve() for k in ("cube", "angles", "psf")}
+    for key, path in paths.items():
+        if path.is_dir():
+            msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
+            raise UserError(msg)
+    seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
+                                pixel_scale_arcsec=config.pixel_scale_arcsec)
+    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px", paths["cube"].name, seq.n_frames, seq.frame_size,
+                seq.frame_size, seq.fwhm_px)
+    return seq, {**data, **{k: str(v) for k, v in paths.items()}}
+
+
+def _output_folder(path: Path) -> Path:
+    """Refuse an output folder that is an existing file (before any work is done)."""
+    if path.exists() and not path.is_dir():
+        msg = f"output {path} is a file; pass a folder (it is created if needed)"
+        raise UserError(msg)
+    return path
+
+
+def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, what: str) -> Path:
+    """The first of a flag (relative to the working folder) and configuration values (relative to the config)."""
+    if flag is not None:
+        return Path(flag)
+    for value in cfg_values:
+        if value is not None:
+            if not isinstance(value, str):
+                msg = f"the configuration's {what} must be a path in quotes; got {value!r}"
+                raise UserError(msg)
+            return (base / value).resolve()
+    msg = f"missing {what}"
+    raise UserError(msg)
+
+
+def _output_path(value: str | None, cfg_value: str | None, base: Path, default: str) -> Path:
+    """A flag is relative to the working folder; a configuration's value to the configuration's folder."""
+    if value is not None:
+        return Path(value)
+    if cfg_value is not None:
+        return (base / cfg_value).resolve()
+    return Path(default)
+
+
+def _engine_settings(args: argparse.Namespace, cfg: Mapping[str, Any]) -> EngineConfig:
+    """The scheduler and worker count from the flags, else the [engine] table; checked before any work."""
+    table = _apply_flags(dict(cfg.get("engine", {})), args, "engine")
+    try:
+        return EngineConfig.from_dict(table)
+    except ValueError as err:
+        if "n_workers" in str(err):
+            msg = f"the number of workers (--jobs, [engine] n_workers) must be a positive integer; got {table.get('n_workers')!r}"
+            raise UserError(msg) from None
+        raise
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``sodinn demo``: the whole pipeline on synthetic data (:func:`sodinn.pipeline.demo.run_demo`)."""
+    from sodinn.pipeline.demo import run_demo
+
+    result = run_demo(args.output, seed=args.seed, train=not args.no_train, progress=not args.quiet)
+    synth, reductions = result.synthetic, result.reductions
+    print(f"{'companion':>10s} {'x':>6s} {'y':>6s} {'flux':>7s} " + " ".join(f"{'S/N ' + m:>12s}" for m in reductions))
+    for i, c in enumerate(synth.companions):
+        snrs = " ".join(f"{reductions[m].snr_at_truth[i]:12.2f}" for m in reductions)
+        print(f"{i + 1:10d} {c.x_px:6.1f} {c.y_px:6.1f} {c.flux:7.1f} {snrs}")
+    for m, r in reductions.items():
+        print(f"{m:>10s}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); "
+              f"files: {r.frame_file.name}, {r.snr_file.name}, {r.figure_file.name}")
+    table = result.candidates
+    if table is not None:
+        print(f"SODINN: {len(table)} candidate(s) with P >= {result.threshold:g} "
+              "(files: predict/candidates.ecsv, predict/detection.png)")
+        for i, c in enumerate(synth.companions):
+            x, y = c.x_px, c.y_px
+            d = np.hypot(np.asarray(table["x"]) - x, np.asarray(table["y"]) - y) if len(table) else np.array([np.inf])
+            k = int(np.argmin(d))
+            found = f"found as candidate #{k + 1} (peak P {table['peak_probability'][k]:.3f})" if d[k] < 2 else "not found"
+            print(f"  companion {i + 1} at (x={x:.1f}, y={y:.1f}): {found}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``sodinn info``: describe files and folders (:func:`sodinn.pipeline.info.describe`)."""
+    from sodinn.pipeline.info import describe
+
+    described = []
+    for path in map(Path, args.paths):
+        info = describe(path)
+        described.append(info)
+        print(json.dumps(info) if args.json else info_text(info))
+    cubes = [d for d in described if d.get("kind") == "cube"]
+    angles = [d for d in described if d.get("kind") == "angles"]
+    if not args.json and len(cubes) == 1 and len(angles) == 1:
+        n_frames, n_angles = cubes[0]["shape"][0], angles[0]["n_values"]
+        verdict = "consistent" if n_frames == n_angles else "MISMATCH: pass one angle per frame"
+        print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})")
+    return 0
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    """``sodinn reduce``: a classical reduction (:func:`sodinn.pipeline.reduce.write_reductions`)."""
+    from sodinn.adi.baselines import get_baseline
+    from sodinn.config import dump_toml
+    from sodinn.pipeline.reduce import write_reductions
+
+    cfg, base = _load_config(args)
+    table = _apply_flags(dict(cfg.get("reduce", {})), args, "reduce")
+    output = table.pop("output", None)
+    try:
+        config = ReduceConfig.from_dict(table)
+        get_baseline(config.method)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err)) from None
+    seq, data = _load_sequence(args, cfg, base)
+    out = _output_path(args.output, output, base, "reduce_output")
+    effective = {"data": data, "reduce": {**config.to_dict(), "output": str(out)}}
+    results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective})
+    dump_toml(out / "config.toml", effective)
+    r = results[config.method]
+    print(f"{config.method}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); outputs in {out}")
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    """``sodinn samples``: labeled samples (:func:`sodinn.pipeline.samples.write_sample_file`)."""
+    from sodinn.mlar.store import SampleFile
+    from sodinn.pipeline.samples import write_sample_file
+
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("samples", {}))
+    out = _output_path(args.output, table.pop("output", None), base, "samples.h5")
+    if out.is_dir():
+        msg = f"output {out} is a folder; pass a file name such as {out / 'samples.h5'}"
+        raise UserError(msg)
+    config = SampleConfig.from_dict(_apply_flags(table, args, "samples"))  # bad settings fail here, before any work
+    engine = _engine_settings(args, cfg)
+    seq, data = _load_sequence(args, cfg, base)
+    path = write_sample_file(seq, config, out, data=data, resume=not args.no_resume, n_jobs=engine.n_workers,
+                             scheduler=engine.scheduler, progress=not args.quiet)
+    with SampleFile(path) as f:
+        n_pos = int(f.labels.sum())
+        print(f"{path}: {len(f)} samples ({n_pos} C+, {len(f) - n_pos} C-) of shape {f.sample_shape} "
+              f"in {len(f.ks)} annuli, {path.stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``sodinn train``: a model on a sample file (:func:`sodinn.pipeline.train.train_model`)."""
+    from sodinn.learn.models import check_model_name
+    from sodinn.pipeline.train import train_model
+
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("train", {}))
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"))
+    try:
+        samples_file = _input_path(args.samples_file, [table.pop("samples", None), cfg.get("samples", {}).get("output")],
+                                   base, "sample file")
+    except UserError:
+        msg = "missing SAMPLES: pass the HDF5 file written by 'sodinn samples', or a --config whose [samples] table names it"
+        raise UserError(msg) from None
+    config = TrainConfig.from_dict(_apply_flags(table, args, "train"))
+    check_model_name(config.model)
+    if samples_file.is_dir():
+        msg = f"{samples_file} is a folder; pass the sample file (.h5) written by 'sodinn samples'"
+        raise UserError(msg)
+    if not samples_file.is_file():
+        msg = f"sample file not found: {samples_file}; make one with 'sodinn samples'"
+        raise UserError(msg)
+    result = train_model(samples_file, out, config, resume=not args.no_resume, progress=not args.quiet)
+    m = result.metrics
+    auc_all = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
+    print(f"{config.model}: held-out accuracy {m['accuracy']:.3f}, ROC AUC {auc_all} on {m['n']} test samples "
+          f"(confusion matrix {m['confusion_matrix']}); model in {out}")
+    if "random_split" in m:
+        print(f"a random (leaky) split would have claimed accuracy {m['random_split']['accuracy']:.3f}")
+    for a, row in m["per_annulus"].items():
+        auc = "n/a" if row["auc"] is None else f"{row['auc']:.3f}"
+        print(f"  annulus {a}: accuracy {row['accuracy']:.3f}, AUC {auc} ({row['n']} samples)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``sodinn predict``: probability map and candidates (:func:`sodinn.pipeline.predict.predict_products`)."""
+    from sodinn.learn.artifact import model_folder
+    from sodinn.pipeline.predict import predict_products
+
+    cfg, base = _load_config(args)
+    settings = dict(cfg.get("predict", {}))
+    try:
+        model_dir = _input_path(args.model_dir, [settings.pop("model", None), cfg.get("train", {}).get("output")], base, "model")
+    except UserError:
+        msg = "missing MODEL: pass the folder written by 'sodinn train', or a --config with [predict] model or [train] output"
+        raise UserError(msg) from None
+    model_folder(model_dir)
+    output = settings.pop("output", None)
+    config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
+    out = _output_folder(_output_path(args.output, output, base, "predict_output"))
+    seq, data = _load_sequence(args, cfg, base)
+    logger.info("loading the model in %s", model_dir)
+    table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
+    print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
+    for row in table[:10]:
+        sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
+        print(f"  x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg "
+              f"peak P={row['peak_probability']:.3f} area={row['area_px']} px")
+    return 0
+
+
+def cmd_roc(args: argparse.Namespace) -> int:
+    """``sodinn roc``: ROC curves against the baselines (:func:`sodinn.pipeline.roc.roc_report`)."""
+    from sodinn.evaluate.copies import check_methods
+    from sodinn.pipeline.roc import roc_report
+
+    if args.config_file and args.config:
+        raise UserError("give the configuration once: either CONFIG or --config")
+    args.config = args.config or args.config_file
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("roc", {}))
+    model_specs = args.model if args.model is not None else table.pop("models", [])
+    table.pop("models", None)
+    output = table.pop("output", None)
+    models: dict[str, str] = {}
+    for spec in ([model_specs] if isinstance(model_specs, str) else model_specs):
+        name, _, path = str(spec).rpartition("=")
+        resolved = Path(path) if args.model is not None else base / path
+        name = name or resolved.name
+        if name in models:
+            raise UserError(f"two models are named {name!r}; name them with NAME=DIR")
+        models[name] = str(resolved)
+    config = RocConfig.from_dict(_apply_flags(table, args, "roc"))
+    check_methods(models, config.baselines)  # before the data are read
+    engine = _engine_settings(args, cfg)
+    seq, data = _load_sequence(args, cfg, base)
+    out = _output_path(args.output, output, base, "roc_output")
+    start = time.perf_counter()
+    result = roc_report(seq, config, models, out, data=data, n_jobs=engine.n_workers, scheduler=engine.scheduler,
+                        resume=not args.no_resume, progress=not args.quiet)
+    print(result.summary)
+    print(f"{len(result.injections)} copies in {time.perf_counter() - start:.0f} s; roc.csv, roc.png, summary.txt in {out}")
+    return 0
+
+
+def cmd_survey(args: argparse.Namespace) -> int:
+    """``sodinn survey``: samples, training and prediction for a list of targets (:mod:`sodinn.pipeline.survey`)."""
+    import dataclasses
+
+    from sodinn.pipeline.survey import format_summary, load_survey, run_survey
+
+    survey = load_survey(args.survey_config)
+    if args.output is not None:
+        survey = dataclasses.replace(survey, output=Path(args.output).resolve())
+    if survey.output.exists() and not survey.output.is_dir():
+        msg = f"output {survey.output} is a file; pass a folder (it is created if needed)"
+        raise UserError(msg)
+    table = run_survey(survey, scheduler=args.scheduler, n_workers=args.jobs, restart=args.restart,
+                       progress=not args.quiet)
+    print(format_summary(table))
+    print(f"summary table: {survey.output / 'summary.ecsv'}")
+    return 1 if any(e != "-" for e in table["error"]) else 0

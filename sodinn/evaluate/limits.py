@@ -1,0 +1,359 @@
+"""Detection limits: the flux at which each method detects 95 % of fake companions, per separation.
+
+At each separation, companions are injected one per copy of the cube (random azimuths away from known
+sources) on a geometric ladder of fluxes (by default 0.3-30 times the flux that gives S/N = 1 in
+annular PCA-ADI, from the S/N oracle of :mod:`sodinn.mlar.flux`). Each copy is reduced by every method
+(probability maps of the models, the S/N maps of the baselines: the copy runner of
+:mod:`sodinn.evaluate.copies`, shared with the ROC harness) and a companion counts as detected when a
+blob of the thresholded map matches it by the data-challenge rule of :mod:`sodinn.detect.scoring`,
+counting only the ring 1 FWHM wide centred on the separation (false positives in that ring are
+counted too). The true-positive rate against flux is fitted by isotonic regression in log flux, up to
+the first flux level whose measured rate reaches the target (see :func:`flux_at_tpr`), and the flux
+where the fit reaches the target (95%) is read off by linear interpolation in log flux. Every method
+sees the same copies.
+
+Fluxes are in the units of the normalised PSF (see :mod:`sodinn.evaluate.contrast`); a contrast needs
+the star's flux in the same aperture. The classical 5-sigma curve is :func:`sodinn.evaluate.contrast.classical_contrast_curve`;
+the report (tables and figure) is written by :mod:`sodinn.pipeline.limits`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sodinn.adi.geometry import frame_center
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import LimitConfig, SampleConfig
+from sodinn.detect.scoring import score_blobs
+from sodinn.evaluate.contrast import known_positions
+from sodinn.evaluate.copies import Injection, check_methods, free_position, method_names, run_copies
+from sodinn.learn.artifact import check_compatible, read_metadata
+from sodinn.mlar.flux import FluxRangeEstimator
+from sodinn.mlar.samples import sample_psf
+
+__all__ = ["DetectionLimits", "detection_limits", "flux_at_tpr", "limit_injections"]
+
+logger = logging.getLogger(__name__)
+
+
+
+def flux_at_tpr(fluxes: npt.ArrayLike, detected: npt.ArrayLike, target: float = 0.95) -> tuple[float, np.ndarray, np.ndarray]:
+    """The lowest flux at which the detection rate reaches ``target``: isotonic fit in log flux, log-linear interpolation.
+
+    The ladder is read from the bottom up to the first level whose *measured* rate reaches ``target``;
+    the rate is fitted there by isotonic regression (non-decreasing in flux) and the fit is interpolated
+    linearly in log flux where it crosses ``target``. Levels above that one are not used: a detection
+    rule can lose very bright companions for reasons unrelated to sensitivity (the data-challenge rule
+    counts a blob larger than 2 resolution elements as false positives; the S/N of a bright source
+    saturates near the star, its own wings filling its noise apertures), and a monotone fit over them
+    would pull the curve below ``target`` where it had been reached.
+
+    Parameters
+    ----------
+    fluxes : array-like, shape (n,)
+        Injected flux of each trial (> 0).
+    detected : array-like of bool, shape (n,)
+    target : float
+
+    Returns
+    -------
+    flux : float
+        NaN when no level reaches ``target`` (the limit is above the ladder's top) or the lowest level
+        already does (the limit is below its bottom).
+    levels : ndarray
+        The distinct fluxes, increasing.
+    tpr_fit : ndarray
+        The non-decreasing fitted detection rate at ``levels`` (NaN above the level where the ladder
+        was cut).
+
+    Examples
+    --------
+    >>> f = np.repeat([1.0, 2.0, 4.0, 8.0, 16.0], 4)
+    >>> d = [0, 0, 0, 0,  0, 1, 0, 0,  1, 1, 1, 0,  1, 1, 1, 1,  1, 1, 0, 1]
+    >>> flux, levels, fit = flux_at_tpr(f, d, 0.95)
+    >>> fit.tolist(), round(flux, 3)  # 0.75 at 4, 1.0 at 8: 0.95 is 80% of the way from 4 to 8 in log flux
+    ([0.0, 0.25, 0.75, 1.0, nan], 6.964)
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    f = np.asarray(fluxes, dtype=np.float64).ravel()
+    d = np.asarray(detected, dtype=np.float64).ravel()
+    if f.size == 0 or f.shape != d.shape or not np.all(np.isfinite(f) & (f > 0)):
+        msg = f"fluxes must be positive and finite with one detection flag each; got {f.size} fluxes and {d.size} flags"
+        raise ValueError(msg)
+    if not 0 < target < 1:
+        msg = f"target must lie in (0, 1); got {target}"
+        raise ValueError(msg)
+    levels, index = np.unique(f, return_inverse=True)
+    measured = np.bincount(index, weights=d, minlength=levels.size) / np.bincount(index, minlength=levels.size)
+    reached = np.nonzero(measured >= target)[0]
+    top = int(reached[0]) if reached.size else levels.size - 1
+    used = index <= top
+    fit = np.full(levels.size, np.nan)
+    iso = IsotonicRegression(increasing=True, y_min=0.0, y_max=1.0).fit(np.log(f[used]), d[used])
+    fit[: top + 1] = iso.predict(np.log(levels[: top + 1]))
+    above = np.nonzero(fit[: top + 1] >= target)[0]
+    if above.size == 0 or above[0] == 0:
+        return float("nan"), levels, fit
+    i = int(above[0])
+    x0, x1 = np.log(levels[i - 1]), np.log(levels[i])
+    frac = (target - fit[i - 1]) / (fit[i] - fit[i - 1])
+    return float(np.exp(x0 + frac * (x1 - x0))), levels, fit
+
+
+@dataclass
+class DetectionLimits:
+    """What :func:`detection_limits` measured.
+
+    Attributes
+    ----------
+    radii_px : ndarray, shape (n_sep,)
+    lambda_d_px : float
+    fluxes : ndarray, shape (n_sep, n_levels)
+        The flux ladder at each separation.
+    snr1_flux : ndarray, shape (n_sep,), or None
+        The flux giving S/N = 1 in annular PCA-ADI (None with an absolute ladder).
+    methods : list of str
+        The models by name, then the baselines (``annular-K``, ...).
+    thresholds : dict of str -> ndarray, shape (n_sep,)
+    detected : dict of str -> ndarray of bool, shape (n_sep, n_levels, n_copies)
+    false_positives : dict of str -> ndarray, shape (n_sep, n_levels, n_copies)
+        False positives in the ring 1 FWHM wide centred on the separation.
+    tpr_fit : dict of str -> ndarray, shape (n_sep, n_levels)
+        Isotonic fit of the detection rate (NaN above the level where it was cut, see :func:`flux_at_tpr`).
+    flux_limit : dict of str -> ndarray, shape (n_sep,)
+        Flux at ``tpr_target`` (NaN outside the ladder).
+    tpr_target : float
+    injections : list of sodinn.evaluate.roc.Injection
+    """
+
+    radii_px: np.ndarray
+    lambda_d_px: float
+    fluxes: np.ndarray
+    snr1_flux: np.ndarray | None
+    methods: list[str]
+    thresholds: dict[str, np.ndarray]
+    detected: dict[str, np.ndarray]
+    false_positives: dict[str, np.ndarray]
+    tpr_fit: dict[str, np.ndarray]
+    flux_limit: dict[str, np.ndarray]
+    tpr_target: float
+    injections: list[Injection] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def tpr(self, method: str) -> np.ndarray:
+        """Measured detection rate, shape (n_sep, n_levels)."""
+        return self.detected[method].mean(axis=-1)
+
+    def mean_fp(self, method: str) -> np.ndarray:
+        """Mean false positives per copy in the ring of each separation, shape (n_sep,)."""
+        return self.false_positives[method].mean(axis=(1, 2))
+
+    def rows(self, star_flux: float | None = None) -> list[dict[str, Any]]:
+        """One dict per method and separation: the limit (and contrast with ``star_flux``), threshold and FPs."""
+        out = []
+        for m in self.methods:
+            fp = self.mean_fp(m)
+            for i, r in enumerate(self.radii_px):
+                row: dict[str, Any] = {"method": m, "sep_px": float(r), "sep_lambda_d": float(r / self.lambda_d_px),
+                       "threshold": float(self.thresholds[m][i]), "mean_fp": float(fp[i]),
+                       "n_copies": int(self.detected[m][i].size), "flux_limit": float(self.flux_limit[m][i])}
+                if star_flux is not None:
+                    row["contrast_limit"] = row["flux_limit"] / star_flux
+                out.append(row)
+        return out
+
+    def table(self, star_flux: float | None = None):
+        """:meth:`rows` as an astropy Table."""
+        from astropy.table import Table
+
+        return Table(rows=self.rows(star_flux))
+
+    def tpr_rows(self) -> list[dict[str, Any]]:
+        """One dict per method, separation and flux level: measured and fitted detection rate."""
+        out = []
+        for m in self.methods:
+            measured = self.tpr(m)
+            for i, r in enumerate(self.radii_px):
+                for level, flux in enumerate(self.fluxes[i]):
+                    out.append({"method": m, "sep_px": float(r), "flux": float(flux), "n_copies": int(self.detected[m].shape[-1]),
+                                "tpr": float(measured[i, level]), "tpr_fit": float(self.tpr_fit[m][i, level])})
+        return out
+
+
+def limit_injections(sequence: ADISequence, config: LimitConfig, fluxes: np.ndarray) -> list[Injection]:
+    """Every copy's companion, reproducibly from ``config.seed``.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : LimitConfig
+    fluxes : ndarray, shape (n_sep, n_levels)
+        The flux ladder at each separation.
+
+    Returns
+    -------
+    list of Injection
+        The separation index as ``band``, ``copy = level * copies_per_flux + c``; azimuths uniform,
+        farther than ``mask_radius_fwhm`` FWHM from the known sources.
+    """
+    lam = config.lambda_d_px or sequence.fwhm_px
+    cy, cx = frame_center(sequence.cube.shape)
+    sources = known_positions(config.known_sources_xy)
+    exclusion = config.mask_radius_fwhm * sequence.fwhm_px
+    out = []
+    for b, sep_ld in enumerate(config.separations_lambda_d):
+        sep = sep_ld * lam
+        for level, flux in enumerate(fluxes[b]):
+            for c in range(config.copies_per_flux):
+                rng = np.random.default_rng([config.seed, b, level, c])
+
+                def draw(rng=rng, sep=sep) -> tuple[float, float]:
+                    return sep, float(rng.uniform(0.0, 360.0))
+
+                _, theta, x, y = free_position(draw, (cx, cy), sources, exclusion, f"no azimuth at {sep:.1f} px")
+                out.append(Injection(b, level * config.copies_per_flux + c, sep, theta, float(flux), x, y))
+    return out
+
+
+def _ladder(sequence: ADISequence, config: LimitConfig, radii: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if config.flux_ladder is not None:
+        return np.tile(np.asarray(config.flux_ladder), (radii.size, 1)), None
+    est = FluxRangeEstimator((1.0, 3.0), ncomp=config.oracle_ncomp, n_azimuths=config.oracle_azimuths, rng=config.seed)
+    est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
+            exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    snr1 = np.asarray(est.flux_range_)[:, 0]
+    return snr1[:, None] * np.asarray(config.flux_factors)[None, :], snr1
+
+
+def _method_thresholds(config: LimitConfig, models: Sequence[str], names: Sequence[str], n_sep: int,
+                       thresholds: Mapping[str, float | Sequence[float]] | None) -> dict[str, np.ndarray]:
+    given = dict(thresholds or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        msg = f"thresholds given for unknown method(s) {unknown}; the methods are {list(names)}"
+        raise ValueError(msg)
+    out = {}
+    for name in names:
+        raw = given.get(name, config.prob_threshold if name in models else config.snr_threshold)
+        values = np.asarray(raw, dtype=np.float64)
+        values = np.full(n_sep, float(values)) if values.ndim == 0 else values
+        if values.shape != (n_sep,) or not np.all(np.isfinite(values)):
+            msg = f"thresholds[{name!r}] must be one finite number or one per separation ({n_sep}); got {raw!r}"
+            raise ValueError(msg)
+        if name in models and not np.all((values > 0) & (values < 1)):
+            msg = f"probability thresholds of {name!r} must lie in (0, 1); got {values.tolist()}"
+            raise ValueError(msg)
+        out[name] = values.copy()
+    return out
+
+
+def detection_limits(
+    sequence: ADISequence,
+    config: LimitConfig | None = None,
+    models: Mapping[str, str | os.PathLike[str]] | None = None,
+    *,
+    thresholds: Mapping[str, float | Sequence[float]] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+) -> DetectionLimits:
+    """Flux at which each method reaches ``config.tpr_target`` TPR at its threshold, per separation.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : LimitConfig
+    models : mapping of name -> model folder
+        Trained models (``sodinn train``); the baselines of ``config.baselines`` are evaluated beside them.
+    thresholds : mapping of method name -> float or sequence, optional
+        Thresholds overriding ``config.prob_threshold`` / ``config.snr_threshold``: one value, or one per
+        separation (e.g. a calibrated probability threshold per annulus).
+    cache_dir : path, optional
+        Each copy's maps are cached there (:func:`sodinn.evaluate.copies.run_copies`); a rerun reuses them.
+    n_jobs : int, optional
+        Worker processes (default: all cores; 1 runs in this process).
+    scheduler : None, str or dask.distributed.Client
+        Where the copies run (see :mod:`sodinn.engine`).
+    progress : bool
+
+    Returns
+    -------
+    DetectionLimits
+
+    Raises
+    ------
+    ValueError
+        Before any work: an unknown baseline, a model named like a baseline, separations outside
+        1 FWHM .. N/2 - FWHM, thresholds for unknown methods or of the wrong shape, a model trained on
+        data of another FWHM.
+    FileNotFoundError
+        For a model folder without ``model.json``.
+    """
+    config = config or LimitConfig()
+    model_paths = check_methods(models, config.baselines)
+    names = method_names(model_paths, config.baselines)
+    fwhm = sequence.fwhm_px
+    lam = config.lambda_d_px or fwhm
+    radii = np.asarray(config.separations_lambda_d) * lam
+    limit = sequence.frame_size / 2 - fwhm
+    if radii.min() < fwhm * (1 - 1e-9) or radii.max() > limit:
+        msg = (f"separations must lie between 1 FWHM ({fwhm:.2f} px = {fwhm / lam:.2f} lambda/D) and N/2 - FWHM ({limit:.2f} px = "
+               f"{limit / lam:.2f} lambda/D); got {radii.min():.2f}-{radii.max():.2f} px")
+        raise ValueError(msg)
+    levels = _method_thresholds(config, list(model_paths), names, radii.size, thresholds)
+    for path in model_paths.values():
+        check_compatible(read_metadata(path), fwhm)
+
+    psf = sample_psf(sequence, SampleConfig())
+    fluxes, snr1 = _ladder(sequence, config, radii, psf)
+    injections = limit_injections(sequence, config, fluxes)
+    maps = run_copies(sequence, injections, psf, [_ring(inj.sep_px, fwhm) for inj in injections], models=model_paths,
+                      baselines=config.baselines, cache_dir=cache_dir, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                      desc="limit copies")
+    return _score(sequence, config, names, levels, radii, lam, fluxes, snr1, injections, maps)
+
+
+def _ring(sep_px: float, fwhm_px: float) -> tuple[float, float]:
+    """The ring where a copy's detections and false positives count: 1 FWHM wide, centred on the separation."""
+    return sep_px - fwhm_px / 2, sep_px + fwhm_px / 2
+
+
+def _score(sequence: ADISequence, config: LimitConfig, names: Sequence[str], levels: Mapping[str, np.ndarray], radii: np.ndarray,
+           lam: float, fluxes: np.ndarray, snr1: np.ndarray | None, injections: Sequence[Injection],
+           maps: Sequence[Mapping[str, np.ndarray]]) -> DetectionLimits:
+    fwhm = sequence.fwhm_px
+    cy, cx = frame_center(sequence.cube.shape)
+    yy, xx = np.indices(sequence.cube.shape[1:])
+    rr = np.hypot(xx - cx, yy - cy)
+    shape = (radii.size, fluxes.shape[1], config.copies_per_flux)
+    detected = {m: np.zeros(shape, dtype=bool) for m in names}
+    false_pos = {m: np.zeros(shape) for m in names}
+    for i, inj in enumerate(injections):
+        lo, hi = _ring(inj.sep_px, fwhm)
+        region = (rr >= lo) & (rr < hi)
+        level, c = divmod(inj.copy, config.copies_per_flux)
+        for m in names:
+            s = score_blobs(maps[i][m], float(levels[m][inj.band]), [(inj.x, inj.y)], fwhm, region=region, **config.scoring())
+            detected[m][inj.band, level, c] = bool(s.detected[0])
+            false_pos[m][inj.band, level, c] = s.false_positives
+    tpr_fit, flux_limit = {}, {}
+    for m in names:
+        fits, lims = [], []
+        for b in range(radii.size):
+            flux, _, fit = flux_at_tpr(np.repeat(fluxes[b], config.copies_per_flux), detected[m][b].ravel(), config.tpr_target)
+            fits.append(fit)
+            lims.append(flux)
+        tpr_fit[m], flux_limit[m] = np.array(fits), np.array(lims)
+    return DetectionLimits(radii_px=radii, lambda_d_px=lam, fluxes=fluxes, snr1_flux=snr1, methods=list(names), thresholds=levels,
+                           detected=detected, false_positives=false_pos, tpr_fit=tpr_fit, flux_limit=flux_limit,
+                           tpr_target=config.tpr_target, injections=list(injections),
+                           models=[m for m in names if m not in config.baselines])

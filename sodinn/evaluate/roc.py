@@ -1,0 +1,366 @@
+"""ROC curves: trained models against median-ADI and PCA-ADI on the same injected copies (SPEC §5).
+
+The harness makes copies of a cube, each with one fake companion at a random position of a
+separation band (bands in lambda/D) and a flux drawn between the S/N bounds of the S/N oracle of
+:mod:`sodinn.mlar.flux`; every method reduces the *same* copies: the trained models give probability
+maps, the baselines final frames and their S/N maps. Each map is thresholded at every threshold
+and its blobs are judged by the data-challenge rule of :mod:`sodinn.detect.scoring`, counting only the
+band's pixels ("local ROC"); known real sources are kept out of the injections and their blobs
+ignored. Per method, band and threshold: TPR, mean false positives per frame, FDR and F1.
+
+The copies are run and cached by :mod:`sodinn.evaluate.copies` (one process per core by default, or a
+Dask cluster; each finished map cached per copy and method, so an interrupted run resumes, a rerun
+with other thresholds only rescores, and a run that adds a model reuses the baselines' maps). The
+report (``roc.csv``, ``roc.png``, ``summary.txt``, ...) is written by :mod:`sodinn.pipeline.roc`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.adi.baselines import BASELINES, parse_method
+from sodinn.adi.geometry import frame_center
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import RocConfig, SampleConfig
+from sodinn.detect.calibration import Calibration, calibrate
+from sodinn.detect.scoring import score_blobs
+from sodinn.engine import check_scheduler
+from sodinn.evaluate.copies import Injection, cache_key, check_methods, free_position, load_model, method_names, run_copies
+from sodinn.learn.artifact import check_compatible, read_metadata
+from sodinn.mlar.flux import FluxRangeEstimator
+from sodinn.mlar.samples import sample_psf
+
+__all__ = ["RocResult", "comparison_groups", "roc_injections", "run_roc", "score_copies", "summarize", "tpr_at"]
+
+logger = logging.getLogger(__name__)
+
+
+def _band_px(config: RocConfig, lambda_d: float) -> list[tuple[float, float]]:
+    return [(lo * lambda_d, hi * lambda_d) for lo, hi in config.bands_lambda_d]
+
+
+def _check_bands(sequence: ADISequence, config: RocConfig, lambda_d: float) -> None:
+    limit = sequence.frame_size / 2 - sequence.fwhm_px
+    for (lo, hi), (lo_px, hi_px) in zip(config.bands_lambda_d, _band_px(config, lambda_d)):
+        if hi_px > limit:
+            msg = (
+                f"band {lo:g}-{hi:g} lambda/D reaches {hi_px:.1f} px, beyond the last separation with full S/N apertures "
+                f"({limit:.1f} px in {sequence.frame_size} px frames); lower its outer edge to at most {limit / lambda_d:.2f}"
+            )
+            raise ValueError(msg)
+        if lo_px < 0.5 * sequence.fwhm_px:
+            msg = f"band {lo:g}-{hi:g} lambda/D starts at {lo_px:.1f} px, inside the star's core; start at >= 0.5 FWHM"
+            raise ValueError(msg)
+
+
+def roc_injections(sequence: ADISequence, config: RocConfig, flux_curve: tuple[np.ndarray, np.ndarray] | None = None) -> list[Injection]:
+    """Draw every copy's companion (position in its band, flux), reproducibly from ``config.seed``.
+
+    ``flux_curve`` is ``(radii_px, fluxes (n, 2))`` of the S/N bounds, interpolated in log flux;
+    not needed when ``config.flux_range`` is given.
+    """
+    lambda_d = config.lambda_d_px or sequence.fwhm_px
+    cy, cx = frame_center(sequence.cube.shape)
+    sources = np.asarray(config.known_sources_xy, dtype=np.float64).reshape(-1, 2)
+    exclusion = config.mask_radius_fwhm * sequence.fwhm_px
+    out = []
+    for b, (lo, hi) in enumerate(_band_px(config, lambda_d)):
+        for c in range(config.copies_per_band):
+            rng = np.random.default_rng([config.seed, b, c])
+
+            def draw(rng=rng, lo=lo, hi=hi) -> tuple[float, float]:
+                return math.sqrt(rng.uniform(lo**2, hi**2)), rng.uniform(0.0, 360.0)  # uniform over the band's area
+
+            sep, theta, x, y = free_position(draw, (cx, cy), sources, exclusion, f"no injection site in band {b}")
+            if config.flux_range is not None:
+                f_lo, f_hi = config.flux_range
+            else:
+                if flux_curve is None:
+                    msg = "flux_curve is needed when flux_range is not given"
+                    raise ValueError(msg)
+                radii, bounds = flux_curve
+                f_lo, f_hi = (float(np.exp(np.interp(sep, radii, np.log(bounds[:, j])))) for j in (0, 1))
+            u = rng.uniform()
+            if f_hi <= 0:
+                flux = 0.0
+            elif config.flux_distribution == "log-uniform" and f_lo > 0:
+                flux = float(f_lo * (f_hi / f_lo) ** u)
+            else:
+                flux = float(f_lo + u * (f_hi - f_lo))
+            out.append(Injection(b, c, sep, theta, flux, x, y))
+    return out
+
+
+def _flux_curve(sequence: ADISequence, config: RocConfig, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lambda_d = config.lambda_d_px or sequence.fwhm_px
+    radii = np.unique(np.concatenate([np.linspace(lo, hi, 3) for lo, hi in _band_px(config, lambda_d)]))
+    radii = np.clip(radii, sequence.fwhm_px, None)
+    est = FluxRangeEstimator(config.snr_range, ncomp=config.oracle_ncomp, n_azimuths=config.oracle_azimuths, rng=config.seed)
+    est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
+            exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    return radii, np.asarray(est.flux_range_)
+
+
+# ----------------------------------------------------------------------------- the harness
+
+
+@dataclass
+class RocResult:
+    """What a run measured.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per (method, band, threshold): ``method, kind, band, band_lambda_d, threshold, n_copies,
+        n_injections, tp, fp, fn, tpr, mean_fp, fdr, f1, expected_fp``.
+    injections : list of Injection
+    summary : str
+        TPR of each method at 0.1, 0.5 and 1 mean false positive per frame, and the model/PCA ratios.
+    calibrations : dict of str -> Calibration
+        The calibration of each model (when ``RocConfig.calibrate``).
+    models : dict of str -> str
+        The model folders evaluated.
+    cache_dir : Path, optional
+        The folder that holds the cached maps of this run (``cache_dir/<key>`` of :func:`run_roc`).
+    """
+
+    rows: list[dict[str, Any]]
+    injections: list[Injection]
+    summary: str = ""
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
+
+    def table(self) -> Any:
+        """The rows as an astropy Table."""
+        from astropy.table import Table
+
+        return Table(rows=self.rows)
+
+
+def run_roc(
+    sequence: ADISequence,
+    config: RocConfig | None = None,
+    models: Mapping[str, str | os.PathLike[str]] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int | None = None,
+    scheduler: Any = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> RocResult:
+    """Run the ROC harness: injections, every method's maps of every copy, calibration, scores.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : RocConfig
+    models : mapping of name -> model folder
+        Trained models (``sodinn train``) to evaluate beside the baselines.
+    cache_dir : path, optional
+        The maps of finished copies are cached there (:func:`sodinn.evaluate.copies.run_copies`);
+        without it nothing is cached. :func:`sodinn.pipeline.roc.roc_report` uses ``OUTPUT/cache``.
+    n_jobs : int, optional
+        Worker processes (default: all cores; 1 runs in this process).
+    scheduler : None, str or dask.distributed.Client
+        Where the copies run (see :mod:`sodinn.engine`): the local pool by default, or a Dask cluster
+        (``"tcp://host:port"``). The maps come back to this process, which caches them.
+    resume : bool
+        Reuse the cached maps of finished copies.
+    progress : bool
+
+    Returns
+    -------
+    RocResult
+
+    Raises
+    ------
+    ValueError
+        Before any work: a bad scheduler, an unknown baseline, a model named like a baseline, a model
+        trained on data of another FWHM, nothing to evaluate, or a band outside the frame.
+    FileNotFoundError
+        For a model folder without ``model.json``.
+    """
+    config = config or RocConfig()
+    check_scheduler(scheduler)
+    model_paths = check_methods(models, config.baselines)
+    for path in model_paths.values():
+        check_compatible(read_metadata(path), sequence.fwhm_px)
+    if not model_paths and not config.baselines:
+        msg = "nothing to evaluate: give at least one model or one baseline"
+        raise ValueError(msg)
+    lambda_d = config.lambda_d_px or sequence.fwhm_px
+    _check_bands(sequence, config, lambda_d)
+    psf = sample_psf(sequence, SampleConfig())
+    curve = None if config.flux_range is not None else _flux_curve(sequence, config, psf)
+    injections = roc_injections(sequence, config, curve)
+    names = method_names(model_paths, config.baselines)
+    bands_px = _band_px(config, lambda_d)
+    maps = run_copies(sequence, injections, psf, [bands_px[inj.band] for inj in injections], models=model_paths,
+                      baselines=config.baselines, cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler,
+                      progress=progress, desc="ROC copies")
+    calibrations = {}
+    if config.calibrate:
+        for name, path in model_paths.items():
+            logger.info("calibrating %s on the null draws of the data", name)
+            calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed)
+    rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)
+    scored = [m for name in model_paths for m in (name, f"{name}-cal") if m == name or name in calibrations]
+    return RocResult(rows=rows, injections=injections, summary=summarize(rows, scored), calibrations=calibrations,
+                     models=model_paths, cache_dir=Path(cache_dir) / cache_key(sequence, injections) if cache_dir is not None else None)
+
+
+def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str], model_names: Sequence[str],
+                 injections: Sequence[Injection], maps: Sequence[Mapping[str, np.ndarray]],
+                 bands_px: Sequence[tuple[float, float]], calibrations: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Score every copy's maps at every threshold; aggregate per method, band and threshold.
+
+    Calibrated methods (``NAME-cal``, from ``calibrations``) are thresholded at ``fp_targets`` expected false
+    positives per frame; their rows also carry ``expected_fp``, the share of the target that falls in the band.
+    """
+    cy, cx = frame_center(sequence.cube.shape)
+    yy, xx = np.indices(sequence.cube.shape[1:])
+    rr = np.hypot(xx - cx, yy - cy)
+    calibrations = calibrations or {}
+    methods: list[tuple[str, str, Sequence[float]]] = []
+    for name in names:
+        if name in model_names:
+            methods.append((name, "probability", config.prob_thresholds))
+            if name in calibrations:
+                methods.append((f"{name}-cal", "calibrated", config.fp_targets))
+        else:
+            methods.append((name, "snr", config.snr_thresholds))
+    rows = []
+    for b, (lo, hi) in enumerate(bands_px):
+        region = (rr >= lo) & (rr < hi)
+        members = [i for i, inj in enumerate(injections) if inj.band == b]
+        n_inj = sum(injections[i].flux > 0 for i in members)
+        derived, band_area = {}, {}
+        for name, cal in calibrations.items():
+            derived[name] = {i: cal.score_map(maps[i][name]) for i in members}
+            band_area[name] = int((region & (rr >= cal.edges_px[0]) & (rr < cal.edges_px[-1])).sum())
+        for method, kind, thresholds in methods:
+            for t in thresholds:
+                tp = true_blobs = 0
+                fp = 0.0
+                for i in members:
+                    inj = injections[i]
+                    xy = [(inj.x, inj.y)] if inj.flux > 0 else []
+                    if kind == "calibrated":
+                        frame, level = derived[method[:-4]][i], -math.log10(t)
+                    else:
+                        frame, level = maps[i][method], t
+                    s = score_blobs(frame, level, xy, sequence.fwhm_px, region=region, **config.scoring())
+                    tp += int(s.detected.sum())
+                    true_blobs += s.true_blobs
+                    fp += s.false_positives
+                n = len(members)
+                fn = n_inj - tp
+                extra = {}
+                if kind == "calibrated":
+                    extra["expected_fp"] = t * band_area[method[:-4]] / calibrations[method[:-4]].area_px
+                rows.append({
+                    "method": method, "kind": kind, "band": b,
+                    "band_lambda_d": "{:g}-{:g}".format(*config.bands_lambda_d[b]), "threshold": float(t),
+                    "n_copies": n, "n_injections": int(n_inj), "tp": int(tp), "fp": float(fp), "fn": int(fn),
+                    "tpr": tp / n_inj if n_inj else float("nan"), "mean_fp": fp / n if n else float("nan"),
+                    "fdr": fp / (true_blobs + fp) if (true_blobs + fp) > 0 else float("nan"),
+                    "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else float("nan"),
+                    "expected_fp": float("nan"), **extra,
+                })
+    return rows
+
+
+def tpr_at(rows: Sequence[Mapping[str, Any]], method: str, band: int, max_fp: float) -> float:
+    """Best TPR of ``method`` in ``band`` among thresholds with at most ``max_fp`` mean false positives per frame."""
+    ok = [r["tpr"] for r in rows if r["method"] == method and r["band"] == band and r["mean_fp"] <= max_fp]
+    ok = [t for t in ok if not math.isnan(t)]
+    return max(ok) if ok else 0.0
+
+
+def comparison_groups(methods: Sequence[str]) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """The groups of baseline methods a model is compared with, as ``(label, members)`` pairs.
+
+    Returns
+    -------
+    ranks : list
+        Every baseline run at several ranks ("best annular PCA": the best rank per band is the fair
+        comparison, SPEC §5).
+    families : list
+        Every family of baselines ("best PCA": full-frame and annular PCA-ADI together).
+
+    Names that are not baseline methods (the models) are left out.
+    """
+    by_baseline: dict[str, list[str]] = {}
+    by_family: dict[str, list[str]] = {}
+    for method in methods:
+        try:
+            baseline, _ = parse_method(method)
+        except ValueError:
+            continue
+        by_baseline.setdefault(baseline.name, []).append(method)
+        if baseline.family is not None:
+            by_family.setdefault(baseline.family, []).append(method)
+    ranks = [(f"best {BASELINES[name].short_title}", members) for name, members in by_baseline.items() if len(members) > 1]
+    return ranks, [(f"best {family}", members) for family, members in by_family.items()]
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_levels: Sequence[float] = (0.1, 0.5, 1.0)) -> str:
+    """A text table: TPR of each method at each false-positive level, per band, and model/best-baseline ratios.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The rows of :func:`score_copies`.
+    model_names : sequence of str
+        The methods compared with the baselines (models, calibrated models).
+    fp_levels : sequence of float
+        Mean false positives per frame at which the TPR is read (the best threshold below each).
+
+    Returns
+    -------
+    str
+    """
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})
+    per_baseline, families = comparison_groups(methods)
+    groups = per_baseline + families
+    labels = [label for label, _ in groups]
+    lines = ["TPR at <= N mean false positives per frame (best threshold); per separation band", ""]
+    width = max(len(m) for m in methods + labels + [f"{n} / {label}" for n in model_names for label in labels]) + 2
+    header = "band (l/D)".ljust(12) + "method".ljust(width) + "".join(f"FP<={f:g}".rjust(10) for f in fp_levels)
+    lines.append(header)
+    lines.append("-" * len(header))
+    for b, label in bands:
+        for m in methods:
+            lines.append(f"{label:<12}{m:<{width}}" + "".join(f"{tpr_at(rows, m, b, f):10.2f}" for f in fp_levels))
+        for group_label, members in per_baseline:
+            best = [max(tpr_at(rows, m, b, f) for m in members) for f in fp_levels]
+            lines.append(f"{label:<12}{group_label:<{width}}" + "".join(f"{x:10.2f}" for x in best))
+        for model in model_names:
+            for group_label, members in groups:
+                ratios = []
+                for f in fp_levels:
+                    ref = max(tpr_at(rows, m, b, f) for m in members)
+                    mine = tpr_at(rows, model, b, f)
+                    ratios.append(mine / ref if ref > 0 else (float("inf") if mine > 0 else float("nan")))
+                lines.append(f"{label:<12}{(model + ' / ' + group_label):<{width}}" + "".join(f"{x:9.2f}x" for x in ratios))
+        lines.append("")
+    cal_rows = [r for r in rows if r.get("kind") == "calibrated"]
+    if cal_rows:
+        lines.append("Calibration check: false positives per frame in the band, expected from the null draws vs counted")
+        for b, label in bands:
+            for m in dict.fromkeys(r["method"] for r in cal_rows):
+                sel = sorted((r for r in cal_rows if r["method"] == m and r["band"] == b), key=lambda r: r["threshold"])
+                pairs = ", ".join(f"{r['expected_fp']:.2g}->{r['mean_fp']:.2g}" for r in sel)
+                lines.append(f"{label:<12}{m:<{width}}{pairs}")
+        lines.append("(target F per frame over the whole field; the band holds its area share of F)")
+    return "\n".join(lines)

@@ -1,0 +1,319 @@
+"""The model folder: the one module that knows what ``sodinn train`` writes and how to read it back.
+
+A model folder holds the weights (``model.keras``, or ``model.joblib`` for SODIRF) and
+``model.json``, the metadata prediction needs and checks (format ``sodinn-model/1``):
+
+- ``model``, ``weights``, ``input_shape`` ``(K, P, P, 1)``;
+- the sample geometry: ``patch_px``, ``n_ranks``, ``k_policy``, ``annulus_rule``, ``collapse``
+  (``"mean"``), ``training_geometry`` (ranks, annuli and flux ranges of the training set);
+- ``normalization``: how samples were normalised (:data:`sodinn.mlar.samples.NORMALIZATION`);
+  a model is refused by a sodinn that normalises otherwise;
+- the data it was trained on: ``fwhm_px``, ``pixel_scale_arcsec``, ``snr_range``, ``sample_config``,
+  ``training_set`` (file and SHA-256);
+- ``train_config``, ``metrics`` (held-out accuracy, ROC AUC, confusion matrix, per annulus) and the
+  ``versions`` of sodinn and Keras.
+
+Everything that only needs the metadata (:func:`read_metadata`, :func:`check_compatible`,
+:func:`metadata_digest`) reads ``model.json`` without importing Keras, so that a mismatch between a
+model and the data is refused before TensorFlow is loaded; :func:`load_trained` loads the weights.
+``model.json`` is written last: a folder without it is not a (finished) model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn._atomic import atomic_path
+from sodinn._version import __version__
+from sodinn.config import SampleConfig, TrainConfig
+from sodinn.mlar.samples import NORMALIZATION, minmax_normalize
+
+__all__ = [
+    "FORMAT",
+    "METADATA_FILE",
+    "TrainedModel",
+    "check_compatible",
+    "load_trained",
+    "metadata_digest",
+    "model_folder",
+    "probabilities",
+    "read_metadata",
+    "save_model",
+]
+
+FORMAT = "sodinn-model/1"
+METADATA_FILE = "model.json"
+
+# normalisation names written by earlier versions, and the rule each stands for
+_NORMALIZATION_ALIASES = {"per k-slice min-max to [0, 1]": "minmax-per-rank/1"}
+
+
+def model_folder(path: str | os.PathLike[str], *, name: str | None = None) -> Path:
+    """Check that ``path`` is a model folder written by ``sodinn train`` (it holds ``model.json``).
+
+    Parameters
+    ----------
+    path : path-like
+    name : str, optional
+        The model's name, to start the message with (e.g. in the ROC harness).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist, is a file, or is a folder without ``model.json``.
+    """
+    folder = Path(path)
+    where = f"model {name!r}: " if name is not None else ""
+    if not folder.exists():
+        msg = f"{where}model folder not found: {folder}; train one with 'sodinn train'"
+        raise FileNotFoundError(msg)
+    if not (folder / METADATA_FILE).is_file():
+        hint = "it is a file" if folder.is_file() else f"no {METADATA_FILE} in it"
+        msg = f"{where}{folder} is not a model folder ({hint}); pass the folder written by 'sodinn train'"
+        raise FileNotFoundError(msg)
+    return folder
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata (``model.json``) of a model folder, checked; Keras is not imported.
+
+    Parameters
+    ----------
+    path : path-like
+        The model folder.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a model folder (see :func:`model_folder`).
+    ValueError
+        If ``model.json`` is not valid JSON (an interrupted write), is not a sodinn model, or records
+        a sample normalisation this version of sodinn does not apply.
+    """
+    meta_path = model_folder(path) / METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        msg = f"{meta_path} is not valid JSON ({err}); was the training interrupted?"
+        raise ValueError(msg) from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        msg = f"{meta_path} is not a sodinn model (format {found!r}, expected {FORMAT!r})"
+        raise ValueError(msg)
+    recorded = meta.get("normalization")
+    if _NORMALIZATION_ALIASES.get(recorded, recorded) != NORMALIZATION:
+        msg = (f"{meta_path}: the model was trained on samples normalised as {recorded!r}, but this sodinn "
+               f"normalises them as {NORMALIZATION!r}; retrain the model with this version")
+        raise ValueError(msg)
+    return meta
+
+
+def metadata_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a model folder's ``model.json``: identifies the model in caches and provenance records."""
+    return hashlib.sha256((model_folder(path) / METADATA_FILE).read_bytes()).hexdigest()
+
+
+def check_compatible(metadata: dict[str, Any], fwhm_px: float, sample_config: SampleConfig | None = None, *,
+                     fwhm_tolerance: float = 0.15) -> None:
+    """Refuse data or settings a model was not trained for, with a message that says why.
+
+    Parameters
+    ----------
+    metadata : dict
+        The model's ``model.json`` (:func:`read_metadata`).
+    fwhm_px : float
+        The PSF FWHM of the data, px.
+    sample_config : SampleConfig, optional
+        Settings of the samples to feed the model.
+    fwhm_tolerance : float
+        Largest relative difference of the FWHM from the training data's.
+
+    Raises
+    ------
+    ValueError
+        If the patch size, number of ranks or k policy differ, or the FWHM is more than
+        ``fwhm_tolerance`` (relative) away from the training data's.
+    """
+    if sample_config is not None:
+        for key in ("patch_px", "n_ranks", "k_policy"):
+            if getattr(sample_config, key) != metadata[key]:
+                msg = f"the model was trained with {key}={metadata[key]!r} but the samples use {getattr(sample_config, key)!r}"
+                raise ValueError(msg)
+    trained = metadata.get("fwhm_px")
+    if trained and abs(fwhm_px - trained) > fwhm_tolerance * trained:
+        msg = (
+            f"the PSF FWHM of these data ({fwhm_px:.2f} px) is far from the training data's ({trained:.2f} px); "
+            "train a model on these data (SODINN models are per data set)"
+        )
+        raise ValueError(msg)
+
+
+def probabilities(model: Any, x: np.ndarray) -> np.ndarray:
+    """P(companion), shape (n,), of normalised samples ``x`` (n, K, P, P, 1) from a Keras model or a SODIRF."""
+    out = model.predict(x, verbose=0) if hasattr(model, "compile") else model.predict(x)
+    return np.asarray(out)[:, 0]
+
+
+def save_model(
+    model: Any,
+    out: str | os.PathLike[str],
+    *,
+    train_config: TrainConfig,
+    sample_config: SampleConfig,
+    provenance: dict[str, Any],
+    geometry: dict[str, Any],
+    input_shape: tuple[int, ...],
+    training_set: dict[str, str],
+    metrics: dict[str, Any],
+) -> Path:
+    """Write a model folder: the weights, then ``model.json`` (each atomically, ``model.json`` last).
+
+    Parameters
+    ----------
+    model : keras.Model or SODIRF
+    out : path-like
+        The folder.
+    train_config, sample_config : TrainConfig, SampleConfig
+        How the model and its samples were made.
+    provenance : dict
+        The sample file's provenance (its ``sequence`` record gives the FWHM and pixel scale).
+    geometry : dict
+        ``ks``, ``r_in_px``, ``r_out_px``, ``flux_range`` of the training set's annuli.
+    input_shape : tuple of int
+        ``(K, P, P, 1)``.
+    training_set : dict
+        ``file`` and ``sha256`` of the sample file.
+    metrics : dict
+        Held-out metrics.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    import keras
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if train_config.model == "sodirf":
+        import joblib
+
+        with atomic_path(folder / "model.joblib") as tmp:
+            joblib.dump(model, tmp)
+        weights = "model.joblib"
+    else:
+        with atomic_path(folder / "model.keras") as tmp:
+            model.save(str(tmp.with_suffix(".keras")))
+            tmp.with_suffix(".keras").replace(tmp)
+        weights = "model.keras"
+    versions = {"sodinn": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
+    sequence = provenance.get("sequence", {})
+    meta = {
+        "format": FORMAT,
+        "weights": weights,
+        "model": train_config.model,
+        "input_shape": list(input_shape),
+        "patch_px": sample_config.patch_px,
+        "n_ranks": sample_config.n_ranks,
+        "k_policy": sample_config.k_policy,
+        "normalization": NORMALIZATION,
+        "collapse": "mean",
+        "annulus_rule": {"width_fwhm": 1.0, "r_in_fwhm": sample_config.r_in_fwhm, "r_out_fwhm": sample_config.r_out_fwhm},
+        "training_geometry": geometry,
+        "fwhm_px": sequence.get("fwhm_px"),
+        "pixel_scale_arcsec": sequence.get("pixel_scale_arcsec"),
+        "snr_range": list(sample_config.snr_range),
+        "sample_config": sample_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "training_set": dict(training_set),
+        "versions": versions,
+        "metrics": metrics,
+    }
+    with atomic_path(folder / METADATA_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+    return folder
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A loaded model and its metadata (see :func:`load_trained`).
+
+    Attributes
+    ----------
+    model : keras.Model or SODIRF
+    metadata : dict
+        The folder's ``model.json``.
+    """
+
+    model: Any
+    metadata: dict[str, Any]
+
+    @property
+    def sample_config(self) -> SampleConfig:
+        """The sample settings of the training data: prediction builds its samples with the same ones."""
+        return SampleConfig.from_dict(self.metadata["sample_config"])
+
+    def predict(self, samples: np.ndarray) -> np.ndarray:
+        """P(companion), shape (n,), for raw samples ``(n, K, P, P)`` (normalised here as in training)."""
+        return probabilities(self.model, minmax_normalize(samples)[..., None])
+
+    def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *,
+                         fwhm_tolerance: float = 0.15) -> None:
+        """Refuse data or settings the model was not trained for (see :func:`check_compatible`).
+
+        Parameters
+        ----------
+        fwhm_px : float
+        sample_config : SampleConfig, optional
+        fwhm_tolerance : float
+
+        Raises
+        ------
+        ValueError
+            If the patch size or number of ranks differ, or the FWHM is far from the training data's.
+        """
+        check_compatible(self.metadata, fwhm_px, sample_config, fwhm_tolerance=fwhm_tolerance)
+
+
+def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model folder written by :func:`sodinn.learn.training.train`.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_metadata`.
+    """
+    folder = Path(path)
+    meta = read_metadata(folder)
+    if meta["weights"].endswith(".joblib"):
+        import joblib
+
+        model = joblib.load(folder / meta["weights"])
+    else:
+        import keras
+
+        model = keras.saving.load_model(folder / meta["weights"])
+    return TrainedModel(model=model, metadata=meta)

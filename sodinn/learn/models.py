@@ -1,0 +1,260 @@
+"""Classifiers of MLAR samples: a small registry of model builders (SPEC §4).
+
+Every Keras builder is a pure function ``build_*(input_shape, *, ...) -> keras.Model`` using Keras 3
+layers only (no backend-specific calls), so ``KERAS_BACKEND=torch`` or ``jax`` runs it too. Input
+shape is ``(K, P, P, 1)``: the PCA-rank axis is the sequence axis of the ConvLSTM.
+
+| name | model |
+| --- | --- |
+| ``sodinn`` | the paper: ConvLSTM2D(40, 3x3) -> MaxPool3D -> ConvLSTM2D(40, 3x3) -> MaxPool3D -> Dense(128) -> Dropout(0.5) -> sigmoid |
+| ``sodinn-v2`` | the later package: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25 |
+| ``conv3d`` | a 3-D convolutional alternative (Conv3D 32/64, 3x3x3) |
+| ``sodirf`` | scikit-learn random forest (100 trees) on the flattened sample (the paper's SODIRF) |
+
+:data:`MODELS` is the registry (a new model is one entry); :func:`import_keras_quietly` imports Keras
+with TensorFlow's C++ start-up notices kept off the terminal (they are written to file descriptor 2
+before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; they are shown only if the import fails).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from sodinn import _validation as v
+
+__all__ = [
+    "MODELS",
+    "MODEL_NAMES",
+    "SODIRF",
+    "build_conv3d",
+    "build_convlstm",
+    "build_model",
+    "build_sodinn",
+    "build_sodinn_v2",
+    "build_sodirf",
+    "check_model_name",
+    "import_keras_quietly",
+]
+
+
+def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 4 or shape[-1] != 1:
+        msg = f"input_shape must be (K, P, P, 1); Received: input_shape={tuple(input_shape)}"
+        raise ValueError(msg)
+    k, p, q, _ = shape
+    if p != q:
+        msg = f"patches must be square; Received: input_shape={shape}"
+        raise ValueError(msg)
+    if k < 4 or p < 4:
+        msg = f"two 2x2x2 poolings need K >= 4 ranks and P >= 4 px; Received: input_shape={shape}"
+        raise ValueError(msg)
+    return shape  # type: ignore[return-value]
+
+
+def build_convlstm(
+    input_shape: Sequence[int],
+    *,
+    filters: tuple[int, int] = (40, 40),
+    kernel_sizes: tuple[int, int] = (3, 3),
+    dense_units: int = 128,
+    dropout: float = 0.5,
+    spatial_dropout: tuple[float, float] | None = None,
+    name: str = "sodinn",
+) -> Any:
+    """Two ConvLSTM2D blocks with 3-D max pooling, a dense layer and a sigmoid output.
+
+    Parameters
+    ----------
+    input_shape : (K, P, P, 1)
+    filters, kernel_sizes : pairs
+        Of the two ConvLSTM2D layers ("same" padding, sequences returned).
+    dense_units : int
+    dropout : float
+        Before the output layer.
+    spatial_dropout : pair of float, optional
+        SpatialDropout3D after each block (the later variant).
+    name : str
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; output P(companion).
+    """
+    import keras
+
+    shape = _check_input_shape(input_shape)
+    for value, label in ((filters, "filters"), (kernel_sizes, "kernel_sizes")):
+        if len(value) != 2 or min(value) < 1:
+            msg = f"{label} must be two positive integers; Received: {label}={value}"
+            raise ValueError(msg)
+    if not 0 <= dropout < 1:
+        msg = f"dropout must be in [0, 1); Received: dropout={dropout}"
+        raise ValueError(msg)
+    inputs = keras.Input(shape=shape, name="mlar_sample")
+    x = inputs
+    for i in range(2):
+        x = keras.layers.ConvLSTM2D(filters[i], kernel_sizes[i], padding="same", return_sequences=True,
+                                    name=f"convlstm_{i + 1}")(x)
+        if spatial_dropout is not None:
+            x = keras.layers.SpatialDropout3D(spatial_dropout[i], name=f"spatial_dropout_{i + 1}")(x)
+        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_sodinn(input_shape: Sequence[int]) -> Any:
+    """The paper's network (Gomez Gonzalez et al. 2018)."""
+    return build_convlstm(input_shape, name="sodinn")
+
+
+def build_sodinn_v2(input_shape: Sequence[int]) -> Any:
+    """The later SODINN package's variant: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25."""
+    return build_convlstm(input_shape, filters=(40, 80), kernel_sizes=(3, 2), spatial_dropout=(0.5, 0.25), name="sodinn_v2")
+
+
+def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 64), dense_units: int = 128,
+                 dropout: float = 0.5) -> Any:
+    """A 3-D convolutional alternative: Conv3D -> MaxPool3D, twice, then dense layers."""
+    import keras
+
+    shape = _check_input_shape(input_shape)
+    inputs = keras.Input(shape=shape, name="mlar_sample")
+    x = inputs
+    for i in range(2):
+        x = keras.layers.Conv3D(filters[i], 3, padding="same", activation="relu", name=f"conv3d_{i + 1}")(x)
+        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name="conv3d")
+
+
+class SODIRF:
+    """Random forest on flattened samples (the paper's SODIRF), with a ``predict`` like the Keras models.
+
+    Parameters
+    ----------
+    n_estimators : int
+    seed : int
+    n_jobs : int, optional
+    """
+
+    def __init__(self, n_estimators: int = 100, *, seed: int = 0, n_jobs: int | None = None) -> None:
+        self.n_estimators = n_estimators
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SODIRF:
+        """Fit on samples ``(n, K, P, P[, 1])`` and labels ``(n,)``; return self."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        v.check_int(self.n_estimators, name="n_estimators", minimum=1)
+        self.forest_ = RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs)
+        self.forest_.fit(np.asarray(x).reshape(len(x), -1), np.asarray(y).ravel())
+        self.input_shape_ = tuple(np.asarray(x).shape[1:])
+        return self
+
+    def predict(self, x: np.ndarray, **_: Any) -> np.ndarray:
+        """P(companion) as an ``(n, 1)`` array (the Keras models' output shape)."""
+        if not hasattr(self, "forest_"):
+            msg = "this SODIRF is not fitted yet; call fit first"
+            raise RuntimeError(msg)
+        proba = self.forest_.predict_proba(np.asarray(x).reshape(len(x), -1))
+        positive = list(self.forest_.classes_).index(1) if 1 in self.forest_.classes_ else None
+        return (proba[:, positive] if positive is not None else np.zeros(len(x)))[:, None]
+
+
+def build_sodirf(input_shape: Sequence[int], *, seed: int = 0) -> SODIRF:
+    """The paper's SODIRF baseline: an unfitted random forest of 100 trees for samples of ``input_shape``."""
+    _check_input_shape(input_shape)
+    return SODIRF(seed=seed)
+
+
+#: The model registry: name -> builder ``builder(input_shape, *, seed) -> model``. A new model is one entry.
+MODELS: dict[str, Callable[..., Any]] = {
+    "sodinn": lambda shape, *, seed=0: build_sodinn(shape),
+    "sodinn-v2": lambda shape, *, seed=0: build_sodinn_v2(shape),
+    "conv3d": lambda shape, *, seed=0: build_conv3d(shape),
+    "sodirf": build_sodirf,
+}
+
+MODEL_NAMES = tuple(MODELS)
+
+
+def check_model_name(name: str) -> str:
+    """Return ``name`` if it names a model of the registry (:data:`MODELS`).
+
+    Raises
+    ------
+    ValueError
+        Listing the registered names. Keras is not imported.
+    """
+    return v.check_choice(name, MODEL_NAMES, name="model")
+
+
+def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0) -> Any:
+    """The model registered as ``name`` for samples of ``input_shape`` = (K, P, P, 1).
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`MODELS`.
+    input_shape : (K, P, P, 1)
+    seed : int
+        Seeds the models that take one (SODIRF); Keras models are seeded by the training.
+
+    Returns
+    -------
+    keras.Model or SODIRF
+        Uncompiled (Keras) or unfitted (SODIRF).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a bad input shape.
+    """
+    return MODELS[check_model_name(name)](input_shape, seed=seed)
+
+
+def import_keras_quietly() -> Any:
+    """Import and return Keras with TensorFlow's C++ start-up notices kept off the terminal.
+
+    Returns
+    -------
+    module
+        ``keras``.
+
+    Raises
+    ------
+    ImportError
+        If Keras (or its backend) cannot be imported; what the import wrote is shown first.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return keras

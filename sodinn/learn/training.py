@@ -1,0 +1,254 @@
+"""Training on sample files (SPEC §4): group-wise splits, streamed batches, early stopping, checkpoints, resume.
+
+``train(sample_file, config, out_dir)`` writes into ``out_dir``:
+
+- ``model.keras`` (or ``model.joblib`` for SODIRF) and ``model.json``: the model folder prediction
+  needs (:mod:`sodinn.learn.artifact`), with the sample geometry, the training-set checksum and the
+  held-out metrics;
+- ``history.csv``, and ``checkpoint.keras`` after every epoch;
+- ``backup/`` while training runs: an interrupted run resumes from its last finished epoch.
+
+The figure of the training curves is a product of :func:`sodinn.pipeline.train.train_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.adi.io import file_checksum
+from sodinn.config import TrainConfig
+from sodinn.learn.artifact import probabilities, save_model
+from sodinn.learn.models import build_model, check_model_name
+from sodinn.mlar.store import SampleFile
+
+__all__ = ["TrainResult", "evaluate", "group_split", "predict_file", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def group_split(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    strata: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split sample indices into train / validation / test by group, never by sample (SPEC §3).
+
+    Within each stratum (class x annulus when ``strata`` gives the annulus of each sample), groups
+    are shuffled and assigned whole until each held-out part holds its share of the samples, so
+    every part keeps the class balance and covers every annulus.
+
+    Returns
+    -------
+    train, val, test : ndarray of int
+        Sorted sample indices; no group appears in two of them.
+    """
+    rng = np.random.default_rng(seed)
+    strata = np.zeros(labels.size, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for label in np.unique(labels):
+        # strata with fewer than 3 groups cannot feed all three parts: pool them into one
+        pooled = strata.copy()
+        for stratum in np.unique(strata):
+            if np.unique(groups[(labels == label) & (strata == stratum)]).size < 3:
+                pooled[strata == stratum] = np.iinfo(np.int64).min
+        for stratum in np.unique(pooled[labels == label]):
+            mask = (labels == label) & (pooled == stratum)
+            uniq, counts = np.unique(groups[mask], return_counts=True)
+            order = rng.permutation(uniq.size)
+            # a group goes to test (then validation) while the samples before it are below that share
+            before = (np.cumsum(counts[order]) - counts[order]) / counts.sum()
+            where = np.where(before < test_fraction, 2, np.where(before < test_fraction + val_fraction, 1, 0))
+            if uniq.size >= 3:  # every part gets at least one group
+                where[:2] = (2, 1)
+            for part in range(3):
+                chosen = uniq[order[where == part]]
+                parts[part].append(np.nonzero(mask & np.isin(groups, chosen))[0])
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    if min(train.size, val.size, test.size) == 0:
+        msg = "too few groups to split into train, validation and test; generate more samples per annulus"
+        raise ValueError(msg)
+    shared = (set(groups[train]) & set(groups[val])) | (set(groups[train]) & set(groups[test])) | (set(groups[val]) & set(groups[test]))
+    if shared:
+        msg = f"group split failed: {len(shared)} group(s) span several strata; groups must not cross annuli"
+        raise ValueError(msg)
+    return train, val, test
+
+
+def _random_split(n: int, *, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    return np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])
+
+
+def _sequence_class():
+    import keras
+
+    class SampleSequence(keras.utils.PyDataset):
+        """Batches ``(x[..., None], y)`` read from a sample file on demand (bounded memory)."""
+
+        def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.path, self.indices, self.batch_size = path, np.asarray(indices), batch_size
+            self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+            self._file: SampleFile | None = None
+            self._order = self._make_order()
+
+        def _make_order(self) -> np.ndarray:
+            if not self.shuffle:
+                return self.indices
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+
+        def __len__(self) -> int:
+            return int(np.ceil(self.indices.size / self.batch_size))
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            if self._file is None:
+                self._file = SampleFile(self.path)
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            return self._file.read(idx, normalize=True)[..., None], self._file.labels[idx].astype(np.float32)
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._order = self._make_order()
+
+    return SampleSequence
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced: per-epoch history, held-out metrics and the artefact's folder."""
+
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    out_dir: Path
+
+
+def train(
+    sample_path: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike[str] = "model",
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a classifier on a sample file and save everything prediction needs.
+
+    Parameters
+    ----------
+    sample_path : path of an HDF5 sample file (see :mod:`sodinn.mlar.store`)
+    config : TrainConfig
+    out_dir : folder for the model, its metadata, history, curves and checkpoints
+    resume : continue an interrupted training from its last epoch (default)
+    progress : show Keras' progress bar
+
+    Returns
+    -------
+    TrainResult
+    """
+    config = config or TrainConfig()
+    check_model_name(config.model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with SampleFile(sample_path) as f:
+        labels, groups, annulus = f.labels.copy(), f.group.copy(), f.annulus.copy()
+        shape = (*f.sample_shape, 1)
+        sample_config = f.config
+        provenance = f.provenance
+        geometry = {"ks": f.ks.tolist(), "r_in_px": f.r_in_px.tolist(), "r_out_px": f.r_out_px.tolist(),
+                    "flux_range": f.flux_range.tolist()}
+    split = group_split(groups, labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                        seed=config.seed, strata=annulus)
+    logger.info("group split: %d train, %d validation, %d test samples", *(s.size for s in split))
+    model, history = _fit(Path(sample_path), config, split, shape, out, resume=resume, progress=progress)
+    metrics = evaluate(model, Path(sample_path), split[2], annulus, labels)
+    metrics["split"] = {"train": int(split[0].size), "val": int(split[1].size), "test": int(split[2].size)}
+    if config.report_random_split:
+        rsplit = _random_split(labels.size, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                               seed=config.seed)
+        rmodel, _ = _fit(Path(sample_path), config, rsplit, shape, out / "random_split", resume=False, progress=progress)
+        metrics["random_split"] = evaluate(rmodel, Path(sample_path), rsplit[2], annulus, labels)
+        logger.info("a random split would have claimed accuracy %.3f (group split: %.3f)",
+                    metrics["random_split"]["accuracy"], metrics["accuracy"])
+    save_model(model, out, train_config=config, sample_config=sample_config, provenance=provenance, geometry=geometry,
+               input_shape=shape, training_set={"file": str(Path(sample_path).resolve()), "sha256": file_checksum(sample_path)},
+               metrics=metrics)
+    return TrainResult(history=history, metrics=metrics, out_dir=out)
+
+
+def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bool, progress: bool):
+    train_idx, val_idx, _ = split
+    if config.model == "sodirf":
+        with SampleFile(path) as f:
+            model = build_model("sodirf", shape, seed=config.seed).fit(f.read(train_idx, normalize=True), f.labels[train_idx])
+            val_loss = _log_loss(model.predict(f.read(val_idx, normalize=True))[:, 0], f.labels[val_idx])
+        return model, {"val_loss": [val_loss]}
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    sequence = _sequence_class()
+    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed)
+    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed)
+    model = build_model(config.model, shape)
+    schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="binary_crossentropy",
+                  metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    out.mkdir(parents=True, exist_ok=True)
+    backup = out / "backup"
+    if not resume and backup.exists():
+        import shutil
+
+        shutil.rmtree(backup)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume and backup.exists()),
+    ]
+    fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
+                    verbose=1 if progress else 0)
+    history = {k: [float(x) for x in vals] for k, vals in fit.history.items()}
+    return model, history
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy (threshold 0.5), ROC AUC, confusion matrix and per-annulus figures on ``indices``."""
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    probs = predict_file(model, path, indices)
+    y = labels[indices]
+    pred = (probs >= 0.5).astype(int)
+
+    def summary(mask: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": int(mask.sum()), "accuracy": float((pred[mask] == y[mask]).mean())}
+        out["auc"] = float(roc_auc_score(y[mask], probs[mask])) if len(np.unique(y[mask])) == 2 else None
+        return out
+
+    metrics = summary(np.ones(indices.size, dtype=bool))
+    metrics["confusion_matrix"] = confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    metrics["per_annulus"] = {int(a): summary(annulus[indices] == a) for a in np.unique(annulus[indices])}
+    return metrics
+
+
+def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """P(companion) for the samples ``indices`` of a sample file, streamed."""
+    out = []
+    with SampleFile(path) as f:
+        for start in range(0, indices.size, batch_size):
+            x = f.read(indices[start : start + batch_size], normalize=True)[..., None]
+            out.append(probabilities(model, x))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -1,0 +1,500 @@
+"""Labeled MLAR samples (SPEC §2-3): positives with an injected companion, negatives of speckle.
+
+A sample is the ``(K, P, P)`` stack of PCA residual patches at K ranks around one pixel.
+
+- **C- (negatives)**: the real cube, residuals derotated with **-PA** (real companions smeared),
+  one sample per usable pixel of the annulus.
+- **C+ (positives)**: one fake companion (normalised PSF x flux, at a random pixel of the annulus
+  plus a sub-pixel jitter) injected into the cube, the PCA basis recomputed on the injected cube,
+  residuals derotated with **+PA**, patch centred on the companion's pixel.
+
+The numbers come from the exact fast operator of :mod:`sodinn.mlar.operator` (no frame is rotated);
+augmented C- samples from :mod:`sodinn.mlar.augmentation`; the flux range of C+ companions from the
+S/N oracle (:mod:`sodinn.mlar.flux`). :func:`make_samples` makes a set in memory; the HDF5 store
+(:func:`sodinn.mlar.store.generate_sample_file`) makes the same set annulus by annulus, resumably,
+through :func:`plan_samples` and :func:`iter_annulus_samples`.
+
+Samples are normalised when read, per k-slice to [0, 1] by their true minimum and maximum
+(:func:`minmax_normalize`); :data:`NORMALIZATION` names that rule, and model folders record it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sodinn._version import __version__
+from sodinn.adi.geometry import Annuli, frame_center
+from sodinn.adi.injection import FourierShifter
+from sodinn.adi.psf import crop_psf
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import SampleConfig
+from sodinn.mlar.augmentation import augment_samples
+from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, no_cyclic_gc, single_blas_thread
+
+__all__ = [
+    "NORMALIZATION",
+    "AnnulusSamples",
+    "MLARSamples",
+    "SamplePlan",
+    "annulus_samples",
+    "fit_flux_ranges",
+    "iter_annulus_samples",
+    "make_samples",
+    "minmax_normalize",
+    "plan_samples",
+    "positive_samples",
+    "sample_annuli",
+    "sample_psf",
+]
+
+logger = logging.getLogger(__name__)
+
+_ORACLE_KEY = 1_000_000  # spawn key of the S/N oracle's random stream
+_POS, _NEG = 1, 2  # spawn keys of C+ samples and C- subsets (augmented samples: augmentation.AUGMENT_KEY)
+
+#: How samples are normalised before a model sees them (:func:`minmax_normalize`); model folders record it
+NORMALIZATION = "minmax-per-rank/1"
+
+
+@dataclass(frozen=True)
+class AnnulusSamples:
+    """The samples of one annulus (arrays share the first axis).
+
+    Attributes
+    ----------
+    index : int
+        Annulus number in the partition.
+    r_in_px, r_out_px : float
+    ks : ndarray of int, shape (K,)
+        PCA ranks of the slices.
+    flux_range : (float, float)
+        Flux bounds of the C+ companions.
+    samples : ndarray of float32, shape (n, K, P, P)
+        Raw residual patches (normalise with :func:`minmax_normalize`).
+    labels : ndarray of int8
+        1 for C+, 0 for C-.
+    x, y : ndarray of float64
+        Sample position in the sky frame: the injected companion (C+) or the pixel (C-).
+    flux : ndarray of float64
+        Injected flux (0 for C-).
+    group : ndarray of int64
+        Split unit: C+ injection id (>= 0); C- azimuthal sector (< 0); augmented copies share
+        their source's group.
+    augmented : ndarray of bool
+    """
+
+    index: int
+    r_in_px: float
+    r_out_px: float
+    ks: np.ndarray
+    flux_range: tuple[float, float]
+    samples: np.ndarray
+    labels: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    group: np.ndarray
+    augmented: np.ndarray
+
+
+@dataclass(frozen=True)
+class MLARSamples:
+    """A labeled sample set: the annuli's samples in annulus order, plus how they were made."""
+
+    annuli: tuple[AnnulusSamples, ...]
+    config: SampleConfig
+    provenance: dict[str, Any] = field(default_factory=dict)
+    oracle: dict[str, Any] = field(default_factory=dict)
+
+    def _cat(self, name: str) -> np.ndarray:
+        return np.concatenate([getattr(a, name) for a in self.annuli])
+
+    @property
+    def samples(self) -> np.ndarray:
+        """All samples, shape (n, K, P, P), float32."""
+        return self._cat("samples")
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels, shape (n,)."""
+        return self._cat("labels")
+
+    @property
+    def annulus(self) -> np.ndarray:
+        """Annulus index of every sample."""
+        return np.concatenate([np.full(len(a.labels), a.index, dtype=np.int16) for a in self.annuli])
+
+    def __len__(self) -> int:
+        return int(sum(len(a.labels) for a in self.annuli))
+
+
+def minmax_normalize(samples: np.ndarray) -> np.ndarray:
+    """Scale every k-slice of every sample to [0, 1] by its true min and max; constant slices -> 0."""
+    arr = np.asarray(samples, dtype=np.float32)
+    lo = arr.min(axis=(-2, -1), keepdims=True)
+    span = arr.max(axis=(-2, -1), keepdims=True) - lo
+    return np.where(span > 0, (arr - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
+
+
+def sample_psf(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
+    """The normalised PSF used for injections, cropped to ``config.psf_size_px`` (default ~4 FWHM)."""
+    psf = sequence.psf_normalized
+    size = config.psf_size_px or 2 * math.ceil(2 * sequence.fwhm_px) + 1
+    if (psf.shape[0] - size) % 2:
+        size += 1
+    return crop_psf(psf, min(size, psf.shape[0])) if size < psf.shape[0] else psf
+
+
+def sample_annuli(sequence: ADISequence, config: SampleConfig) -> Annuli:
+    """The 1-FWHM annuli of sample generation and prediction (SPEC §3).
+
+    From ``r_in_fwhm`` FWHM outwards, as far as the SVD region widened by ``ceil(P/2) + 1`` px stays
+    inside the frame (or ``r_out_fwhm``).
+
+    Raises
+    ------
+    ValueError
+        If the patch is smaller than 2 FWHM or no annulus fits.
+    """
+    fwhm = sequence.fwhm_px
+    if config.patch_px < 2 * fwhm:
+        msg = (
+            f"patch_px={config.patch_px} is smaller than 2 FWHM ({2 * fwhm:.1f} px); "
+            f"use an odd patch of at least {2 * math.ceil(fwhm) + 1} px"
+        )
+        raise ValueError(msg)
+    margin = math.ceil(config.patch_px / 2) + 1
+    limit: float = sequence.frame_size // 2 - margin
+    if config.r_out_fwhm is not None:
+        if config.r_out_fwhm * fwhm > limit:
+            msg = (
+                f"r_out_fwhm={config.r_out_fwhm} ({config.r_out_fwhm * fwhm:.1f} px) puts the widened SVD region outside "
+                f"the frame; at most {limit / fwhm:.2f} FWHM with patch_px={config.patch_px}"
+            )
+            raise ValueError(msg)
+        limit = config.r_out_fwhm * fwhm
+    r_in = config.r_in_fwhm * fwhm
+    n = int(math.floor((limit - r_in) / fwhm + 1e-9))
+    if n < 1:
+        msg = (
+            f"no 1-FWHM annulus fits between {r_in:.1f} px and {limit:.1f} px in {sequence.frame_size}x{sequence.frame_size} "
+            f"px frames with patch_px={config.patch_px}; lower r_in_fwhm or patch_px"
+        )
+        raise ValueError(msg)
+    return Annuli(shape=(sequence.frame_size, sequence.frame_size), edges_px=r_in + fwhm * np.arange(n + 1))
+
+
+def annulus_samples(
+    sequence: ADISequence,
+    config: SampleConfig,
+    index: int,
+    r_in_px: float,
+    r_out_px: float,
+    flux_range: tuple[float, float],
+    *,
+    psf: np.ndarray | None = None,
+) -> AnnulusSamples:
+    """C+ and C- samples of one annulus (balanced), deterministic from ``config.seed`` and ``index``."""
+    with single_blas_thread():
+        return _annulus_samples(sequence, config, index, r_in_px, r_out_px, flux_range, psf)
+
+
+def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> AnnulusSamples:
+    cube = np.asarray(sequence.cube)
+    angles = sequence.angles_deg
+    psf = sample_psf(sequence, config) if psf is None else psf
+    usable = _usable_mask(sequence, config)
+    op = AnnulusOperator(cube, angles, r_in, r_out, config, usable, psf_px=psf.shape[0])
+    cy, cx = frame_center(cube.shape)
+    centres = np.nonzero(op.usable)[0]  # rows of op.centers
+    if centres.size == 0:
+        msg = f"annulus {index} ({r_in:.1f}-{r_out:.1f} px) has no pixel left after masking known sources"
+        raise ValueError(msg)
+
+    # ---- C-: every usable pixel, residuals derotated with -PA
+    u = op.basis(op.m_ext)
+    neg_values = op.residual_means(op.m_ext, u, op.minus)
+    target = config.samples_per_annulus or centres.size
+    rng_neg = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _NEG)))
+    neg_idx = np.sort(rng_neg.choice(centres, target, replace=False)) if target < centres.size else centres
+    neg = op.patches(neg_values, neg_idx)
+    ny, nx = op.centers[neg_idx, 0].astype(np.float64), op.centers[neg_idx, 1].astype(np.float64)
+    n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))
+    sector = (np.floor((np.degrees(np.arctan2(ny - cy, nx - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
+    neg_group = -(index * 10_000 + sector + 1)
+    neg_aug = np.zeros(len(neg_idx), dtype=bool)
+    if target > len(neg_idx):
+        if not config.augment:
+            logger.warning("annulus %d: %d usable pixels < samples_per_annulus=%d; set augment=true to fill",
+                           index, len(neg_idx), target)
+        else:
+            extra = augment_samples(neg, neg_group, target - len(neg_idx), config.seed, index)
+            neg = np.concatenate([neg, extra[0]])
+            ny, nx = np.r_[ny, ny[extra[1]]], np.r_[nx, nx[extra[1]]]
+            neg_group = np.r_[neg_group, neg_group[extra[1]]]
+            neg_aug = np.r_[neg_aug, np.ones(len(extra[1]), dtype=bool)]
+    n_pos = len(neg)
+
+    # ---- C+: one injection per sample, basis recomputed on the injected region
+    px_, py_, flux = np.empty(n_pos), np.empty(n_pos), np.empty(n_pos)
+    lo, hi = flux_range
+    for i in range(n_pos):
+        rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _POS, i)))
+        c = int(rng.choice(centres))
+        jx, jy = rng.uniform(-config.jitter_px, config.jitter_px, 2)
+        f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        px_[i], py_[i], flux[i] = op.centers[c, 1] + jx, op.centers[c, 0] + jy, f
+    pos = _positives(op, cube, angles, psf, px_, py_, flux)
+    samples = np.concatenate([pos, neg]).astype(np.float32)
+    labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(len(neg), dtype=np.int8)]
+    return AnnulusSamples(
+        index=index, r_in_px=float(r_in), r_out_px=float(r_out), ks=op.ks, flux_range=(float(lo), float(hi)),
+        samples=samples, labels=labels, x=np.r_[px_, nx], y=np.r_[py_, ny], flux=np.r_[flux, np.zeros(len(neg))],
+        group=np.r_[index * 1_000_000 + np.arange(n_pos, dtype=np.int64), neg_group].astype(np.int64),
+        augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
+    )
+
+
+def _positives(op: AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: np.ndarray,
+               x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> np.ndarray:
+    """C+ samples for companions at sky positions (x, y) with the given fluxes: (n, K, P, P) float64.
+
+    Samples are taken in order of their patch centre, ``op.plan.batch`` at a time (the memory
+    budget's choice). Each sample's numbers depend only on its own companion, never on the batch.
+    """
+    size = cube.shape[-1]
+    row_of = {int(c[0]) * size + int(c[1]): i for i, c in enumerate(op.centers)}
+    centre = np.empty(len(x), dtype=np.int64)
+    for i in range(len(x)):
+        c = row_of.get(int(round(y[i])) * size + int(round(x[i])))
+        if c is None:
+            msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
+            raise ValueError(msg)
+        centre[i] = c
+    shifter = FourierShifter(psf)
+    out = np.empty((len(x), len(op.ks), op.patch_px, op.patch_px))
+    order = np.argsort(centre, kind="stable")
+    batch = op.plan.batch
+    with no_cyclic_gc():  # the loop makes no reference cycles; collections would cost ~8 % of it
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            out[idx] = op.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
+    return out
+
+
+def positive_samples(
+    sequence: ADISequence,
+    config: SampleConfig,
+    r_in_px: float,
+    r_out_px: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    *,
+    psf: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """C+ samples for companions at given sky positions and fluxes in the annulus ``[r_in, r_out)``.
+
+    Returns the samples ``(n, K, P, P)`` (float64) and the ranks ``ks``. The patch of each sample is
+    centred on the pixel nearest to its companion, which must lie in the annulus.
+    """
+    x, y, flux = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (x, y, flux))
+    cube = np.asarray(sequence.cube)
+    psf = sample_psf(sequence, config) if psf is None else psf
+    with single_blas_thread():
+        op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool),
+                              psf_px=psf.shape[0])
+        return _positives(op, cube, sequence.angles_deg, psf, x, y, flux), op.ks
+
+
+def _usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
+    """Pixels allowed as sample centres: away from known sources."""
+    size = sequence.frame_size
+    yy, xx = np.indices((size, size))
+    ok = np.ones((size, size), dtype=bool)
+    radius = config.mask_radius_fwhm * sequence.fwhm_px
+    for sx, sy in config.known_sources_xy:
+        ok &= np.hypot(xx - sx, yy - sy) > radius
+    return ok
+
+
+def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli, psf: np.ndarray) -> dict[str, Any]:
+    """Run the S/N oracle at the annulus centres; return its table (JSON-able) with the flux ranges."""
+    from sodinn.mlar.flux import FluxRangeEstimator
+
+    radii = 0.5 * (annuli.r_in_px + annuli.r_out_px)
+    est = FluxRangeEstimator(
+        config.snr_range, ncomp=min(config.oracle_ncomp, sequence.n_frames - 2), n_azimuths=config.oracle_azimuths,
+        rng=np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(_ORACLE_KEY,))),
+    ).fit(
+        sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii,
+        exclude_xy=config.known_sources_xy, exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px,
+    )
+    return {
+        "radii_px": radii.tolist(),
+        "flux_range": est.flux_range_.tolist(),
+        "fluxes": est.fluxes_.tolist(),
+        "snrs": est.snrs_.tolist(),
+        "snr_curve": est.snr_curve_.tolist(),
+        "noise_px": est.noise_px_.tolist(),
+    }
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What making a sample set needs, fixed before any work (see :func:`plan_samples`).
+
+    Attributes
+    ----------
+    annuli : Annuli
+        The 1-FWHM annuli of the set (:func:`sample_annuli`).
+    psf : ndarray, shape (p, p)
+        The normalised PSF of the injections (:func:`sample_psf`).
+    provenance : dict
+        sodinn version, configuration digest, seed and the sequence's description, for the files.
+    """
+
+    annuli: Annuli
+    psf: np.ndarray
+    provenance: dict[str, Any]
+
+
+def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
+    """Check that a sample set can be made, and fix its annuli and injection PSF, before any work.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig
+
+    Returns
+    -------
+    SamplePlan
+
+    Raises
+    ------
+    TypeError
+        If ``sequence`` is not an :class:`~sodinn.adi.sequence.ADISequence`.
+    ValueError
+        If the patch is smaller than 2 FWHM, no annulus fits, ``n_ranks`` needs more frames, or an
+        annulus cannot be made within ``config.memory_budget_gib``.
+    """
+    if not isinstance(sequence, ADISequence):
+        msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"
+        raise TypeError(msg)
+    annuli = sample_annuli(sequence, config)
+    if config.n_ranks > sequence.n_frames - 1:
+        msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
+        raise ValueError(msg)
+    psf = sample_psf(sequence, config)
+    for i in range(len(annuli)):
+        geometry = AnnulusGeometry(sequence.frame_size, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), config.patch_px)
+        try:
+            geometry.plan(config, sequence.n_frames, psf.shape[0])
+        except ValueError as err:
+            msg = f"annulus {i} ({annuli.r_in_px[i]:.1f}-{annuli.r_out_px[i]:.1f} px): {err}"
+            raise ValueError(msg) from None
+    provenance = {"sodinn_version": __version__, "config_sha256": config.digest(), "seed": config.seed,
+                  "sequence": sequence.describe()}
+    return SamplePlan(annuli=annuli, psf=psf, provenance=provenance)
+
+
+def iter_annulus_samples(
+    sequence: ADISequence,
+    config: SampleConfig,
+    plan: SamplePlan,
+    flux_ranges: np.ndarray,
+    *,
+    indices: Iterable[int] | None = None,
+    n_jobs: int | None = None,
+) -> Iterator[AnnulusSamples]:
+    """The samples of the annuli ``indices`` (default: all), in that order, computed as engine jobs.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig
+    plan : SamplePlan
+        From :func:`plan_samples` (the same sequence and configuration).
+    flux_ranges : ndarray, shape (n_annuli, 2)
+        Flux bounds of the C+ companions of every annulus.
+    indices : iterable of int, optional
+    n_jobs : int, optional
+        Worker processes (default: all cores; the default scheduler of :func:`sodinn.engine.use_scheduler`
+        applies). The samples do not depend on it.
+
+    Yields
+    ------
+    AnnulusSamples
+    """
+    from sodinn.engine import iter_jobs
+
+    annuli = plan.annuli
+    chosen = range(len(annuli)) if indices is None else list(indices)
+    jobs = [(sequence, config, i, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), tuple(flux_ranges[i]), plan.psf)
+            for i in chosen]
+    for _, result in iter_jobs(_annulus_job, jobs, n_workers=n_jobs, ordered=True):
+        yield result
+
+
+def _annulus_job(sequence: ADISequence, config: SampleConfig, index: int, r_in: float, r_out: float,
+                 flux_range: tuple[float, float], psf: np.ndarray) -> AnnulusSamples:
+    return annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf=psf)
+
+
+def make_samples(
+    sequence: ADISequence,
+    config: SampleConfig | None = None,
+    *,
+    flux_ranges: np.ndarray | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> MLARSamples:
+    """Generate the labeled sample set of a sequence, in memory.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig, optional
+    flux_ranges : ndarray, shape (n_annuli, 2), optional
+        Skip the S/N oracle and use these flux bounds.
+    n_jobs : int, optional
+        Worker processes over annuli (default: all cores). Results do not depend on it.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    MLARSamples
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`plan_samples`, before any work; ``ValueError`` for malformed ``flux_ranges``.
+
+    See Also
+    --------
+    sodinn.mlar.store.generate_sample_file : the same, written to HDF5, atomically and resumably.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or SampleConfig()
+    plan = plan_samples(sequence, config)
+    annuli = plan.annuli
+    oracle: dict[str, Any] = {}
+    if flux_ranges is None:
+        oracle = fit_flux_ranges(sequence, config, annuli, plan.psf)
+        flux_ranges = np.asarray(oracle["flux_range"])
+    flux_ranges = np.asarray(flux_ranges, dtype=np.float64)
+    if flux_ranges.shape != (len(annuli), 2) or np.any(flux_ranges <= 0) or np.any(flux_ranges[:, 0] > flux_ranges[:, 1]):
+        msg = f"flux_ranges must be an ({len(annuli)}, 2) array of positive (low, high) fluxes; got shape {flux_ranges.shape}"
+        raise ValueError(msg)
+    results = list(tqdm(iter_annulus_samples(sequence, config, plan, flux_ranges, n_jobs=n_jobs), total=len(annuli),
+                        desc="annuli", disable=not progress, unit="annulus"))
+    return MLARSamples(annuli=tuple(results), config=config, provenance=plan.provenance, oracle=oracle)

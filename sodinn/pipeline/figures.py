@@ -1,0 +1,62 @@
+"""Figures of the products: made as ``matplotlib.figure.Figure`` objects and written atomically.
+
+A :class:`~matplotlib.figure.Figure` made directly (not through ``pyplot``) needs no GUI backend and is
+freed with its last reference, so the pipeline never picks a matplotlib backend, never opens a
+window and leaves no figure behind in a notebook's state; :mod:`sodinn.plotting` draws into its axes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sodinn._atomic import atomic_path
+
+__all__ = ["new_figure", "save_figure"]
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.0, 4.5), **subplots: Any) -> tuple[Any, Any]:
+    """A figure and its axes, without ``pyplot``.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Grid of axes.
+    figsize : (float, float)
+        Inches.
+    **subplots
+        Passed to :meth:`matplotlib.figure.Figure.subplots` (``squeeze``, ``sharey``, ...).
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+    axes : Axes or array of Axes
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100, tight: bool = True) -> Path:
+    """Write ``fig`` as PNG at ``path``, atomically (a file that exists is always complete).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+    dpi : int
+    tight : bool
+        Apply ``tight_layout`` first.
+
+    Returns
+    -------
+    Path
+    """
+    target = Path(path)
+    if tight:
+        fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return target

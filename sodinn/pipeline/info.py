@@ -1,0 +1,184 @@
+"""What a file or folder holds, as a record (``sodinn info``): FITS files, sample files, model folders.
+
+:func:`describe` tells the kind from the file itself (:func:`info_kind`) and returns a JSON-able dict:
+shapes, value ranges and the fitted FWHM of FITS files; samples per class and annulus, ranks, flux
+ranges and source checksums of a sample file; the training data, held-out metrics and versions of a
+model folder (read from ``model.json``, without Keras); the progress of an interrupted sample run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.adi.io import read_fits
+from sodinn.adi.psf import fit_fwhm
+from sodinn.learn.artifact import METADATA_FILE, read_metadata
+from sodinn.mlar.store import SampleFile
+
+__all__ = ["describe", "info_kind"]
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """The record of one file or folder (see the module docstring).
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS file, a sample file (``.h5``), a model folder (or its ``model.json``), or the
+        ``.parts`` folder of an interrupted sample run.
+
+    Returns
+    -------
+    dict
+        ``kind`` is one of "cube", "angles", "psf/frame", "image", "samples", "model", "unfinished samples".
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If its kind cannot be told, or it is a damaged sodinn file.
+    """
+    p = Path(path)
+    kind = info_kind(p)
+    if kind == "model":
+        return _model_info(p if p.is_dir() else p.parent)
+    if kind == "samples":
+        return _samples_info(p)
+    if kind == "parts":
+        return _parts_info(p)
+    return _fits_info(p)
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+
+
+def info_kind(path: Path) -> str:
+    """What ``sodinn info`` is looking at: "fits", "samples", "model" or "parts" (an unfinished sample run).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is none of these.
+    """
+    if not path.exists():
+        msg = f"no such file or folder: {path}"
+        raise FileNotFoundError(msg)
+    if path.is_dir():
+        if (path / METADATA_FILE).is_file():
+            return "model"
+        if (path / "state.json").is_file() and path.name.endswith(".parts"):
+            return "parts"
+        msg = (f"{path} is a folder without {METADATA_FILE}; sodinn info describes FITS files, sample files (.h5) "
+               "and model folders written by 'sodinn train'")
+        raise ValueError(msg)
+    if path.name == METADATA_FILE or (path.suffix in (".keras", ".joblib") and (path.parent / METADATA_FILE).is_file()):
+        return "model"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == _HDF5_SIGNATURE or path.suffix in (".h5", ".hdf5"):
+        return "samples"
+    if head.startswith(b"SIMPLE") or path.name.lower().endswith(_FITS_SUFFIXES):
+        return "fits"
+    msg = (f"cannot tell what {path} is: sodinn info describes FITS files, sample files (.h5, from "
+           "'sodinn samples') and model folders (from 'sodinn train')")
+    raise ValueError(msg)
+
+
+def _fits_info(path: Path) -> dict[str, Any]:
+    data = read_fits(path)
+    finite = np.isfinite(data)
+    info: dict[str, Any] = {
+        "file": str(path),
+        "kind": "image",
+        "shape": list(data.shape),
+        "min": float(np.nanmin(data)) if finite.any() else None,
+        "max": float(np.nanmax(data)) if finite.any() else None,
+        "non_finite": int(data.size - finite.sum()),
+    }
+    squeezed = data.squeeze()
+    if squeezed.ndim == 1:
+        info["kind"] = "angles"
+        info["n_values"] = int(squeezed.size)
+        info["field_rotation_deg"] = float(np.ptp(squeezed))
+    elif data.ndim == 2:
+        info["kind"] = "psf/frame"
+        try:
+            info["fwhm_px"] = round(fit_fwhm(data), 4)
+        except ValueError as err:
+            info["fwhm_px"] = f"not fitted: {err}"
+    elif data.ndim == 3:
+        info["kind"] = "cube"
+    return info
+
+
+def _samples_info(path: Path) -> dict[str, Any]:
+    with SampleFile(path) as f:
+        config = f.config
+        sequence = f.provenance.get("sequence", {})
+        annuli = []
+        for a in range(len(f.r_in_px)):
+            here = f.annulus == a
+            annuli.append({
+                "r_px": [round(float(f.r_in_px[a]), 2), round(float(f.r_out_px[a]), 2)],
+                "c_plus": int((f.labels[here] == 1).sum()), "c_minus": int((f.labels[here] == 0).sum()),
+                "ranks": [int(k) for k in f.ks[a]],
+                "flux_range": [float(x) for x in f.flux_range[a]],
+            })
+        n_pos = int(f.labels.sum())
+        return {
+            "file": str(path), "kind": "samples", "n_samples": len(f), "c_plus": n_pos, "c_minus": len(f) - n_pos,
+            "augmented": int(f.augmented.sum()), "sample_shape": list(f.sample_shape), "annuli": annuli,
+            "seed": config.seed, "snr_range": list(config.snr_range), "k_policy": config.k_policy,
+            "known_sources_xy": [list(xy) for xy in config.known_sources_xy],
+            "fwhm_px": sequence.get("fwhm_px"), "pixel_scale_arcsec": sequence.get("pixel_scale_arcsec"),
+            "sources": {k: {"file": sequence.get(f"{k}_file"), "sha256": sequence.get(f"{k}_sha256")}
+                        for k in ("cube", "angles", "psf") if f"{k}_file" in sequence},
+            "config_sha256": f.provenance.get("config_sha256"), "sodinn_version": f.provenance.get("sodinn_version"),
+        }
+
+
+def _model_info(folder: Path) -> dict[str, Any]:
+    """The model folder's metadata (model.json; Keras is not loaded) and its training history."""
+    meta = read_metadata(folder)
+    metrics = meta.get("metrics", {})
+    geometry = meta.get("training_geometry", {})
+    info: dict[str, Any] = {
+        "folder": str(folder), "kind": "model", "model": meta.get("model"),
+        "weights": meta.get("weights"), "weights_present": (folder / str(meta.get("weights"))).is_file(),
+        "patch_px": meta.get("patch_px"), "n_ranks": meta.get("n_ranks"), "k_policy": meta.get("k_policy"),
+        "fwhm_px": meta.get("fwhm_px"), "pixel_scale_arcsec": meta.get("pixel_scale_arcsec"),
+        "snr_range": meta.get("snr_range"),
+        "annuli_px": [[round(a, 2), round(b, 2)] for a, b in zip(geometry.get("r_in_px", []), geometry.get("r_out_px", []))],
+        "known_sources_xy": meta.get("sample_config", {}).get("known_sources_xy"),
+        "test_metrics": {k: metrics.get(k) for k in ("n", "accuracy", "auc", "confusion_matrix")},
+        "split": metrics.get("split"),
+        "per_annulus": metrics.get("per_annulus"),
+        "train_config": meta.get("train_config"),
+        "training_set": meta.get("training_set"),
+        "versions": meta.get("versions"),
+    }
+    history = folder / "history.csv"
+    if history.is_file():
+        rows = [line.split(",") for line in history.read_text().strip().splitlines()]
+        if len(rows) > 1 and "val_loss" in rows[0]:
+            col = rows[0].index("val_loss")
+            losses = [float(r[col]) for r in rows[1:]]
+            info["epochs_run"] = len(losses)
+            info["best_epoch"] = int(np.argmin(losses)) + 1
+    return info
+
+
+def _parts_info(folder: Path) -> dict[str, Any]:
+    state = json.loads((folder / "state.json").read_text())
+    return {
+        "folder": str(folder), "kind": "unfinished samples",
+        "annuli_done": len(list(folder.glob("annulus_*.npz"))), "annuli": len(state["oracle"]["flux_range"]),
+    }

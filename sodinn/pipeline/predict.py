@@ -1,0 +1,125 @@
+"""The products of a trained model on a sequence (``sodinn predict``, surveys, the demo).
+
+:func:`predict_products` checks the model against the data from its ``model.json`` (before Keras is
+loaded), computes the probability map (:func:`sodinn.detect.probability.probability_map`) and the
+candidates (:func:`sodinn.detect.candidates.find_candidates`), and writes into the output folder:
+
+- ``probability_map.fits`` and ``detection_map.fits`` (P >= threshold, 0/1), with a provenance header;
+- ``candidates.ecsv``, one row per candidate, brightest first;
+- ``detection.png``: the probability map beside the annular PCA-ADI S/N map, candidates circled;
+- ``config.toml``: the effective ``[data]`` and ``[predict]`` tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn._atomic import atomic_path
+from sodinn.adi.baselines import pca_annular
+from sodinn.adi.io import write_fits
+from sodinn.adi.sequence import ADISequence
+from sodinn.adi.snr import snr_map
+from sodinn.config import PredictConfig, dump_toml
+from sodinn.detect.candidates import binary_map, find_candidates
+from sodinn.detect.probability import ProbabilityMap, probability_map
+from sodinn.learn.artifact import check_compatible, load_trained, read_metadata
+from sodinn.learn.models import import_keras_quietly
+from sodinn.pipeline.figures import new_figure, save_figure
+from sodinn.plotting import plot_frame, plot_snr_map
+
+__all__ = ["PREDICT_FILES", "Prediction", "predict_products"]
+
+#: The files :func:`predict_products` writes (besides ``config.toml``)
+PREDICT_FILES = ("probability_map.fits", "detection_map.fits", "candidates.ecsv", "detection.png")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What :func:`predict_products` computed and wrote.
+
+    Attributes
+    ----------
+    probability : ProbabilityMap
+    candidates : astropy.table.Table
+        See :func:`sodinn.detect.candidates.find_candidates`.
+    threshold : float
+    output_dir : Path
+    """
+
+    probability: ProbabilityMap
+    candidates: Any
+    threshold: float
+    output_dir: Path
+
+
+def predict_products(
+    sequence: ADISequence,
+    model_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    config: PredictConfig | None = None,
+    data: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Prediction:
+    """Apply a trained model to every pixel of the sequence's annuli and write the detection products.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    model_dir : path-like
+        A model folder written by ``sodinn train``.
+    output_dir : path-like
+        Created if needed.
+    config : PredictConfig, optional
+        Threshold and batch size (default: :class:`~sodinn.config.PredictConfig`).
+    data : mapping, optional
+        The ``[data]`` table to record in ``config.toml`` (input files, FWHM, pixel scale).
+    progress : bool
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Before any work: ``model_dir`` is not a model folder, or the model was trained on data of
+        another FWHM.
+    """
+    config = config or PredictConfig()
+    model_path = Path(model_dir)
+    check_compatible(read_metadata(model_path), sequence.fwhm_px)
+    out = Path(output_dir)
+    import_keras_quietly()
+    model = load_trained(model_path)
+    out.mkdir(parents=True, exist_ok=True)
+    pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
+    table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec)
+    provenance = {
+        "function": "probability_map", "model": str(model_path.resolve()),
+        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": config.threshold,
+        **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
+    }
+    write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance)
+    write_fits(out / "detection_map.fits", binary_map(pmap.probability, config.threshold).astype(np.int16),
+               provenance=provenance)
+    with atomic_path(out / "candidates.ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    ncomp = min(10, sequence.n_frames - 2)
+    frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp)
+    fig, axes = new_figure(1, 2, figsize=(10, 4.2))
+    circles = [(float(r["x"]), float(r["y"])) for r in table[:10]]
+    plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {config.threshold:g}",
+               cmap="viridis", vmin=0, vmax=1, circles_xy=circles, circle_radius_px=sequence.fwhm_px, label="probability")
+    plot_snr_map(snr_map(frame, sequence.fwhm_px), ax=axes[1], title=f"annular PCA-ADI S/N map, {ncomp} components",
+                 circles_xy=circles, circle_radius_px=sequence.fwhm_px)
+    save_figure(fig, out / "detection.png")
+    dump_toml(out / "config.toml", {"data": dict(data or {}),
+                                    "predict": {"model": str(model_path.resolve()), **config.to_dict(), "output": str(out.resolve())}})
+    return Prediction(probability=pmap, candidates=table, threshold=config.threshold, output_dir=out)

@@ -1,0 +1,118 @@
+"""The products of a classical reduction (``sodinn reduce``, ``sodinn demo``): final frame, S/N map, figure.
+
+For every method (a baseline of :data:`sodinn.adi.baselines.BASELINES`), the final frame and its S/N
+map are written as FITS with a provenance header (function, parameters, input files and their
+SHA-256), with a figure of both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sodinn.adi.baselines import get_baseline
+from sodinn.adi.io import write_fits
+from sodinn.adi.sequence import ADISequence
+from sodinn.adi.snr import snr, snr_map
+from sodinn.pipeline.figures import new_figure, save_figure
+from sodinn.plotting import plot_frame, plot_snr_map
+
+__all__ = ["Reduction", "write_reductions"]
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What one method's reduction wrote and found.
+
+    Attributes
+    ----------
+    method : str
+        The baseline's registry name.
+    frame_file, snr_file, figure_file : Path
+        ``<method>_frame.fits``, ``<method>_snrmap.fits``, ``<method>_snrmap.png``.
+    peak_snr : float
+        Largest value of the S/N map.
+    peak_xy : (int, int)
+        Its pixel (x, y).
+    snr_at_truth : list of float
+        S/N (Mawet et al. 2014) at each position of ``truth`` (known companions).
+    """
+
+    method: str
+    frame_file: Path
+    snr_file: Path
+    figure_file: Path
+    peak_snr: float
+    peak_xy: tuple[int, int]
+    snr_at_truth: list[float]
+
+
+def write_reductions(
+    sequence: ADISequence,
+    methods: Sequence[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    ncomp: int,
+    provenance: Mapping[str, Any] | None = None,
+    truth_xy: Sequence[tuple[float, float]] = (),
+) -> dict[str, Reduction]:
+    """Reduce ``sequence`` with each method and write its final frame, S/N map and figure into ``output_dir``.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    methods : sequence of str
+        Baselines of the registry (``"annular"``, ``"pca"``, ``"median"``).
+    output_dir : path-like
+        Created if needed.
+    ncomp : int
+        Principal components of the PCA baselines.
+    provenance : mapping, optional
+        Further header cards (e.g. the effective configuration).
+    truth_xy : sequence of (x, y)
+        Known companions: circled in the figures, their S/N reported.
+
+    Returns
+    -------
+    dict of str -> Reduction
+
+    Raises
+    ------
+    ValueError
+        For an unknown method (before any work).
+    """
+    baselines = [get_baseline(m) for m in methods]
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Reduction] = {}
+    for baseline in baselines:
+        method = baseline.name
+        ncomp_used = ncomp if baseline.ranked else None
+        frame = baseline.reduce(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp_used)
+        smap = snr_map(frame, sequence.fwhm_px)
+        header = {
+            "function": baseline.function.__name__,
+            "ncomp": ncomp_used,
+            "fwhm_px": sequence.fwhm_px,
+            **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
+            **dict(provenance or {}),
+        }
+        frame_file = write_fits(out / f"{method}_frame.fits", frame, provenance=header)
+        snr_file = write_fits(out / f"{method}_snrmap.fits", smap, provenance={**header, "product": "snr_map"})
+        fig, axes = new_figure(1, 2, figsize=(10, 4.2))
+        components = f", {ncomp_used} components" if ncomp_used is not None else ""
+        plot_frame(frame, ax=axes[0], title=f"{baseline.title} frame{components}", circles_xy=truth_xy,
+                   circle_radius_px=sequence.fwhm_px)
+        plot_snr_map(smap, ax=axes[1], circles_xy=truth_xy, circle_radius_px=sequence.fwhm_px)
+        figure_file = save_figure(fig, out / f"{method}_snrmap.png")
+        py, px = np.unravel_index(int(np.argmax(smap)), smap.shape)
+        results[method] = Reduction(
+            method=method, frame_file=frame_file, snr_file=snr_file, figure_file=figure_file, peak_snr=float(smap[py, px]),
+            peak_xy=(int(px), int(py)), snr_at_truth=[snr(frame, (x, y), sequence.fwhm_px) for x, y in truth_xy],
+        )
+    return results

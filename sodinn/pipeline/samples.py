@@ -1,0 +1,66 @@
+"""The products of sample generation (``sodinn samples``, surveys, the demo): the HDF5 sample file and its settings.
+
+:func:`write_sample_file` runs :func:`sodinn.mlar.store.generate_sample_file` (atomic, resumable; on
+the engine's scheduler) and writes the effective ``[data]`` and ``[samples]`` tables beside the file
+(``samples.h5`` -> ``samples.toml``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import SampleConfig, dump_toml
+from sodinn.engine import use_scheduler
+from sodinn.mlar.store import generate_sample_file
+
+__all__ = ["write_sample_file"]
+
+
+def write_sample_file(
+    sequence: ADISequence,
+    config: SampleConfig,
+    path: str | os.PathLike[str],
+    *,
+    data: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    n_jobs: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+) -> Path:
+    """Generate the labeled samples of ``sequence`` into ``path`` and record the settings beside it.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig
+    path : path-like
+        The HDF5 file (``.h5``); its settings go to the same name with ``.toml``.
+    data : mapping, optional
+        The ``[data]`` table to record (input files, FWHM, pixel scale).
+    resume : bool
+        Continue an interrupted run from its finished annuli (default).
+    n_jobs : int, optional
+        Worker processes over annuli (default: all cores).
+    scheduler : None, str or dask.distributed.Client
+        Where the annuli run (:mod:`sodinn.engine`); None keeps the default in effect.
+    progress : bool
+
+    Returns
+    -------
+    Path
+        The sample file.
+
+    Raises
+    ------
+    ValueError
+        As :func:`sodinn.mlar.store.generate_sample_file`, before any work.
+    """
+    with use_scheduler(scheduler) if scheduler is not None else contextlib.nullcontext():
+        out = generate_sample_file(sequence, config, path, resume=resume, n_jobs=n_jobs, progress=progress)
+    dump_toml(out.with_suffix(".toml"), {"data": dict(data or {}), "samples": {**config.to_dict(), "output": str(out)}})
+    return out

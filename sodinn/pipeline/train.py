@@ -1,0 +1,63 @@
+"""The products of training (``sodinn train``, surveys, the demo): the model folder, its curves, its settings.
+
+:func:`train_model` runs :func:`sodinn.learn.training.train` (the model folder: weights,
+``model.json``, ``history.csv``, checkpoints) and adds ``training_curves.png`` (loss and accuracy per
+epoch) and ``config.toml`` (the effective ``[train]`` table).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sodinn.config import TrainConfig, dump_toml
+from sodinn.learn.models import check_model_name, import_keras_quietly
+from sodinn.learn.training import TrainResult, train
+from sodinn.pipeline.figures import new_figure, save_figure
+from sodinn.plotting import plot_training_history
+
+__all__ = ["train_model"]
+
+
+def train_model(
+    samples_file: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model on a sample file and write its folder, training curves and effective settings.
+
+    Parameters
+    ----------
+    samples_file : path-like
+        An HDF5 sample file (``sodinn samples``).
+    output_dir : path-like
+        The model folder.
+    config : TrainConfig, optional
+    resume : bool
+        Continue an interrupted training from its last epoch (default).
+    progress : bool
+        Show Keras' progress bar.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        For a model name outside the registry (before Keras is loaded).
+    """
+    config = config or TrainConfig()
+    check_model_name(config.model)
+    import_keras_quietly()
+    out = Path(output_dir)
+    result = train(samples_file, config, out, resume=resume, progress=progress)
+    fig, axes = new_figure(1, 2, figsize=(10, 4))
+    plot_training_history(result.history, axes=axes)
+    save_figure(fig, out / "training_curves.png")
+    dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(samples_file).resolve()),
+                                              "output": str(out.resolve())}})
+    return result

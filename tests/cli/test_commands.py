@@ -1,0 +1,319 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+from astropy.io import fits
+
+from sodinn.cli import main
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """A small synthetic sequence as FITS files, a configuration naming it (relative paths) and its samples."""
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    root = tmp_path_factory.mktemp("project")
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, seed=2)
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(root / "data" / f"{name}.fits", arr)
+    config = root / "configs" / "tiny.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[data]\ncube = "../data/cube.fits"\nangles = "../data/angles.fits"\npsf = "../data/psf.fits"\n'
+        "fwhm_px = 4.0\npixel_scale_arcsec = 0.0272\n"
+        "[samples]\npatch_px = 9\nn_ranks = 6\nsamples_per_annulus = 40\noracle_azimuths = 1\nseed = 1\n"
+        'output = "../out/samples.h5"\n'
+        '[train]\nmodel = "sodirf"\nseed = 1\noutput = "../out/model"\n'
+        '[predict]\nthreshold = 0.95\noutput = "../out/predict"\n'
+    )
+    assert main(["samples", "--config", str(config), "-j", "1", "--quiet"]) == 0
+    return config
+
+
+def test_help_and_version(capsys):
+    assert main([]) == 0
+    assert "demo" in capsys.readouterr().out
+    for cmd in ("demo", "info", "reduce", "samples", "train", "predict"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([cmd, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: sodinn " + cmd in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+
+
+def test_info_describes_naco(naco_paths, capsys):
+    assert main(["info", "--json", str(naco_paths["angles"]), str(naco_paths["psf"])]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["kind"] == "angles" and lines[0]["field_rotation_deg"] == pytest.approx(81.37, abs=0.01)
+    assert lines[0]["n_values"] == 61
+    assert 4.6 < lines[1]["fwhm_px"] < 4.9
+    assert main(["info", *(str(naco_paths[k]) for k in ("cube", "angles", "psf"))]) == 0
+    text = capsys.readouterr().out
+    assert "cube of 61 frames of 101x101 px" in text and "FWHM 4.80 px" in text
+    assert text.strip().endswith("sequence: 61 frames and 61 angles (consistent)")
+
+
+def test_reduce_naco_finds_beta_pic_b(naco_paths, tmp_path, capsys):
+    config = tmp_path / "naco.toml"
+    config.write_text(
+        "[data]\n"
+        f'cube = "{naco_paths["cube"]}"\nangles = "{naco_paths["angles"]}"\npsf = "{naco_paths["psf"]}"\n'
+        "pixel_scale_arcsec = 0.0272\n[reduce]\nmethod = \"annular\"\nncomp = 10\n"
+    )
+    out = tmp_path / "out"
+    assert main(["reduce", "--config", str(config), "--output", str(out), "--quiet"]) == 0
+    assert "annular: S/N map peak" in capsys.readouterr().out
+    smap = fits.getdata(out / "annular_snrmap.fits")
+    py, px = np.unravel_index(np.argmax(smap), smap.shape)
+    assert np.hypot(px - 62, py - 63) < 2.5  # beta Pic b
+    header = fits.getheader(out / "annular_frame.fits")
+    assert header["SODINN FUNCTION"] == "pca_annular" and len(header["SODINN CUBE_SHA256"]) == 64
+    assert (out / "annular_snrmap.png").stat().st_size > 10_000
+    assert "ncomp = 10" in (out / "config.toml").read_text()
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["reduce", "--cube", str(tmp_path / "missing.fits"), "--angles", "a", "--psf", "p"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sodinn reduce: error: FITS file not found") and "\n" not in err
+    assert main(["reduce", "--cube", "c.fits"]) == 2
+    assert "missing input(s): angles, psf" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    assert main(["reduce", "--config", str(bad)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[training]\nepochs = 3\n")
+    assert main(["reduce", "--config", str(unknown)]) == 2
+    assert "unknown section(s) training" in capsys.readouterr().err
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sodinn.cli", "info", str(tmp_path / "nope.fits")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"sodinn info: error: no such file or folder: {tmp_path / 'nope.fits'}"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "S/N map peak" in out
+    for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits",
+                 "samples.h5", "model/model.keras", "predict/probability_map.fits", "predict/candidates.ecsv"):
+        assert (tmp_path / name).is_file(), name
+    assert out.count("found as candidate") == 2  # SODINN finds both injected companions
+
+
+def test_demo_without_training(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--quiet", "--no-train"]) == 0
+    assert "SODINN" not in capsys.readouterr().out
+    assert not (tmp_path / "samples.h5").exists()
+
+
+def test_samples_command(naco_paths, tmp_path, capsys):
+    from sodinn.mlar.store import SampleFile
+
+    out = tmp_path / "s.h5"
+    args = ["samples", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
+            str(naco_paths["psf"]), "--per-annulus", "8", "--ranks", "10", "--mask", "62", "63", "-j", "1",
+            "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "samples (" in capsys.readouterr().out
+    with SampleFile(out) as f:
+        assert f.sample_shape == (10, 11, 11) and f.config.known_sources_xy == ((62.0, 63.0),)
+        assert int(f.labels.sum()) * 2 == len(f)
+    assert "n_ranks = 10" in out.with_suffix(".toml").read_text()
+    assert main(args[:-3] + ["--patch", "8", "--output", str(out)]) == 2
+    assert "patch_px must be odd" in capsys.readouterr().err
+
+
+def test_flux_oracle_plot(naco_paths, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sodinn.plotting import plot_flux_oracle
+
+    oracle = {"fluxes": [[1, 2, 4]], "snrs": [[[0.5], [1.5], [3.5]]], "snr_curve": [[0.5, 1.5, 3.5]],
+              "radii_px": [10.0], "flux_range": [[1.5, 3.2]]}
+    ax = plot_flux_oracle(oracle)
+    assert ax.get_xscale() == "log" and len(ax.lines) >= 3
+
+
+def test_train_command_with_sodirf(tiny_project, tmp_path, capsys):
+    path = tiny_project.parent.parent / "out" / "samples.h5"
+    assert main(["train", str(path), "--model", "sodirf", "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sodirf: held-out accuracy") and "annulus 0" in out
+    assert (tmp_path / "m" / "model.json").is_file() and "model = \"sodirf\"" in (tmp_path / "m" / "config.toml").read_text()
+    assert main(["train", str(tmp_path / "none.h5")]) == 2
+    assert capsys.readouterr().err.strip().endswith("make one with 'sodinn samples'")
+    assert main(["train", str(path), "--model", "lstm"]) == 2
+    assert "model must be one of" in capsys.readouterr().err
+
+
+def test_predict_command_with_the_shipped_model(tmp_path, capsys):
+    """The console command as a user runs it (a fresh process): with --quiet, nothing at all on stderr."""
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
+                             companions=[(12.0, 50.0, 1500.0)], seed=0)
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(tmp_path / f"{name}.fits", arr)
+    out = tmp_path / "pred"
+    args = ["predict", str(SHIPPED_MODEL), "--cube", str(tmp_path / "cube.fits"), "--angles", str(tmp_path / "angles.fits"),
+            "--psf", str(tmp_path / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272", "-o", str(out), "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no TensorFlow start-up notices, no progress bars
+    assert "candidate(s) with P >= 0.9" in proc.stdout
+    from astropy.table import Table
+
+    table = Table.read(out / "candidates.ecsv")
+    companion = data.companions[0]
+    assert np.hypot(table["x"] - companion.x_px, table["y"] - companion.y_px).min() < 2
+    prob = fits.getdata(out / "probability_map.fits")
+    assert prob.shape == (63, 63) and fits.getheader(out / "probability_map.fits")["SODINN FUNCTION"] == "probability_map"
+    assert set(np.unique(fits.getdata(out / "detection_map.fits"))) <= {0, 1}
+    assert (out / "detection.png").stat().st_size > 10_000
+    assert main(["predict", str(tmp_path), "--cube", "c"]) == 2
+    assert "no model.json" in capsys.readouterr().err
+    saved = tomllib.loads((out / "config.toml").read_text())
+    assert saved["predict"]["threshold"] == 0.9 and saved["data"]["fwhm_px"] == 4.0
+
+
+def test_train_and_predict_read_the_config_and_flags_override_it(tiny_project, tmp_path, capsys):
+    root = tiny_project.parent.parent
+    assert main(["train", "--config", str(tiny_project), "--seed", "3", "--quiet"]) == 0
+    saved = tomllib.loads((root / "out" / "model" / "config.toml").read_text())["train"]
+    assert saved["model"] == "sodirf"  # from the [train] table
+    assert saved["seed"] == 3  # the flag wins over the table's seed = 1
+    assert saved["samples"] == str((root / "out" / "samples.h5").resolve())  # the [samples] output
+    meta = json.loads((root / "out" / "model" / "model.json").read_text())
+    assert meta["train_config"]["seed"] == 3 and meta["training_set"]["file"] == saved["samples"]
+    capsys.readouterr()
+
+    # predict: the model is the [train] output; the flag's threshold wins over the table's 0.95
+    assert main(["predict", "--config", str(tiny_project), "--threshold", "0.5", "--quiet"]) == 0
+    assert "candidate(s) with P >= 0.5" in capsys.readouterr().out
+    pred = root / "out" / "predict"
+    saved = tomllib.loads((pred / "config.toml").read_text())
+    assert saved["predict"] == {"model": str((root / "out" / "model").resolve()), "threshold": 0.5, "batch_size": 512,
+                                "output": str(pred)}
+    assert saved["data"]["cube"] == str((root / "data" / "cube.fits").resolve()) and saved["data"]["fwhm_px"] == 4.0
+    prob = fits.getdata(pred / "probability_map.fits")
+    np.testing.assert_array_equal(fits.getdata(pred / "detection_map.fits"), prob >= 0.5)
+    # without the flag, the table's threshold applies
+    assert main(["predict", "--config", str(tiny_project), "-o", str(tmp_path / "p"), "--quiet"]) == 0
+    assert tomllib.loads((tmp_path / "p" / "config.toml").read_text())["predict"]["threshold"] == 0.95
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "p" / "detection_map.fits"), prob >= 0.95)
+    # the saved configuration reproduces the run
+    assert main(["predict", "--config", str(pred / "config.toml"), "-o", str(tmp_path / "again"), "--quiet"]) == 0
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "again" / "probability_map.fits"), prob)
+
+
+@pytest.mark.parametrize(("table", "key"), [("data", "pixelscale"), ("reduce", "components"), ("samples", "n_rank"),
+                                            ("train", "epoch"), ("predict", "thresold")])
+@pytest.mark.parametrize("command", ["reduce", "samples", "train", "predict"])
+def test_unknown_config_keys_are_named(tmp_path, capsys, command, table, key):
+    config = tmp_path / "c.toml"
+    config.write_text(f"[{table}]\n{key} = 1\n")
+    assert main([command, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sodinn {command}: error: {config}: unknown key(s) in [{table}]: {key}; known: ")
+    assert err.count("\n") == 1
+
+
+def test_user_errors_of_every_command_are_one_line(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    cases = [
+        (["train"], "missing SAMPLES"),
+        (["train", str(tmp_path)], "is a folder; pass the sample file"),
+        (["train", "s.h5", "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["predict"], "missing MODEL"),
+        (["predict", str(tmp_path / "none")], "model folder not found"),
+        (["predict", str(tmp_path)], "no model.json in it"),
+        (["predict", str(tmp_path / "file.txt")], "it is a file"),
+        (["predict", str(SHIPPED_MODEL), "--threshold", "1.5"], "threshold must be a probability in (0, 1)"),
+        (["predict", str(SHIPPED_MODEL), "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["samples", "-o", str(tmp_path)], "is a folder; pass a file name"),
+        (["reduce", "--config", str(tmp_path)], "is a folder; pass a TOML file"),
+        (["reduce", "--cube", str(tmp_path), "--angles", "a", "--psf", "p"], "is a folder; pass the FITS file of the cube"),
+        (["info", str(tmp_path / "file.txt")], "cannot tell what"),
+        (["info", str(tmp_path)], "is a folder without model.json"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"sodinn {argv[0]}: error: ") and expected in err, (argv, err)
+        assert err.count("\n") == 1, err
+
+
+def test_info_describes_a_sample_file(tiny_project, capsys):
+    import sodinn
+    from sodinn.adi.io import file_checksum
+    from sodinn.mlar.store import SampleFile
+
+    root = tiny_project.parent.parent
+    path = root / "out" / "samples.h5"
+    assert main(["info", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    with SampleFile(path) as f:
+        assert info["n_samples"] == len(f) and info["c_plus"] == int(f.labels.sum())
+        assert info["sample_shape"] == list(f.sample_shape) == [6, 9, 9]
+        assert len(info["annuli"]) == len(f.ks)
+        for a, row in enumerate(info["annuli"]):
+            here = f.annulus == a
+            assert (row["c_plus"], row["c_minus"]) == (int(f.labels[here].sum()), int((f.labels[here] == 0).sum()))
+            assert row["ranks"] == f.ks[a].tolist()
+            np.testing.assert_allclose(row["flux_range"], f.flux_range[a])
+    assert sum(row["c_plus"] + row["c_minus"] for row in info["annuli"]) == info["n_samples"]
+    assert info["seed"] == 1 and info["fwhm_px"] == 4.0 and info["sodinn_version"] == sodinn.__version__
+    for name in ("cube", "angles", "psf"):
+        assert info["sources"][name]["sha256"] == file_checksum(root / "data" / f"{name}.fits")
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"{info['n_samples']} labeled samples" in text and "(K, P, P) = (6, 9, 9)" in text
+    assert text.count("\n") == 1 + 1 + len(info["annuli"]) + 1 + 3 + 1
+
+
+def test_info_describes_a_model_folder_without_loading_keras():
+    code = ("import sys; from sodinn.cli import main; rc = main(['info', '--json', sys.argv[1]]); "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(SHIPPED_MODEL)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    meta = json.loads((SHIPPED_MODEL / "model.json").read_text())
+    for key in ("model", "patch_px", "n_ranks", "fwhm_px", "pixel_scale_arcsec", "snr_range", "training_set", "versions"):
+        assert info[key] == meta[key], key
+    assert info["test_metrics"]["accuracy"] == meta["metrics"]["accuracy"] and info["weights_present"]
+    assert info["epochs_run"] == (SHIPPED_MODEL / "history.csv").read_text().strip().count("\n")
+    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", "info", str(SHIPPED_MODEL / "model.keras")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and f"K={meta['n_ranks']} ranks" in proc.stdout and f"P={meta['patch_px']} px" in proc.stdout
+    assert f"accuracy {meta['metrics']['accuracy']:.3f}" in proc.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`sodinn info ... | head`: the reader goes away; no error message, the usual SIGPIPE status."""
+    argv = [sys.executable, "-m", "sodinn.cli", "info", "--json", *[str(SHIPPED_MODEL)] * 300]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(100).startswith(b'{"folder"')
+        proc.stdout.close()
+        assert proc.stderr.read() == b"" and proc.wait() == 141

@@ -1,0 +1,183 @@
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from sodinn.config import SampleConfig, TrainConfig  # noqa: E402
+from sodinn.learn.artifact import load_trained  # noqa: E402
+from sodinn.learn.models import build_model  # noqa: E402
+from sodinn.learn.training import group_split, train  # noqa: E402
+from sodinn.mlar.store import SampleFile, generate_sample_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def naco_samples(naco, tmp_path_factory):
+    """A small NACO sample set, beta Pic b masked (K=10, 150 samples of each class per annulus)."""
+    cfg = SampleConfig(samples_per_annulus=150, n_ranks=10, known_sources_xy=((62, 63),), oracle_azimuths=2, seed=0)
+    return generate_sample_file(naco, cfg, tmp_path_factory.mktemp("samples") / "naco.h5", progress=False)
+
+
+@pytest.fixture(scope="module")
+def naco_model(naco_samples, tmp_path_factory):
+    """The paper's network trained briefly on the small NACO set (shared by the tests below)."""
+    return train(naco_samples, TrainConfig(model="sodinn", epochs=5, batch_size=64, patience=2),
+                 tmp_path_factory.mktemp("model") / "m", progress=False)
+
+
+def test_group_split_never_shares_groups():
+    rng = np.random.default_rng(0)
+    groups = np.r_[np.arange(300), -rng.integers(1, 40, 300)]
+    labels = np.r_[np.ones(300, int), np.zeros(300, int)]
+    train_i, val_i, test_i = group_split(groups, labels, val_fraction=0.15, test_fraction=0.15, seed=1)
+    sets = [set(groups[i]) for i in (train_i, val_i, test_i)]
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert train_i.size + val_i.size + test_i.size == 600
+    assert 0.08 < test_i.size / 600 < 0.22 and 0.08 < val_i.size / 600 < 0.22
+    for part in (train_i, val_i, test_i):
+        assert 0.3 < labels[part].mean() < 0.7  # both classes in every part
+
+
+def test_model_builders():
+    m = build_model("sodinn", (20, 11, 11, 1))
+    assert m.count_params() == 277_217 and m.output_shape == (None, 1)
+    assert [layer.name for layer in m.layers][1:3] == ["convlstm_1", "pool_1"]
+    v2 = build_model("sodinn-v2", (20, 11, 11, 1))
+    assert v2.get_layer("convlstm_2").filters == 80 and v2.get_layer("spatial_dropout_2").rate == 0.25
+    assert build_model("conv3d", (10, 9, 9, 1)).output_shape == (None, 1)
+    with pytest.raises(ValueError, match="Received: input_shape"):
+        build_model("sodinn", (2, 11, 11, 1))
+    with pytest.raises(ValueError, match="model must be one of"):
+        build_model("resnet", (20, 11, 11, 1))
+
+
+def test_convlstm_learns_on_naco_with_held_out_groups(naco_samples, naco_model):
+    result = naco_model
+    folder = result.out_dir
+    assert result.metrics["accuracy"] >= 0.8
+    assert result.metrics["auc"] >= 0.85
+    assert set(result.metrics["per_annulus"]) == set(range(7))
+    assert (folder / "history.csv").read_text().count("\n") == len(result.history["loss"]) + 1
+    assert not list(folder.glob("*.png"))  # the library writes no figure: sodinn.pipeline.train does
+    loaded = load_trained(folder)
+    with SampleFile(naco_samples) as f:
+        x = f.read(np.arange(20))
+        direct = loaded.model.predict(f.read(np.arange(20), normalize=True)[..., None], verbose=0)[:, 0]
+        meta = loaded.metadata
+        assert meta["patch_px"] == 11 and meta["n_ranks"] == 10 and meta["collapse"] == "mean"
+        assert meta["training_set"]["sha256"] and meta["versions"]["backend"]
+    np.testing.assert_allclose(loaded.predict(x), direct, rtol=1e-6)
+    loaded.check_compatible(4.8, SampleConfig(n_ranks=10))
+    with pytest.raises(ValueError, match="trained with patch_px=11"):
+        loaded.check_compatible(4.8, SampleConfig(patch_px=13, n_ranks=10))
+    with pytest.raises(ValueError, match="far from the training data"):
+        loaded.check_compatible(7.5)
+
+
+def test_beta_pic_b_is_the_top_candidate(naco, naco_model):
+    """Detection issue's headline: a model trained with beta Pic b masked finds it as its best blob."""
+    from sodinn.detect.candidates import find_candidates
+    from sodinn.detect.probability import probability_map
+
+    pmap = probability_map(naco, load_trained(naco_model.out_dir), progress=False)
+    table = find_candidates(pmap.probability, 0.9, pixel_scale_arcsec=naco.pixel_scale_arcsec)
+    assert np.hypot(table["x"][0] - 62, table["y"][0] - 63) < 2.0
+    assert table["sep_arcsec"][0] == pytest.approx(0.48, abs=0.02)
+
+
+def test_sodirf_and_the_random_split_leak(naco_samples, tmp_path):
+    result = train(naco_samples, TrainConfig(model="sodirf", report_random_split=True), tmp_path / "rf", progress=False)
+    assert result.metrics["accuracy"] >= 0.8
+    assert "random_split" in result.metrics
+    assert load_trained(tmp_path / "rf").predict(np.zeros((2, 10, 11, 11))).shape == (2,)
+
+
+def test_training_resumes_after_interruption(naco_samples, tmp_path):
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    import sodinn.learn.training as training
+
+    original = keras.callbacks.CSVLogger
+    cfg = TrainConfig(model="conv3d", epochs=4, batch_size=128, patience=10)
+
+    made = []
+
+    class CSVThenStop(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            Stop().on_epoch_end(epoch)
+
+    keras.callbacks.CSVLogger = CSVThenStop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            training.train(naco_samples, cfg, tmp_path / "r", progress=False)
+    finally:
+        keras.callbacks.CSVLogger = original
+        for logger in made:  # a killed process would close it; here the interpreter goes on
+            logger.csv_file.close()
+    assert (tmp_path / "r" / "backup").exists() and (tmp_path / "r" / "checkpoint.keras").exists()
+    result = training.train(naco_samples, cfg, tmp_path / "r", progress=False)
+    assert len(result.history["loss"]) == 2  # epochs 3 and 4 only: the first two were restored
+    lines = (tmp_path / "r" / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2", "3"]
+
+
+def test_train_config_errors():
+    with pytest.raises(ValueError, match="val_fraction must be in"):
+        TrainConfig(val_fraction=0.6)
+    with pytest.raises(ValueError, match="unknown training setting"):
+        TrainConfig.from_dict({"epoch": 3})
+
+
+def test_shipped_model_loads_and_separates_classes(tmp_path):
+    """models/synthetic-sodinn-k10-p9 on fresh samples of the demo data (other seed for C+ positions)."""
+    from pathlib import Path
+
+    from sodinn.adi.sequence import ADISequence
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.mlar.samples import make_samples
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
+    model = load_trained(folder)
+    meta = model.metadata
+    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
+                             companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=0)
+    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
+    cfg = SampleConfig.from_dict({**meta["sample_config"], "samples_per_annulus": 30, "seed": 7})
+    model.check_compatible(seq.fwhm_px, cfg)
+    ranges = np.asarray(meta["training_geometry"]["flux_range"])
+    samples = make_samples(seq, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
+    probs = model.predict(samples.samples)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(samples.labels, probs) > 0.85
+
+
+def test_same_seed_same_training(naco_samples, tmp_path):
+    cfg = TrainConfig(model="conv3d", epochs=1, batch_size=128)
+    runs = [train(naco_samples, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
+    assert runs[0].history == runs[1].history
+    w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+
+
+def test_group_split_stratified_by_annulus():
+    rng = np.random.default_rng(3)
+    annulus = np.repeat(np.arange(5), 120)
+    labels = np.tile(np.r_[np.ones(60, int), np.zeros(60, int)], 5)
+    groups = np.where(labels == 1, np.arange(600), -(annulus * 100 + rng.integers(1, 7, 600)))
+    train_i, val_i, test_i = group_split(groups, labels, val_fraction=0.15, test_fraction=0.15, seed=0, strata=annulus)
+    for part in (train_i, val_i, test_i):
+        for a in range(5):  # every annulus and both classes in every part
+            assert set(labels[part][annulus[part] == a]) == {0, 1}
+    assert not (set(groups[train_i]) & set(groups[test_i]))

@@ -1,0 +1,135 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import sodinn.mlar.store as store
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import SampleConfig
+from sodinn.datasets import make_adi_sequence
+from sodinn.mlar.samples import make_samples, sample_annuli
+from sodinn.mlar.store import SampleFile, generate_sample_file, write_samples
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
+    return ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px, data.pixel_scale_arcsec)
+
+
+CFG = SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=10, seed=3, oracle_azimuths=1)
+
+
+def _ranges(seq):
+    return np.array([[150.0, 450.0]] * len(sample_annuli(seq, CFG)))
+
+
+def _arrays(path):
+    with h5py.File(path) as h:
+        return {k: h[k][()] for k in ("samples", "labels", "x", "y", "flux", "group", "annulus", "augmented")}, dict(h.attrs)
+
+
+def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
+    data = make_samples(synthetic, CFG, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    path = write_samples(data, tmp_path / "s.h5")
+    with SampleFile(path) as f:
+        assert len(f) == len(data) and f.sample_shape == (6, 9, 9)
+        assert f.config == CFG and f.provenance["config_sha256"] == CFG.digest()
+        np.testing.assert_array_equal(f.read(np.arange(len(f))), data.samples)
+        np.testing.assert_array_equal(f.labels, data.labels)
+        picked = f.read([5, 2, 2])
+        np.testing.assert_array_equal(picked, data.samples[[5, 2, 2]])
+        batches = list(f.iter_batches(7, shuffle=True, seed=1))
+        assert sum(len(b[1]) for b in batches) == len(f)
+        assert all(0.0 <= b[0].min() and b[0].max() <= 1.0 for b in batches)
+        assert f._h5["samples"].chunks[0] <= 256 and f._h5["samples"].compression == "gzip"
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_generate_resume_is_identical(synthetic, tmp_path, monkeypatch):
+    full = generate_sample_file(synthetic, CFG, tmp_path / "full.h5", flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    target = tmp_path / "resumed.h5"
+    saved = []
+    original = store._save_part
+
+    def interrupted(path, part):
+        if len(saved) == 1:
+            raise KeyboardInterrupt  # the user stops the run after one annulus
+        saved.append(path)
+        original(path, part)
+
+    monkeypatch.setattr(store, "_save_part", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    assert not target.exists()  # no half-file that looks complete
+    assert len(list((tmp_path / "resumed.h5.parts").glob("annulus_*.npz"))) == 1
+    monkeypatch.setattr(store, "_save_part", original)
+    generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    a, attrs_a = _arrays(full)
+    b, attrs_b = _arrays(target)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert attrs_a == attrs_b
+    assert not (tmp_path / "resumed.h5.parts").exists()
+
+
+def test_memory_budget_is_checked_first_and_resume_ignores_it(synthetic, tmp_path, monkeypatch):
+    from sodinn.mlar.operator import AnnulusGeometry
+    from sodinn.mlar.samples import sample_psf
+
+    annuli, psf_px = sample_annuli(synthetic, CFG), sample_psf(synthetic, CFG).shape[0]
+    least = max(AnnulusGeometry(synthetic.frame_size, r0, r1, CFG.patch_px).plan(CFG, synthetic.n_frames, psf_px).minimum_bytes
+                for r0, r1 in zip(annuli.r_in_px, annuli.r_out_px))
+    small = SampleConfig(**{**CFG.to_dict(), "memory_budget_gib": 0.5 * least / 2**30})
+    with pytest.raises(ValueError, match="memory_budget_gib=.* is too small"):
+        generate_sample_file(synthetic, small, tmp_path / "small.h5", progress=False)  # no S/N oracle run first
+    assert not (tmp_path / "small.h5.parts").exists()
+    full = generate_sample_file(synthetic, CFG, tmp_path / "full.h5", flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    target = tmp_path / "resumed.h5"
+    original = store._save_part
+    monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    monkeypatch.setattr(store, "_save_part", original)
+    tight = SampleConfig(**{**CFG.to_dict(), "memory_budget_gib": 1.05 * least / 2**30})
+    generate_sample_file(synthetic, tight, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)  # resumes
+    a, b = _arrays(full)[0], _arrays(target)[0]
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_resume_refuses_other_configuration(synthetic, tmp_path, monkeypatch):
+    target = tmp_path / "x.h5"
+    monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    other = SampleConfig(**{**CFG.to_dict(), "seed": 4, "snr_range": (1.0, 3.0)})
+    with pytest.raises(ValueError, match="another sequence or configuration"):
+        generate_sample_file(synthetic, other, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+
+
+def test_generate_with_oracle_records_it(synthetic, tmp_path):
+    path = generate_sample_file(synthetic, CFG, tmp_path / "o.h5", n_jobs=1, progress=False)
+    with SampleFile(path) as f:
+        ranges = f.flux_range
+        assert (ranges[:, 0] > 0).all() and (ranges[:, 1] > ranges[:, 0]).all()
+        pos = f.labels == 1
+        lo, hi = ranges[f.annulus[pos], 0], ranges[f.annulus[pos], 1]
+        assert np.all((f.flux[pos] >= lo) & (f.flux[pos] <= hi))
+        assert len(f.oracle["snrs"]) == len(ranges)
+    with h5py.File(path) as h:
+        assert json.loads(h.attrs["config"])["seed"] == 3
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        SampleFile(tmp_path / "none.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"nope")
+    with pytest.raises(ValueError, match="cannot open"):
+        SampleFile(bad)
+    with h5py.File(tmp_path / "other.h5", "w") as h:
+        h.attrs["format"] = "something"
+    with pytest.raises(ValueError, match="not a sodinn sample file"):
+        SampleFile(tmp_path / "other.h5")

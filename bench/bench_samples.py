@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     from sodinn.adi.geometry import annulus_indices, svd_region_radii
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import SampleConfig
-    from sodinn.mlar.samples import _AnnulusOperator, _positives, positive_samples, sample_psf
+    from sodinn.mlar.operator import AnnulusOperator
+    from sodinn.mlar.samples import positive_samples, sample_psf
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -90,14 +91,14 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()  # the annulus's set-up (region matrix, CEVR ranks), once for all its samples
-        op = _AnnulusOperator(cube, angles, r_in, r_out, cfg, np.ones(cube.shape[1:], dtype=bool), psf_px=psf.shape[0])
+        op = AnnulusOperator(cube, angles, r_in, r_out, cfg, np.ones(cube.shape[1:], dtype=bool), psf_px=psf.shape[0])
         t_setup = time.perf_counter() - t0
         ks = op.ks
         fast = np.empty((args.n_fast, len(ks), 11, 11))
         reference(0)  # warm-up
         for idx in slices:
             t0, c0 = time.perf_counter(), time.process_time()
-            fast[idx] = _positives(op, cube, angles, psf, x[idx], y[idx], flux[idx])
+            fast[idx] = op.positive_samples(psf, x[idx], y[idx], flux[idx])
             t_fast.append((time.perf_counter() - t0) / len(idx))
             c_fast.append((time.process_time() - c0) / len(idx))
             t0, c0 = time.perf_counter(), time.process_time()

@@ -70,7 +70,8 @@ def child(args: argparse.Namespace) -> None:
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import SampleConfig
     from sodinn.datasets import make_adi_sequence
-    from sodinn.mlar.samples import _AnnulusOperator, _positives, _usable_mask, annulus_samples, sample_annuli, sample_psf
+    from sodinn.mlar.operator import AnnulusOperator
+    from sodinn.mlar.samples import annulus_samples, sample_annuli, sample_psf, usable_mask
 
     data = np.load(args.data)
     seq = ADISequence(data["cube"], data["angles"], data["psf"], float(data["fwhm"]))
@@ -97,15 +98,15 @@ def child(args: argparse.Namespace) -> None:
     cube = np.asarray(seq.cube)
     with threadpool_limits(limits=1, user_api="blas"):
         def setup():
-            op = _AnnulusOperator(cube, seq.angles_deg, r_in, r_out, cfg, _usable_mask(seq, cfg), psf_px=psf.shape[0])
+            op = AnnulusOperator(cube, seq.angles_deg, r_in, r_out, cfg, usable_mask(seq, cfg), psf_px=psf.shape[0])
             op.residual_means(op.m_ext, op.basis(op.m_ext), op.minus)
             return op
 
         t_setup = _fastest(setup)
         op = setup()
         pos = np.tile(np.nonzero(got.labels == 1)[0], 4)  # the annulus's C+ companions, 4 times each
-        _positives(op, cube, seq.angles_deg, psf, got.x[pos[:4]], got.y[pos[:4]], got.flux[pos[:4]])  # stencils, buffers
-        t_pos = _fastest(lambda: _positives(op, cube, seq.angles_deg, psf, got.x[pos], got.y[pos], got.flux[pos])) / pos.size
+        op.positive_samples(psf, got.x[pos[:4]], got.y[pos[:4]], got.flux[pos[:4]])  # stencils, buffers
+        t_pos = _fastest(lambda: op.positive_samples(psf, got.x[pos], got.y[pos], got.flux[pos])) / pos.size
     print(json.dumps({
         "n_frames": seq.n_frames, "size": seq.frame_size, "r_in": r_in, "r_out": r_out, "n_reg": op.n_reg,
         "n_union": int(op.union.size), "k_max": op.k_max, "batch": op.plan.batch, "chunk": op.plan.chunk_px,

@@ -33,9 +33,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from sodinn.adi.sequence import ADISequence
+    from sodinn.config import LimitConfig
     from sodinn.detect.calibration import calibrate
-    from sodinn.evaluate.limits import LimitConfig, classical_contrast_curve, detection_limits, write_limits
-    from sodinn.learn.training import load_trained
+    from sodinn.evaluate.contrast import classical_contrast_curve
+    from sodinn.evaluate.limits import detection_limits
+    from sodinn.learn.artifact import load_trained
+    from sodinn.pipeline.limits import write_limits
 
     d = Path(args.naco_dir)
     seq = ADISequence.from_fits(d / "cube.fits", d / "angles.fits", d / "psf.fits", pixel_scale_arcsec=0.0272)

@@ -73,6 +73,7 @@ __all__ = ["__version__", *_MODULES, *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
+    """Load a curated public name, a subpackage or an old module path on first access (PEP 562)."""
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     if name in _MODULES:
@@ -84,4 +85,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """List the public names (``__all__``), sorted."""
     return sorted(__all__)

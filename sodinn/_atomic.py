@@ -17,6 +17,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     On any error (or interruption) the temporary file is removed and ``path`` is left untouched, so
     a file that exists is always complete.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write; its folder is created if needed.
+
+    Yields
+    ------
+    Path
+        The temporary file (hidden, in the same folder) to write to.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -84,19 +84,12 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         targets = MOVED[spec.name]
         msg = (f"{spec.name} moved to {' and '.join(targets)} in sodinn 0.2; import from there "
                "(the old path will be removed in the next release)")
-        warnings.warn(msg, DeprecationWarning, stacklevel=_importer_stacklevel())
+        # warnings.warn passes over the import machinery's frames: level 2 is the import statement
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
         return MovedModule(spec.name, targets)
 
     def exec_module(self, module: types.ModuleType) -> None:
         """Nothing to run: the stand-in resolves its names on access."""
-
-
-def _importer_stacklevel() -> int:
-    """The stack level of the first frame outside the import machinery (the ``import`` statement)."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_globals.get("__name__") == __name__):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 _FINDER = _MovedFinder()

@@ -33,13 +33,13 @@ import json
 import math
 import os
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
@@ -62,17 +62,35 @@ __all__ = [
 
 
 def field_names(cls: type) -> tuple[str, ...]:
-    """The settings of a configuration dataclass, in definition order (its TOML keys)."""
+    """Return the setting names of the configuration dataclass ``cls``, in definition order (its TOML keys).
+
+    ``cls`` (the only argument) is a configuration dataclass of this module, or an instance of one.
+
+    Returns
+    -------
+    tuple of str
+        The field names.
+
+    Raises
+    ------
+    TypeError
+        If ``cls`` is not a dataclass.
+
+    Examples
+    --------
+    >>> field_names(EngineConfig)
+    ('scheduler', 'n_workers')
+    """
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def check_known_keys(cls: type, values: Mapping[str, Any], what: str, *, extra: Iterable[str] = ()) -> None:
     """Refuse keys that are not settings of the configuration dataclass ``cls``, naming the known ones.
 
+    ``cls`` (the first argument, a type) is a configuration dataclass of this module.
+
     Parameters
     ----------
-    cls : type
-        A configuration dataclass of this module.
     values : mapping
         The keys to check (e.g. a TOML table).
     what : str
@@ -113,6 +131,7 @@ class SampleConfig:
     k_list : tuple of int, optional
         The ranks of the "fixed" policy (e.g. the paper's (1, 2, 3, 5, 10, 20, 50)).
     cevr_threshold : float
+        The cumulative explained variance ratio, in (0, 1], that ends the ranks of the "cevr" policy.
     r_in_fwhm : float
         Inner radius of the first annulus, in FWHM (default 1).
     r_out_fwhm : float, optional
@@ -120,6 +139,7 @@ class SampleConfig:
     snr_range : (float, float)
         S/N (annular PCA-ADI, Mawet 2014) of the faintest and brightest injected companions.
     flux_distribution : {"uniform", "log-uniform"}
+        How C+ fluxes are drawn between the annulus's flux bounds (those of ``snr_range``).
     samples_per_annulus : int, optional
         Samples of each class per annulus; default: one C- per usable annulus pixel and as many C+.
     augment : bool
@@ -149,6 +169,11 @@ class SampleConfig:
         decomposed with ``keras.ops.eigh`` on the active Keras backend's device, e.g. a GPU; see
         :mod:`sodinn.mlar.linalg`). Both give the same samples up to rounding (agreement to
         1e-5 relative is tested), so it is left out of :meth:`digest`, like ``memory_budget_gib``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong kind or out of range, naming it (e.g. an even ``patch_px``).
     """
 
     patch_px: int = 11
@@ -173,6 +198,7 @@ class SampleConfig:
     linalg_backend: str = "numpy"
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         p = v.check_int(self.patch_px, name="patch_px", minimum=3)
         if p % 2 == 0:
             msg = f"patch_px must be odd so that a patch has a central pixel; got {p}"
@@ -229,12 +255,36 @@ class SampleConfig:
         v.check_choice(self.linalg_backend, _LINALG_BACKENDS, name="linalg_backend")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-able dict (tuples become lists)."""
+        """Return the settings as a plain JSON/TOML-able dict.
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` for every field; tuples become lists.
+        """
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SampleConfig:
-        """Build from a dict (e.g. a TOML ``[samples]`` table); unknown keys are an error."""
+        """Build from a dict (e.g. a TOML ``[samples]`` table); unknown keys are an error.
+
+        Parameters
+        ----------
+        values : mapping
+            ``{field: value}``; lists are turned back into tuples, missing fields take their default.
+
+        Returns
+        -------
+        SampleConfig
+            The checked settings.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key (naming the known ones) or a bad value.
+        TypeError
+            For a value of the wrong kind.
+        """
         check_known_keys(cls, values, "sample")
         kwargs = dict(values)
         for key in ("k_list", "snr_range"):
@@ -245,10 +295,15 @@ class SampleConfig:
         return cls(**kwargs)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON form: identifies the configuration in files and resumes.
+        """Return the SHA-256 of the canonical JSON form: it identifies the configuration in files and resumes.
 
         ``memory_budget_gib`` is left out: it changes how the work is cut, never the samples; so is
         ``linalg_backend``: it changes where the eigen-decompositions run, the samples only by rounding.
+
+        Returns
+        -------
+        str
+            64 hexadecimal digits.
         """
         values = self.to_dict()
         values.pop("memory_budget_gib")
@@ -259,6 +314,18 @@ class SampleConfig:
 
 def load_toml(path: str | os.PathLike[str], *, sections: Iterable[str] | None = None) -> dict[str, Any]:
     """Read a TOML configuration; with ``sections``, refuse unknown top-level tables.
+
+    Parameters
+    ----------
+    path : path-like
+        The TOML file.
+    sections : iterable of str, optional
+        The top-level tables allowed (default: any).
+
+    Returns
+    -------
+    dict
+        ``{table: {key: value}}`` as parsed by ``tomllib`` (relative paths are left as written).
 
     Raises
     ------
@@ -286,7 +353,21 @@ def load_toml(path: str | os.PathLike[str], *, sections: Iterable[str] | None = 
 
 
 def dump_toml(path: str | os.PathLike[str], config: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write ``{section: {key: value}}`` as TOML, atomically."""
+    """Write ``{section: {key: value}}`` as TOML, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write (its folder is created if needed).
+    config : mapping of str -> mapping
+        One table per section; values are strings, numbers, booleans or (nested) lists of those.
+        Keys whose value is None are left out.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     lines: list[str] = []
     for section, table in config.items():
         lines.append(f"[{section}]")
@@ -320,12 +401,36 @@ class _Settings:
     _WHAT = "configuration"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-able dict of every setting (tuples become lists)."""
+        """Return every setting as a plain JSON/TOML-able dict.
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` for every field; tuples become lists.
+        """
         return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Any:
-        """Build from a dict (e.g. a TOML table); unknown keys are an error that names them."""
+        """Build from a dict (e.g. a TOML table); unknown keys are an error that names them.
+
+        Parameters
+        ----------
+        values : mapping
+            ``{field: value}``; missing fields take their default.
+
+        Returns
+        -------
+        object
+            An instance of the class it is called on, checked.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key (naming the known ones) or a bad value.
+        TypeError
+            For a value of the wrong kind.
+        """
         check_known_keys(cls, values, cls._WHAT)
         return cls(**dict(values))
 
@@ -343,9 +448,11 @@ class TrainConfig(_Settings):
     epochs : int
         At most this many epochs (early stopping on the validation loss keeps the best weights).
     batch_size : int
+        Samples per gradient step.
     learning_rate : float
         Initial Adam learning rate, decaying as ``lr / (1 + decay * step)``.
     decay : float
+        Inverse-time decay rate of the learning rate, per step (>= 0).
     patience : int
         Epochs without validation-loss improvement before stopping.
     val_fraction, test_fraction : float
@@ -353,6 +460,12 @@ class TrainConfig(_Settings):
     report_random_split : bool
         Also train on a random sample-level split and report what it would have claimed (the leak).
     seed : int
+        Fixes the split, the weight initialisation and the shuffling.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong kind or out of range, naming it.
     """
 
     _WHAT = "training"
@@ -369,6 +482,7 @@ class TrainConfig(_Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         if not isinstance(self.model, str) or not self.model:
             msg = f"model must be the name of a registered model, e.g. 'sodinn'; got {self.model!r}"
             raise TypeError(msg)
@@ -400,6 +514,13 @@ class DataConfig(_Settings):
         PSF FWHM in pixels (default: a 2-D Gaussian fit of the PSF).
     pixel_scale_arcsec : float, optional
         Pixel scale in arcsec per pixel.
+
+    Raises
+    ------
+    TypeError
+        For a file name that is not a string or path, or a FWHM or pixel scale that is not a number.
+    ValueError
+        For a FWHM or pixel scale that is not finite and positive.
     """
 
     _WHAT = "data"
@@ -411,6 +532,7 @@ class DataConfig(_Settings):
     pixel_scale_arcsec: float | None = None
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         for name in ("cube", "angles", "psf"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -439,6 +561,11 @@ class ReduceConfig(_Settings):
         ``"median"``), checked by :func:`sodinn.adi.baselines.get_baseline`.
     ncomp : int
         Principal components of the PCA baselines.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an empty or non-string ``method`` or a bad ``ncomp``, naming it.
     """
 
     _WHAT = "reduce"
@@ -447,6 +574,7 @@ class ReduceConfig(_Settings):
     ncomp: int = 10
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         if not isinstance(self.method, str) or not self.method:
             msg = f"method must be the name of a baseline, e.g. 'annular'; got {self.method!r}"
             raise TypeError(msg)
@@ -464,6 +592,13 @@ class PredictConfig(_Settings):
         (the class attribute) is the default every other part of sodinn uses.
     batch_size : int
         Samples per call of the model.
+
+    Raises
+    ------
+    ValueError
+        For a threshold outside (0, 1) or a batch size below 1.
+    TypeError
+        For a batch size that is not an integer.
     """
 
     _WHAT = "predict"
@@ -472,6 +607,7 @@ class PredictConfig(_Settings):
     batch_size: int = 512
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         value = self.threshold
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             msg = f"threshold must be a probability in (0, 1), e.g. 0.9; got {value!r}"
@@ -491,6 +627,11 @@ class EngineConfig(_Settings):
         scheduler address ``"tcp://host:port"``.
     n_workers : int, optional
         Local worker processes (default: all cores); on a cluster, at most this many jobs at once.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad scheduler (:func:`sodinn.engine.check_scheduler`) or ``n_workers``.
     """
 
     _WHAT = "engine"
@@ -499,6 +640,7 @@ class EngineConfig(_Settings):
     n_workers: int | None = None
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         from sodinn.engine import check_scheduler
 
         check_scheduler(self.scheduler)
@@ -536,6 +678,7 @@ class InjectionConfig(_Settings):
         Real sources (e.g. beta Pic b): no injection within ``mask_radius_fwhm`` FWHM, their blobs ignored
         in scoring, their apertures left out of the S/N oracle.
     mask_radius_fwhm : float
+        Radius of the exclusion around each known source, in FWHM.
     npix : int
         Smallest blob kept by the blob scoring, in pixels (:mod:`sodinn.detect.scoring`).
     overlap_threshold : float
@@ -546,6 +689,11 @@ class InjectionConfig(_Settings):
         Settings of the S/N oracle (:class:`sodinn.mlar.flux.FluxRangeEstimator`).
     seed : int
         Fixes the injections.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong kind or out of range, naming it.
     """
 
     lambda_d_px: float | None = None
@@ -559,6 +707,7 @@ class InjectionConfig(_Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         if self.lambda_d_px is not None:
             v.check_positive(self.lambda_d_px, name="lambda_d_px")
         sources = tuple(tuple(float(c) for c in v.check_positions_xy(xy, name="known_sources_xy")[0])
@@ -575,7 +724,13 @@ class InjectionConfig(_Settings):
         v.check_int(self.seed, name="seed", minimum=0)
 
     def scoring(self) -> dict[str, Any]:
-        """The blob-scoring keyword arguments of :func:`sodinn.detect.scoring.score_blobs`."""
+        """Return the blob-scoring keyword arguments of :func:`sodinn.detect.scoring.score_blobs`.
+
+        Returns
+        -------
+        dict
+            ``npix``, ``overlap_threshold``, ``max_blob_fact`` and ``known_sources_xy``.
+        """
         return {"npix": self.npix, "overlap_threshold": self.overlap_threshold, "max_blob_fact": self.max_blob_fact,
                 "known_sources_xy": self.known_sources_xy}
 
@@ -615,6 +770,7 @@ class RocConfig(InjectionConfig):
         Absolute flux bounds instead of the S/N oracle (``(0, 0)``: copies without companion, to count
         false positives alone).
     flux_distribution : {"uniform", "log-uniform"}
+        How the companion fluxes are drawn between the bounds.
     baselines : tuple of str
         The classical methods compared, as registry names (:data:`sodinn.adi.baselines.BASELINES`),
         ranked ones with their number of components: ``"annular-10"`` is annular PCA-ADI at 10
@@ -626,8 +782,24 @@ class RocConfig(InjectionConfig):
         Also score each model through its calibration (:mod:`sodinn.detect.calibration`) as method
         ``NAME-cal``, at the expected false positives per frame ``fp_targets``.
     fp_targets : tuple of float
+        Expected false positives per frame at which the calibrated models are scored.
     calibration_nulls : int
         Null draws per pixel of the calibration.
+    lambda_d_px : float, optional
+        See :class:`InjectionConfig`.
+    known_sources_xy : tuple of (x, y)
+        See :class:`InjectionConfig`.
+    mask_radius_fwhm, overlap_threshold, max_blob_fact : float
+        See :class:`InjectionConfig`.
+    npix, oracle_ncomp, oracle_azimuths : int
+        See :class:`InjectionConfig`.
+    seed : int
+        See :class:`InjectionConfig`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong kind or out of range, naming it.
     """
 
     _WHAT = "ROC"
@@ -645,6 +817,7 @@ class RocConfig(InjectionConfig):
     calibration_nulls: int = 4
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         super().__post_init__()
         set_ = object.__setattr__
         bands = tuple(tuple(float(x) for x in b) for b in self.bands_lambda_d)
@@ -681,6 +854,23 @@ class RocConfig(InjectionConfig):
         The keys of sodinn 0.1, ``pca_ncomp`` and ``annular_ncomps`` beside ``baselines = ["median", "pca",
         "annular"]``, are read too: they name the same methods as ``baselines = ["median", "pca-K",
         "annular-5", "annular-10", "annular-20"]``.
+
+        Parameters
+        ----------
+        values : mapping
+            The ``[roc]`` table (``{field: value}``).
+
+        Returns
+        -------
+        RocConfig
+            The checked settings.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key (naming the known ones) or a bad value.
+        TypeError
+            For a value of the wrong kind.
         """
         return super().from_dict(_legacy_baselines(values, ("annular_ncomps", "pca_ncomp")))
 
@@ -718,6 +908,21 @@ class LimitConfig(InjectionConfig):
         rank, as in :attr:`RocConfig.baselines`).
     tpr_target : float
         The TPR at which the limit is read (0.95).
+    lambda_d_px : float, optional
+        See :class:`InjectionConfig`.
+    known_sources_xy : tuple of (x, y)
+        See :class:`InjectionConfig`.
+    mask_radius_fwhm, overlap_threshold, max_blob_fact : float
+        See :class:`InjectionConfig`.
+    npix, oracle_ncomp, oracle_azimuths : int
+        See :class:`InjectionConfig`.
+    seed : int
+        See :class:`InjectionConfig`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong kind or out of range, naming it.
     """
 
     _WHAT = "limits"
@@ -732,6 +937,7 @@ class LimitConfig(InjectionConfig):
     tpr_target: float = 0.95
 
     def __post_init__(self) -> None:
+        """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         super().__post_init__()
         set_ = object.__setattr__
         seps = tuple(float(s) for s in np.atleast_1d(self.separations_lambda_d))
@@ -763,6 +969,23 @@ class LimitConfig(InjectionConfig):
         """Build from a ``[limits]`` table; unknown keys are an error that names them.
 
         The key of sodinn 0.1, ``annular_ncomp = K``, is read as ``baselines = ["annular-K"]``.
+
+        Parameters
+        ----------
+        values : mapping
+            The ``[limits]`` table (``{field: value}``).
+
+        Returns
+        -------
+        LimitConfig
+            The checked settings.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key (naming the known ones) or a bad value.
+        TypeError
+            For a value of the wrong kind.
         """
         return super().from_dict(_legacy_baselines(values, ("annular_ncomp",)))
 

@@ -201,6 +201,8 @@ def make_adi_sequence(
     Returns
     -------
     SyntheticADI
+        The cube ``(n_frames, size_px, size_px)`` in counts, the angles in degrees, the PSF, the
+        injected companions and every argument (see :class:`SyntheticADI`).
 
     Raises
     ------
@@ -273,8 +275,16 @@ def airy_psf(fwhm_px: float, *, size_px: int | None = None, central_obstruction:
 
     Returns
     -------
-    ndarray, shape (size_px, size_px)
+    ndarray, shape (size_px, size_px), float64
         Centred on the central pixel, flux 1 in a 1-FWHM-diameter aperture (SPEC §1).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a number (``size_px``: not an integer).
+    ValueError
+        For ``fwhm_px`` below 2.1 px, an even or too small ``size_px``, or ``central_obstruction``
+        outside ``[0, 0.9]``.
 
     Examples
     --------

@@ -71,6 +71,19 @@ _in_pool_worker = False
 def check_scheduler(scheduler: Any) -> Any:
     """Return ``scheduler`` if it is a valid scheduler (see the module docstring), else raise.
 
+    Only the form of an address is checked; nothing is connected to.
+
+    Parameters
+    ----------
+    scheduler : None, str or dask.distributed.Client
+        ``None``, ``"processes"``, ``"synchronous"``, a Dask scheduler address
+        ``"tcp://host:port"`` / ``"tls://host:port"``, or a connected ``Client``.
+
+    Returns
+    -------
+    None, str or dask.distributed.Client
+        ``scheduler`` itself, unchanged.
+
     Raises
     ------
     ValueError
@@ -103,7 +116,21 @@ def use_scheduler(scheduler: Any) -> Iterator[Any]:
     """Make ``scheduler`` the default of :func:`map_jobs` inside a ``with`` block.
 
     An address is connected to once, for the whole block; the client is closed at its end.
-    Yields the scheduler in use (the connected ``Client`` for an address).
+
+    Parameters
+    ----------
+    scheduler : None, str or dask.distributed.Client
+        The default of the block (see the module docstring); ``None`` restores the local pool.
+
+    Yields
+    ------
+    None, str or dask.distributed.Client
+        The scheduler in use: the connected ``Client`` for an address, else ``scheduler``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad scheduler (:func:`check_scheduler`), or an address where no scheduler answers.
 
     Examples
     --------
@@ -123,7 +150,28 @@ def use_scheduler(scheduler: Any) -> Iterator[Any]:
 
 
 def runs_in_process(*, scheduler: Any = None, n_workers: int | None = None, n_jobs: int = 2) -> bool:
-    """Whether :func:`map_jobs` with these settings would run ``n_jobs`` jobs in the calling process."""
+    """Tell whether :func:`map_jobs` with these settings would run ``n_jobs`` jobs in the calling process.
+
+    Parameters
+    ----------
+    scheduler : None, str or dask.distributed.Client
+        As in :func:`map_jobs`.
+    n_workers : int, optional
+        As in :func:`map_jobs`.
+    n_jobs : int
+        Number of jobs (one job, or one worker, runs in-process).
+
+    Returns
+    -------
+    bool
+        True for ``"synchronous"``, for a call made inside a worker, and for a local pool that would
+        have a single process (one job, one worker or one core).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad scheduler or ``n_workers``.
+    """
     return _plan(scheduler, n_workers, n_jobs)[0] == "inline"
 
 
@@ -162,7 +210,7 @@ def map_jobs(
 
     Returns
     -------
-    list
+    list, length len(jobs)
         ``[func(*jobs[0]), func(*jobs[1]), ...]``.
 
     Raises
@@ -196,9 +244,32 @@ def iter_jobs(
 ) -> Generator[tuple[int, Any], None, None]:
     """Run the jobs like :func:`map_jobs`, yielding ``(index, result)`` pairs as jobs finish.
 
-    With ``ordered=True`` the pairs come in job order (a finished job waits for the ones before
-    it). Arguments are checked at once; the jobs start at the first ``next()``. Close the
-    iterator (or exhaust it) to release the workers.
+    Arguments are checked at once; the jobs start at the first ``next()``. Close the iterator (or
+    exhaust it) to release the workers.
+
+    Parameters
+    ----------
+    func : callable
+        A module-level function (workers import it by name).
+    jobs : sequence of tuple
+        The positional arguments of each call.
+    scheduler : None, str or dask.distributed.Client
+        As in :func:`map_jobs`.
+    n_workers : int, optional
+        As in :func:`map_jobs`.
+    ordered : bool
+        Yield the pairs in job order (a finished job waits for the ones before it) instead of
+        completion order.
+
+    Returns
+    -------
+    generator of (int, object)
+        ``(index, func(*jobs[index]))`` for every job.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad scheduler, ``n_workers``, ``func`` or job, at the call.
     """
     jobs = _check_jobs(func, jobs)
     kind, value = _plan(scheduler, n_workers, len(jobs))
@@ -383,8 +454,10 @@ def _run_dask(func: Callable[..., Any], jobs: list[tuple], scheduler: Any, cap: 
 
 
 def _share(client: Any, jobs: list[tuple]) -> tuple[list[tuple], list[Any]]:
-    """Scatter the objects that several jobs share (top level or inside a tuple/list argument) once,
-    to every worker, and put their futures in the jobs."""
+    """Scatter the objects that several jobs share to every worker, once; put their futures in the jobs.
+
+    Shared objects are found at the top level of a job or inside a tuple/list argument.
+    """
 
     def leaves(job: tuple) -> Iterator[Any]:
         for arg in job:

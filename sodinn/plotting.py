@@ -38,19 +38,36 @@ def plot_frame(
 
     Parameters
     ----------
-    frame : ndarray, shape (N, N)
+    frame : array_like, shape (ny, nx)
+        The image, e.g. a final frame in cube units or a probability map.
     ax : matplotlib Axes, optional
         Axes to draw into (default: a new figure).
-    title, cmap, vmin, vmax, colorbar, label
-        Usual matplotlib options (``label`` names the colour bar).
+    title : str, optional
+        Axes title.
+    cmap : str
+        Matplotlib colour map.
+    vmin, vmax : float, optional
+        Colour scale limits, in the units of ``frame`` (default: its range).
+    colorbar : bool
+        Add a colour bar.
     circles_xy : sequence of (x, y), optional
-        Positions to circle (e.g. known or injected companions).
+        Positions to circle, px (e.g. known or injected companions).
     circle_radius_px : float
+        Radius of the circles, px.
     circle_color : str
+        Matplotlib colour of the circles.
+    label : str, optional
+        Label of the colour bar.
 
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn into; x and y in px.
+
+    Raises
+    ------
+    ValueError
+        If ``frame`` is not 2-D.
     """
     from matplotlib.patches import Circle
 
@@ -83,7 +100,33 @@ def plot_snr_map(
     circles_xy: Sequence[tuple[float, float]] | None = None,
     circle_radius_px: float = 3.0,
 ) -> Axes:
-    """Show an S/N map on a symmetric diverging scale (``±limit``, default ``max(5, |S/N|max)``)."""
+    """Show an S/N map on a symmetric diverging scale.
+
+    Parameters
+    ----------
+    snr_map : array_like, shape (ny, nx)
+        S/N per pixel (e.g. :func:`sodinn.adi.snr.snr_map`).
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+    title : str, optional
+        Axes title.
+    limit : float, optional
+        The colour scale spans ``-limit`` to ``+limit`` (default: ``max(5, max |S/N|)``).
+    circles_xy : sequence of (x, y), optional
+        Positions to circle, px.
+    circle_radius_px : float
+        Radius of the circles, px.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn into; x and y in px.
+
+    Raises
+    ------
+    ValueError
+        If ``snr_map`` is not 2-D.
+    """
     arr = np.asarray(snr_map, dtype=np.float64)
     lim = float(limit) if limit is not None else max(5.0, float(np.nanmax(np.abs(arr))) if arr.size else 5.0)
     return plot_frame(
@@ -93,16 +136,24 @@ def plot_snr_map(
 
 
 def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[float, float] | None = (1.0, 3.0)) -> Axes:
-    """S/N against injected flux per annulus, as measured by the S/N oracle of sample generation.
+    """Plot S/N against injected flux per annulus, as measured by the S/N oracle of sample generation.
 
     Parameters
     ----------
     oracle : dict
-        ``SampleFile(...).oracle`` or ``MLARSamples.oracle`` (keys ``fluxes``, ``snrs``, ``snr_curve``,
-        ``radii_px``, ``flux_range``).
+        ``SampleFile(...).oracle`` or ``MLARSamples.oracle``: ``fluxes`` and ``snr_curve``, shape
+        ``(n_annuli, n_levels)``; ``snrs``, shape ``(n_annuli, n_levels, n_azimuths)``; ``radii_px``,
+        shape ``(n_annuli,)``; ``flux_range``, shape ``(n_annuli, 2)``. Fluxes in cube units.
     ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
     snr_range : (float, float), optional
-        Draw the target S/N bounds.
+        The target S/N bounds, drawn as horizontal lines with each annulus's flux bounds on them
+        (None: not drawn).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn into; logarithmic flux on x, S/N on y.
     """
     import matplotlib
 
@@ -128,7 +179,21 @@ def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[f
 
 
 def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Loss and accuracy per epoch, training and validation (two axes)."""
+    """Plot loss and accuracy per epoch, training and validation, on two axes.
+
+    Parameters
+    ----------
+    history : dict of str -> list of float
+        Per-epoch values as in ``keras.callbacks.History.history`` (``loss``, ``accuracy``,
+        ``val_loss``, ``val_accuracy``; missing keys are skipped).
+    axes : sequence of two matplotlib Axes, optional
+        Axes for the loss and the accuracy (default: a new figure).
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+        The two axes; epochs counted from 1.
+    """
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -146,10 +211,24 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) 
 
 
 def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_every: int = 2) -> Sequence[Axes]:
-    """ROC curves of a :func:`sodinn.evaluate.roc.run_roc` run: TPR against mean false positives per frame.
+    """Plot the ROC curves of a :func:`sodinn.evaluate.roc.run_roc` run: TPR against mean false positives per frame.
 
-    One panel per separation band; the x axis is symmetric-log (0 false positives stays visible);
-    every ``label_every``-th threshold is written beside its point. Returns the axes (one per band).
+    One panel per separation band; the x axis is symmetric-log (0 false positives stays visible).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        ``RocResult.rows``: each with at least ``method``, ``kind``, ``band``, ``band_lambda_d``,
+        ``threshold``, ``tpr`` and ``mean_fp``.
+    axes : sequence of matplotlib Axes, optional
+        One per band, in band order (default: a new figure).
+    label_every : int
+        Write every ``label_every``-th threshold beside its point.
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+        One per band.
     """
     import matplotlib
 
@@ -191,7 +270,7 @@ def plot_contrast_curves(
     lambda_d_px: float | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """Detection limits against separation: the classical curve and each method's 95%-TPR limit.
+    """Plot detection limits against separation: the classical curve and each method's 95%-TPR limit.
 
     Parameters
     ----------
@@ -204,13 +283,19 @@ def plot_contrast_curves(
         Plot contrast (flux / star flux) instead of flux (in units of the normalised PSF, i.e. the
         companion's flux in an aperture of diameter 1 FWHM).
     lambda_d_px : float, optional
-        lambda/D in px for the top axis (default: the one stored in the results).
+        The value of lambda/D in px, for the top axis (default: the one stored in the results).
     ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
 
     Returns
     -------
-    Axes
+    matplotlib.axes.Axes
         Separation in px on the bottom axis, in lambda/D on the top one; logarithmic y.
+
+    Raises
+    ------
+    ValueError
+        If neither ``classical`` nor ``limits`` is given, or ``star_flux`` is not positive.
     """
     import matplotlib
 

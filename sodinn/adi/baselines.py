@@ -1,5 +1,8 @@
-"""The classical reductions SODINN is compared against (SPEC §5): median-ADI, full-frame PCA-ADI
-and annular PCA-ADI. Each returns the final (derotated, collapsed) frame.
+"""The classical reductions SODINN is compared against (SPEC §5): median-ADI, full-frame and annular PCA-ADI.
+
+Each returns the final (derotated, collapsed) frame. Median-ADI is Marois et al. 2006 (ApJ 641, 556);
+PCA-ADI is Soummer et al. 2012 (ApJ 755, L28) and Amara & Quanz 2012 (MNRAS 427, 948); the annular
+variant with a rotation threshold is VIP's ``pca_annular`` (Gomez Gonzalez et al. 2017, AJ 154, 7).
 
 The registry :data:`BASELINES` (name -> :class:`Baseline`) is how the rest of sodinn reaches them:
 ``sodinn reduce --method``, the ROC harness and the detection limits take a method as a registry name,
@@ -43,16 +46,51 @@ _SCALING = ("temp-mean", "temp-standard")
 
 
 def collapse_cube(cube: np.ndarray, collapse: str = "median") -> np.ndarray:
-    """Collapse a cube over time with ``"median"`` or ``"mean"``."""
+    """Collapse a cube over time with ``"median"`` or ``"mean"``.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+        Frames (e.g. derotated residuals).
+    collapse : {"median", "mean"}
+        Statistic over the frame axis (default ``"median"``).
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+        The collapsed frame.
+
+    Raises
+    ------
+    ValueError
+        If ``collapse`` is neither ``"median"`` nor ``"mean"``.
+    """
     collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
     return np.median(cube, axis=0) if collapse == "median" else cube.mean(axis=0)
 
 
 def scale_matrix(matrix: np.ndarray, scaling: str | None) -> np.ndarray:
-    """Pixel-wise scaling over time: ``None``, ``"temp-mean"`` (centre) or ``"temp-standard"`` (centre, unit variance).
+    """Scale each pixel over time: ``None``, ``"temp-mean"`` (centre) or ``"temp-standard"`` (centre, unit variance).
 
     As ``sklearn.preprocessing.scale`` (population std; constant pixels are only centred), the rule
     VIP's ``matrix_scaling`` applies.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_frames, n_pix)
+        Rows are frames, columns pixels.
+    scaling : {None, "temp-mean", "temp-standard"}
+        None returns ``matrix`` itself (not a copy).
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_pix)
+        The scaled matrix.
+
+    Raises
+    ------
+    ValueError
+        If ``scaling`` is not one of the three choices.
     """
     if scaling is None:
         return matrix
@@ -67,19 +105,33 @@ def scale_matrix(matrix: np.ndarray, scaling: str | None) -> np.ndarray:
 def median_adi(
     cube: npt.ArrayLike, angles_deg: npt.ArrayLike, *, collapse: str = "median", order: int = 1
 ) -> np.ndarray:
-    """Classical ADI: subtract the temporal median frame, derotate, collapse.
+    """Reduce a cube by classical ADI: subtract the temporal median frame, derotate, collapse.
+
+    Median-ADI of Marois et al. 2006 (ApJ 641, 556), VIP's ``median_sub`` in full-frame mode.
 
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
     angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     collapse : {"median", "mean"}
+        Collapse of the derotated residuals over time (default ``"median"``).
     order : {1, 3}
         Rotation interpolation (bilinear or cubic spline).
 
     Returns
     -------
     ndarray, shape (N, N)
+        Final frame, in the cube's units.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers, or ``order`` is not an integer.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite
+        angle per frame, or ``collapse`` or ``order`` is not one of its choices.
     """
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
@@ -95,10 +147,36 @@ def pca_adi_residuals(
     cevr: float = 0.9,
     scaling: str | None = "temp-mean",
 ) -> np.ndarray:
-    """Full-frame PCA residual cube (not derotated): ``(I - U_k U_k^T) M`` with ``M`` the scaled frames.
+    """Compute the full-frame PCA residual cube (not derotated): ``(I - U_k U_k^T) M`` with ``M`` the scaled frames.
 
     ``ncomp=None`` picks the smallest number of components whose cumulative explained variance
     ratio (of the scaled matrix) reaches ``cevr``.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
+    ncomp : int, optional
+        Number of principal components ``k``, ``1 <= k <= n_frames``; default: chosen by ``cevr``.
+    cevr : float
+        Cumulative explained variance ratio in ``(0, 1)`` that sets ``k`` when ``ncomp`` is None
+        (default 0.9).
+    scaling : {"temp-mean", "temp-standard", None}
+        Pixel-wise scaling over time before PCA (see :func:`scale_matrix`); default mean-centring.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, N, N)
+        Residual frames, in the (scaled) cube's units, not derotated.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` is not array-like of numbers, ``ncomp`` is not an integer or ``cevr`` is not a
+        real number.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``ncomp`` is out of range, ``cevr`` is not
+        in ``(0, 1)``, or ``scaling`` is not one of its choices.
     """
     arr = v.check_cube(cube)
     n, ny, nx = arr.shape
@@ -130,12 +208,16 @@ def pca_adi(
     collapse: str = "median",
     order: int = 1,
 ) -> np.ndarray:
-    """Full-frame PCA-ADI (Soummer et al. 2012; Amara & Quanz 2012) final frame.
+    """Reduce a cube by full-frame PCA-ADI (Soummer et al. 2012; Amara & Quanz 2012) to its final frame.
+
+    The residuals of :func:`pca_adi_residuals` derotated by ``+angles_deg`` and collapsed (SPEC §5).
 
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
     angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     ncomp : int, optional
         Number of principal components; default: chosen by ``cevr``.
     cevr : float
@@ -144,12 +226,28 @@ def pca_adi(
         Pixel-wise scaling before PCA; default: mean-centred over time (SPEC §5). VIP's ``pca``
         defaults to ``None``.
     collapse : {"median", "mean"}
+        Collapse of the derotated residuals over time (default ``"median"``).
     order : {1, 3}
-        Rotation interpolation.
+        Rotation interpolation (bilinear or cubic spline).
 
     Returns
     -------
     ndarray, shape (N, N)
+        Final frame, in the (scaled) cube's units.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers, ``ncomp`` or ``order`` is not an
+        integer, or ``cevr`` is not a real number.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite
+        angle per frame, ``ncomp`` is out of range, ``cevr`` is not in ``(0, 1)``, or ``scaling``,
+        ``collapse`` or ``order`` is not one of its choices.
+
+    References
+    ----------
+    Soummer, R., Pueyo, L. & Larkin, J. 2012, ApJ 755, L28. Amara, A. & Quanz, S. P. 2012, MNRAS 427, 948.
 
     Examples
     --------
@@ -184,7 +282,7 @@ def pca_annular(
     collapse: str = "median",
     order: int = 1,
 ) -> np.ndarray:
-    """Annular PCA-ADI: one PCA per annulus, each frame's library free of self-subtraction.
+    """Reduce a cube by annular PCA-ADI: one PCA per annulus, each frame's library free of self-subtraction.
 
     The frame is cut into annuli of ``width_px`` (default 1 FWHM) from ``r_in_px`` outwards. For
     every frame of an annulus of centre radius ``r``, the PCA library holds only frames whose
@@ -197,14 +295,17 @@ def pca_annular(
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
     angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     fwhm_px : float
+        PSF FWHM, px.
     ncomp : int
         Principal components per annulus and frame.
     r_in_px : float
-        Inner radius of the first annulus (pixels inside stay 0).
+        Inner radius of the first annulus, px (pixels inside stay 0).
     width_px : float, optional
-        Annulus width (default: ``fwhm_px``).
+        Annulus width, px (default: ``fwhm_px``).
     delta_rot : float, (float, float) or None
         Rotation threshold in FWHM; a pair is spread linearly from the first to the last annulus
         (VIP's default ``(0.1, 1)``); ``None`` or 0 uses every frame (plain annular PCA).
@@ -213,16 +314,26 @@ def pca_annular(
     scaling : {None, "temp-mean", "temp-standard"}
         Pixel-wise scaling of each annulus matrix (VIP's default: None).
     collapse : {"median", "mean"}
+        Collapse of the derotated residuals over time (default ``"median"``).
     order : {1, 3}
+        Rotation interpolation (bilinear or cubic spline).
 
     Returns
     -------
     ndarray, shape (N, N)
+        Final frame, in the cube's units (the residuals are 0 inside ``r_in_px`` and beyond the last
+        whole annulus).
 
     Raises
     ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers, or a number argument is of the
+        wrong kind.
     ValueError
-        If a frame's library has fewer than ``ncomp`` frames (lower ``delta_rot`` or ``ncomp``).
+        If a frame's library has fewer than ``ncomp`` frames (lower ``delta_rot`` or ``ncomp``), or an
+        argument is out of range: malformed cube or angles, implausible FWHM, ``ncomp`` above
+        ``n_frames``, a first annulus outside the frame, a negative or malformed ``delta_rot``, or an
+        unknown ``scaling``, ``collapse`` or ``order``.
     """
     arr = v.check_cube(cube)
     n, size, _ = arr.shape
@@ -362,13 +473,14 @@ class Baseline:
 
     def reduce(self, cube: npt.ArrayLike, angles_deg: npt.ArrayLike, fwhm_px: float, *, ncomp: int | None = None,
                r_in_px: float = 0.0) -> np.ndarray:
-        """The final frame of this reduction.
+        """Run this reduction and return its final frame.
 
         Parameters
         ----------
         cube : ndarray, shape (n_frames, N, N)
+            Star-centred frames.
         angles_deg : ndarray, shape (n_frames,)
-            Parallactic angles, degrees.
+            Parallactic angles, degrees, counter-clockwise (SPEC §1).
         fwhm_px : float
             PSF FWHM in pixels (used by the baselines that need it).
         ncomp : int, optional
@@ -379,11 +491,13 @@ class Baseline:
         Returns
         -------
         ndarray, shape (N, N)
+            Final frame, in the cube's units.
 
         Raises
         ------
         ValueError
-            If ``ncomp`` is given to a baseline without components, or missing for one that needs it.
+            If ``ncomp`` is given to a baseline without components, or missing for one that needs it;
+            and whatever :attr:`function` raises on bad input.
         """
         args: tuple = (cube, angles_deg, fwhm_px) if self.uses_fwhm else (cube, angles_deg)
         kwargs: dict = {}
@@ -400,7 +514,19 @@ class Baseline:
         return self.function(*args, **kwargs)
 
     def tag(self, ncomp: int | None) -> str:
-        """What a map of this reduction depends on besides the data: name and rank (``"pca-cevr0.9"``, ``"annular-10"``)."""
+        """Return what a map of this reduction depends on besides the data: name and rank (``"pca-cevr0.9"``, ``"annular-10"``).
+
+        Parameters
+        ----------
+        ncomp : int or None
+            Number of components; None for the baseline's default (ignored when it is not ranked).
+
+        Returns
+        -------
+        str
+            ``name`` for a baseline without components, else ``"{name}-{ncomp}"`` or
+            ``"{name}-{default_label}"``.
+        """
         if not self.ranked:
             return self.name
         return f"{self.name}-{ncomp if ncomp is not None else self.default_label}"
@@ -418,7 +544,17 @@ BASELINES: dict[str, Baseline] = {
 
 
 def get_baseline(name: str) -> Baseline:
-    """The registry entry ``name``.
+    """Return the registry entry ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`BASELINES`: ``"median"``, ``"pca"`` or ``"annular"``.
+
+    Returns
+    -------
+    Baseline
+        The registry entry.
 
     Raises
     ------
@@ -432,7 +568,7 @@ def get_baseline(name: str) -> Baseline:
 
 
 def parse_method(method: str) -> tuple[Baseline, int | None]:
-    """The baseline and number of components a method name stands for: ``"annular-10"``, ``"pca"``, ``"median"``.
+    """Return the baseline and number of components a method name stands for: ``"annular-10"``, ``"pca"``, ``"median"``.
 
     Parameters
     ----------
@@ -442,11 +578,14 @@ def parse_method(method: str) -> tuple[Baseline, int | None]:
     Returns
     -------
     baseline : Baseline
+        The registry entry.
     ncomp : int or None
         None for a baseline without components, or a ranked one at its default.
 
     Raises
     ------
+    TypeError
+        If ``method`` is not a string.
     ValueError
         For an unknown baseline, a rank given to a baseline without components, or a ranked baseline
         without a rank and without a default.
@@ -479,5 +618,23 @@ def parse_method(method: str) -> tuple[Baseline, int | None]:
 
 
 def method_name(baseline: str, ncomp: int | None = None) -> str:
-    """The method name of a baseline at a rank: the inverse of :func:`parse_method`."""
+    """Return the method name of a baseline at a rank: the inverse of :func:`parse_method`.
+
+    Parameters
+    ----------
+    baseline : str
+        Registry name (not checked).
+    ncomp : int, optional
+        Number of components; None for a baseline without components or a ranked one at its default.
+
+    Returns
+    -------
+    str
+        ``baseline``, or ``"{baseline}-{ncomp}"``.
+
+    Examples
+    --------
+    >>> method_name("annular", 10), method_name("median")
+    ('annular-10', 'median')
+    """
     return baseline if ncomp is None else f"{baseline}-{int(ncomp)}"

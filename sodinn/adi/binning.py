@@ -27,6 +27,7 @@ def bin_frames(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, factor: int) -> t
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames, in time order.
     angles_deg : ndarray, shape (n_frames,)
         Parallactic angles, degrees, unwrapped (no 360° jumps; :func:`sodinn.adi.io.read_angles` and
         :class:`sodinn.adi.sequence.ADISequence` give them so).
@@ -36,11 +37,14 @@ def bin_frames(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, factor: int) -> t
     Returns
     -------
     cube : ndarray, shape (ceil(n_frames / factor), N, N), float64
+        Mean frame of each bin.
     angles_deg : ndarray, shape (ceil(n_frames / factor),)
         Mean angle of each bin.
 
     Raises
     ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers, or ``factor`` is not an integer.
     ValueError
         If ``factor`` is out of range or the inputs are malformed.
 
@@ -65,9 +69,32 @@ def bin_frames(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, factor: int) -> t
 
 
 def binning_smear_px(angles_deg: npt.ArrayLike, factor: int, sep_px: float) -> float:
-    """Largest arc, in px, along which binning by ``factor`` smears a source at ``sep_px``: ``r * dtheta``.
+    """Return the largest arc, in px, along which binning by ``factor`` smears a source at ``sep_px``: ``r * dtheta``.
 
     ``dtheta`` is the angle span (radians) of the bin that spans the most.
+
+    Parameters
+    ----------
+    angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, unwrapped.
+    factor : int
+        Frames per bin, ``1 <= factor <= n_frames``.
+    sep_px : float
+        Separation from the star, px, ``>= 0``.
+
+    Returns
+    -------
+    float
+        Arc length, px; compare it with the FWHM.
+
+    Raises
+    ------
+    TypeError
+        If ``angles_deg`` is not array-like of numbers, ``factor`` is not an integer or ``sep_px`` not
+        a real number.
+    ValueError
+        If ``angles_deg`` is not 1-D and finite, ``factor`` is out of range, or ``sep_px`` is negative
+        or not finite.
 
     Examples
     --------
@@ -86,9 +113,30 @@ def binning_smear_px(angles_deg: npt.ArrayLike, factor: int, sep_px: float) -> f
 
 
 def bin_sequence(sequence: ADISequence, factor: int) -> ADISequence:
-    """An :class:`~sodinn.adi.sequence.ADISequence` binned by ``factor`` (see :func:`bin_frames`).
+    """Bin an :class:`~sodinn.adi.sequence.ADISequence` by ``factor`` (see :func:`bin_frames`).
 
     The PSF, FWHM and pixel scale are kept; the provenance records the binning.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The sequence to bin.
+    factor : int
+        Frames per bin, ``1 <= factor <= n_frames``.
+
+    Returns
+    -------
+    ADISequence
+        ``ceil(n_frames / factor)`` mean frames and mean angles; the provenance gains
+        ``binned_frames`` (the factor) and ``n_frames_unbinned``.
+
+    Raises
+    ------
+    TypeError
+        If ``sequence`` is not an :class:`~sodinn.adi.sequence.ADISequence` or ``factor`` is not an
+        integer.
+    ValueError
+        If ``factor`` is out of range, or the binned sequence has fewer than 2 frames.
     """
     if not isinstance(sequence, ADISequence):
         msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"

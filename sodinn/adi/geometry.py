@@ -42,6 +42,11 @@ def frame_center(shape: tuple[int, ...]) -> tuple[int, int]:
     cy, cx : int
         ``(n - 1) // 2`` for odd ``n``, ``n // 2`` for even ``n`` (VIP's ``frame_center``).
 
+    Raises
+    ------
+    ValueError
+        If ``shape`` has fewer than 2 axes.
+
     Examples
     --------
     >>> frame_center((101, 101))
@@ -61,9 +66,20 @@ def polar_coordinates(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
     The angle is counter-clockwise from +x with y along the rows (SPEC §1).
 
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame shape ``(ny, nx)`` or cube shape ``(n_frames, ny, nx)``; the last two axes count.
+
     Returns
     -------
     r_px, theta_deg : ndarray, shape (ny, nx)
+        Distance to :func:`frame_center`, px, and position angle, degrees in ``[0, 360)``.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` has fewer than 2 axes.
     """
     cy, cx = frame_center(shape)
     yy, xx = np.indices((int(shape[-2]), int(shape[-1])), dtype=np.float64)
@@ -72,7 +88,29 @@ def polar_coordinates(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def annulus_mask(shape: tuple[int, ...], r_in_px: float, width_px: float) -> np.ndarray:
-    """Boolean mask of the half-open annulus ``r_in <= r < r_in + width`` (SPEC §1)."""
+    """Return the boolean mask of the half-open annulus ``r_in <= r < r_in + width`` (SPEC §1).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame or cube shape; the last two axes count.
+    r_in_px : float
+        Inner radius (included), px, ``>= 0``.
+    width_px : float
+        Width, px, ``> 0``.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+        True on the pixels whose distance to :func:`frame_center` lies in the annulus.
+
+    Raises
+    ------
+    TypeError
+        If a radius is not a real number.
+    ValueError
+        If ``r_in_px < 0``, ``width_px <= 0``, a radius is not finite, or ``shape`` has fewer than 2 axes.
+    """
     r_in = v.check_real(r_in_px, name="r_in_px")
     width = v.check_positive(width_px, name="width_px")
     if r_in < 0:
@@ -83,9 +121,34 @@ def annulus_mask(shape: tuple[int, ...], r_in_px: float, width_px: float) -> np.
 
 
 def annulus_indices(shape: tuple[int, ...], r_in_px: float, width_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row-major ``(yy, xx)`` pixel indices of the annulus ``r_in <= r < r_in + width``.
+    """Return the row-major ``(yy, xx)`` pixel indices of the annulus ``r_in <= r < r_in + width``.
 
     The order is that of ``np.nonzero`` (and of VIP's ``get_annulus_segments``).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame or cube shape; the last two axes count.
+    r_in_px : float
+        Inner radius (included), px, ``>= 0``.
+    width_px : float
+        Width, px, ``> 0``.
+
+    Returns
+    -------
+    yy, xx : ndarray of int, shape (n_pix,)
+        Row and column of every pixel of the annulus.
+
+    Raises
+    ------
+    TypeError
+        If a radius is not a real number.
+    ValueError
+        If ``r_in_px < 0``, ``width_px <= 0`` or a radius is not finite.
+
+    See Also
+    --------
+    annulus_mask : The same annulus as a mask.
 
     Examples
     --------
@@ -113,6 +176,7 @@ class Annuli:
     edges_px: np.ndarray
 
     def __len__(self) -> int:
+        """Return the number of annuli."""
         return len(self.edges_px) - 1
 
     @property
@@ -126,12 +190,36 @@ class Annuli:
         return self.edges_px[1:]
 
     def indices(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row-major ``(yy, xx)`` indices of annulus ``i``."""
+        """Return the row-major ``(yy, xx)`` indices of annulus ``i``.
+
+        Parameters
+        ----------
+        i : int
+            Annulus index, ``0 <= i < len(self)``, from the inside out.
+
+        Returns
+        -------
+        yy, xx : ndarray of int, shape (n_pix,)
+            Pixels of ``edges_px[i] <= r < edges_px[i + 1]`` (see :func:`annulus_indices`).
+
+        Raises
+        ------
+        TypeError
+            If ``i`` is not an integer.
+        ValueError
+            If ``i`` is out of range.
+        """
         i = v.check_int(i, name="i", minimum=0, maximum=len(self) - 1)
         return annulus_indices(self.shape, self.edges_px[i], self.edges_px[i + 1] - self.edges_px[i])
 
     def label_map(self) -> np.ndarray:
-        """Integer image: the annulus index of each pixel, -1 outside every annulus."""
+        """Return an integer image: the annulus index of each pixel, -1 outside every annulus.
+
+        Returns
+        -------
+        ndarray of int, shape (ny, nx)
+            ``i`` where ``edges_px[i] <= r < edges_px[i + 1]``, else -1.
+        """
         r, _ = polar_coordinates(self.shape)
         labels = np.searchsorted(self.edges_px, r, side="right") - 1
         labels[(r < self.edges_px[0]) | (r >= self.edges_px[-1])] = -1
@@ -162,11 +250,15 @@ def annulus_partition(
     Returns
     -------
     Annuli
+        ``edges_px = r_in_px + width_px * arange(n + 1)`` with ``n`` the number of whole annuli.
 
     Raises
     ------
+    TypeError
+        If a radius or the width is not a real number.
     ValueError
-        If the radii lie outside the frame or not a single annulus fits.
+        If the radii lie outside the frame, ``r_out_px <= r_in_px``, the width is not positive, or
+        not a single annulus fits.
 
     Examples
     --------
@@ -191,10 +283,36 @@ def annulus_partition(
 
 
 def svd_region_radii(r_in_px: float, r_out_px: float, patch_px: int) -> tuple[float, float]:
-    """Radii of the SVD region of an annulus: widened by ``ceil(P/2) + 1`` px on both sides (SPEC §2).
+    """Return the radii of the SVD region of an annulus: widened by ``ceil(P/2) + 1`` px on both sides (SPEC §2).
 
     The inner radius is clipped at 0. Every patch of size ``patch_px`` centred in ``[r_in, r_out)``
     lies inside the returned region.
+
+    Parameters
+    ----------
+    r_in_px : float
+        Inner radius of the target annulus, px.
+    r_out_px : float
+        Outer radius (excluded) of the target annulus, px.
+    patch_px : int
+        Patch size ``P``, px, ``>= 1``.
+
+    Returns
+    -------
+    r_in, r_out : float
+        Radii of the SVD region, px; not clipped at the frame edge.
+
+    Raises
+    ------
+    TypeError
+        If ``patch_px`` is not an integer.
+    ValueError
+        If ``patch_px < 1``.
+
+    Examples
+    --------
+    >>> svd_region_radii(10.0, 15.0, 11)
+    (3.0, 22.0)
     """
     p = v.check_int(patch_px, name="patch_px", minimum=1)
     margin = math.ceil(p / 2) + 1
@@ -202,7 +320,25 @@ def svd_region_radii(r_in_px: float, r_out_px: float, patch_px: int) -> tuple[fl
 
 
 def patch_offsets(patch_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-major ``(dy, dx)`` offsets of the pixels of an odd ``patch_px`` x ``patch_px`` patch."""
+    """Return the row-major ``(dy, dx)`` offsets of the pixels of an odd ``patch_px`` x ``patch_px`` patch.
+
+    Parameters
+    ----------
+    patch_px : int
+        Odd patch size ``P``, px.
+
+    Returns
+    -------
+    dy, dx : ndarray of int, shape (P * P,)
+        Offsets from the central pixel, each in ``[-P//2, P//2]`` (SPEC §1).
+
+    Raises
+    ------
+    TypeError
+        If ``patch_px`` is not an integer.
+    ValueError
+        If ``patch_px`` is not a positive odd number.
+    """
     p = _check_patch(patch_px)
     half = p // 2
     dy, dx = np.mgrid[-half : half + 1, -half : half + 1]
@@ -224,6 +360,15 @@ def extract_patches(frame: npt.ArrayLike, centers_yx: npt.ArrayLike, patch_px: i
     Returns
     -------
     ndarray, shape (n, ..., P, P)
+        Patch ``i`` is centred on ``centers_yx[i]`` (SPEC §1); dtype of ``frame``.
+
+    Raises
+    ------
+    TypeError
+        If ``patch_px`` is not an integer.
+    ValueError
+        If ``patch_px`` is not a positive odd number, ``centers_yx`` is not an ``(n, 2)`` integer
+        array, or a patch would leave the frame.
     """
     arr = np.asarray(frame)
     p = _check_patch(patch_px)

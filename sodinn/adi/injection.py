@@ -46,6 +46,11 @@ class CompanionStamps:
         :func:`add_companion_stamps` clips).
     x, y : ndarray, shape (n_frames,)
         Exact companion position in each frame, px.
+
+    See Also
+    --------
+    companion_stamps : Build them.
+    add_companion_stamps : Add a multiple of them to a cube.
     """
 
     stamps: np.ndarray
@@ -58,11 +63,33 @@ class CompanionStamps:
 def companion_positions(
     shape: tuple[int, ...], angles_deg: npt.ArrayLike, sep_px: float, theta_deg: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Position ``(x, y)`` in every frame of a companion at ``(sep_px, theta_deg)`` on the sky.
+    """Return the position ``(x, y)`` in every frame of a companion at ``(sep_px, theta_deg)`` on the sky.
+
+    In frame ``i`` the companion lies at angle ``theta_deg - angles_deg[i]`` (SPEC §1).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame (or cube) shape; the last two axes count.
+    angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
+    sep_px : float
+        Separation from the star, px.
+    theta_deg : float
+        Sky position angle, degrees, counter-clockwise from +x.
 
     Returns
     -------
     x, y : ndarray, shape (n_frames,)
+        Position in each frame, px (column, row; sub-pixel).
+
+    Raises
+    ------
+    TypeError
+        If ``angles_deg`` is not array-like of numbers, or ``sep_px`` / ``theta_deg`` is not a real
+        number.
+    ValueError
+        If ``angles_deg`` is not 1-D and finite, or ``sep_px`` / ``theta_deg`` is not finite.
 
     Examples
     --------
@@ -97,9 +124,26 @@ def companion_stamps(
         PSF stamp centred on its central pixel (normalise it first, see
         :func:`sodinn.adi.psf.normalize_psf`, so that ``flux`` is in the cube's units).
     angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     sep_px, theta_deg : float
+        Separation from the star, px, and sky position angle, degrees, counter-clockwise from +x.
     method : {"fft", "spline"}
-        Sub-pixel shift: Fourier phase ramp or cubic spline.
+        Sub-pixel shift: Fourier phase ramp (VIP's ``vip-fft``) or cubic spline (VIP's
+        ``ndimage-interp``).
+
+    Returns
+    -------
+    CompanionStamps
+        One shifted ``(p, p)`` stamp per frame and where it goes in the frame.
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` or ``angles_deg`` is not array-like of numbers, or ``sep_px`` / ``theta_deg`` is
+        not a real number.
+    ValueError
+        If ``psf`` is not a valid PSF stamp or is larger than the frames, ``method`` is unknown, or
+        the angles or the position are not finite.
     """
     size = int(shape[-1])
     stamp = v.check_psf(psf, frame_size=size)
@@ -117,7 +161,20 @@ def companion_stamps(
 
 
 def add_companion_stamps(cube: np.ndarray, stamps: CompanionStamps, flux: npt.ArrayLike) -> None:
-    """Add ``flux`` times ``stamps`` to ``cube`` in place (flux: scalar or one value per frame)."""
+    """Add ``flux`` times ``stamps`` to ``cube`` in place (flux: scalar or one value per frame).
+
+    Parts of a stamp outside the frame are dropped. Nothing is validated: this is the inner step of
+    :func:`cube_inject_companions` and of the sample generation.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N), float
+        Cube to modify, in place.
+    stamps : CompanionStamps
+        Unit-flux stamps of one companion for the same frames (from :func:`companion_stamps`).
+    flux : float or array-like, shape (n_frames,)
+        Companion flux, in the cube's units (times the PSF the stamps were made from).
+    """
     n, ny, nx = cube.shape
     fluxes = np.broadcast_to(np.asarray(flux, dtype=np.float64), (n,))
     p = stamps.stamps.shape[-1]
@@ -145,19 +202,30 @@ def cube_inject_companions(
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames; not modified.
     psf : ndarray, shape (p, p)
         Normalised PSF (flux 1 in a 1-FWHM-diameter aperture, SPEC §1), centred on its stamp.
     angles_deg : ndarray, shape (n_frames,)
-        Parallactic angles, degrees.
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     sep_px, theta_deg, flux : float or array-like
         Separation (px), sky position angle (degrees, counter-clockwise from +x) and flux
         (cube units, times the PSF) of each companion; arrays of equal length inject several.
     method : {"fft", "spline"}
-        Sub-pixel shift method.
+        Sub-pixel shift method: Fourier phase ramp (default) or cubic spline.
 
     Returns
     -------
     ndarray, shape (n_frames, N, N), float64
+        The cube plus ``flux`` times the PSF at each companion's position in each frame.
+
+    Raises
+    ------
+    TypeError
+        If ``cube``, ``psf`` or ``angles_deg`` is not array-like of numbers.
+    ValueError
+        If ``cube``, ``psf`` or ``angles_deg`` is malformed or non-finite, ``sep_px``, ``theta_deg``
+        and ``flux`` do not broadcast to one 1-D length or are non-finite, a separation lies outside
+        ``[0, N/2)``, or ``method`` is unknown.
 
     Examples
     --------
@@ -226,6 +294,16 @@ class FourierShifter:
     result ``Re(C_y X C_x^T)`` is ``R_y P R_x^T - sin(pi dy) sin(pi dx) (σᵀ P σ) σ σᵀ / s^2`` with
     ``R = Re C`` restricted to the stamp and ``σ_a = (-1)^a``: two small real matrix products per
     frame instead of two 2-D FFTs, equal to them to rounding.
+
+    Parameters
+    ----------
+    stamp : ndarray, shape (p, p)
+        The PSF stamp to shift (not validated).
+
+    Attributes
+    ----------
+    size : int
+        Stamp side ``p``, px.
     """
 
     def __init__(self, stamp: np.ndarray) -> None:
@@ -249,9 +327,22 @@ class FourierShifter:
         self._stamp = np.ascontiguousarray(stamp, dtype=np.float64)
 
     def shifted(self, dy: np.ndarray, dx: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Stamps shifted by ``(dy, dx)`` (|d| < 1, shape (b, n)) times ``scale`` (b,): shape (b, n, p, p).
+        """Return the stamp shifted by ``(dy, dx)`` (|d| < 1, shape (b, n)) times ``scale`` (b,): shape (b, n, p, p).
 
         Every product is per row of the batch, so a row's result does not depend on the others.
+
+        Parameters
+        ----------
+        dy, dx : ndarray, shape (b, n)
+            Sub-pixel shifts along y (rows) and x (columns), px, ``|d| < 1``.
+        scale : ndarray, shape (b,)
+            Factor of each batch row (e.g. the companion flux).
+
+        Returns
+        -------
+        ndarray, shape (b, n, p, p)
+            ``scale[i]`` times the stamp shifted by ``(dy[i, j], dx[i, j])`` as
+            :func:`cube_inject_companions` shifts it (``method="fft"``), to rounding.
         """
         b, n = dy.shape
         p = self.size

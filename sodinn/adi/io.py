@@ -35,15 +35,25 @@ def read_fits(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.nda
     Parameters
     ----------
     path : str or path-like
+        FITS file.
     hdu : int, optional
         HDU index; default: the first HDU holding data.
+
+    Returns
+    -------
+    ndarray, float64
+        The image data, in the shape stored in the file.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file is not valid FITS, is truncated, or holds no image.
+        If the file is not valid FITS, is truncated, holds no image, or ``hdu`` does not exist.
+
+    See Also
+    --------
+    read_cube, read_angles, read_psf : The readers that also check the shape of what they read.
     """
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning
@@ -90,10 +100,25 @@ def read_cube(path: str | os.PathLike[str], *, hdu: int | None = None, nan_polic
     Parameters
     ----------
     path : str or path-like
+        FITS file of the cube.
     hdu : int, optional
+        HDU index; default: the first HDU holding data.
     nan_policy : {"raise", "zero"}
         What to do with NaN/inf pixels: raise (default) or replace them by 0 with a
         :class:`~sodinn.exceptions.SodinnWarning`.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, N, N), float64
+        The cube, square frames (SPEC §1).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read (see :func:`read_fits`), is not a cube of square frames, holds
+        NaN/inf with ``nan_policy="raise"``, or ``nan_policy`` is unknown.
     """
     nan_policy = v.check_choice(nan_policy, _NAN_POLICIES, name="nan_policy")
     data = read_fits(path, hdu=hdu)
@@ -112,6 +137,24 @@ def read_cube(path: str | os.PathLike[str], *, hdu: int | None = None, nan_polic
 def unwrap_angles(angles_deg: npt.ArrayLike) -> np.ndarray:
     """Remove ±360° jumps from a sequence of parallactic angles (e.g. 179, -179 -> 179, 181).
 
+    Parameters
+    ----------
+    angles_deg : array-like, shape (n_frames,) or (n_frames, 1)
+        Parallactic angles, degrees, in time order (SPEC §1).
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), float64
+        The angles, jumps of more than 180° between consecutive frames removed by adding multiples
+        of 360°.
+
+    Raises
+    ------
+    TypeError
+        If ``angles_deg`` is not array-like of numbers.
+    ValueError
+        If ``angles_deg`` is not 1-D or holds NaN/inf.
+
     Examples
     --------
     >>> unwrap_angles([170.0, 179.0, -178.0, -170.0]).tolist()
@@ -122,13 +165,54 @@ def unwrap_angles(angles_deg: npt.ArrayLike) -> np.ndarray:
 
 
 def read_angles(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndarray:
-    """Read parallactic angles (degrees) from FITS: ``(n, 1)`` is flattened, ±180° jumps unwrapped."""
+    """Read parallactic angles (degrees) from FITS: ``(n, 1)`` is flattened, ±180° jumps unwrapped.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file of the angles.
+    hdu : int, optional
+        HDU index; default: the first HDU holding data.
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), float64
+        Parallactic angles, degrees, counter-clockwise, unwrapped (SPEC §1; see :func:`unwrap_angles`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read (see :func:`read_fits`), is not 1-D (or ``(n, 1)``) or holds NaN/inf.
+    """
     data = read_fits(path, hdu=hdu)
     return unwrap_angles(v.check_angles(data, name=f"angles in {Path(path).name}"))
 
 
 def read_psf(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndarray:
-    """Read an off-axis PSF stamp from FITS (a cube of PSFs is averaged over its first axis)."""
+    """Read an off-axis PSF stamp from FITS (a cube of PSFs is averaged over its first axis).
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file of the PSF, ``(p, p)`` or ``(n, p, p)``.
+    hdu : int, optional
+        HDU index; default: the first HDU holding data.
+
+    Returns
+    -------
+    ndarray, shape (p, p), float64
+        The PSF stamp, as stored (not normalised; see :func:`sodinn.adi.psf.normalize_psf`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read (see :func:`read_fits`), or the stamp is not square, smaller than
+        3x3 px, non-finite, without a positive pixel, or off-centre (SPEC §1).
+    """
     data = read_fits(path, hdu=hdu)
     if data.ndim == 3:
         data = data.mean(axis=0)
@@ -136,7 +220,23 @@ def read_psf(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndar
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, hex."""
+    """Return the SHA-256 checksum of a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to hash (read in 1 MiB blocks).
+
+    Returns
+    -------
+    str
+        Hexadecimal digest, 64 characters.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -161,7 +261,10 @@ def write_fits(
     Parameters
     ----------
     path : str or path-like
-    data : ndarray
+        Output FITS file.
+    data : array-like
+        Image or cube; float32, float64 and integer data are written as they are, anything else as
+        float64.
     provenance : mapping, optional
         What produced the image: function, parameters, input files and checksums, seed.
     overwrite : bool
@@ -170,6 +273,12 @@ def write_fits(
     Returns
     -------
     Path
+        The path written.
+
+    Raises
+    ------
+    FileExistsError
+        If the file exists and ``overwrite`` is False.
     """
     from astropy.io import fits
 
@@ -186,7 +295,7 @@ def write_fits(
         arr = arr.astype(np.float64)
     header = fits.Header()
     header["CREATOR"] = (f"sodinn {__version__}", "software that wrote this file")
-    header["DATE"] = (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "UTC time of writing")
+    header["DATE"] = (_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "UTC time of writing")
     for key, value in (provenance or {}).items():
         header[f"HIERARCH SODINN {str(key).upper()}"] = _header_value(value)
     with atomic_path(p) as tmp:

@@ -1,5 +1,8 @@
-"""PCA on an annulus (SPEC §2): Gram-matrix eigen-decomposition, CEVR, the k-list policy and
-rank-k residuals, with the exact fast form of "derotate, average, crop" for all ranks at once.
+"""PCA on an annulus (SPEC §2): Gram-matrix basis, CEVR, the k-list policy and rank-k residuals.
+
+The rank-k residuals feed SODINN's samples (Gomez Gonzalez et al. 2018, A&A 613, A71; PCA-ADI itself:
+Soummer et al. 2012, ApJ 755, L28; Amara & Quanz 2012, MNRAS 427, 948), with the exact fast form of
+"derotate, average, crop" for all ranks at once (:func:`residual_means_at`).
 
 For a region matrix ``M`` (``n_frames x n_pix``, no mean subtraction in SODINN), the right singular
 vectors come from the eigen-decomposition of the small Gram matrix ``M M^T`` in float64:
@@ -41,6 +44,10 @@ class PCABasis:
         Left singular vectors ``U`` (time coefficients up to scale).
     vectors : ndarray, shape (k_max, n_pix)
         Right singular vectors ``V`` (principal components, unit norm).
+
+    See Also
+    --------
+    gram_basis : Compute it.
     """
 
     eigenvalues: np.ndarray
@@ -54,7 +61,32 @@ class PCABasis:
 
 
 def annulus_matrix(cube: npt.ArrayLike, r_in_px: float, r_out_px: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The ``(n_frames, n_pix)`` matrix of the pixels of ``r_in <= r < r_out`` and their ``(yy, xx)``."""
+    """Return the ``(n_frames, n_pix)`` matrix of the pixels of ``r_in <= r < r_out`` and their ``(yy, xx)``.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
+    r_in_px : float
+        Inner radius (included), px, ``>= 0``.
+    r_out_px : float
+        Outer radius (excluded), px, ``r_in_px < r_out_px <= N / 2``.
+
+    Returns
+    -------
+    matrix : ndarray, shape (n_frames, n_pix), float64
+        One row per frame, the annulus pixels in row-major order.
+    region_yx : (ndarray, ndarray)
+        Frame pixels ``(yy, xx)`` of the columns, each of shape ``(n_pix,)``.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` is not array-like of numbers or a radius is not a real number.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, the radii are not ``0 <= r_in < r_out <= N/2``,
+        or the annulus holds no pixel.
+    """
     arr = v.check_cube(cube)
     r_in, r_out = v.check_radii(r_in_px, r_out_px, arr.shape[-1])
     yy, xx = annulus_indices(arr.shape, r_in, r_out - r_in)
@@ -77,6 +109,20 @@ def gram_basis(matrix: npt.ArrayLike, k_max: int | None = None) -> PCABasis:
     Returns
     -------
     PCABasis
+        Eigenvalues (descending), left and right singular vectors of ``matrix``.
+
+    Raises
+    ------
+    TypeError
+        If ``k_max`` is not an integer.
+    ValueError
+        If ``matrix`` is not a non-empty finite 2-D array, or ``k_max`` is below 1, above
+        ``n_frames`` or above the rank of the matrix.
+
+    Notes
+    -----
+    ``M M^T = U diag(lam) U^T`` in float64, ``V = diag(lam)^(-1/2) U^T M`` (SPEC §2): cheap because
+    ``n_frames << n_pix``. Eigenvalues below ``10 * n_frames * eps * lam_max`` count as zero.
 
     Examples
     --------
@@ -112,6 +158,7 @@ def cevr(matrix: npt.ArrayLike, *, standardize: bool = True) -> np.ndarray:
     Parameters
     ----------
     matrix : ndarray, shape (n_frames, n_pix)
+        Region matrix, rows are frames.
     standardize : bool
         Standardise each pixel over time first (zero mean, unit variance; constant pixels are
         only centred), as the k-list policy of SPEC §2 asks.
@@ -119,7 +166,17 @@ def cevr(matrix: npt.ArrayLike, *, standardize: bool = True) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n_frames,)
-        ``cevr[k - 1]`` is the fraction of the variance explained by the first ``k`` components.
+        ``cevr[k - 1]`` is the fraction of the variance explained by the first ``k`` components;
+        non-decreasing, the last value 1 (to rounding).
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not a non-empty finite 2-D array, or has zero variance.
+
+    See Also
+    --------
+    k_list_from_cevr : The ranks it sets.
     """
     m = _check_matrix(matrix)
     if standardize:
@@ -135,7 +192,7 @@ def cevr(matrix: npt.ArrayLike, *, standardize: bool = True) -> np.ndarray:
 
 
 def k_list_from_cevr(cevr_values: npt.ArrayLike, n_ranks: int, *, threshold: float = 0.99) -> np.ndarray:
-    """The K ranks of SODINN's samples (SPEC §2).
+    """Return the K ranks of SODINN's samples (SPEC §2).
 
     ``k_max`` is the first ``k`` with ``CEVR >= threshold`` (capped at ``n_frames - 1``); the K values
     are spread evenly from 1 to ``k_max`` (integer linspace, duplicates removed), then padded with
@@ -144,15 +201,23 @@ def k_list_from_cevr(cevr_values: npt.ArrayLike, n_ranks: int, *, threshold: flo
     Parameters
     ----------
     cevr_values : ndarray, shape (n_frames,)
-        From :func:`cevr`.
+        Cumulative explained variance ratio, from :func:`cevr`.
     n_ranks : int
-        K.
+        K, the number of ranks, ``1 <= K <= n_frames - 1``.
     threshold : float
-        CEVR defining ``k_max`` (default 0.99).
+        CEVR defining ``k_max``, in ``(0, 1]`` (default 0.99).
 
     Returns
     -------
-    ndarray of int, shape (K,), strictly increasing, all ``<= n_frames - 1``.
+    ndarray of int64, shape (K,)
+        The ranks, strictly increasing, all in ``[1, n_frames - 1]``.
+
+    Raises
+    ------
+    TypeError
+        If ``n_ranks`` is not an integer or ``threshold`` is not a real number.
+    ValueError
+        If ``n_ranks < 1`` or ``n_ranks > n_frames - 1``, or ``threshold`` is not in ``(0, 1]``.
 
     Examples
     --------
@@ -188,7 +253,32 @@ def k_list_from_cevr(cevr_values: npt.ArrayLike, n_ranks: int, *, threshold: flo
 
 
 def rank_residuals(matrix: npt.ArrayLike, basis: PCABasis, ks: npt.ArrayLike) -> np.ndarray:
-    """Residual matrices ``R_k = M - (M V_k^T) V_k`` for each k in ``ks``: shape ``(K, n_frames, n_pix)``."""
+    """Compute the residual matrices ``R_k = M - (M V_k^T) V_k`` for each k in ``ks`` (SPEC §2).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_frames, n_pix)
+        Region matrix ``M``, rows are frames.
+    basis : PCABasis
+        Components ``V`` (of ``matrix``, or of another matrix of the same pixels).
+    ks : array-like of int, shape (K,)
+        Ranks, strictly increasing, each in ``[1, basis.k_max]``.
+
+    Returns
+    -------
+    ndarray, shape (K, n_frames, n_pix)
+        ``R_k`` for each rank, in the units of ``matrix``.
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not a non-empty finite 2-D array, or ``ks`` is not a strictly increasing
+        non-empty 1-D integer array within ``[1, basis.k_max]``.
+
+    See Also
+    --------
+    residual_means_at : Their derotated means at a few pixels, without forming them.
+    """
     m = _check_matrix(matrix)
     ranks = _check_ranks(ks, basis.k_max)
     coeffs = m @ basis.vectors.T  # (n, k_max)
@@ -205,7 +295,7 @@ def residual_means_at(
     ks: npt.ArrayLike,
     stencil: DerotationStencil,
 ) -> np.ndarray:
-    """Derotated mean of the rank-k residuals at the stencil's pixels, for every k (SPEC §2, fast form).
+    """Compute the derotated mean of the rank-k residuals at the stencil's pixels, for every k (SPEC §2, fast form).
 
     Equals: put each ``R_k`` back into frames (zero outside the region), derotate with the stencil's
     angles, average over time, read the stencil's pixels — computed as
@@ -227,6 +317,14 @@ def residual_means_at(
     Returns
     -------
     ndarray, shape (K, n_pixels)
+        Row ``i``: the derotated mean residual at rank ``ks[i]`` at each of the stencil's pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not a non-empty finite 2-D array, ``ks`` is not a strictly increasing
+        non-empty 1-D integer array within ``[1, basis.k_max]``, or ``matrix``, ``region_yx`` and
+        ``stencil`` disagree in frame or pixel count.
     """
     m = _check_matrix(matrix)
     ranks = _check_ranks(ks, basis.k_max)

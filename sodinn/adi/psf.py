@@ -28,7 +28,18 @@ class GaussianFit:
 
     Attributes
     ----------
-    amplitude, x_mean, y_mean, fwhm_x, fwhm_y, theta_deg : float
+    amplitude : float
+        Peak value, in the units of the stamp.
+    x_mean, y_mean : float
+        Centre ``(x, y)``, px, in the coordinates of the full stamp.
+    fwhm_x, fwhm_y : float
+        FWHM along the Gaussian's two axes (before its rotation), px.
+    theta_deg : float
+        Rotation of the Gaussian's x axis, degrees, counter-clockwise from +x (astropy's ``theta``).
+
+    See Also
+    --------
+    fit_gaussian_2d : The fit that returns it.
     """
 
     amplitude: float
@@ -45,7 +56,29 @@ class GaussianFit:
 
 
 def crop_psf(psf: npt.ArrayLike, size_px: int) -> np.ndarray:
-    """Crop a PSF stamp to ``size_px`` x ``size_px`` around its central pixel (same parity rule)."""
+    """Crop a PSF stamp to ``size_px`` x ``size_px`` around its central pixel (same parity rule).
+
+    Parameters
+    ----------
+    psf : ndarray, shape (p, p)
+        PSF stamp, centred on its central pixel (SPEC §1).
+    size_px : int
+        Output size, px: ``3 <= size_px <= p``, with the parity of ``p`` so that the centre stays on
+        the central pixel.
+
+    Returns
+    -------
+    ndarray, shape (size_px, size_px), float64
+        A copy of the central part of the stamp.
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not array-like of numbers or ``size_px`` is not an integer.
+    ValueError
+        If ``psf`` is not a valid PSF stamp (square, finite, centred, positive peak), or ``size_px``
+        is out of range or of the other parity.
+    """
     arr = v.check_psf(psf)
     size = v.check_int(size_px, name="size_px", minimum=3, maximum=arr.shape[0])
     if (arr.shape[0] - size) % 2:
@@ -61,13 +94,24 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
     Parameters
     ----------
     psf : ndarray, shape (p, p)
+        PSF stamp, centred on its central pixel (SPEC §1).
     crop_px : int or None
-        Fit only the central ``crop_px`` x ``crop_px`` pixels (default 15, as VIP), or the whole stamp.
+        Fit only the central ``crop_px`` x ``crop_px`` pixels (default 15, as VIP; raised by one to the
+        parity of ``p``), or the whole stamp when None or not smaller than ``p``.
 
     Returns
     -------
     GaussianFit
-        Centre in the coordinates of the full stamp.
+        Amplitude, centre (px, in the coordinates of the full stamp), FWHM along both axes (px) and
+        rotation (degrees).
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not array-like of numbers.
+    ValueError
+        If ``psf`` is not a valid PSF stamp (square, finite, centred, positive peak), or the fit gives
+        no finite positive FWHM.
     """
     from astropy.modeling import fitting, models
 
@@ -105,7 +149,30 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
 
 
 def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:
-    """FWHM (px) of a PSF: mean of the x and y FWHM of a 2-D Gaussian fit.
+    """Return the FWHM (px) of a PSF: the mean of the x and y FWHM of a 2-D Gaussian fit.
+
+    Parameters
+    ----------
+    psf : ndarray, shape (p, p)
+        PSF stamp, centred on its central pixel (SPEC §1).
+    crop_px : int or None
+        Size of the central region fitted (default 15, as VIP); None fits the whole stamp.
+
+    Returns
+    -------
+    float
+        FWHM, px (:attr:`GaussianFit.fwhm`).
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not array-like of numbers.
+    ValueError
+        If ``psf`` is not a valid PSF stamp or the fit fails.
+
+    See Also
+    --------
+    fit_gaussian_2d : The whole fit.
 
     Examples
     --------
@@ -118,7 +185,29 @@ def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:
 
 
 def aperture_flux(image: npt.ArrayLike, fwhm_px: float) -> float:
-    """Exact flux in a circular aperture of diameter ``fwhm_px`` centred on the central pixel."""
+    """Return the exact flux in a circular aperture of diameter ``fwhm_px`` centred on the central pixel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (n, n)
+        Square image (e.g. a PSF stamp); the central pixel is
+        :func:`~sodinn.adi.geometry.frame_center`.
+    fwhm_px : float
+        Aperture diameter, px (the FWHM, SPEC §1).
+
+    Returns
+    -------
+    float
+        Sum of the pixels weighted by the fraction of each inside the aperture (photutils'
+        ``method='exact'``), in the units of ``image``.
+
+    Raises
+    ------
+    TypeError
+        If ``image`` is not array-like of numbers or ``fwhm_px`` is not a real number.
+    ValueError
+        If ``image`` is not a finite square 2-D array, or ``fwhm_px`` is not finite or below 0.5 px.
+    """
     arr = v.check_frame(image, name="image")
     fwhm = v.check_fwhm(fwhm_px)
     cy, cx = frame_center(arr.shape)
@@ -139,7 +228,18 @@ def normalize_psf(psf: npt.ArrayLike, fwhm_px: float, *, size_px: int | None = N
 
     Returns
     -------
-    ndarray, float64
+    ndarray, shape (p, p) or (size_px, size_px), float64
+        The (cropped) PSF divided by its flux in the 1-FWHM-diameter aperture.
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not array-like of numbers, ``fwhm_px`` is not a real number or ``size_px`` not
+        an integer.
+    ValueError
+        If ``psf`` is not a valid PSF stamp, ``fwhm_px`` is implausible (below 0.5 px or above the
+        stamp size), ``size_px`` is invalid (see :func:`crop_psf`), or the aperture flux is not
+        positive.
 
     Examples
     --------

@@ -32,6 +32,7 @@ def frame_rotate(frame: npt.ArrayLike, angle_deg: float, *, order: int = 1) -> n
     Parameters
     ----------
     frame : ndarray, shape (N, N)
+        Square image; the centre is :func:`~sodinn.adi.geometry.frame_center`.
     angle_deg : float
         Rotation angle, degrees, counter-clockwise.
     order : {1, 3}
@@ -40,6 +41,16 @@ def frame_rotate(frame: npt.ArrayLike, angle_deg: float, *, order: int = 1) -> n
     Returns
     -------
     ndarray, shape (N, N), float64
+        The rotated frame; pixels that read outside the input are 0.
+
+    Raises
+    ------
+    TypeError
+        If ``frame`` is not array-like of numbers, ``angle_deg`` is not a real number or ``order`` not
+        an integer.
+    ValueError
+        If ``frame`` is not a finite square 2-D array, ``angle_deg`` is not finite, or ``order`` is
+        not 1 or 3.
 
     Notes
     -----
@@ -63,19 +74,30 @@ def cube_derotate(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, *, order: int 
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
     angles_deg : ndarray, shape (n_frames,)
-        Parallactic angles, degrees (SPEC §1). Pass ``-angles_deg`` for the "flipped" derotation
-        that smears real sources.
+        Parallactic angles, degrees, counter-clockwise (SPEC §1). Pass ``-angles_deg`` for the
+        "flipped" derotation that smears real sources.
     order : {1, 3}
         1: bilinear (default, the interpolation of SODINN's samples); 3: cubic spline.
 
     Returns
     -------
     ndarray, shape (n_frames, N, N), float64
+        Frame ``i`` turned counter-clockwise by ``angles_deg[i]`` about the frame centre (VIP's
+        ``cube_derotate``); pixels that read outside the frame are 0.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers, or ``order`` is not an integer.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite
+        angle per frame, or ``order`` is not 1 or 3.
 
     See Also
     --------
-    derotated_mean_at : the mean of the derotated cube at a few pixels only, exactly and fast.
+    derotated_mean_at : The mean of the derotated cube at a few pixels only, exactly and fast.
     """
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
@@ -140,9 +162,11 @@ class DerotationStencil:
     shape : tuple of int
         Frame shape ``(N, N)``.
     angles_deg : ndarray, shape (n_frames,)
-        Derotation angles, degrees (``+PA`` to align on the sky, ``-PA`` for flipped angles).
+        Derotation angles, degrees, counter-clockwise (``+PA`` to align on the sky, ``-PA`` for
+        flipped angles; SPEC §1).
     pixels_yx : array-like of int, shape (n_pixels, 2)
-        Output pixels ``(y, x)`` at which the derotated mean is wanted.
+        Output pixels ``(y, x)`` at which the derotated mean is wanted; integer-valued floats are
+        accepted.
 
     Attributes
     ----------
@@ -151,6 +175,24 @@ class DerotationStencil:
     weight : ndarray of float64, shape (n_frames, n_pixels, 4)
         Bilinear weights divided by ``n_frames`` (so that a plain sum gives the mean); zero for
         source pixels outside the frame.
+    shape : tuple of int
+        ``(N, N)``.
+    angles_deg : ndarray, shape (n_frames,)
+        The checked angles, degrees (float64).
+    pixels_yx : ndarray of int64, shape (n_pixels, 2)
+        The checked output pixels ``(y, x)``.
+
+    Raises
+    ------
+    TypeError
+        If ``angles_deg`` is not array-like of numbers.
+    ValueError
+        If ``shape`` is not a square frame shape, ``angles_deg`` is not 1-D and finite, or
+        ``pixels_yx`` is not an ``(n, 2)`` array of integer pixels inside the frame.
+
+    See Also
+    --------
+    derotated_mean_at : A one-off use of the stencil.
     """
 
     def __init__(self, shape: tuple[int, int], angles_deg: npt.ArrayLike, pixels_yx: npt.ArrayLike) -> None:
@@ -170,7 +212,25 @@ class DerotationStencil:
         return int(self.angles_deg.size)
 
     def mean_of(self, cube: npt.ArrayLike) -> np.ndarray:
-        """Derotated mean of ``cube`` at the stencil's pixels, shape ``(n_pixels,)``."""
+        """Return the derotated mean of ``cube`` at the stencil's pixels.
+
+        Parameters
+        ----------
+        cube : ndarray, shape (n_frames, N, N)
+            A cube of the shape the stencil was built for.
+
+        Returns
+        -------
+        ndarray, shape (n_pixels,)
+            ``cube_derotate(cube, angles_deg).mean(axis=0)`` at ``pixels_yx``, to rounding.
+
+        Raises
+        ------
+        TypeError
+            If ``cube`` is not array-like of numbers.
+        ValueError
+            If ``cube`` is not a finite cube of the stencil's shape ``(n_frames, N, N)``.
+        """
         arr = v.check_cube(cube)
         if arr.shape != (self.n_frames, *self.shape):
             msg = f"cube has shape {arr.shape}; this stencil was built for {(self.n_frames, *self.shape)}"
@@ -180,7 +240,13 @@ class DerotationStencil:
         return np.einsum("tpj,tpj->p", values.reshape(self.index.shape), self.weight)
 
     def source_pixels(self) -> np.ndarray:
-        """Sorted unique flat indices of every source pixel the stencil reads (with non-zero weight)."""
+        """Return the sorted unique flat indices of every source pixel the stencil reads (with non-zero weight).
+
+        Returns
+        -------
+        ndarray of int64, shape (n_sources,)
+            Row-major indices into an ``(N, N)`` frame.
+        """
         return np.unique(self.index[self.weight != 0])
 
 
@@ -193,12 +259,28 @@ def derotated_mean_at(cube: npt.ArrayLike, angles_deg: npt.ArrayLike, pixels_yx:
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
     angles_deg : ndarray, shape (n_frames,)
+        Derotation angles, degrees, counter-clockwise (SPEC §1).
     pixels_yx : array-like of int, shape (n_pixels, 2)
+        Output pixels ``(y, x)``.
 
     Returns
     -------
     ndarray, shape (n_pixels,)
+        The derotated mean at each pixel, in the cube's units.
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` or ``angles_deg`` is not array-like of numbers.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite
+        angle per frame, or ``pixels_yx`` is not an ``(n, 2)`` array of integer pixels inside the frame.
+
+    See Also
+    --------
+    DerotationStencil : The operator, to reuse for several cubes of one geometry.
 
     Examples
     --------

@@ -25,18 +25,35 @@ class ADISequence:
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
-        Star-centred, square frames; finite values.
+        Star-centred, square frames; finite values; at least 2 frames. Stored as a read-only float64
+        copy.
     angles_deg : ndarray, shape (n_frames,)
-        Parallactic angles, degrees, counter-clockwise (``(n, 1)`` is flattened).
+        Parallactic angles, degrees, counter-clockwise (SPEC §1; ``(n, 1)`` is flattened). Stored
+        read-only.
     psf : ndarray, shape (p, p)
-        Off-axis PSF, centred on its stamp, ``p <= N``. Kept as given; :attr:`psf_normalized` is
-        the PSF with flux 1 in a 1-FWHM-diameter aperture.
+        Off-axis PSF, centred on its stamp, ``p <= N``. Kept as given (read-only);
+        :attr:`psf_normalized` is the PSF with flux 1 in a 1-FWHM-diameter aperture.
     fwhm_px : float
-        PSF FWHM, px.
+        PSF FWHM, px; at least 0.5 and at most ``N / 4``.
     pixel_scale_arcsec : float, optional
         Plate scale, arcsec/px.
     provenance : dict
-        Where the data came from (file names and SHA-256 checksums for :meth:`from_fits`).
+        Where the data came from (file names and SHA-256 checksums for :meth:`from_fits`); copied.
+
+    Raises
+    ------
+    TypeError
+        If an array is not array-like of numbers, or ``fwhm_px`` / ``pixel_scale_arcsec`` is not a
+        real number.
+    ValueError
+        If the cube is not 3-D with square, finite frames, has fewer than 2 frames, the angles do not
+        match the frames, the PSF is malformed, larger than the frames or off-centre, or the FWHM or
+        the pixel scale is not a plausible positive value.
+
+    See Also
+    --------
+    sodinn.datasets.make_adi_sequence : Simulate the five data fields of a sequence.
+    sodinn.adi.binning.bin_sequence : The sequence with fewer, averaged frames.
 
     Examples
     --------
@@ -59,6 +76,7 @@ class ADISequence:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Validate the fields and replace them by their checked, read-only versions."""
         cube = v.check_cube(self.cube)
         angles = v.check_angles(self.angles_deg, cube.shape[0])
         psf = v.check_psf(self.psf, frame_size=cube.shape[-1])
@@ -90,6 +108,36 @@ class ADISequence:
         nan_policy: str = "raise",
     ) -> ADISequence:
         """Read a sequence from three FITS files; the FWHM is fitted on the PSF when not given.
+
+        Parameters
+        ----------
+        cube_path : str or path-like
+            FITS file of the cube ``(n_frames, N, N)`` (see :func:`sodinn.adi.io.read_cube`).
+        angles_path : str or path-like
+            FITS file of the parallactic angles, degrees, ``(n_frames,)`` or ``(n_frames, 1)``;
+            unwrapped on reading (see :func:`sodinn.adi.io.read_angles`).
+        psf_path : str or path-like
+            FITS file of the off-axis PSF ``(p, p)``, or a cube of PSFs that is averaged.
+        fwhm_px : float, optional
+            PSF FWHM, px; default: fitted with :func:`sodinn.adi.psf.fit_fwhm`.
+        pixel_scale_arcsec : float, optional
+            Plate scale, arcsec/px.
+        nan_policy : {"raise", "zero"}
+            NaN/inf pixels of the cube: raise (default) or set them to 0 with a warning.
+
+        Returns
+        -------
+        ADISequence
+            Its provenance records the resolved file names, their SHA-256 checksums and whether the
+            FWHM was fitted or given (``fwhm_source``).
+
+        Raises
+        ------
+        FileNotFoundError
+            If one of the files does not exist.
+        ValueError
+            If a file cannot be read or the data fail the checks of :class:`ADISequence`, or the PSF
+            fit fails.
 
         Examples
         --------
@@ -132,14 +180,37 @@ class ADISequence:
         return normalize_psf(self.psf, self.fwhm_px)
 
     def px_to_arcsec(self, value_px: npt.ArrayLike) -> np.ndarray:
-        """Convert pixels to arcsec (needs :attr:`pixel_scale_arcsec`)."""
+        """Convert pixels to arcsec (needs :attr:`pixel_scale_arcsec`).
+
+        Parameters
+        ----------
+        value_px : array-like
+            Lengths or separations, px.
+
+        Returns
+        -------
+        ndarray, float64
+            The same values, arcsec; same shape as ``value_px``.
+
+        Raises
+        ------
+        ValueError
+            If the sequence has no pixel scale.
+        """
         if self.pixel_scale_arcsec is None:
             msg = "this sequence has no pixel_scale_arcsec; pass it when creating the sequence"
             raise ValueError(msg)
         return np.asarray(value_px, dtype=np.float64) * self.pixel_scale_arcsec
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-able summary (shapes, angles, FWHM, scale, provenance)."""
+        """Return a JSON-able summary (shapes, angles, FWHM, scale, provenance).
+
+        Returns
+        -------
+        dict
+            ``n_frames``, ``frame_size_px``, ``psf_size_px``, ``fwhm_px``, ``pixel_scale_arcsec``,
+            ``angles_deg_range`` (degrees), ``field_rotation_deg``, and the provenance items.
+        """
         return {
             "n_frames": self.n_frames,
             "frame_size_px": self.frame_size,

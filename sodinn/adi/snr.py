@@ -37,12 +37,17 @@ class SNRResult:
     Attributes
     ----------
     snr : float
+        Signal-to-noise ratio (Mawet et al. 2014, ApJ 792, 97; SPEC §5).
     signal_flux : float
-        Sum in the test aperture.
-    noise_fluxes : ndarray
-        Sums in the noise apertures.
+        Sum in the test aperture, in the frame's units.
+    noise_fluxes : ndarray, shape (n_2,)
+        Sums in the noise apertures, in the frame's units.
     apertures_xy : ndarray, shape (n, 2)
-        Centres of all apertures, the test aperture first (including excluded lobes).
+        Centres ``(x, y)`` of all apertures, px, the test aperture first (including excluded lobes).
+
+    See Also
+    --------
+    snr_details : Compute it.
     """
 
     snr: float
@@ -52,7 +57,7 @@ class SNRResult:
 
 
 def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *, exclude_negative_lobes: bool = False) -> float:
-    """S/N (Mawet et al. 2014) of a test position in a post-processed frame.
+    """Compute the S/N (Mawet et al. 2014) of a test position in a post-processed frame.
 
     Parameters
     ----------
@@ -68,6 +73,27 @@ def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *,
     Returns
     -------
     float
+        ``(f_0 - mean(f_i)) / (std(f_i, ddof=1) * sqrt(1 + 1 / n_2))`` over the ``n_2`` noise
+        apertures (SPEC §5).
+
+    Raises
+    ------
+    TypeError
+        If ``frame`` or ``source_xy`` is not array-like of numbers, or ``fwhm_px`` is not a real number.
+    ValueError
+        If ``frame`` is not a finite square 2-D array, ``fwhm_px`` is implausible, ``source_xy`` is
+        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star, or
+        fewer than 2 noise apertures fit.
+
+    See Also
+    --------
+    snr_details : The same, with the aperture fluxes and positions.
+    snr_map : The S/N at every pixel.
+
+    References
+    ----------
+    Mawet, D. et al. 2014, ApJ 792, 97, "Fundamental limitations of high contrast imaging set by
+    small sample statistics".
 
     Examples
     --------
@@ -83,7 +109,33 @@ def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *,
 def snr_details(
     frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *, exclude_negative_lobes: bool = False
 ) -> SNRResult:
-    """Like :func:`snr`, returning the aperture fluxes and positions too."""
+    """Compute the S/N like :func:`snr`, returning the aperture fluxes and positions too.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (N, N)
+        Post-processed frame, star at :func:`~sodinn.adi.geometry.frame_center`.
+    source_xy : (float, float)
+        Test position ``(x, y)``, px.
+    fwhm_px : float
+        PSF FWHM, px. Apertures have radius ``fwhm_px / 2``.
+    exclude_negative_lobes : bool
+        Drop the two noise apertures adjacent to the test aperture (ADI self-subtraction lobes).
+
+    Returns
+    -------
+    SNRResult
+        The S/N, the signal and noise aperture sums, and the aperture centres.
+
+    Raises
+    ------
+    TypeError
+        If ``frame`` or ``source_xy`` is not array-like of numbers, or ``fwhm_px`` is not a real number.
+    ValueError
+        If ``frame`` is not a finite square 2-D array, ``fwhm_px`` is implausible, ``source_xy`` is
+        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star, or
+        fewer than 2 noise apertures fit.
+    """
     arr = v.check_frame(frame)
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
     xy = v.check_positions_xy(source_xy, name="source_xy")
@@ -104,7 +156,28 @@ def snr_details(
 
 
 def snr_map_region(shape: tuple[int, ...], fwhm_px: float) -> np.ndarray:
-    """Boolean mask of the pixels where :func:`snr_map` is evaluated: ``FWHM <= r < N/2 - FWHM/2``."""
+    """Return the boolean mask of the pixels where :func:`snr_map` is evaluated: ``FWHM <= r < N/2 - FWHM/2``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame (or cube) shape; the last two axes count.
+    fwhm_px : float
+        PSF FWHM, px.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+        True where the distance ``r`` to :func:`~sodinn.adi.geometry.frame_center` satisfies
+        ``FWHM <= r < N/2 - FWHM/2`` (VIP's ``snrmap`` region, SPEC §5).
+
+    Raises
+    ------
+    TypeError
+        If ``fwhm_px`` is not a real number.
+    ValueError
+        If ``fwhm_px`` is not finite, below 0.5 px or above ``N / 4``.
+    """
     size = int(shape[-1])
     fwhm = v.check_fwhm(fwhm_px, frame_size=size)
     cy, cx = frame_center(shape)
@@ -114,20 +187,31 @@ def snr_map_region(shape: tuple[int, ...], fwhm_px: float) -> np.ndarray:
 
 
 def snr_map(frame: npt.ArrayLike, fwhm_px: float, *, exclude_negative_lobes: bool = False) -> np.ndarray:
-    """S/N (Mawet et al. 2014) at every pixel between ``FWHM`` and ``N/2 - FWHM/2`` from the star.
+    """Compute the S/N (Mawet et al. 2014) at every pixel between ``FWHM`` and ``N/2 - FWHM/2`` from the star.
 
     Equal, pixel by pixel, to :func:`snr` (and to VIP's ``snrmap``), vectorised.
 
     Parameters
     ----------
     frame : ndarray, shape (N, N)
+        Post-processed frame, star at :func:`~sodinn.adi.geometry.frame_center`.
     fwhm_px : float
+        PSF FWHM, px. Apertures have radius ``fwhm_px / 2``.
     exclude_negative_lobes : bool
+        Drop the two noise apertures adjacent to each test aperture (ADI self-subtraction lobes).
 
     Returns
     -------
     ndarray, shape (N, N)
         S/N map; 0 outside :func:`snr_map_region`.
+
+    Raises
+    ------
+    TypeError
+        If ``frame`` is not array-like of numbers or ``fwhm_px`` is not a real number.
+    ValueError
+        If ``frame`` is not a finite square 2-D array, or ``fwhm_px`` is not finite, below 0.5 px or
+        above ``N / 4``.
 
     Notes
     -----

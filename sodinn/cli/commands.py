@@ -71,7 +71,7 @@ _FLAG_CLASSES: dict[str, type] = {"data": DataConfig, "reduce": ReduceConfig, "s
 
 
 def _apply_flags(table: dict[str, Any], args: argparse.Namespace, section: str) -> dict[str, Any]:
-    """``table`` with the settings given as flags (those of :data:`FLAGS` that are set) put in."""
+    """Return ``table`` with the settings given as flags (those of :data:`FLAGS` that are set) put in."""
     out = dict(table)
     for dest, name in FLAGS[section].items():
         value = getattr(args, dest, None)
@@ -87,7 +87,7 @@ def _apply_flags(table: dict[str, Any], args: argparse.Namespace, section: str) 
 
 
 def _load_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """The TOML configuration (empty without --config) and the folder its relative paths start from."""
+    """Return the TOML configuration (empty without --config) and the folder its relative paths start from."""
     if not args.config:
         return {}, Path.cwd()
     if Path(args.config).is_dir():
@@ -115,7 +115,7 @@ def _check_tables(cfg: Mapping[str, Any], path: str) -> None:
 
 
 def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path) -> tuple[Any, dict[str, Any]]:
-    """The ADISequence named by --config [data] and the flags, and the effective [data] table."""
+    """Read the ADISequence named by --config [data] and the flags; return it and the effective [data] table."""
     from sodinn.adi.sequence import ADISequence
 
     data = dict(cfg.get("data", {}))
@@ -154,7 +154,7 @@ def _output_folder(path: Path) -> Path:
 
 
 def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, what: str) -> Path:
-    """The first of a flag (relative to the working folder) and configuration values (relative to the config)."""
+    """Return the first of a flag (relative to the working folder) and configuration values (relative to the config)."""
     if flag is not None:
         return Path(flag)
     for value in cfg_values:
@@ -168,7 +168,7 @@ def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, 
 
 
 def _output_path(value: str | None, cfg_value: str | None, base: Path, default: str) -> Path:
-    """A flag is relative to the working folder; a configuration's value to the configuration's folder."""
+    """Return an output path: a flag is relative to the working folder, a configuration's value to its folder."""
     if value is not None:
         return Path(value)
     if cfg_value is not None:
@@ -177,7 +177,7 @@ def _output_path(value: str | None, cfg_value: str | None, base: Path, default: 
 
 
 def _engine_settings(args: argparse.Namespace, cfg: Mapping[str, Any]) -> EngineConfig:
-    """The scheduler and worker count from the flags, else the [engine] table; checked before any work."""
+    """Return the scheduler and worker count from the flags, else the [engine] table; checked before any work."""
     table = _apply_flags(dict(cfg.get("engine", {})), args, "engine")
     try:
         return EngineConfig.from_dict(table)
@@ -192,7 +192,18 @@ def _engine_settings(args: argparse.Namespace, cfg: Mapping[str, Any]) -> Engine
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``sodinn demo``: the whole pipeline on synthetic data (:func:`sodinn.pipeline.demo.run_demo`)."""
+    """``sodinn demo``: the whole pipeline on synthetic data (:func:`sodinn.pipeline.demo.run_demo`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.pipeline.demo import run_demo
 
     result = run_demo(args.output, seed=args.seed, train=not args.no_train, progress=not args.quiet)
@@ -218,7 +229,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``sodinn info``: describe files and folders (:func:`sodinn.pipeline.info.describe`)."""
+    """``sodinn info``: describe files and folders (:func:`sodinn.pipeline.info.describe`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.pipeline.info import describe
 
     described = []
@@ -236,7 +258,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
-    """``sodinn reduce``: a classical reduction (:func:`sodinn.pipeline.reduce.write_reductions`)."""
+    """``sodinn reduce``: a classical reduction (:func:`sodinn.pipeline.reduce.write_reductions`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.adi.baselines import get_baseline
     from sodinn.config import dump_toml
     from sodinn.pipeline.reduce import write_reductions
@@ -260,7 +293,18 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    """``sodinn samples``: labeled samples (:func:`sodinn.pipeline.samples.write_sample_file`)."""
+    """``sodinn samples``: labeled samples (:func:`sodinn.pipeline.samples.write_sample_file`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.mlar.store import SampleFile
     from sodinn.pipeline.samples import write_sample_file
 
@@ -283,7 +327,18 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``sodinn train``: a model on a sample file (:func:`sodinn.pipeline.train.train_model`)."""
+    """``sodinn train``: a model on a sample file (:func:`sodinn.pipeline.train.train_model`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.learn.models import check_model_name
     from sodinn.pipeline.train import train_model
 
@@ -318,7 +373,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``sodinn predict``: probability map and candidates (:func:`sodinn.pipeline.predict.predict_products`)."""
+    """``sodinn predict``: probability map and candidates (:func:`sodinn.pipeline.predict.predict_products`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.learn.artifact import model_folder
     from sodinn.pipeline.predict import predict_products
 
@@ -345,7 +411,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_roc(args: argparse.Namespace) -> int:
-    """``sodinn roc``: ROC curves against the baselines (:func:`sodinn.pipeline.roc.roc_report`)."""
+    """``sodinn roc``: ROC curves against the baselines (:func:`sodinn.pipeline.roc.roc_report`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
     from sodinn.evaluate.copies import check_methods
     from sodinn.pipeline.roc import roc_report
 
@@ -379,7 +456,18 @@ def cmd_roc(args: argparse.Namespace) -> int:
 
 
 def cmd_survey(args: argparse.Namespace) -> int:
-    """``sodinn survey``: samples, training and prediction for a list of targets (:mod:`sodinn.pipeline.survey`)."""
+    """``sodinn survey``: samples, training and prediction for a list of targets (:mod:`sodinn.pipeline.survey`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status: 0, or 1 when a target failed.
+    """
     import dataclasses
 
     from sodinn.pipeline.survey import format_summary, load_survey, run_survey

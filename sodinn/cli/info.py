@@ -8,7 +8,24 @@ __all__ = ["info_text"]
 
 
 def info_text(info: dict[str, Any]) -> str:
-    """The human-readable form of a record of :func:`sodinn.pipeline.info.describe`."""
+    """Format a record of :func:`sodinn.pipeline.info.describe` for people.
+
+    Parameters
+    ----------
+    info : dict
+        The record (its ``kind`` decides the layout).
+
+    Returns
+    -------
+    str
+        One line for a FITS file or an unfinished sample run; several for a sample file or a model
+        folder.
+
+    Raises
+    ------
+    KeyError
+        If the record lacks a key its kind needs (it is not from :func:`~sodinn.pipeline.info.describe`).
+    """
     kind = info["kind"]
     if kind == "samples":
         return _samples_text(info)

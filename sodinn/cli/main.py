@@ -74,7 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``sodinn`` and its commands."""
+    """Build the argument parser of ``sodinn`` and its commands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        One subcommand per ``cmd_*`` function of :mod:`sodinn.cli.commands`, set as its ``func``
+        default; the defaults shown by ``--help`` come from :mod:`sodinn.config`.
+    """
     parser = argparse.ArgumentParser(
         prog="sodinn",
         description="Supervised deep learning for exoplanet detection in ADI sequences (SODINN).",

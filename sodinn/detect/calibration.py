@@ -45,21 +45,31 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class Calibration:
     """Null-score distributions of a model on one data set, per annulus (see the module docstring).
 
+    Made by :func:`calibrate`.
+
     Attributes
     ----------
     edges_px : ndarray, shape (n_annuli + 1,)
-    null_logits : tuple of ndarray
+        Annulus boundaries of the model's partition, px from the star.
+    null_logits : tuple of ndarray, shape (n_pixels_a * n_null,) each
         Sorted logits of the null scores of each annulus.
     tail_u, tail_beta : ndarray, shape (n_annuli,)
-        Exponential tail of each annulus: ``q = tail_fraction * exp(-(logit - u) / beta)`` above ``u``.
+        Exponential tail of each annulus, in logit units: ``q = tail_fraction * exp(-(logit - u) / beta)``
+        above ``u``.
     tail_fraction : float
+        Fraction of each annulus' null scores above ``tail_u`` (the upper quantile the tail was fitted to).
     area_px : int
-        Evaluated pixels.
+        Evaluated pixels (``A``), all annuli together.
     resolution_px : float
-        Area of a resolution element.
+        Area of a resolution element, ``pi (FWHM/2)^2``, px^2 (``A_res``).
     n_null : int
         Null draws per pixel.
     min_tail : int
+        Below this many null scores at or above ``p``, :meth:`exceedance` uses the fitted tail.
+
+    See Also
+    --------
+    calibrate : Measure a calibration.
     """
 
     edges_px: np.ndarray
@@ -73,7 +83,23 @@ class Calibration:
     min_tail: int = 10
 
     def exceedance(self, annulus: int, probability: npt.ArrayLike) -> np.ndarray:
-        """Null exceedance ``q(p)`` of an annulus (empirical, or the fitted tail beyond ``min_tail`` scores)."""
+        """Return the null exceedance ``q(p)`` of one annulus.
+
+        The empirical fraction of null scores at or above ``p`` where at least ``min_tail`` null scores
+        are; beyond, the fitted exponential tail, capped at ``min_tail / n``.
+
+        Parameters
+        ----------
+        annulus : int
+            Index of the annulus, ``0 <= annulus < n_annuli``.
+        probability : array-like
+            Probabilities ``p`` in [0, 1], any shape.
+
+        Returns
+        -------
+        ndarray
+            ``q(p)``, the shape of ``probability``: the fraction of null scores expected at or above ``p``.
+        """
         z = _logit(np.asarray(probability))
         null = self.null_logits[annulus]
         n = null.size
@@ -83,7 +109,27 @@ class Calibration:
         return np.where(above >= self.min_tail, q_emp, np.minimum(q_tail, self.min_tail / n))
 
     def expected_false_positives(self, probability: npt.ArrayLike) -> np.ndarray:
-        """Map of expected false positives per frame at each pixel's probability (inf outside the annuli)."""
+        """Return the expected false positives per frame at each pixel's probability.
+
+        ``c = q_a(p) * A / A_res`` with ``a`` the pixel's annulus (see the module docstring).
+
+        Parameters
+        ----------
+        probability : array-like, shape (N, N)
+            Probability map of the data set the calibration was measured on.
+
+        Returns
+        -------
+        ndarray, shape (N, N)
+            ``c`` at each pixel, false positives per frame; inf outside the calibrated annuli.
+
+        Raises
+        ------
+        TypeError
+            If ``probability`` is not numeric.
+        ValueError
+            If ``probability`` is not a square 2-D image of finite values.
+        """
         prob = v.check_frame(probability, name="probability")
         cy, cx = frame_center(prob.shape)
         yy, xx = np.indices(prob.shape)
@@ -96,12 +142,53 @@ class Calibration:
         return out
 
     def score_map(self, probability: npt.ArrayLike) -> np.ndarray:
-        """``-log10`` of :meth:`expected_false_positives` (-300 outside the annuli): thresholding it at ``-log10(F)`` keeps ``c < F``."""
+        """Return ``-log10`` of :meth:`expected_false_positives`, a detection map for blob scoring.
+
+        Thresholding it strictly above ``-log10(F)`` keeps the pixels with ``c < F``.
+
+        Parameters
+        ----------
+        probability : array-like, shape (N, N)
+            Probability map of the data set the calibration was measured on.
+
+        Returns
+        -------
+        ndarray, shape (N, N)
+            ``-log10(c)``, floored at -300 (so -300 outside the calibrated annuli).
+
+        Raises
+        ------
+        TypeError
+            If ``probability`` is not numeric.
+        ValueError
+            If ``probability`` is not a square 2-D image of finite values.
+        """
         with np.errstate(divide="ignore"):
             return np.maximum(-np.log10(self.expected_false_positives(probability)), -300.0)
 
     def thresholds(self, fp_per_frame: float) -> np.ndarray:
-        """The probability threshold of each annulus for ``fp_per_frame`` expected false positives per frame."""
+        """Return the probability threshold of each annulus for ``fp_per_frame`` expected false positives per frame.
+
+        The smallest probability, on a grid of 4000 logits, whose exceedance is at most
+        ``fp_per_frame * A_res / A`` (the top of the grid where none is).
+
+        Parameters
+        ----------
+        fp_per_frame : float
+            Target ``F``, expected false positives per frame over the whole evaluated field (> 0).
+
+        Returns
+        -------
+        ndarray, shape (n_annuli,)
+            Probability threshold of each annulus, in (0, 1).
+
+        Raises
+        ------
+        TypeError
+            If ``fp_per_frame`` is not a real number.
+        ValueError
+            If ``fp_per_frame`` is not finite and > 0.
+        """
         target = v.check_positive(fp_per_frame, name="fp_per_frame") * self.resolution_px / self.area_px
         out = []
         for a, null in enumerate(self.null_logits):
@@ -122,14 +209,40 @@ def calibrate(sequence: ADISequence, model: TrainedModel, *, n_null: int = 4, se
     sequence : ADISequence
         The real data (known sources do not matter: derotated with wrong angles they are smeared out).
     model : TrainedModel
+        The model to calibrate; its sample settings build the null samples.
     n_null : int
-        Null draws per pixel (1: negated angles only).
+        Null draws per pixel (1: negated angles only); >= 1.
     seed : int
         Seeds the angle permutations.
+    batch_size : int
+        Samples per call of the model.
     tail_fraction : float
-        The tail fit uses the scores above this upper quantile of each annulus.
+        The tail fit uses the scores above this upper quantile of each annulus; in (0, 0.5).
     min_tail : int
         Below this many null scores above ``p``, the exponential tail replaces the empirical fraction.
+
+    Returns
+    -------
+    Calibration
+        The null logits and fitted tail of each annulus of the model's partition.
+
+    Raises
+    ------
+    TypeError
+        If ``n_null`` is not an integer.
+    ValueError
+        If ``n_null < 1``, ``tail_fraction`` is outside (0, 0.5), the model was trained on data of a
+        very different FWHM, or no annulus of the model's sample settings fits in the frames.
+
+    See Also
+    --------
+    sodinn.detect.probability.probability_map : The model's scores on the data with the true angles.
+
+    Notes
+    -----
+    The null samples follow the C- rule of SPEC §3 (residuals derotated with negated angles); the
+    permuted draws add null realisations. Fitting an exponential to the exceedances above a high
+    quantile is the peaks-over-threshold method.
     """
     n_null = v.check_int(n_null, name="n_null", minimum=1)
     if not 0 < tail_fraction < 0.5:

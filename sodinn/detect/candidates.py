@@ -13,7 +13,32 @@ __all__ = ["binary_map", "find_candidates"]
 
 
 def binary_map(probability: npt.ArrayLike, threshold: float = PredictConfig.threshold) -> np.ndarray:
-    """Pixels with P(companion) >= threshold."""
+    """Return the binary detection map: the pixels with P(companion) >= ``threshold`` (SPEC §4).
+
+    Parameters
+    ----------
+    probability : array-like, shape (N, N)
+        Probability map (:func:`sodinn.detect.probability.probability_map`).
+    threshold : float
+        Probability threshold, in (0, 1); default ``PredictConfig.threshold``.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, N)
+        True where ``probability >= threshold``.
+
+    Raises
+    ------
+    TypeError
+        If ``threshold`` is not a real number.
+    ValueError
+        If ``threshold`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> binary_map(np.array([[0.2, 0.95]]), 0.9)
+    array([[False,  True]])
+    """
     thr = v.check_real(threshold, name="threshold")
     if not 0 < thr < 1:
         msg = f"threshold must be in (0, 1); got {thr}"
@@ -24,7 +49,16 @@ def binary_map(probability: npt.ArrayLike, threshold: float = PredictConfig.thre
 def find_candidates(
     probability: npt.ArrayLike, threshold: float = PredictConfig.threshold, *, pixel_scale_arcsec: float | None = None
 ):
-    """Connected blobs (4-connectivity) of the thresholded map, brightest first.
+    """Find the connected blobs (4-connectivity) of the thresholded map, brightest first (SPEC §4).
+
+    Parameters
+    ----------
+    probability : array-like, shape (N, N)
+        Probability map (:func:`sodinn.detect.probability.probability_map`).
+    threshold : float
+        Probability threshold, in (0, 1): pixels at or above it form the blobs (:func:`binary_map`).
+    pixel_scale_arcsec : float, optional
+        Pixel scale, arcsec/px; adds the ``sep_arcsec`` column.
 
     Returns
     -------
@@ -33,6 +67,14 @@ def find_candidates(
         ``sep_arcsec`` (when the pixel scale is given), ``pa_deg`` (counter-clockwise from +x),
         ``peak_probability``, ``mean_probability``, ``area_px``; sorted by decreasing peak, then mean
         probability, then area.
+
+    Raises
+    ------
+    TypeError
+        If ``probability`` is not numeric, or ``threshold`` or ``pixel_scale_arcsec`` is not a real number.
+    ValueError
+        If ``probability`` is not a square 2-D image of finite values, ``threshold`` is not in (0, 1), or
+        ``pixel_scale_arcsec`` is not > 0.
     """
     from astropy.table import Table
     from scipy import ndimage

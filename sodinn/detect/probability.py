@@ -32,11 +32,13 @@ class ProbabilityMap:
     Attributes
     ----------
     probability : ndarray, shape (N, N)
+        P(companion) of each pixel's sample, in [0, 1]; 0 where not evaluated.
     evaluated : ndarray of bool, shape (N, N)
-    edges_px : ndarray
-        Annulus boundaries.
-    ks : ndarray, shape (n_annuli, K)
-        Ranks used in each annulus.
+        The pixels the model was applied to.
+    edges_px : ndarray, shape (n_annuli + 1,)
+        Boundaries of the annuli of the model's partition, px from the star.
+    ks : ndarray, shape (n_evaluated_annuli, K)
+        Ranks (principal components) of each evaluated annulus, in partition order.
     """
 
     probability: np.ndarray
@@ -48,7 +50,32 @@ class ProbabilityMap:
 def annulus_feature_samples(
     sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of every pixel of an annulus (+PA derotation, no injection): samples, pixels (y, x), ks."""
+    """Build the samples of every pixel of an annulus from the real cube (+PA derotation, no injection).
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data.
+    config : SampleConfig
+        Sample settings (patch size, number of ranks, k policy), normally the model's.
+    r_in_px, r_out_px : float
+        Inner and outer radius of the annulus, px.
+
+    Returns
+    -------
+    samples : ndarray, shape (n_pixels, K, P, P)
+        The MLAR sample centred on each pixel, not normalised.
+    pixels : ndarray of int, shape (n_pixels, 2)
+        The (y, x) pixel of each sample.
+    ks : ndarray of int, shape (K,)
+        The ranks of the annulus.
+
+    Raises
+    ------
+    ValueError
+        If ``config.k_list`` asks for more ranks than the sequence has frames, or the annulus does not fit
+        in ``config.memory_budget_gib``.
+    """
     cube = np.asarray(sequence.cube)
     with threadpool_limits(limits=1, user_api="blas"):
         op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
@@ -58,15 +85,37 @@ def annulus_feature_samples(
 
 def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: int = PredictConfig.batch_size,
                     radii_px: tuple[float, float] | None = None, progress: bool = True) -> ProbabilityMap:
-    """Apply a trained model to every pixel of the sequence's annuli.
+    """Apply a trained model to every pixel of the sequence's annuli (SPEC §4).
 
-    ``radii_px=(r_min, r_max)`` restricts the work to the annuli of the partition that overlap
-    ``r_min <= r < r_max`` (the pixels of those whole annuli are evaluated; the others stay 0).
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data.
+    model : TrainedModel
+        The trained model; its sample settings build the samples.
+    batch_size : int
+        Samples per call of the model.
+    radii_px : (float, float), optional
+        ``(r_min, r_max)``, px: evaluate only the annuli of the partition that overlap
+        ``r_min <= r < r_max`` (the pixels of those whole annuli; the others stay 0). Default: all annuli.
+    progress : bool
+        Show a progress bar over the annuli.
+
+    Returns
+    -------
+    ProbabilityMap
+        P(companion) at every evaluated pixel, shape (N, N).
 
     Raises
     ------
     ValueError
-        If the model was trained for another patch size or number of ranks, or for a very different FWHM.
+        If the model was trained on data of a very different FWHM, or no annulus of the model's sample
+        settings fits in the frames.
+
+    See Also
+    --------
+    sodinn.detect.candidates.find_candidates : Threshold the map into a table of candidates.
+    sodinn.detect.calibration.calibrate : Give a probability a meaning in false positives per frame.
     """
     from tqdm.auto import tqdm
 

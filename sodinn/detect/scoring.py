@@ -14,6 +14,9 @@ These are the rules, and the order of the tests, of vip-hci's ``compute_binary_m
 compare the two on the same maps and thresholds). Two additions, both off by default: blobs that
 match a *known* real source (e.g. beta Pic b) by the same overlap rule are ignored, and a region
 mask restricts the map (a "local" ROC counts only what lies in its separation band).
+
+References: Cantalloube et al. 2020, "Exoplanet imaging data challenge: benchmarking the various
+image processing methods for exoplanet detection", Proc. SPIE 11448, 114485A.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class BlobScore:
         Whether each injection has at least one matching blob.
     ignored_blobs : int
         Blobs matched to a known source.
+
+    See Also
+    --------
+    score_blobs : Make a score.
     """
 
     true_blobs: int
@@ -56,7 +63,29 @@ class BlobScore:
 
 
 def disc_mask(shape: tuple[int, int], x: float, y: float, radius: float) -> np.ndarray:
-    """Pixels whose centre lies strictly within ``radius`` of ``(x, y)``."""
+    """Return the pixels whose centre lies strictly within ``radius`` of ``(x, y)``.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Shape ``(ny, nx)`` of the frame.
+    x, y : float
+        Centre of the disc, px (pixel centres at integer coordinates).
+    radius : float
+        Radius of the disc, px.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+        True inside the disc.
+
+    Examples
+    --------
+    >>> disc_mask((3, 3), 1.0, 1.0, 1.2).astype(int)
+    array([[0, 1, 0],
+           [1, 1, 1],
+           [0, 1, 0]])
+    """
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     return (yy - y) ** 2 + (xx - x) ** 2 < radius**2
 
@@ -84,7 +113,7 @@ def score_blobs(
     region: np.ndarray | None = None,
     known_sources_xy: Sequence[tuple[float, float]] | npt.ArrayLike = (),
 ) -> BlobScore:
-    """Threshold a detection map and judge its blobs (see the module docstring).
+    """Threshold a detection map and judge its blobs by the data challenge's rule (SPEC §5, see the module docstring).
 
     Parameters
     ----------
@@ -95,10 +124,11 @@ def score_blobs(
     injections_xy : array-like, shape (n, 2)
         Positions (x, y) of the injected companions; empty for none.
     fwhm_px : float
-        Radius of the disc around each injection and of the resolution element.
+        Radius of the disc around each injection and of the resolution element, px.
     npix : int
         Smallest blob kept, in pixels (the data challenge used 2).
     overlap_threshold : float
+        A blob matches a disc when their overlap exceeds this fraction of the smaller of the two areas.
     max_blob_fact : float
         Largest blob, in resolution elements, still judged by overlap.
     region : ndarray of bool, optional
@@ -109,6 +139,32 @@ def score_blobs(
     Returns
     -------
     BlobScore
+        True blobs, false positives, which injections were detected, ignored blobs.
+
+    Raises
+    ------
+    TypeError
+        If ``frame`` is not numeric, or ``threshold``, ``fwhm_px`` or ``npix`` is of the wrong kind.
+    ValueError
+        If ``frame`` is not a square 2-D image of finite values, ``fwhm_px`` is implausible for the frame,
+        ``threshold`` is not finite, ``npix < 1``, a position array is not finite ``(n, 2)``, or ``region``
+        does not have the frame's shape.
+
+    Notes
+    -----
+    The rule, and the order of its tests, of the Exoplanet Imaging Data Challenge [1]_ as vip-hci's
+    ``compute_binary_map`` implements it.
+
+    References
+    ----------
+    .. [1] Cantalloube et al. 2020, "Exoplanet imaging data challenge: benchmarking the various image
+       processing methods for exoplanet detection", Proc. SPIE 11448, 114485A.
+
+    Examples
+    --------
+    >>> frame = np.zeros((21, 21)); frame[10, 15] = frame[10, 16] = 5.0
+    >>> score_blobs(frame, 1.0, [(15.5, 10.0)], 2.0).true_blobs
+    1
     """
     from scipy import ndimage
 
@@ -165,5 +221,30 @@ def _overlap(blob: np.ndarray, area: int, disc: np.ndarray) -> float:
 
 def score_thresholds(frame: npt.ArrayLike, thresholds: Sequence[float], injections_xy: npt.ArrayLike | None, fwhm_px: float,
                      **kwargs) -> list[BlobScore]:
-    """:func:`score_blobs` at each threshold (keyword arguments are passed on)."""
+    """Score one detection map at each of several thresholds with :func:`score_blobs`.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (N, N)
+        Detection map (S/N map, probability map, ...).
+    thresholds : sequence of float
+        The thresholds, in the map's units.
+    injections_xy : array-like, shape (n, 2)
+        Positions (x, y) of the injected companions, px; empty for none.
+    fwhm_px : float
+        Radius of the disc around each injection and of the resolution element, px.
+    **kwargs
+        Keyword arguments of :func:`score_blobs` (``npix``, ``overlap_threshold``, ``max_blob_fact``,
+        ``region``, ``known_sources_xy``).
+
+    Returns
+    -------
+    list of BlobScore
+        One per threshold, in order.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`score_blobs`.
+    """
     return [score_blobs(frame, t, injections_xy, fwhm_px, **kwargs) for t in thresholds]

@@ -62,9 +62,10 @@ _PATTERN_SPACING_FWHM = 2.0  # companions injected together are at least this fa
 
 
 def student_factor(n_noise: npt.ArrayLike, *, sigma: float = 5.0) -> np.ndarray:
-    """Threshold in units of the aperture noise for a Gaussian ``sigma`` false-positive fraction (Mawet et al. 2014).
+    """Return the threshold in units of the aperture noise for a Gaussian ``sigma`` false-positive fraction.
 
-    ``t.isf(FPF, n2 - 1) * sqrt(1 + 1 / n2)`` with ``FPF = norm.sf(sigma)`` and ``n2`` noise apertures.
+    ``t.isf(FPF, n2 - 1) * sqrt(1 + 1 / n2)`` with ``FPF = norm.sf(sigma)`` and ``n2`` noise apertures: the
+    Student-t correction for small samples of Mawet et al. 2014 [1]_.
 
     Parameters
     ----------
@@ -75,7 +76,20 @@ def student_factor(n_noise: npt.ArrayLike, *, sigma: float = 5.0) -> np.ndarray:
 
     Returns
     -------
-    ndarray (0-d for a scalar input)
+    ndarray, the shape of ``n_noise`` (0-d for a scalar)
+        The factor, dimensionless: the threshold is ``factor * sigma(r)``.
+
+    Raises
+    ------
+    TypeError
+        If ``sigma`` is not a real number.
+    ValueError
+        If ``n_noise`` is empty or holds a value that is not a whole number >= 2, or ``sigma`` is not > 0.
+
+    References
+    ----------
+    .. [1] Mawet et al. 2014, "Fundamental limitations of high contrast imaging set by small sample
+       statistics", ApJ 792, 97.
 
     Examples
     --------
@@ -101,10 +115,11 @@ class RingNoise:
     Attributes
     ----------
     sep_px : float
+        Radius of the circle, px.
     sigma : float
         Standard deviation (``ddof=1``) of ``fluxes``.
-    fluxes : ndarray
-        Sums in the kept apertures.
+    fluxes : ndarray, shape (n,)
+        Sums in the kept apertures, the frame's units.
     apertures_xy : ndarray, shape (n, 2)
         Centres of the kept apertures.
     n_dropped : int
@@ -132,16 +147,40 @@ def ring_noise(
     known_sources_xy: Sequence[tuple[float, float]] | npt.ArrayLike = (),
     exclusion_px: float = 0.0,
 ) -> RingNoise:
-    """Sums of the apertures of radius ``FWHM / 2`` around the circle of radius ``sep_px`` (SPEC §5 geometry).
+    """Measure the sums of the apertures of radius ``FWHM / 2`` around the circle of radius ``sep_px``.
 
     ``floor(pi / asin(FWHM / (2 sep)))`` apertures, the first at ``theta0_deg`` (counter-clockwise from +x),
-    then clockwise, as :func:`sodinn.adi.snr.snr`; those whose centre lies within ``exclusion_px`` of a known
-    source are dropped.
+    then clockwise, as :func:`sodinn.adi.snr.snr` (SPEC §5 geometry); those whose centre lies within
+    ``exclusion_px`` of a known source are dropped.
+
+    Parameters
+    ----------
+    frame : array-like, shape (N, N)
+        Reduced frame.
+    sep_px : float
+        Radius of the circle, px (> 0).
+    fwhm_px : float
+        PSF FWHM, px: the apertures have radius ``fwhm_px / 2``.
+    theta0_deg : float
+        Angle of the first aperture, degrees counter-clockwise from +x.
+    known_sources_xy : array-like, shape (m, 2)
+        Known sources (x, y), px; none by default.
+    exclusion_px : float
+        Apertures whose centre lies within this distance of a known source are dropped, px.
+
+    Returns
+    -------
+    RingNoise
+        The kept apertures' sums, their standard deviation and centres.
 
     Raises
     ------
+    TypeError
+        If ``frame`` or ``known_sources_xy`` is not numeric, or a scalar argument is not a real number.
     ValueError
-        If fewer than 3 apertures remain (no Student threshold is defined).
+        If ``frame`` is not a square 2-D image of finite values, ``fwhm_px`` is implausible for it,
+        ``sep_px`` is not > 0, ``known_sources_xy`` is not ``(m, 2)``, or fewer than 3 apertures remain
+        (no Student threshold is defined).
     """
     arr = v.check_frame(frame)
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
@@ -176,12 +215,16 @@ def throughput(
     flux: npt.ArrayLike,
     frame_without: npt.ArrayLike | None = None,
 ) -> np.ndarray:
-    """Recovered / injected aperture flux of fake companions injected *together* into one copy of the cube.
+    """Measure the throughput: recovered / injected aperture flux of fake companions injected *together*.
+
+    The companions are injected into one copy of the cube.
 
     Parameters
     ----------
     cube : ndarray, shape (n_frames, N, N)
+        The data.
     angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
     psf : ndarray, shape (p, p)
         Normalised PSF used for the injection.
     fwhm_px : float
@@ -199,6 +242,15 @@ def throughput(
         Aperture flux at each companion in ``reduce(cube with companions) - reduce(cube)`` over the aperture
         flux of the same companion injected into an empty frame (not clipped: a negative value means the
         reduction removed more than the companion).
+
+    Raises
+    ------
+    TypeError
+        If an array argument is not numeric, or ``fwhm_px`` is not a real number.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite angle per
+        frame, ``fwhm_px`` is implausible, ``sep_px``, ``theta_deg`` and ``flux`` are not 1-D of equal
+        length, or a flux is not > 0.
 
     Examples
     --------
@@ -234,22 +286,27 @@ class ContrastCurve:
     Attributes
     ----------
     radii_px : ndarray, shape (n,)
-    noise : ndarray
+        Separations, px.
+    noise : ndarray, shape (n,)
         ``sigma(r)``: std (ddof=1) of the aperture sums of the reduced real cube.
-    n_noise : ndarray of int
+    n_noise : ndarray of int, shape (n,)
         ``n2``: kept apertures - 1.
-    factor : ndarray
+    factor : ndarray, shape (n,)
         Student factor ``t.isf(FPF, n2 - 1) sqrt(1 + 1/n2)``.
-    threshold : ndarray
+    threshold : ndarray, shape (n,)
         ``factor * noise``: the aperture flux a source needs in the reduced frame.
-    throughput : ndarray
+    throughput : ndarray, shape (n,)
         Mean over the injected azimuths.
     throughput_all : ndarray, shape (n, n_azimuths)
-    flux_limit : ndarray
+        Throughput at each injected azimuth.
+    flux_limit : ndarray, shape (n,)
         ``threshold / throughput`` (inf where the throughput is <= 0), in units of the normalised PSF.
     sigma : float
+        Gaussian-equivalent significance of the threshold.
     star_flux : float or None
+        The star's flux in an aperture of diameter 1 FWHM, the cube's units (None: no contrast).
     lambda_d_px : float
+        lambda/D, px.
     settings : dict
         Reduction and injection settings (``theta0_deg``: azimuth of the first noise aperture).
     """
@@ -280,7 +337,14 @@ class ContrastCurve:
         return float(stats.norm.sf(self.sigma))
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per separation (the columns of :meth:`table`)."""
+        """Return the curve as one dict per separation.
+
+        Returns
+        -------
+        list of dict
+            Keys ``sep_px``, ``sep_lambda_d``, ``noise``, ``n_noise``, ``student_factor``, ``threshold``,
+            ``throughput``, ``flux_limit``, and ``contrast`` with a star flux.
+        """
         contrast = self.contrast
         out = []
         for i, r in enumerate(self.radii_px):
@@ -293,21 +357,72 @@ class ContrastCurve:
         return out
 
     def table(self):
-        """The curve as an astropy Table, one row per separation."""
+        """Return the curve as an astropy Table, one row per separation.
+
+        Returns
+        -------
+        astropy.table.Table
+            The rows of :meth:`rows`.
+        """
         from astropy.table import Table
 
         return Table(rows=self.rows())
 
 
 def default_radii(sequence: ADISequence, *, step_fwhm: float = 0.5) -> np.ndarray:
-    """Separations every ``step_fwhm`` FWHM from 1 FWHM to ``N/2 - FWHM`` (the last with whole apertures)."""
+    """Return separations every ``step_fwhm`` FWHM from 1 FWHM to ``N/2 - FWHM`` (the last with whole apertures).
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data (its FWHM and frame size).
+    step_fwhm : float
+        Step between separations, in FWHM (> 0).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Separations, px, increasing.
+
+    Raises
+    ------
+    TypeError
+        If ``step_fwhm`` is not a real number.
+    ValueError
+        If ``step_fwhm`` is not finite and > 0.
+    """
     fwhm = sequence.fwhm_px
     stop = sequence.frame_size / 2 - fwhm
     return fwhm * np.arange(1.0, stop / fwhm + 1e-9, v.check_positive(step_fwhm, name="step_fwhm"))
 
 
 def known_positions(xy: Sequence[tuple[float, float]] | npt.ArrayLike) -> np.ndarray:
-    """Known sources as an ``(n, 2)`` array of (x, y) px (``(0, 2)`` for none), checked."""
+    """Return known sources as a checked ``(n, 2)`` array of (x, y), px.
+
+    Parameters
+    ----------
+    xy : array-like, shape (n, 2) or (2,)
+        Positions (x, y) of the known sources, px; empty for none.
+
+    Returns
+    -------
+    ndarray, shape (n, 2)
+        float64 positions; shape ``(0, 2)`` for none.
+
+    Raises
+    ------
+    TypeError
+        If ``xy`` is not numeric.
+    ValueError
+        If ``xy`` is not ``(n, 2)`` or holds a value that is not finite.
+
+    Examples
+    --------
+    >>> known_positions([]).shape
+    (0, 2)
+    >>> known_positions((12.0, 30.5))
+    array([[12. , 30.5]])
+    """
     arr = np.asarray(xy, dtype=np.float64)
     return np.zeros((0, 2)) if arr.size == 0 else v.check_positions_xy(arr, name="known_sources_xy")
 
@@ -340,11 +455,12 @@ def classical_contrast_curve(
     reduce: Callable[[np.ndarray], np.ndarray] | None = None,
     seed: int = 0,
 ) -> ContrastCurve:
-    """The ``sigma``-sigma contrast curve of annular PCA-ADI with the small-sample correction.
+    """Compute the ``sigma``-sigma contrast curve of annular PCA-ADI with the small-sample correction.
 
     Parameters
     ----------
     sequence : ADISequence
+        The real data.
     radii_px : array-like, optional
         Separations (default: every 0.5 FWHM from 1 FWHM to ``N/2 - FWHM``).
     ncomp : int
@@ -360,6 +476,7 @@ def classical_contrast_curve(
     known_sources_xy : sequence of (x, y)
         Real sources: no noise aperture and no fake companion within ``mask_radius_fwhm`` FWHM of them.
     mask_radius_fwhm : float
+        Radius of the masks around the known sources, in FWHM (> 0).
     delta_rot : float, (float, float) or None
         Rotation threshold of the annular PCA library (see :func:`sodinn.adi.baselines.pca_annular`).
     lambda_d_px : float, optional
@@ -373,12 +490,33 @@ def classical_contrast_curve(
     Returns
     -------
     ContrastCurve
+        The noise, Student factor, threshold, throughput and flux limit at each separation.
+
+    Raises
+    ------
+    TypeError
+        If ``reduce`` is not callable, or a number is of the wrong kind.
+    ValueError
+        If ``radii_px`` is empty, not finite or outside 1 FWHM .. ``N/2 - FWHM/2``, ``ncomp`` does not fit
+        the number of frames, ``n_azimuths < 1``, ``seed < 0``, one of ``sigma``, ``injection_snr``,
+        ``star_flux``, ``lambda_d_px``, ``mask_radius_fwhm`` is not > 0, fewer than 3 noise apertures
+        remain at a separation, or no azimuth at a separation is clear of the known sources.
+
+    See Also
+    --------
+    sodinn.evaluate.limits.detection_limits : Detection limits of the models on injected copies.
 
     Notes
     -----
     Companions at every separation are injected in ``n_patterns x n_azimuths`` reductions: a pattern holds
     separations at least 2 FWHM apart (so that no two share a PCA annulus), a reduction places them at
     azimuths staggered by the golden angle; the throughput at a separation is the mean over its azimuths.
+    The threshold is the Student-t one of Mawet et al. 2014 [1]_ (see :func:`student_factor`).
+
+    References
+    ----------
+    .. [1] Mawet et al. 2014, "Fundamental limitations of high contrast imaging set by small sample
+       statistics", ApJ 792, 97.
     """
     from functools import partial
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import atomic_path
-from sodinn.adi.baselines import parse_method
+from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_map
@@ -79,7 +79,7 @@ class Injection:
 
 def free_position(draw: Callable[[], tuple[float, float]], center_xy: tuple[float, float], sources: np.ndarray,
                   exclusion_px: float, what: str) -> tuple[float, float, float, float]:
-    """The first position drawn farther than ``exclusion_px`` from every known source.
+    """Draw positions until one lies farther than ``exclusion_px`` from every known source.
 
     Parameters
     ----------
@@ -90,12 +90,20 @@ def free_position(draw: Callable[[], tuple[float, float]], center_xy: tuple[floa
     sources : ndarray, shape (n, 2)
         Known sources (x, y), px.
     exclusion_px : float
+        Smallest distance to a known source, px.
     what : str
         What is drawn, for the message.
 
     Returns
     -------
-    sep_px, theta_deg, x, y : float
+    sep_px : float
+        Separation of the first free position, px.
+    theta_deg : float
+        Its angle, degrees counter-clockwise from +x.
+    x : float
+        Its x in the frame, px.
+    y : float
+        Its y in the frame, px.
 
     Raises
     ------
@@ -125,6 +133,7 @@ def check_methods(models: Mapping[str, str | os.PathLike[str]] | None, baselines
     Returns
     -------
     dict of str -> str
+        The model folders by model name.
 
     Raises
     ------
@@ -137,13 +146,8 @@ def check_methods(models: Mapping[str, str | os.PathLike[str]] | None, baselines
         parse_method(method)
     folders = {str(k): str(p) for k, p in (models or {}).items()}
     for name, path in folders.items():
-        clash = name in baselines
-        try:
-            parse_method(name)
-            clash = True
-        except ValueError:
-            pass
-        if clash:
+        stem, _, rank = name.rpartition("-")
+        if name in baselines or name in BASELINES or (rank.isdigit() and stem in BASELINES):
             msg = f"model name {name!r} clashes with a baseline; choose another name"
             raise ValueError(msg)
         model_folder(path, name=name)
@@ -151,15 +155,52 @@ def check_methods(models: Mapping[str, str | os.PathLike[str]] | None, baselines
 
 
 def method_names(models: Mapping[str, Any], baselines: Sequence[str]) -> list[str]:
-    """The maps of each copy: the models by name, then the baselines."""
+    """Return the names of the maps of each copy: the models by name, then the baselines.
+
+    Parameters
+    ----------
+    models : mapping of name -> model folder
+        Trained models (only the names are used).
+    baselines : sequence of str
+        Baseline methods (``"annular-10"``, ...).
+
+    Returns
+    -------
+    list of str
+        The method names, models first.
+
+    Examples
+    --------
+    >>> method_names({"convlstm": "models/a"}, ["annular-10", "median"])
+    ['convlstm', 'annular-10', 'median']
+    """
     return [*models, *baselines]
 
 
 def method_tags(models: Mapping[str, str], baselines: Sequence[str]) -> dict[str, str]:
-    """The cache folder of each method: what its map depends on besides the data and the copy.
+    """Return the cache folder of each method: what its map depends on besides the data and the copy.
 
     A model's tag is the digest of its ``model.json``; a baseline's its name and rank
     (``"pca-cevr0.9"`` for full-frame PCA at its default).
+
+    Parameters
+    ----------
+    models : mapping of name -> model folder
+        Trained models.
+    baselines : sequence of str
+        Baseline methods (``"annular-10"``, ...).
+
+    Returns
+    -------
+    dict of str -> str
+        The tag of each method.
+
+    Raises
+    ------
+    ValueError
+        For an unknown baseline.
+    FileNotFoundError
+        For a model folder without ``model.json``.
     """
     tags = {name: "model-" + metadata_digest(path)[:12] for name, path in models.items()}
     for method in baselines:
@@ -172,7 +213,23 @@ _MODEL_CACHE: dict[str, TrainedModel] = {}
 
 
 def load_model(path: str) -> TrainedModel:
-    """The model of a folder, loaded once per process (every copy of a worker reuses it)."""
+    """Load the model of a folder once per process (every copy of a worker reuses it).
+
+    Parameters
+    ----------
+    path : str
+        Model folder (``sodinn train``).
+
+    Returns
+    -------
+    TrainedModel
+        The model, the same object on every call with the same ``path``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`sodinn.learn.artifact.load_trained`.
+    """
     if path not in _MODEL_CACHE:
         _MODEL_CACHE[path] = load_trained(path)
     return _MODEL_CACHE[path]
@@ -187,20 +244,23 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     sequence : ADISequence
         The data (without the companion).
     injection : Injection
+        The companion to inject (none when its flux is 0).
     psf : ndarray, shape (p, p)
         Normalised PSF of the injection.
     radii_px : (float, float)
         The separations that will be scored: models evaluate only the annuli that overlap them, annular
         baselines start 2 FWHM inside.
     models : mapping of name -> model folder
+        Trained models; each gives a probability map.
     baselines : sequence of str
-        Baseline methods (``"annular-10"``, ...).
+        Baseline methods (``"annular-10"``, ...); each gives an S/N map.
     only : sequence of str, optional
         Compute only these methods (names of :func:`method_names`).
 
     Returns
     -------
     dict of str -> ndarray, shape (N, N), float32
+        The map of each computed method, by name.
     """
     from threadpoolctl import threadpool_limits
 
@@ -234,7 +294,22 @@ def _copy_job(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
 
 
 def cache_key(sequence: ADISequence, injections: Sequence[Injection]) -> str:
-    """What every map of a run depends on besides its method: the data, the PSF and the injected companions."""
+    """Return the key of a run: what every map depends on besides its method.
+
+    That is the data (cube, angles, PSF, FWHM) and the injected companions.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data.
+    injections : sequence of Injection
+        The copies of the run.
+
+    Returns
+    -------
+    str
+        The first 16 hexadecimal digits of a SHA-256 digest.
+    """
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(sequence.cube).tobytes())
     h.update(np.ascontiguousarray(sequence.angles_deg).tobytes())
@@ -260,13 +335,39 @@ class MapCache:
         self.tags = dict(tags)
 
     def path(self, injection: Injection, name: str) -> Path | None:
-        """Where the map of ``name`` on this copy lives (None without a folder)."""
+        """Return where the map of method ``name`` on this copy lives.
+
+        Parameters
+        ----------
+        injection : Injection
+            The copy.
+        name : str
+            The method (a key of ``tags``).
+
+        Returns
+        -------
+        Path or None
+            The ``.npy`` file; None without a folder.
+        """
         if self.folder is None:
             return None
         return self.folder / self.tags[name] / f"band{injection.band}_copy{injection.copy:04d}.npy"
 
     def read(self, injection: Injection, name: str) -> np.ndarray | None:
-        """The cached map, or None (not cached, or unreadable: it will be remade)."""
+        """Return the cached map of method ``name`` on this copy.
+
+        Parameters
+        ----------
+        injection : Injection
+            The copy.
+        name : str
+            The method (a key of ``tags``).
+
+        Returns
+        -------
+        ndarray, shape (N, N), or None
+            The map; None when it is not cached or unreadable (it will be remade).
+        """
         path = self.path(injection, name)
         if path is None or not path.is_file():
             return None
@@ -277,7 +378,17 @@ class MapCache:
             return None
 
     def write(self, injection: Injection, name: str, frame: np.ndarray) -> None:
-        """Keep a finished map (nothing without a folder)."""
+        """Keep a finished map, written atomically (nothing without a folder).
+
+        Parameters
+        ----------
+        injection : Injection
+            The copy.
+        name : str
+            The method (a key of ``tags``).
+        frame : ndarray, shape (N, N)
+            The map.
+        """
         path = self.path(injection, name)
         if path is None:
             return
@@ -306,13 +417,17 @@ def run_copies(
     Parameters
     ----------
     sequence : ADISequence
+        The data (without the companions).
     injections : sequence of Injection
+        One per copy.
     psf : ndarray, shape (p, p)
         Normalised PSF of the injections.
     radii_px : sequence of (float, float)
-        Per injection, the separations that will be scored (see :func:`copy_maps`).
+        Per injection, the separations that will be scored, px (see :func:`copy_maps`).
     models : mapping of name -> model folder
+        Trained models; each gives a probability map.
     baselines : sequence of str
+        Baseline methods (``"annular-10"``, ...); each gives an S/N map.
     cache_dir : path-like, optional
         Maps are cached in ``cache_dir/<cache_key>/``; without it nothing is cached.
     resume : bool
@@ -322,6 +437,7 @@ def run_copies(
     scheduler : None, str or dask.distributed.Client
         Where the copies run (see :mod:`sodinn.engine`); the maps come back to this process, which caches them.
     progress : bool
+        Show a progress bar over the copies.
     desc : str
         Label of the progress bar.
 

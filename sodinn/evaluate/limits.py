@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 def flux_at_tpr(fluxes: npt.ArrayLike, detected: npt.ArrayLike, target: float = 0.95) -> tuple[float, np.ndarray, np.ndarray]:
-    """The lowest flux at which the detection rate reaches ``target``: isotonic fit in log flux, log-linear interpolation.
+    """Find the lowest flux at which the detection rate reaches ``target`` (isotonic fit in log flux).
 
     The ladder is read from the bottom up to the first level whose *measured* rate reaches ``target``;
     the rate is fitted there by isotonic regression (non-decreasing in flux) and the fit is interpolated
@@ -58,9 +58,11 @@ def flux_at_tpr(fluxes: npt.ArrayLike, detected: npt.ArrayLike, target: float = 
     Parameters
     ----------
     fluxes : array-like, shape (n,)
-        Injected flux of each trial (> 0).
+        Injected flux of each trial (> 0), the normalised PSF's units.
     detected : array-like of bool, shape (n,)
+        Whether each trial's companion was detected.
     target : float
+        Detection rate to reach, in (0, 1).
 
     Returns
     -------
@@ -72,6 +74,12 @@ def flux_at_tpr(fluxes: npt.ArrayLike, detected: npt.ArrayLike, target: float = 
     tpr_fit : ndarray
         The non-decreasing fitted detection rate at ``levels`` (NaN above the level where the ladder
         was cut).
+
+    Raises
+    ------
+    ValueError
+        If ``fluxes`` is empty, holds a value that is not finite and > 0, or does not match ``detected``
+        one to one, or ``target`` is not in (0, 1).
 
     Examples
     --------
@@ -115,7 +123,9 @@ class DetectionLimits:
     Attributes
     ----------
     radii_px : ndarray, shape (n_sep,)
+        Separations, px.
     lambda_d_px : float
+        lambda/D, px.
     fluxes : ndarray, shape (n_sep, n_levels)
         The flux ladder at each separation.
     snr1_flux : ndarray, shape (n_sep,), or None
@@ -123,7 +133,9 @@ class DetectionLimits:
     methods : list of str
         The models by name, then the baselines (``annular-K``, ...).
     thresholds : dict of str -> ndarray, shape (n_sep,)
+        Threshold of each method at each separation (probability for models, S/N for baselines).
     detected : dict of str -> ndarray of bool, shape (n_sep, n_levels, n_copies)
+        Whether each copy's companion was detected.
     false_positives : dict of str -> ndarray, shape (n_sep, n_levels, n_copies)
         False positives in the ring 1 FWHM wide centred on the separation.
     tpr_fit : dict of str -> ndarray, shape (n_sep, n_levels)
@@ -131,7 +143,11 @@ class DetectionLimits:
     flux_limit : dict of str -> ndarray, shape (n_sep,)
         Flux at ``tpr_target`` (NaN outside the ladder).
     tpr_target : float
-    injections : list of sodinn.evaluate.roc.Injection
+        Detection rate the limits are read at.
+    injections : list of sodinn.evaluate.copies.Injection
+        The companion of each copy.
+    models : list of str
+        The methods of ``methods`` that are trained models.
     """
 
     radii_px: np.ndarray
@@ -149,15 +165,49 @@ class DetectionLimits:
     models: list[str] = field(default_factory=list)
 
     def tpr(self, method: str) -> np.ndarray:
-        """Measured detection rate, shape (n_sep, n_levels)."""
+        """Return the measured detection rate of a method.
+
+        Parameters
+        ----------
+        method : str
+            One of :attr:`methods`.
+
+        Returns
+        -------
+        ndarray, shape (n_sep, n_levels)
+            Fraction of the copies detected at each separation and flux level.
+        """
         return self.detected[method].mean(axis=-1)
 
     def mean_fp(self, method: str) -> np.ndarray:
-        """Mean false positives per copy in the ring of each separation, shape (n_sep,)."""
+        """Return the mean false positives per copy of a method in the ring of each separation.
+
+        Parameters
+        ----------
+        method : str
+            One of :attr:`methods`.
+
+        Returns
+        -------
+        ndarray, shape (n_sep,)
+            Mean over flux levels and copies.
+        """
         return self.false_positives[method].mean(axis=(1, 2))
 
     def rows(self, star_flux: float | None = None) -> list[dict[str, Any]]:
-        """One dict per method and separation: the limit (and contrast with ``star_flux``), threshold and FPs."""
+        """Return one dict per method and separation: the limit (and contrast with ``star_flux``), threshold and FPs.
+
+        Parameters
+        ----------
+        star_flux : float, optional
+            The star's flux in an aperture of diameter 1 FWHM, the cube's units: adds ``contrast_limit``.
+
+        Returns
+        -------
+        list of dict
+            Keys ``method``, ``sep_px``, ``sep_lambda_d``, ``threshold``, ``mean_fp``, ``n_copies``,
+            ``flux_limit`` and, with ``star_flux``, ``contrast_limit``.
+        """
         out = []
         for m in self.methods:
             fp = self.mean_fp(m)
@@ -171,13 +221,30 @@ class DetectionLimits:
         return out
 
     def table(self, star_flux: float | None = None):
-        """:meth:`rows` as an astropy Table."""
+        """Return :meth:`rows` as an astropy Table.
+
+        Parameters
+        ----------
+        star_flux : float, optional
+            The star's flux in an aperture of diameter 1 FWHM, the cube's units: adds ``contrast_limit``.
+
+        Returns
+        -------
+        astropy.table.Table
+            One row per method and separation.
+        """
         from astropy.table import Table
 
         return Table(rows=self.rows(star_flux))
 
     def tpr_rows(self) -> list[dict[str, Any]]:
-        """One dict per method, separation and flux level: measured and fitted detection rate."""
+        """Return one dict per method, separation and flux level: measured and fitted detection rate.
+
+        Returns
+        -------
+        list of dict
+            Keys ``method``, ``sep_px``, ``flux``, ``n_copies``, ``tpr``, ``tpr_fit``.
+        """
         out = []
         for m in self.methods:
             measured = self.tpr(m)
@@ -189,12 +256,14 @@ class DetectionLimits:
 
 
 def limit_injections(sequence: ADISequence, config: LimitConfig, fluxes: np.ndarray) -> list[Injection]:
-    """Every copy's companion, reproducibly from ``config.seed``.
+    """Draw every copy's companion, reproducibly from ``config.seed``.
 
     Parameters
     ----------
     sequence : ADISequence
+        The data (centre, FWHM).
     config : LimitConfig
+        Separations, copies per flux, seed, known sources.
     fluxes : ndarray, shape (n_sep, n_levels)
         The flux ladder at each separation.
 
@@ -203,6 +272,11 @@ def limit_injections(sequence: ADISequence, config: LimitConfig, fluxes: np.ndar
     list of Injection
         The separation index as ``band``, ``copy = level * copies_per_flux + c``; azimuths uniform,
         farther than ``mask_radius_fwhm`` FWHM from the known sources.
+
+    Raises
+    ------
+    ValueError
+        If 1000 draws at a separation all fall near known sources.
     """
     lam = config.lambda_d_px or sequence.fwhm_px
     cy, cx = frame_center(sequence.cube.shape)
@@ -271,8 +345,10 @@ def detection_limits(
     Parameters
     ----------
     sequence : ADISequence
-    config : LimitConfig
-    models : mapping of name -> model folder
+        The real data, without injections.
+    config : LimitConfig, optional
+        Separations, flux ladder, copies, thresholds, baselines (default: ``LimitConfig()``).
+    models : mapping of name -> model folder, optional
         Trained models (``sodinn train``); the baselines of ``config.baselines`` are evaluated beside them.
     thresholds : mapping of method name -> float or sequence, optional
         Thresholds overriding ``config.prob_threshold`` / ``config.snr_threshold``: one value, or one per
@@ -284,10 +360,12 @@ def detection_limits(
     scheduler : None, str or dask.distributed.Client
         Where the copies run (see :mod:`sodinn.engine`).
     progress : bool
+        Show a progress bar over the copies.
 
     Returns
     -------
     DetectionLimits
+        Per method and separation: thresholds, detections, false positives, fitted rates and flux limits.
 
     Raises
     ------
@@ -323,7 +401,7 @@ def detection_limits(
 
 
 def _ring(sep_px: float, fwhm_px: float) -> tuple[float, float]:
-    """The ring where a copy's detections and false positives count: 1 FWHM wide, centred on the separation."""
+    """Return the ring where a copy's detections and false positives count: 1 FWHM wide, centred on the separation."""
     return sep_px - fwhm_px / 2, sep_px + fwhm_px / 2
 
 

@@ -12,6 +12,10 @@ The copies are run and cached by :mod:`sodinn.evaluate.copies` (one process per 
 Dask cluster; each finished map cached per copy and method, so an interrupted run resumes, a rerun
 with other thresholds only rescores, and a run that adds a model reuses the baselines' maps). The
 report (``roc.csv``, ``roc.png``, ``summary.txt``, ...) is written by :mod:`sodinn.pipeline.roc`.
+
+References: Gomez Gonzalez et al. 2018, "Supervised detection of exoplanets in high-contrast imaging
+sequences", A&A 613, A71 (the ROC comparison with PCA-ADI); Cantalloube et al. 2020, Proc. SPIE 11448,
+114485A (the blob rule).
 """
 
 from __future__ import annotations
@@ -64,8 +68,30 @@ def _check_bands(sequence: ADISequence, config: RocConfig, lambda_d: float) -> N
 def roc_injections(sequence: ADISequence, config: RocConfig, flux_curve: tuple[np.ndarray, np.ndarray] | None = None) -> list[Injection]:
     """Draw every copy's companion (position in its band, flux), reproducibly from ``config.seed``.
 
-    ``flux_curve`` is ``(radii_px, fluxes (n, 2))`` of the S/N bounds, interpolated in log flux;
-    not needed when ``config.flux_range`` is given.
+    Positions are uniform over the band's area, farther than ``config.mask_radius_fwhm`` FWHM from the
+    known sources; fluxes are drawn between the S/N bounds, uniformly or log-uniformly
+    (``config.flux_distribution``).
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data (centre, FWHM).
+    config : RocConfig
+        Bands, copies per band, seed, known sources, flux range or distribution.
+    flux_curve : (ndarray, ndarray), optional
+        ``(radii_px, fluxes)``, shapes (n,) and (n, 2): the fluxes of the lower and upper S/N bound at each
+        separation (px), interpolated in log flux. Not needed when ``config.flux_range`` is given.
+
+    Returns
+    -------
+    list of Injection
+        ``config.copies_per_band`` per band, band by band; ``band`` is the band's index.
+
+    Raises
+    ------
+    ValueError
+        If ``flux_curve`` is missing while ``config.flux_range`` is None, or 1000 draws in a band all fall
+        near known sources.
     """
     lambda_d = config.lambda_d_px or sequence.fwhm_px
     cy, cx = frame_center(sequence.cube.shape)
@@ -122,6 +148,7 @@ class RocResult:
         One per (method, band, threshold): ``method, kind, band, band_lambda_d, threshold, n_copies,
         n_injections, tp, fp, fn, tpr, mean_fp, fdr, f1, expected_fp``.
     injections : list of Injection
+        The companion of each copy.
     summary : str
         TPR of each method at 0.1, 0.5 and 1 mean false positive per frame, and the model/PCA ratios.
     calibrations : dict of str -> Calibration
@@ -140,7 +167,13 @@ class RocResult:
     cache_dir: Path | None = None
 
     def table(self) -> Any:
-        """The rows as an astropy Table."""
+        """Return the rows as an astropy Table.
+
+        Returns
+        -------
+        astropy.table.Table
+            One row per (method, band, threshold), the keys of :attr:`rows` as columns.
+        """
         from astropy.table import Table
 
         return Table(rows=self.rows)
@@ -162,8 +195,10 @@ def run_roc(
     Parameters
     ----------
     sequence : ADISequence
-    config : RocConfig
-    models : mapping of name -> model folder
+        The real data, without injections.
+    config : RocConfig, optional
+        Bands, copies, thresholds, baselines, scoring rule (default: ``RocConfig()``).
+    models : mapping of name -> model folder, optional
         Trained models (``sodinn train``) to evaluate beside the baselines.
     cache_dir : path, optional
         The maps of finished copies are cached there (:func:`sodinn.evaluate.copies.run_copies`);
@@ -176,10 +211,12 @@ def run_roc(
     resume : bool
         Reuse the cached maps of finished copies.
     progress : bool
+        Show a progress bar over the copies.
 
     Returns
     -------
     RocResult
+        The rows per method, band and threshold, the injections, the text summary and the calibrations.
 
     Raises
     ------
@@ -188,6 +225,22 @@ def run_roc(
         trained on data of another FWHM, nothing to evaluate, or a band outside the frame.
     FileNotFoundError
         For a model folder without ``model.json``.
+
+    See Also
+    --------
+    sodinn.pipeline.roc.roc_report : Write the report of a run.
+
+    Notes
+    -----
+    The ROC comparison of SODINN with PCA-ADI of SPEC §5 and Gomez Gonzalez et al. 2018 [1]_; blobs are
+    judged by the Exoplanet Imaging Data Challenge's rule [2]_ (:func:`sodinn.detect.scoring.score_blobs`).
+
+    References
+    ----------
+    .. [1] Gomez Gonzalez et al. 2018, "Supervised detection of exoplanets in high-contrast imaging
+       sequences", A&A 613, A71.
+    .. [2] Cantalloube et al. 2020, "Exoplanet imaging data challenge: benchmarking the various image
+       processing methods for exoplanet detection", Proc. SPIE 11448, 114485A.
     """
     config = config or RocConfig()
     check_scheduler(scheduler)
@@ -223,8 +276,34 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                  bands_px: Sequence[tuple[float, float]], calibrations: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every copy's maps at every threshold; aggregate per method, band and threshold.
 
-    Calibrated methods (``NAME-cal``, from ``calibrations``) are thresholded at ``fp_targets`` expected false
-    positives per frame; their rows also carry ``expected_fp``, the share of the target that falls in the band.
+    Models are thresholded at ``config.prob_thresholds``, baselines at ``config.snr_thresholds``;
+    calibrated methods (``NAME-cal``, from ``calibrations``) at ``config.fp_targets`` expected false
+    positives per frame, and their rows also carry ``expected_fp``, the share of the target that falls in
+    the band. Only the band's pixels are scored.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data (centre, FWHM).
+    config : RocConfig
+        Thresholds, bands and scoring rule.
+    names : sequence of str
+        Every method, as :func:`sodinn.evaluate.copies.method_names`.
+    model_names : sequence of str
+        Those of ``names`` that are models (probability maps); the others are baselines (S/N maps).
+    injections : sequence of Injection
+        The companion of each copy.
+    maps : sequence of mapping of str -> ndarray, shape (N, N)
+        Per copy, the map of each method.
+    bands_px : sequence of (float, float)
+        Inner and outer radius of each band, px.
+    calibrations : mapping of str -> Calibration, optional
+        Calibration of some models, by name.
+
+    Returns
+    -------
+    list of dict
+        One per (method, band, threshold), the keys of :attr:`RocResult.rows`.
     """
     cy, cx = frame_center(sequence.cube.shape)
     yy, xx = np.indices(sequence.cube.shape[1:])
@@ -280,41 +359,71 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
 
 
 def tpr_at(rows: Sequence[Mapping[str, Any]], method: str, band: int, max_fp: float) -> float:
-    """Best TPR of ``method`` in ``band`` among thresholds with at most ``max_fp`` mean false positives per frame."""
+    """Return the best TPR of ``method`` in ``band`` among thresholds with at most ``max_fp`` mean false positives per frame.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The rows of :func:`score_copies`.
+    method : str
+        The method.
+    band : int
+        Index of the band.
+    max_fp : float
+        Largest mean number of false positives per frame.
+
+    Returns
+    -------
+    float
+        The best TPR, in [0, 1]; 0 when no threshold qualifies.
+
+    Examples
+    --------
+    >>> rows = [{"method": "m", "band": 0, "tpr": 0.4, "mean_fp": 0.1}, {"method": "m", "band": 0, "tpr": 0.9, "mean_fp": 2.0}]
+    >>> tpr_at(rows, "m", 0, 1.0)
+    0.4
+    """
     ok = [r["tpr"] for r in rows if r["method"] == method and r["band"] == band and r["mean_fp"] <= max_fp]
     ok = [t for t in ok if not math.isnan(t)]
     return max(ok) if ok else 0.0
 
 
 def comparison_groups(methods: Sequence[str]) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
-    """The groups of baseline methods a model is compared with, as ``(label, members)`` pairs.
+    """Group the baseline methods a model is compared with, as ``(label, members)`` pairs.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        Method names; those that are not baseline methods (the models) are left out.
 
     Returns
     -------
     ranks : list
-        Every baseline run at several ranks ("best annular PCA": the best rank per band is the fair
-        comparison, SPEC §5).
+        Every baseline run at ranks given in the method names ("best annular PCA" over ``annular-5``,
+        ``annular-10``, ...: the best rank per band is the fair comparison, SPEC §5); a ranked baseline
+        at its default rank (a plain ``"pca"``) forms no group of its own.
     families : list
         Every family of baselines ("best PCA": full-frame and annular PCA-ADI together).
-
-    Names that are not baseline methods (the models) are left out.
     """
     by_baseline: dict[str, list[str]] = {}
     by_family: dict[str, list[str]] = {}
     for method in methods:
         try:
-            baseline, _ = parse_method(method)
+            baseline, ncomp = parse_method(method)
         except ValueError:
             continue
-        by_baseline.setdefault(baseline.name, []).append(method)
+        if ncomp is not None:
+            by_baseline.setdefault(baseline.name, []).append(method)
         if baseline.family is not None:
             by_family.setdefault(baseline.family, []).append(method)
-    ranks = [(f"best {BASELINES[name].short_title}", members) for name, members in by_baseline.items() if len(members) > 1]
+    ranks = [(f"best {BASELINES[name].short_title}", members) for name, members in by_baseline.items()]
     return ranks, [(f"best {family}", members) for family, members in by_family.items()]
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_levels: Sequence[float] = (0.1, 0.5, 1.0)) -> str:
-    """A text table: TPR of each method at each false-positive level, per band, and model/best-baseline ratios.
+    """Summarise a run as a text table: TPR of each method at each false-positive level, per band, and ratios.
+
+    The ratios are each model's TPR over the best baseline of each group of :func:`comparison_groups`.
 
     Parameters
     ----------
@@ -328,6 +437,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
     Returns
     -------
     str
+        The table, lines separated by newlines; with calibrated rows, the expected against counted false
+        positives too.
     """
     methods = list(dict.fromkeys(r["method"] for r in rows))
     bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})

@@ -60,13 +60,15 @@ def model_folder(path: str | os.PathLike[str], *, name: str | None = None) -> Pa
 
     Parameters
     ----------
-    path : path-like
+    path : str or path-like
+        The folder to check.
     name : str, optional
         The model's name, to start the message with (e.g. in the ROC harness).
 
     Returns
     -------
     Path
+        The folder.
 
     Raises
     ------
@@ -86,16 +88,17 @@ def model_folder(path: str | os.PathLike[str], *, name: str | None = None) -> Pa
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata (``model.json``) of a model folder, checked; Keras is not imported.
+    """Read and check the metadata (``model.json``) of a model folder; Keras is not imported.
 
     Parameters
     ----------
-    path : path-like
+    path : str or path-like
         The model folder.
 
     Returns
     -------
     dict
+        The parsed ``model.json`` (see the module docstring for its keys).
 
     Raises
     ------
@@ -124,7 +127,23 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def metadata_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a model folder's ``model.json``: identifies the model in caches and provenance records."""
+    """Compute the SHA-256 of a model folder's ``model.json``: identifies the model in caches and provenance records.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model folder.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest (64 characters) of the file's bytes.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a model folder (see :func:`model_folder`).
+    """
     return hashlib.sha256((model_folder(path) / METADATA_FILE).read_bytes()).hexdigest()
 
 
@@ -164,7 +183,20 @@ def check_compatible(metadata: dict[str, Any], fwhm_px: float, sample_config: Sa
 
 
 def probabilities(model: Any, x: np.ndarray) -> np.ndarray:
-    """P(companion), shape (n,), of normalised samples ``x`` (n, K, P, P, 1) from a Keras model or a SODIRF."""
+    """Predict P(companion) of normalised samples with a Keras model or a SODIRF.
+
+    Parameters
+    ----------
+    model : keras.Model or SODIRF
+        A trained model (Keras models are recognised by their ``compile`` method).
+    x : ndarray, shape (n, K, P, P, 1)
+        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        P(companion) of every sample.
+    """
     out = model.predict(x, verbose=0) if hasattr(model, "compile") else model.predict(x)
     return np.asarray(out)[:, 0]
 
@@ -186,7 +218,8 @@ def save_model(
     Parameters
     ----------
     model : keras.Model or SODIRF
-    out : path-like
+        The trained model (a SODIRF is written with joblib).
+    out : str or path-like
         The folder.
     train_config, sample_config : TrainConfig, SampleConfig
         How the model and its samples were made.
@@ -256,6 +289,7 @@ class TrainedModel:
     Attributes
     ----------
     model : keras.Model or SODIRF
+        The trained model.
     metadata : dict
         The folder's ``model.json``.
     """
@@ -269,7 +303,18 @@ class TrainedModel:
         return SampleConfig.from_dict(self.metadata["sample_config"])
 
     def predict(self, samples: np.ndarray) -> np.ndarray:
-        """P(companion), shape (n,), for raw samples ``(n, K, P, P)`` (normalised here as in training)."""
+        """Predict P(companion) of raw samples, normalised here as in training.
+
+        Parameters
+        ----------
+        samples : ndarray, shape (n, K, P, P)
+            Raw residual patches (as made by :mod:`sodinn.mlar.samples` or read with ``normalize=False``).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            P(companion) of every sample.
+        """
         return probabilities(self.model, minmax_normalize(samples)[..., None])
 
     def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *,
@@ -279,13 +324,17 @@ class TrainedModel:
         Parameters
         ----------
         fwhm_px : float
+            The PSF FWHM of the data, px.
         sample_config : SampleConfig, optional
+            Settings of the samples to feed the model.
         fwhm_tolerance : float
+            Largest relative difference of the FWHM from the training data's.
 
         Raises
         ------
         ValueError
-            If the patch size or number of ranks differ, or the FWHM is far from the training data's.
+            If the patch size, number of ranks or k policy differ, or the FWHM is far from the
+            training data's.
         """
         check_compatible(self.metadata, fwhm_px, sample_config, fwhm_tolerance=fwhm_tolerance)
 
@@ -295,11 +344,13 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
     Parameters
     ----------
-    path : path-like
+    path : str or path-like
+        The model folder.
 
     Returns
     -------
     TrainedModel
+        The model (loaded with Keras, or joblib for a SODIRF) and its metadata.
 
     Raises
     ------

@@ -68,24 +68,37 @@ def build_convlstm(
     spatial_dropout: tuple[float, float] | None = None,
     name: str = "sodinn",
 ) -> Any:
-    """Two ConvLSTM2D blocks with 3-D max pooling, a dense layer and a sigmoid output.
+    """Build two ConvLSTM2D blocks with 3-D max pooling, a dense layer and a sigmoid output.
+
+    The architecture of SPEC §4 (Gomez Gonzalez et al. 2018, A&A 613, A71): each block is
+    ConvLSTM2D -> [SpatialDropout3D] -> MaxPooling3D(2, 2, 2), then Flatten -> Dense(ReLU) ->
+    Dropout -> Dense(1, sigmoid). Every layer is named.
 
     Parameters
     ----------
-    input_shape : (K, P, P, 1)
-    filters, kernel_sizes : pairs
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+    filters, kernel_sizes : (int, int)
         Of the two ConvLSTM2D layers ("same" padding, sequences returned).
     dense_units : int
+        Units of the dense ReLU layer.
     dropout : float
-        Before the output layer.
-    spatial_dropout : pair of float, optional
-        SpatialDropout3D after each block (the later variant).
+        Dropout rate before the output layer, in [0, 1).
+    spatial_dropout : (float, float), optional
+        SpatialDropout3D rate after each ConvLSTM2D (the later variant); default none.
     name : str
+        The model's name.
 
     Returns
     -------
     keras.Model
-        Uncompiled; output P(companion).
+        Uncompiled; output P(companion), shape (batch, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4, ``filters`` or ``kernel_sizes``
+        is not two positive integers, or ``dropout`` is outside [0, 1).
     """
     import keras
 
@@ -113,18 +126,80 @@ def build_convlstm(
 
 
 def build_sodinn(input_shape: Sequence[int]) -> Any:
-    """The paper's network (Gomez Gonzalez et al. 2018)."""
+    """Build the paper's network (SPEC §4; Gomez Gonzalez et al. 2018, A&A 613, A71).
+
+    ConvLSTM2D(40, 3x3) -> MaxPool3D -> ConvLSTM2D(40, 3x3) -> MaxPool3D -> Dense(128) -> Dropout(0.5)
+    -> sigmoid (:func:`build_convlstm` with its defaults).
+
+    Parameters
+    ----------
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, named ``"sodinn"``; output P(companion), shape (batch, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
+    """
     return build_convlstm(input_shape, name="sodinn")
 
 
 def build_sodinn_v2(input_shape: Sequence[int]) -> Any:
-    """The later SODINN package's variant: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25."""
+    """Build the later SODINN package's variant: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25.
+
+    SPEC §4; otherwise as :func:`build_sodinn`.
+
+    Parameters
+    ----------
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, named ``"sodinn_v2"``; output P(companion), shape (batch, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
+    """
     return build_convlstm(input_shape, filters=(40, 80), kernel_sizes=(3, 2), spatial_dropout=(0.5, 0.25), name="sodinn_v2")
 
 
 def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 64), dense_units: int = 128,
                  dropout: float = 0.5) -> Any:
-    """A 3-D convolutional alternative: Conv3D -> MaxPool3D, twice, then dense layers."""
+    """Build a 3-D convolutional alternative: Conv3D -> MaxPool3D, twice, then dense layers.
+
+    Conv3D(3x3x3, "same", ReLU) -> MaxPooling3D(2, 2, 2), twice, then Flatten -> Dense(ReLU) ->
+    Dropout -> Dense(1, sigmoid). Not from the paper.
+
+    Parameters
+    ----------
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+    filters : (int, int)
+        Filters of the two Conv3D layers.
+    dense_units : int
+        Units of the dense ReLU layer.
+    dropout : float
+        Dropout rate before the output layer, in [0, 1).
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, named ``"conv3d"``; output P(companion), shape (batch, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
+    """
     import keras
 
     shape = _check_input_shape(input_shape)
@@ -143,11 +218,24 @@ def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 
 class SODIRF:
     """Random forest on flattened samples (the paper's SODIRF), with a ``predict`` like the Keras models.
 
+    The classical-ML baseline of SPEC §4 (Gomez Gonzalez et al. 2018, A&A 613, A71): a
+    scikit-learn ``RandomForestClassifier`` on the flattened samples.
+
     Parameters
     ----------
     n_estimators : int
+        Trees of the forest (>= 1).
     seed : int
+        ``random_state`` of the forest.
     n_jobs : int, optional
+        Parallel jobs of the forest (scikit-learn's meaning; default one).
+
+    Attributes
+    ----------
+    forest_ : sklearn.ensemble.RandomForestClassifier
+        The fitted forest (set by :meth:`fit`).
+    input_shape_ : tuple of int
+        Shape of one training sample.
     """
 
     def __init__(self, n_estimators: int = 100, *, seed: int = 0, n_jobs: int | None = None) -> None:
@@ -156,7 +244,27 @@ class SODIRF:
         self.n_jobs = n_jobs
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> SODIRF:
-        """Fit on samples ``(n, K, P, P[, 1])`` and labels ``(n,)``; return self."""
+        """Fit the forest on samples and their labels.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, K, P, P) or (n, K, P, P, 1)
+            Normalised samples (flattened here).
+        y : ndarray, shape (n,)
+            Labels: 1 for C+, 0 for C-.
+
+        Returns
+        -------
+        SODIRF
+            ``self``, fitted.
+
+        Raises
+        ------
+        TypeError
+            If ``n_estimators`` is not an integer.
+        ValueError
+            If ``n_estimators < 1``.
+        """
         from sklearn.ensemble import RandomForestClassifier
 
         v.check_int(self.n_estimators, name="n_estimators", minimum=1)
@@ -166,7 +274,25 @@ class SODIRF:
         return self
 
     def predict(self, x: np.ndarray, **_: Any) -> np.ndarray:
-        """P(companion) as an ``(n, 1)`` array (the Keras models' output shape)."""
+        """Predict P(companion) as an ``(n, 1)`` array (the Keras models' output shape).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, K, P, P) or (n, K, P, P, 1)
+            Normalised samples, shaped as in :meth:`fit`.
+        **_ : dict
+            Ignored keywords (e.g. Keras' ``verbose``), so that calls written for Keras models work.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, 1)
+            The trees' mean C+ probability (0 everywhere if the forest never saw a C+ sample).
+
+        Raises
+        ------
+        RuntimeError
+            If the forest is not fitted yet.
+        """
         if not hasattr(self, "forest_"):
             msg = "this SODIRF is not fitted yet; call fit first"
             raise RuntimeError(msg)
@@ -176,7 +302,25 @@ class SODIRF:
 
 
 def build_sodirf(input_shape: Sequence[int], *, seed: int = 0) -> SODIRF:
-    """The paper's SODIRF baseline: an unfitted random forest of 100 trees for samples of ``input_shape``."""
+    """Build the paper's SODIRF baseline: an unfitted random forest of 100 trees for samples of ``input_shape``.
+
+    Parameters
+    ----------
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+    seed : int
+        ``random_state`` of the forest.
+
+    Returns
+    -------
+    SODIRF
+        Unfitted.
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
+    """
     _check_input_shape(input_shape)
     return SODIRF(seed=seed)
 
@@ -193,24 +337,35 @@ MODEL_NAMES = tuple(MODELS)
 
 
 def check_model_name(name: str) -> str:
-    """Return ``name`` if it names a model of the registry (:data:`MODELS`).
+    """Return ``name`` if it names a model of the registry (:data:`MODELS`); Keras is not imported.
+
+    Parameters
+    ----------
+    name : str
+        A model name, e.g. ``"sodinn"``.
+
+    Returns
+    -------
+    str
+        ``name``, unchanged.
 
     Raises
     ------
     ValueError
-        Listing the registered names. Keras is not imported.
+        If ``name`` is not registered; the message lists the registered names.
     """
     return v.check_choice(name, MODEL_NAMES, name="model")
 
 
 def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0) -> Any:
-    """The model registered as ``name`` for samples of ``input_shape`` = (K, P, P, 1).
+    """Build the model registered as ``name`` for samples of ``input_shape`` = (K, P, P, 1).
 
     Parameters
     ----------
     name : str
         A name of :data:`MODELS`.
-    input_shape : (K, P, P, 1)
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
     seed : int
         Seeds the models that take one (SODIRF); Keras models are seeded by the training.
 

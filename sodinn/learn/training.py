@@ -45,12 +45,36 @@ def group_split(
 
     Within each stratum (class x annulus when ``strata`` gives the annulus of each sample), groups
     are shuffled and assigned whole until each held-out part holds its share of the samples, so
-    every part keeps the class balance and covers every annulus.
+    every part keeps the class balance and covers every annulus. Adjacent C- patches overlap and
+    augmented copies share their source's group, so a random split over samples would leak.
+
+    Parameters
+    ----------
+    groups : ndarray of int, shape (n,)
+        Group id of every sample (injection id for C+, azimuthal sector for C-).
+    labels : ndarray of int, shape (n,)
+        Class of every sample (1 for C+, 0 for C-).
+    val_fraction, test_fraction : float
+        Shares of the samples held out for validation and test.
+    seed : int
+        Seed of the shuffles.
+    strata : ndarray of int, shape (n,), optional
+        Stratum of every sample, e.g. its annulus (default: one stratum). Strata with fewer than
+        3 groups of a class are pooled.
 
     Returns
     -------
-    train, val, test : ndarray of int
-        Sorted sample indices; no group appears in two of them.
+    train : ndarray of int, shape (n_train,)
+        Sorted indices of the training samples.
+    val : ndarray of int, shape (n_val,)
+        Sorted indices of the validation samples.
+    test : ndarray of int, shape (n_test,)
+        Sorted indices of the test samples. No group appears in two of the parts.
+
+    Raises
+    ------
+    ValueError
+        If a part would be empty (too few groups), or a group spans several strata.
     """
     rng = np.random.default_rng(seed)
     strata = np.zeros(labels.size, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
@@ -126,7 +150,19 @@ def _sequence_class():
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train` produced: per-epoch history, held-out metrics and the artefact's folder."""
+    """What :func:`train` produced: per-epoch history, held-out metrics and the artefact's folder.
+
+    Attributes
+    ----------
+    history : dict of str to list of float
+        Per-epoch values of the loss and metrics (``loss``, ``val_loss``, ``accuracy``, ``auc``, ...);
+        a SODIRF has only ``val_loss``.
+    metrics : dict
+        Held-out test metrics (:func:`evaluate`), with ``split`` (train / val / test sizes) and,
+        with ``TrainConfig.report_random_split``, ``random_split`` (what a leaky split would claim).
+    out_dir : Path
+        The model folder (:mod:`sodinn.learn.artifact`).
+    """
 
     history: dict[str, list[float]]
     metrics: dict[str, Any]
@@ -143,17 +179,36 @@ def train(
 ) -> TrainResult:
     """Train a classifier on a sample file and save everything prediction needs.
 
+    Group-wise train / validation / test split (SPEC §3, :func:`group_split`, stratified by
+    annulus), then binary cross-entropy with Adam, inverse-time learning-rate decay and early
+    stopping on the validation loss keeping the best weights (SPEC §4); a SODIRF is fitted once.
+    The held-out metrics are those of the test part.
+
     Parameters
     ----------
-    sample_path : path of an HDF5 sample file (see :mod:`sodinn.mlar.store`)
-    config : TrainConfig
-    out_dir : folder for the model, its metadata, history, curves and checkpoints
-    resume : continue an interrupted training from its last epoch (default)
-    progress : show Keras' progress bar
+    sample_path : str or path-like
+        An HDF5 sample file (:mod:`sodinn.mlar.store`).
+    config : TrainConfig, optional
+        Model, split, optimiser and epoch settings (default ``TrainConfig()``).
+    out_dir : str or path-like
+        Folder for the model, its metadata, history and checkpoints; created if missing.
+    resume : bool
+        Continue an interrupted training from its last epoch (default); False starts afresh.
+    progress : bool
+        Show Keras' progress bar.
 
     Returns
     -------
     TrainResult
+        History, held-out metrics and the model folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``sample_path`` is not a file.
+    ValueError
+        If ``config.model`` is not registered, ``sample_path`` is not a sodinn sample file, or the
+        samples have too few groups to split.
     """
     config = config or TrainConfig()
     check_model_name(config.model)
@@ -226,7 +281,25 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy (threshold 0.5), ROC AUC, confusion matrix and per-annulus figures on ``indices``."""
+    """Compute accuracy (threshold 0.5), ROC AUC, confusion matrix and per-annulus figures on ``indices``.
+
+    Parameters
+    ----------
+    model : keras.Model or SODIRF
+        A trained model.
+    path : Path
+        The sample file.
+    indices : ndarray of int, shape (m,)
+        Samples to evaluate (e.g. the test part of :func:`group_split`).
+    annulus, labels : ndarray, shape (n,)
+        Annulus index and label of every sample of the file.
+
+    Returns
+    -------
+    dict
+        ``n``, ``accuracy``, ``auc`` (None when one class is missing), ``confusion_matrix``
+        ``[[TN, FP], [FN, TP]]``, and ``per_annulus``: annulus -> ``{n, accuracy, auc}``.
+    """
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
     probs = predict_file(model, path, indices)
@@ -245,7 +318,24 @@ def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, l
 
 
 def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """P(companion) for the samples ``indices`` of a sample file, streamed."""
+    """Predict P(companion) for the samples ``indices`` of a sample file, streamed.
+
+    Parameters
+    ----------
+    model : keras.Model or SODIRF
+        A trained model.
+    path : Path
+        The sample file.
+    indices : ndarray of int, shape (m,)
+        Samples to predict, in that order.
+    batch_size : int
+        Samples read and predicted at a time.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        P(companion) of every sample (normalised as in training).
+    """
     out = []
     with SampleFile(path) as f:
         for start in range(0, indices.size, batch_size):

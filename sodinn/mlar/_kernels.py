@@ -5,7 +5,7 @@ stencil of a patch (4 region columns per frame and patch pixel, for every rank a
 bookkeeping of the few region columns a C+ sample touches. Everything here is float64 and
 deterministic: a sample's numbers depend only on its own inputs, never on a batch.
 
-Region columns are indexed as in ``_AnnulusOperator.m_ext``: ``0 .. n_reg - 1`` are the region's
+Region columns are indexed as in ``AnnulusOperator.m_ext``: ``0 .. n_reg - 1`` are the region's
 pixels, ``n_reg`` is a column of zeros (pixels outside the region).
 """
 
@@ -78,7 +78,7 @@ def residual_patch(a, t_start, u, yt, loc, w, rows, ks):  # pragma: no cover - c
 
 @numba.njit(nogil=True, cache=True)
 def injected_columns(m_ext, stamps, corner, offsets, frame_lookup, table_cols, rows, work):  # pragma: no cover - compiled
-    """The region columns one C+ sample touches, numbered locally, and its injected matrix on them.
+    """Find the region columns one C+ sample touches, numbered locally, and its injected matrix on them.
 
     Parameters
     ----------

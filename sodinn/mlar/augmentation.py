@@ -14,10 +14,33 @@ AUGMENT_KEY = 3  # spawn key of augmented samples (C+ samples use 1, C- subsets 
 
 
 def augment_samples(samples: np.ndarray, groups: np.ndarray, count: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` augmented samples: random rotation, sub-pixel shift or mean of two of the same group.
+    """Make ``count`` augmented samples: random rotation, sub-pixel shift or mean of two of the same group.
 
-    Each augmented sample draws from its own stream (spawn key ``(index, AUGMENT_KEY, j)``), so the result
-    does not depend on order or batching. Returns the samples and the index of each one's source.
+    Each augmented sample picks a source sample and one of three transforms with equal odds (SPEC §3):
+    a rotation of every k-slice by an angle uniform in [0, 360) deg, a shift uniform in [-0.5, 0.5) px
+    along y and x (both bilinear, edges repeated), or the mean with a random sample of the source's
+    group (possibly itself). It draws from its own stream (spawn key ``(index, AUGMENT_KEY, j)``), so
+    the result does not depend on order or batching.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (n, K, P, P)
+        Source samples (C- samples of one annulus), n >= 1.
+    groups : ndarray of int, shape (n,)
+        Group id of every source sample.
+    count : int
+        Augmented samples to make.
+    seed : int
+        The configuration's seed (``SampleConfig.seed``).
+    index : int
+        Annulus number: the first spawn key.
+
+    Returns
+    -------
+    augmented : ndarray of float64, shape (count, K, P, P)
+        The augmented samples.
+    source : ndarray of int64, shape (count,)
+        Index in ``samples`` of each one's source (an augmented copy belongs to its source's group).
     """
     from scipy.ndimage import rotate, shift
 

@@ -89,18 +89,33 @@ class FluxRangeEstimator:
 
         Parameters
         ----------
-        cube, angles_deg : the ADI sequence
-        psf : ndarray
+        cube : array-like, shape (n_frames, N, N)
+            The ADI cube (star centred).
+        angles_deg : array-like, shape (n_frames,)
+            Parallactic angles, degrees, counter-clockwise (SPEC §1).
+        psf : array-like, shape (p, p)
             Normalised PSF used for the injections.
         fwhm_px : float
+            PSF FWHM, px.
         radii_px : array-like, shape (n_radii,)
-            Separations (e.g. annulus centres).
-        exclude_xy, exclude_radius_px
-            Known sources: no injection and no noise aperture within this radius of them.
+            Separations, px (e.g. annulus centres).
+        exclude_xy : sequence of (float, float)
+            Known sources ``(x, y)``, px: no injection and no noise aperture near them.
+        exclude_radius_px : float
+            The radius around each known source, px.
 
         Returns
         -------
-        self
+        FluxRangeEstimator
+            ``self``, with the fitted attributes set.
+
+        Raises
+        ------
+        TypeError
+            If an input is not numeric, or ``n_azimuths`` or ``n_levels`` is not an integer.
+        ValueError
+            If the cube, angles or FWHM are malformed, ``snr_range`` is not positive ``(low, high)``
+            with low < high, ``n_azimuths < 1`` or ``n_levels < 3``.
         """
         from sklearn.isotonic import IsotonicRegression
 

@@ -58,7 +58,13 @@ class GramEigh:
 
 
 def keras_float64_supported() -> bool:
-    """Whether the active Keras backend computes in float64 (False for JAX without 64-bit mode)."""
+    """Tell whether the active Keras backend computes in float64 (False for JAX without 64-bit mode).
+
+    Returns
+    -------
+    bool
+        True for TensorFlow and torch, and for JAX with ``jax_enable_x64`` on.
+    """
     import keras
 
     if keras.backend.backend() != "jax":
@@ -92,16 +98,21 @@ def gram_eigh(
     Returns
     -------
     GramEigh
+        The top ``k_max`` eigenpairs of every ``M_b M_b^T``, descending, and what computed them.
 
     Raises
     ------
+    TypeError
+        If ``matrices`` is not a real numeric array.
     ValueError
         If ``matrices`` is not a non-empty finite 3-D array, ``k_max`` is out of ``[1, n_frames]``,
         an option is unknown, or float64 is asked of a Keras backend that does not support it.
+    RuntimeError
+        If the Keras backend computed in another precision than ``dtype``.
 
     See Also
     --------
-    sodinn.adi.pca.gram_basis : the same for one matrix, with the principal components.
+    sodinn.adi.pca.gram_basis : The same for one matrix, with the principal components.
 
     Examples
     --------
@@ -138,17 +149,24 @@ def eigh_batch(
     k_max : int, optional
         Keep the top ``k_max`` eigenpairs of each (default: all ``n``).
     backend : {"numpy", "keras"}
+        Where to decompose, as in :func:`gram_eigh`.
     dtype : {"float64", "float32"}
+        Precision of the decomposition.
 
     Returns
     -------
     GramEigh
+        The top ``k_max`` eigenpairs of every matrix, descending, and what computed them.
 
     Raises
     ------
+    TypeError
+        If ``grams`` is not a real numeric array.
     ValueError
         If ``grams`` is not a non-empty finite stack of square matrices, ``k_max`` is out of
         ``[1, n]``, an option is unknown, or float64 is asked of a Keras backend without it.
+    RuntimeError
+        If the Keras backend computed in another precision than ``dtype``.
 
     Examples
     --------

@@ -50,6 +50,48 @@ class MemoryPlan:
     matrices (its local columns, Gram matrix, eigenvectors) exist one sample at a time. The +PA
     stencils of all patch pixels (``table``) are kept only if they fit in half of what is left;
     otherwise each batch computes those of its own patches.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames of the sequence.
+    frame_px : int
+        Frame side, px.
+    n_reg : int
+        Pixels of the SVD region (the annulus widened by ``ceil(P/2) + 1`` px, SPEC §2).
+    n_union : int
+        Pixels of the union of the annulus's patches.
+    n_centres : int
+        Candidate patch centres (pixels of the annulus).
+    k_max : int
+        Largest PCA rank.
+    n_ranks : int
+        Ranks per sample, K.
+    patch_px : int
+        Patch side P, px.
+    psf_px : int
+        Side of the injected PSF stamp, px.
+    n_out : int
+        Samples of each class made for the annulus.
+    budget_gib : float
+        Memory budget, GiB.
+
+    Attributes
+    ----------
+    fixed, per_sample, per_pixel, per_batch_sample, table_bytes, minimum_bytes : int
+        Estimates, bytes: the fixed part, one C+ sample's own matrices, one pixel's stencil, one
+        sample of a C+ batch, the +PA stencil table, and the least budget that works.
+    table : bool
+        Whether the +PA stencil table of the whole annulus is kept.
+    chunk_px : int
+        Pixels per chunk of the derotated-mean operator.
+    batch : int
+        C+ samples whose stamps are made together (at most :data:`MAX_BATCH`).
+
+    Raises
+    ------
+    ValueError
+        If ``budget_gib`` is below ``minimum_bytes``.
     """
 
     def __init__(self, *, n_frames: int, frame_px: int, n_reg: int, n_union: int, n_centres: int, k_max: int,
@@ -90,7 +132,31 @@ class MemoryPlan:
 
 
 class AnnulusGeometry:
-    """Pixels of one annulus: its SVD region, its candidate centres and the union of their patches."""
+    """Pixels of one annulus: its SVD region, its candidate centres and the union of their patches.
+
+    Parameters
+    ----------
+    size : int
+        Side N of the square frames, px.
+    r_in, r_out : float
+        Radii of the annulus ``r_in <= r < r_out``, px from the frame centre (SPEC §1).
+    patch_px : int
+        Patch side P, px (odd).
+
+    Attributes
+    ----------
+    size, patch_px : int
+        As given.
+    region : tuple of ndarray
+        ``(yy, xx)`` pixel indices of the SVD region: the annulus widened by ``ceil(P/2) + 1`` px on
+        both sides (SPEC §2), row-major.
+    centers : ndarray of int, shape (n_centres, 2)
+        ``(y, x)`` of every pixel of the annulus: the candidate patch centres.
+    union : ndarray of int, shape (n_union,)
+        Flat indices (``y * size + x``) of every pixel some patch covers, sorted.
+    patch_rows : ndarray of int, shape (n_centres, P * P)
+        Each centre's patch pixels as rows of ``union``.
+    """
 
     def __init__(self, size: int, r_in: float, r_out: float, patch_px: int) -> None:
         shape = (size, size)
@@ -107,7 +173,27 @@ class AnnulusGeometry:
         self.patch_px = patch_px
 
     def plan(self, config: SampleConfig, n_frames: int, psf_px: int | None = None) -> MemoryPlan:
-        """The memory plan of this annulus (raises if ``config.memory_budget_gib`` is too small)."""
+        """Return the memory plan of this annulus.
+
+        Parameters
+        ----------
+        config : SampleConfig
+            Gives the ranks, the samples per annulus and ``memory_budget_gib``.
+        n_frames : int
+            Frames of the sequence.
+        psf_px : int, optional
+            Side of the injected PSF stamp, px (default ``4 * patch_px``).
+
+        Returns
+        -------
+        MemoryPlan
+            Chunk and batch sizes within ``config.memory_budget_gib``.
+
+        Raises
+        ------
+        ValueError
+            If ``config.memory_budget_gib`` is too small for this annulus.
+        """
         k_bound = int(config.k_list[-1]) if config.k_policy == "fixed" and config.k_list else n_frames - 1
         return MemoryPlan(n_frames=n_frames, frame_px=self.size, n_reg=self.region[0].size, n_union=self.union.size,
                            n_centres=len(self.centers), k_max=min(k_bound, n_frames), n_ranks=config.n_ranks,
@@ -120,6 +206,55 @@ class AnnulusOperator:
 
     ``plus`` and ``minus`` are the derotation angles of C+ (+PA) and C- (-PA) samples, to pass to
     :meth:`residual_means`; stencils are built from them in memory-bounded chunks when needed.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+        The ADI cube (star centred).
+    angles : ndarray, shape (n_frames,)
+        Parallactic angles, degrees, counter-clockwise (SPEC §1).
+    r_in, r_out : float
+        Radii of the annulus ``r_in <= r < r_out``, px.
+    config : SampleConfig
+        Patch size, rank policy (``k_policy``, ``k_list``, ``n_ranks``, ``cevr_threshold``), memory
+        budget and ``linalg_backend``.
+    usable : ndarray of bool, shape (N, N)
+        Pixels allowed as patch centres (False near known sources).
+    psf_px : int, optional
+        Side of the injected PSF stamp, px, for the memory plan (default ``4 * patch_px``).
+
+    Attributes
+    ----------
+    n_frames, size : int
+        Frames and frame side N.
+    region : tuple of ndarray
+        ``(yy, xx)`` of the SVD region (:class:`AnnulusGeometry`); ``n_reg`` pixels.
+    centers : ndarray of int, shape (n_centres, 2)
+        ``(y, x)`` of the annulus pixels.
+    usable : ndarray of bool, shape (n_centres,)
+        Which of ``centers`` may be patch centres.
+    union, patch_rows : ndarray of int
+        Pixels covered by patches and each centre's patch as rows of ``union`` (:class:`AnnulusGeometry`).
+    plan : MemoryPlan
+        Chunk and batch sizes.
+    m_ext : ndarray, shape (n_frames, n_reg + 1)
+        Region matrix ``M`` of the real cube, plus a zero column (index ``n_reg``) for pixels outside.
+    lookup : ndarray of int32, shape (N * N,)
+        Region column of every frame pixel, ``n_reg`` outside the region.
+    ks : ndarray of int64, shape (K,)
+        PCA ranks, ascending (fixed ``k_list`` or from the CEVR, SPEC §2); ``k_max = ks[-1]``.
+    angles, plus, minus : ndarray, shape (n_frames,)
+        Parallactic angles and the derotation angles of C+ (+PA) and C- (-PA) samples, degrees.
+
+    Raises
+    ------
+    ValueError
+        If ``config.k_list`` goes beyond the number of frames, or the memory budget is too small
+        (:class:`MemoryPlan`).
+
+    See Also
+    --------
+    sodinn.mlar.samples.annulus_samples : Training samples made with this operator.
     """
 
     def __init__(self, cube: np.ndarray, angles: np.ndarray, r_in: float, r_out: float, config: SampleConfig,
@@ -165,10 +300,24 @@ class AnnulusOperator:
         return self._gram
 
     def stencils(self, angles: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bilinear derotation stencils of union pixels ``rows``: region columns (int32) and weights, (n_rows, n, 4).
+        """Compute the bilinear derotation stencils of some union pixels, in region columns.
 
         The numbers of :class:`~sodinn.adi.rotation.DerotationStencil`, compiled; columns outside the
         region are ``n_reg`` (the zero column of ``m_ext``) with weight 0.
+
+        Parameters
+        ----------
+        angles : ndarray, shape (n_frames,)
+            Derotation angle of every frame, degrees (``plus`` or ``minus``).
+        rows : ndarray of int, shape (n_rows,)
+            Pixels, as indices into ``union``.
+
+        Returns
+        -------
+        cols : ndarray of int32, shape (n_rows, n_frames, 4)
+            Region columns of the 4 source pixels of every output pixel in every frame.
+        weights : ndarray of float64, shape (n_rows, n_frames, 4)
+            Their bilinear weights.
         """
         from sodinn.mlar._kernels import derotation_stencils
 
@@ -178,10 +327,25 @@ class AnnulusOperator:
         return derotation_stencils(pixels, np.cos(theta), np.sin(theta), float(cy), float(cx), self.size, self.lookup,
                                    self.n_reg)
 
-    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, stencil: np.ndarray) -> np.ndarray:
-        """Derotated mean residuals at ranks ``ks`` on every union pixel, shape (K, n_union).
+    def residual_means(self, a_ext: np.ndarray, u: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+        """Compute the derotated mean residuals at ranks ``ks`` on every union pixel.
 
-        ``stencil`` is the derotation angles (``plus`` or ``minus``); pixels are done in chunks.
+        The exact fast form of SPEC §2: ``(I - U_k U_k^T) A`` derotated and averaged over frames,
+        for every k of ``ks`` at once, in chunks of ``plan.chunk_px`` pixels.
+
+        Parameters
+        ----------
+        a_ext : ndarray, shape (n_frames, n_reg + 1)
+            Region matrix (``m_ext`` or an injected copy) with its zero last column.
+        u : ndarray, shape (n_frames, k_max)
+            Leading left singular vectors of the region matrix, descending (:meth:`basis`).
+        angles_deg : ndarray, shape (n_frames,)
+            Derotation angles, degrees: ``plus`` (C+, prediction) or ``minus`` (C-).
+
+        Returns
+        -------
+        ndarray of float64, shape (K, n_union)
+            One derotated mean residual per rank and union pixel.
         """
         from sodinn.mlar._kernels import residual_patch
 
@@ -192,33 +356,117 @@ class AnnulusOperator:
         step = self.plan.chunk_px
         for start in range(0, self.union.size, step):
             rows = np.arange(start, min(start + step, self.union.size))
-            cols, w = self.stencils(stencil, rows)
+            cols, w = self.stencils(angles_deg, rows)
             out[:, rows] = residual_patch(a_ext, 0, u, yt, cols, w, np.arange(rows.size), self.ks)
         return out
 
     def basis(self, a_ext: np.ndarray) -> np.ndarray:
-        """Top ``k_max`` left singular vectors of the region matrix (float64 Gram eigen-decomposition)."""
+        """Compute the top ``k_max`` left singular vectors of a region matrix (float64 Gram eigen-decomposition).
+
+        Parameters
+        ----------
+        a_ext : ndarray, shape (n_frames, n_reg + 1)
+            Region matrix with its zero last column; for ``m_ext`` itself the cached :attr:`gram` is used.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_frames, k_max)
+            Eigenvectors of ``A A^T``, descending, C-contiguous (SPEC §2).
+        """
         a = a_ext[:, : self.n_reg]
         gram = self.gram if a_ext is self.m_ext else a @ a.T
         return top_eigenvectors(gram, self.k_max)
 
     def patches(self, values: np.ndarray, centre_idx: np.ndarray) -> np.ndarray:
-        """Cut (K, n_union) values into (n, K, P, P) patches around the given centres."""
+        """Cut per-pixel values into patches around some centres.
+
+        Parameters
+        ----------
+        values : ndarray, shape (K, n_union)
+            Values on the union pixels (:meth:`residual_means`).
+        centre_idx : ndarray of int, shape (n,)
+            Patch centres, as rows of ``centers``.
+
+        Returns
+        -------
+        ndarray, shape (n, K, P, P)
+            The patches, in the order of ``centre_idx``.
+        """
         p = self.patch_px
         out = values[:, self.patch_rows[centre_idx]]  # (K, n, P*P)
         return np.moveaxis(out, 1, 0).reshape(len(centre_idx), len(self.ks), p, p)
 
+    def positive_samples(self, psf: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> np.ndarray:
+        """Make the C+ samples of companions injected one at a time at sky positions ``(x, y)`` with fluxes ``flux``.
+
+        Each sample's PCA basis is recomputed on its own injected cube (SPEC §3). Samples are made in
+        order of their patch centre, ``plan.batch`` at a time (the memory budget's choice); each
+        sample's numbers depend only on its own companion, never on the batch.
+
+        Parameters
+        ----------
+        psf : ndarray, shape (p, p)
+            Normalised PSF of the injections.
+        x, y : ndarray, shape (n,)
+            Companion positions in the sky frame, px; each must round to a pixel of the annulus.
+        flux : ndarray, shape (n,)
+            Companion fluxes, in the cube's units (times the normalised PSF).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, K, P, P)
+
+        Raises
+        ------
+        ValueError
+            If a position does not round to a pixel of the annulus.
+        """
+        row_of = {int(c[0]) * self.size + int(c[1]): i for i, c in enumerate(self.centers)}
+        centre = np.empty(len(x), dtype=np.int64)
+        for i in range(len(x)):
+            c = row_of.get(int(round(y[i])) * self.size + int(round(x[i])))
+            if c is None:
+                msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
+                raise ValueError(msg)
+            centre[i] = c
+        shifter = FourierShifter(psf)
+        out = np.empty((len(x), len(self.ks), self.patch_px, self.patch_px))
+        order = np.argsort(centre, kind="stable")
+        batch = self.plan.batch
+        with no_cyclic_gc():  # the loop makes no reference cycles; collections would cost ~8 % of it
+            for start in range(0, len(x), batch):
+                idx = order[start : start + batch]
+                out[idx] = self.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
+        return out
+
     def positive_batch(self, shifter: FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                        centres: np.ndarray) -> np.ndarray:
-        """C+ samples of a batch of companions (see :func:`sodinn.mlar.samples.positive_samples`): (b, K, P, P), float64.
+        """Compute the C+ samples of a batch of companions (see :func:`sodinn.mlar.samples.positive_samples`).
 
         The stamps of the batch are shifted together (:meth:`batch_inputs`); then, in one compiled
         loop, each sample alone: the region columns its stamp and its patch's stencil touch, its Gram
         matrix as the real one plus the change on the stamp's columns, the eigen-decomposition, and
-        the stencil contraction (:func:`sodinn.mlar._kernels.positive_patches`).
+        the stencil contraction (:func:`sodinn.mlar._kernels.positive_patches`). The basis is
+        recomputed on every injected region, as SPEC §3 requires (self-subtraction is real).
 
         With ``SampleConfig.linalg_backend == "keras"`` the eigen-decompositions leave that loop
         for the Keras backend instead (:meth:`_positive_values_keras`).
+
+        Parameters
+        ----------
+        shifter : FourierShifter
+            Sub-pixel shifts of the normalised PSF stamp.
+        x, y : ndarray, shape (b,)
+            Companion positions in the sky frame, px.
+        flux : ndarray, shape (b,)
+            Companion fluxes, cube units times the normalised PSF.
+        centres : ndarray of int, shape (b,)
+            Each sample's patch centre (the pixel nearest its companion), as rows of ``centers``.
+
+        Returns
+        -------
+        ndarray of float64, shape (b, K, P, P)
+            Derotated (+PA) mean residual patches.
         """
         from sodinn.mlar._kernels import positive_patches, workspace
 
@@ -268,8 +516,34 @@ class AnnulusOperator:
 
     def batch_inputs(self, shifter: FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                      centres: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per-sample inputs of the compiled C+ loop: stamps (b, n, q), their corners (b, n) and offsets (q,)
-        in the padded frame lookup, that lookup, and the +PA stencil table, weights and rows (b, P*P)."""
+        """Prepare the per-sample inputs of the compiled C+ loop.
+
+        Parameters
+        ----------
+        shifter : FourierShifter
+            Sub-pixel shifts of the normalised PSF stamp (side p, ``q = p * p``).
+        x, y : ndarray, shape (b,)
+            Companion positions in the sky frame, px.
+        flux : ndarray, shape (b,)
+            Companion fluxes.
+        centres : ndarray of int, shape (b,)
+            Patch centres, as rows of ``centers``.
+
+        Returns
+        -------
+        stamps : ndarray, shape (b, n_frames, q)
+            Each companion's shifted stamp in every frame, flux included.
+        corner : ndarray of int64, shape (b, n_frames)
+            Flat index of every stamp's corner in the padded frame lookup.
+        offsets : ndarray of int, shape (q,)
+            Flat offsets of the stamp pixels from the corner.
+        lookup : ndarray of int32
+            Region column of every pixel of the frame padded by p on each side (``n_reg`` outside).
+        table_cols, table_w : ndarray, shape (n_table, n_frames, 4)
+            +PA stencil table: region columns (int32) and weights.
+        rows : ndarray of int, shape (b, P * P)
+            Each sample's patch pixels as rows of the table.
+        """
         b, n, p = len(x), self.n_frames, shifter.size
         cy, cx = frame_center((self.size, self.size))
         sep = np.hypot(x - cx, y - cy)
@@ -312,14 +586,33 @@ class AnnulusOperator:
 
 
 def top_eigenvectors(gram: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` leading eigenvectors of a symmetric matrix (LAPACK), descending, C-contiguous."""
+    """Compute the ``k`` leading eigenvectors of a symmetric matrix (LAPACK).
+
+    Parameters
+    ----------
+    gram : ndarray, shape (n, n)
+        Symmetric matrix, e.g. a Gram matrix ``A A^T``.
+    k : int
+        Eigenvectors to keep.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        Columns in descending order of eigenvalue, C-contiguous.
+    """
     _, u = np.linalg.eigh(gram)
     return np.ascontiguousarray(u[:, ::-1][:, :k])
 
 
 @contextlib.contextmanager
 def no_cyclic_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (reference counting still frees everything)."""
+    """Pause Python's cyclic garbage collector (reference counting still frees everything).
+
+    Yields
+    ------
+    None
+        The collector is re-enabled on exit if it was enabled on entry.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -330,8 +623,17 @@ def no_cyclic_gc() -> Iterator[None]:
 
 
 def single_blas_thread() -> threadpool_limits:
-    """One BLAS thread, for the BLAS libraries of numpy and of the compiled kernels (scipy's, which numba
-    calls): both must be loaded before the limit is set, or the later one keeps its threads."""
+    """Limit the BLAS libraries of numpy and of the compiled kernels to one thread.
+
+    The kernels call scipy's BLAS through numba: both libraries must be loaded before the limit is
+    set, or the later one keeps its threads, so this loads them first.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        The limit, in effect from this call; use it as a context manager to restore the previous
+        limits on exit.
+    """
     import scipy.linalg  # noqa: F401 - loads scipy's BLAS and LAPACK
 
     from sodinn.mlar import _kernels  # noqa: F401

@@ -30,12 +30,11 @@ import numpy as np
 
 from sodinn._version import __version__
 from sodinn.adi.geometry import Annuli, frame_center
-from sodinn.adi.injection import FourierShifter
 from sodinn.adi.psf import crop_psf
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.mlar.augmentation import augment_samples
-from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, no_cyclic_gc, single_blas_thread
+from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, single_blas_thread
 
 __all__ = [
     "NORMALIZATION",
@@ -51,6 +50,7 @@ __all__ = [
     "positive_samples",
     "sample_annuli",
     "sample_psf",
+    "usable_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,22 +71,24 @@ class AnnulusSamples:
     index : int
         Annulus number in the partition.
     r_in_px, r_out_px : float
+        Radii of the annulus ``r_in_px <= r < r_out_px``, px.
     ks : ndarray of int, shape (K,)
         PCA ranks of the slices.
     flux_range : (float, float)
         Flux bounds of the C+ companions.
     samples : ndarray of float32, shape (n, K, P, P)
         Raw residual patches (normalise with :func:`minmax_normalize`).
-    labels : ndarray of int8
+    labels : ndarray of int8, shape (n,)
         1 for C+, 0 for C-.
-    x, y : ndarray of float64
+    x, y : ndarray of float64, shape (n,)
         Sample position in the sky frame: the injected companion (C+) or the pixel (C-).
-    flux : ndarray of float64
+    flux : ndarray of float64, shape (n,)
         Injected flux (0 for C-).
-    group : ndarray of int64
+    group : ndarray of int64, shape (n,)
         Split unit: C+ injection id (>= 0); C- azimuthal sector (< 0); augmented copies share
         their source's group.
-    augmented : ndarray of bool
+    augmented : ndarray of bool, shape (n,)
+        True for augmented C- samples (:func:`sodinn.mlar.augmentation.augment_samples`).
     """
 
     index: int
@@ -105,7 +107,22 @@ class AnnulusSamples:
 
 @dataclass(frozen=True)
 class MLARSamples:
-    """A labeled sample set: the annuli's samples in annulus order, plus how they were made."""
+    """A labeled sample set: the annuli's samples in annulus order, plus how they were made.
+
+    The samples, labels and annulus of every sample are concatenated on demand (properties
+    ``samples``, ``labels``, ``annulus``); ``len()`` is the number of samples.
+
+    Attributes
+    ----------
+    annuli : tuple of AnnulusSamples
+        The samples of every annulus, in annulus order.
+    config : SampleConfig
+        The settings that made them.
+    provenance : dict
+        sodinn version, configuration digest, seed and the sequence's description (:class:`SamplePlan`).
+    oracle : dict
+        The S/N oracle's table (:func:`fit_flux_ranges`); empty when the flux ranges were given.
+    """
 
     annuli: tuple[AnnulusSamples, ...]
     config: SampleConfig
@@ -131,11 +148,35 @@ class MLARSamples:
         return np.concatenate([np.full(len(a.labels), a.index, dtype=np.int16) for a in self.annuli])
 
     def __len__(self) -> int:
+        """Return the number of samples."""
         return int(sum(len(a.labels) for a in self.annuli))
 
 
 def minmax_normalize(samples: np.ndarray) -> np.ndarray:
-    """Scale every k-slice of every sample to [0, 1] by its true min and max; constant slices -> 0."""
+    """Scale every k-slice of every sample to [0, 1] by its true min and max; constant slices -> 0.
+
+    The normalisation of SPEC §3, named by :data:`NORMALIZATION`; applied when samples are read,
+    never stored.
+
+    Parameters
+    ----------
+    samples : array-like, shape (..., P, P)
+        Raw residual patches, e.g. (n, K, P, P); the last two axes are one k-slice.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., P, P)
+        A normalised copy.
+
+    Examples
+    --------
+    >>> minmax_normalize(np.array([[[0.0, 2.0], [4.0, 4.0]], [[3.0, 3.0], [3.0, 3.0]]]))
+    array([[[0. , 0.5],
+            [1. , 1. ]],
+    <BLANKLINE>
+           [[0. , 0. ],
+            [0. , 0. ]]], dtype=float32)
+    """
     arr = np.asarray(samples, dtype=np.float32)
     lo = arr.min(axis=(-2, -1), keepdims=True)
     span = arr.max(axis=(-2, -1), keepdims=True) - lo
@@ -143,7 +184,23 @@ def minmax_normalize(samples: np.ndarray) -> np.ndarray:
 
 
 def sample_psf(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
-    """The normalised PSF used for injections, cropped to ``config.psf_size_px`` (default ~4 FWHM)."""
+    """Return the normalised PSF used for injections, cropped to ``config.psf_size_px`` (default ~4 FWHM).
+
+    The default side is ``2 ceil(2 FWHM) + 1`` px; a side of the wrong parity for the PSF stamp is
+    made one larger, and the stamp is never enlarged.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        Gives the PSF (normalised: flux 1 in a 1-FWHM aperture, SPEC §1) and the FWHM, px.
+    config : SampleConfig
+        Gives ``psf_size_px``.
+
+    Returns
+    -------
+    ndarray, shape (p, p)
+        The cropped normalised PSF.
+    """
     psf = sequence.psf_normalized
     size = config.psf_size_px or 2 * math.ceil(2 * sequence.fwhm_px) + 1
     if (psf.shape[0] - size) % 2:
@@ -152,15 +209,28 @@ def sample_psf(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
 
 
 def sample_annuli(sequence: ADISequence, config: SampleConfig) -> Annuli:
-    """The 1-FWHM annuli of sample generation and prediction (SPEC §3).
+    """Return the 1-FWHM annuli of sample generation and prediction (SPEC §3).
 
     From ``r_in_fwhm`` FWHM outwards, as far as the SVD region widened by ``ceil(P/2) + 1`` px stays
     inside the frame (or ``r_out_fwhm``).
 
+    Parameters
+    ----------
+    sequence : ADISequence
+        Gives the frame size and the FWHM, px.
+    config : SampleConfig
+        Gives ``patch_px``, ``r_in_fwhm`` and ``r_out_fwhm``.
+
+    Returns
+    -------
+    Annuli
+        Contiguous annuli, each 1 FWHM wide.
+
     Raises
     ------
     ValueError
-        If the patch is smaller than 2 FWHM or no annulus fits.
+        If the patch is smaller than 2 FWHM, ``r_out_fwhm`` puts the widened SVD region outside
+        the frame, or no annulus fits.
     """
     fwhm = sequence.fwhm_px
     if config.patch_px < 2 * fwhm:
@@ -200,7 +270,40 @@ def annulus_samples(
     *,
     psf: np.ndarray | None = None,
 ) -> AnnulusSamples:
-    """C+ and C- samples of one annulus (balanced), deterministic from ``config.seed`` and ``index``."""
+    """Make the C+ and C- samples of one annulus (balanced), deterministic from ``config.seed`` and ``index``.
+
+    C- samples: every usable pixel of the annulus (a random subset of ``samples_per_annulus`` of
+    them, or augmented copies to reach it), residuals derotated with -PA. C+ samples, as many: one
+    companion each, at a random usable pixel plus a jitter of up to ``jitter_px``, with a flux drawn
+    from ``flux_range``, the PCA basis recomputed on the injected cube, residuals derotated with +PA
+    (SPEC §2-3; Gomez Gonzalez et al. 2018, A&A 613, A71). Computed with one BLAS thread.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The ADI sequence.
+    config : SampleConfig
+        Sample settings (patch, ranks, fluxes, augmentation, known sources, seed, memory budget).
+    index : int
+        Annulus number in the partition (:func:`sample_annuli`); keys the random streams.
+    r_in_px, r_out_px : float
+        Radii of the annulus ``r_in_px <= r < r_out_px``, px.
+    flux_range : (float, float)
+        Bounds of the C+ fluxes, cube units times the normalised PSF (:func:`fit_flux_ranges`).
+    psf : ndarray, shape (p, p), optional
+        Normalised PSF of the injections (default :func:`sample_psf`).
+
+    Returns
+    -------
+    AnnulusSamples
+        C+ samples first, then C-.
+
+    Raises
+    ------
+    ValueError
+        If no pixel of the annulus is left after masking known sources, ``config.k_list`` goes
+        beyond the number of frames, or the memory budget is too small.
+    """
     with single_blas_thread():
         return _annulus_samples(sequence, config, index, r_in_px, r_out_px, flux_range, psf)
 
@@ -209,7 +312,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     cube = np.asarray(sequence.cube)
     angles = sequence.angles_deg
     psf = sample_psf(sequence, config) if psf is None else psf
-    usable = _usable_mask(sequence, config)
+    usable = usable_mask(sequence, config)
     op = AnnulusOperator(cube, angles, r_in, r_out, config, usable, psf_px=psf.shape[0])
     cy, cx = frame_center(cube.shape)
     centres = np.nonzero(op.usable)[0]  # rows of op.centers
@@ -250,7 +353,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         jx, jy = rng.uniform(-config.jitter_px, config.jitter_px, 2)
         f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
         px_[i], py_[i], flux[i] = op.centers[c, 1] + jx, op.centers[c, 0] + jy, f
-    pos = _positives(op, cube, angles, psf, px_, py_, flux)
+    pos = op.positive_samples(psf, px_, py_, flux)
     samples = np.concatenate([pos, neg]).astype(np.float32)
     labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(len(neg), dtype=np.int8)]
     return AnnulusSamples(
@@ -259,33 +362,6 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         group=np.r_[index * 1_000_000 + np.arange(n_pos, dtype=np.int64), neg_group].astype(np.int64),
         augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
     )
-
-
-def _positives(op: AnnulusOperator, cube: np.ndarray, angles: np.ndarray, psf: np.ndarray,
-               x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> np.ndarray:
-    """C+ samples for companions at sky positions (x, y) with the given fluxes: (n, K, P, P) float64.
-
-    Samples are taken in order of their patch centre, ``op.plan.batch`` at a time (the memory
-    budget's choice). Each sample's numbers depend only on its own companion, never on the batch.
-    """
-    size = cube.shape[-1]
-    row_of = {int(c[0]) * size + int(c[1]): i for i, c in enumerate(op.centers)}
-    centre = np.empty(len(x), dtype=np.int64)
-    for i in range(len(x)):
-        c = row_of.get(int(round(y[i])) * size + int(round(x[i])))
-        if c is None:
-            msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
-            raise ValueError(msg)
-        centre[i] = c
-    shifter = FourierShifter(psf)
-    out = np.empty((len(x), len(op.ks), op.patch_px, op.patch_px))
-    order = np.argsort(centre, kind="stable")
-    batch = op.plan.batch
-    with no_cyclic_gc():  # the loop makes no reference cycles; collections would cost ~8 % of it
-        for start in range(0, len(x), batch):
-            idx = order[start : start + batch]
-            out[idx] = op.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
-    return out
 
 
 def positive_samples(
@@ -299,10 +375,39 @@ def positive_samples(
     *,
     psf: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """C+ samples for companions at given sky positions and fluxes in the annulus ``[r_in, r_out)``.
+    """Make C+ samples for companions at given sky positions and fluxes in the annulus ``[r_in_px, r_out_px)``.
 
-    Returns the samples ``(n, K, P, P)`` (float64) and the ranks ``ks``. The patch of each sample is
-    centred on the pixel nearest to its companion, which must lie in the annulus.
+    The patch of each sample is centred on the pixel nearest to its companion, which must lie in the
+    annulus; the basis is recomputed on each injected cube (SPEC §2-3; Gomez Gonzalez et al. 2018,
+    A&A 613, A71). Known sources are not masked.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The ADI sequence.
+    config : SampleConfig
+        Sample settings (patch, ranks, memory budget).
+    r_in_px, r_out_px : float
+        Radii of the annulus, px.
+    x, y : array-like, shape (n,)
+        Companion positions in the sky frame, px (scalars are taken as n = 1).
+    flux : array-like, shape (n,)
+        Companion fluxes, cube units times the normalised PSF.
+    psf : ndarray, shape (p, p), optional
+        Normalised PSF of the injections (default :func:`sample_psf`).
+
+    Returns
+    -------
+    samples : ndarray of float64, shape (n, K, P, P)
+        Raw residual patches, derotated with +PA.
+    ks : ndarray of int64, shape (K,)
+        Their PCA ranks.
+
+    Raises
+    ------
+    ValueError
+        If a position's nearest pixel is not in the annulus, ``config.k_list`` goes beyond the
+        number of frames, or the memory budget is too small.
     """
     x, y, flux = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (x, y, flux))
     cube = np.asarray(sequence.cube)
@@ -310,11 +415,22 @@ def positive_samples(
     with single_blas_thread():
         op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool),
                               psf_px=psf.shape[0])
-        return _positives(op, cube, sequence.angles_deg, psf, x, y, flux), op.ks
+        return op.positive_samples(psf, x, y, flux), op.ks
 
 
-def _usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
-    """Pixels allowed as sample centres: away from known sources."""
+def usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
+    """Pixels allowed as sample centres: those farther than ``mask_radius_fwhm`` FWHM from every known source.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+    config : SampleConfig
+        Its ``known_sources_xy`` (sky frame, px) and ``mask_radius_fwhm``.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, N)
+    """
     size = sequence.frame_size
     yy, xx = np.indices((size, size))
     ok = np.ones((size, size), dtype=bool)
@@ -325,7 +441,29 @@ def _usable_mask(sequence: ADISequence, config: SampleConfig) -> np.ndarray:
 
 
 def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli, psf: np.ndarray) -> dict[str, Any]:
-    """Run the S/N oracle at the annulus centres; return its table (JSON-able) with the flux ranges."""
+    """Run the S/N oracle at the annulus centres; return its table (JSON-able) with the flux ranges.
+
+    For each annulus, the fluxes that give ``config.snr_range`` in an annular PCA-ADI reduction
+    (SPEC §3; :class:`sodinn.mlar.flux.FluxRangeEstimator`), seeded from ``config.seed``.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The ADI sequence.
+    config : SampleConfig
+        Gives ``snr_range``, ``oracle_ncomp``, ``oracle_azimuths``, the known sources and the seed.
+    annuli : Annuli
+        The annuli (:func:`sample_annuli`); the oracle runs at their mid radii.
+    psf : ndarray, shape (p, p)
+        Normalised PSF of the injections.
+
+    Returns
+    -------
+    dict
+        Lists: ``radii_px`` (n_annuli,), ``flux_range`` (n_annuli, 2), ``fluxes`` (n_annuli,
+        n_levels), ``snrs`` (n_annuli, n_levels, n_azimuths), ``snr_curve`` (n_annuli, n_levels),
+        ``noise_px`` (n_annuli,); see :class:`~sodinn.mlar.flux.FluxRangeEstimator`.
+    """
     from sodinn.mlar.flux import FluxRangeEstimator
 
     radii = 0.5 * (annuli.r_in_px + annuli.r_out_px)
@@ -371,11 +509,14 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
     Parameters
     ----------
     sequence : ADISequence
+        The ADI sequence.
     config : SampleConfig
+        Sample settings.
 
     Returns
     -------
     SamplePlan
+        Annuli, injection PSF and provenance of the set.
 
     Raises
     ------
@@ -414,17 +555,20 @@ def iter_annulus_samples(
     indices: Iterable[int] | None = None,
     n_jobs: int | None = None,
 ) -> Iterator[AnnulusSamples]:
-    """The samples of the annuli ``indices`` (default: all), in that order, computed as engine jobs.
+    """Yield the samples of the annuli ``indices`` (default: all), in that order, computed as engine jobs.
 
     Parameters
     ----------
     sequence : ADISequence
+        The ADI sequence.
     config : SampleConfig
+        Sample settings.
     plan : SamplePlan
         From :func:`plan_samples` (the same sequence and configuration).
     flux_ranges : ndarray, shape (n_annuli, 2)
         Flux bounds of the C+ companions of every annulus.
     indices : iterable of int, optional
+        Annulus numbers to make (default: all, in order).
     n_jobs : int, optional
         Worker processes (default: all cores; the default scheduler of :func:`sodinn.engine.use_scheduler`
         applies). The samples do not depend on it.
@@ -432,6 +576,7 @@ def iter_annulus_samples(
     Yields
     ------
     AnnulusSamples
+        One annulus's samples (:func:`annulus_samples`), in the order of ``indices``.
     """
     from sodinn.engine import iter_jobs
 
@@ -458,10 +603,15 @@ def make_samples(
 ) -> MLARSamples:
     """Generate the labeled sample set of a sequence, in memory.
 
+    C+ and C- samples of every 1-FWHM annulus, balanced, with C+ fluxes from the S/N oracle (SPEC §3;
+    Gomez Gonzalez et al. 2018, A&A 613, A71), deterministic from ``config.seed``.
+
     Parameters
     ----------
     sequence : ADISequence
+        The ADI sequence.
     config : SampleConfig, optional
+        Sample settings (default ``SampleConfig()``).
     flux_ranges : ndarray, shape (n_annuli, 2), optional
         Skip the S/N oracle and use these flux bounds.
     n_jobs : int, optional
@@ -472,6 +622,7 @@ def make_samples(
     Returns
     -------
     MLARSamples
+        The samples of every annulus, with configuration, provenance and the oracle's table.
 
     Raises
     ------
@@ -480,7 +631,7 @@ def make_samples(
 
     See Also
     --------
-    sodinn.mlar.store.generate_sample_file : the same, written to HDF5, atomically and resumably.
+    sodinn.mlar.store.generate_sample_file : The same, written to HDF5, atomically and resumably.
     """
     from tqdm.auto import tqdm
 

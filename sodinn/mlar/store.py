@@ -43,7 +43,20 @@ _FIELDS = ("labels", "x", "y", "flux", "group", "augmented")
 
 
 def write_samples(samples: MLARSamples, path: str | os.PathLike[str]) -> Path:
-    """Write an in-memory sample set to HDF5 atomically; return the path."""
+    """Write an in-memory sample set to HDF5 atomically; return the path.
+
+    Parameters
+    ----------
+    samples : MLARSamples
+        The sample set (:func:`sodinn.mlar.samples.make_samples`), at least one annulus.
+    path : str or path-like
+        Output file (``.h5``); the layout is the module's.
+
+    Returns
+    -------
+    Path
+        ``path``, complete.
+    """
     return _write(list(samples.annuli), samples.config, samples.provenance, samples.oracle, Path(path))
 
 
@@ -59,10 +72,15 @@ def generate_sample_file(
 ) -> Path:
     """Generate the sample set of ``sequence`` into an HDF5 file, annulus by annulus.
 
+    The same samples as :func:`sodinn.mlar.samples.make_samples` (SPEC §3); each finished annulus
+    is kept in ``<path>.parts/`` until the file is complete.
+
     Parameters
     ----------
     sequence : ADISequence
+        The ADI sequence.
     config : SampleConfig
+        Sample settings.
     path : str or path-like
         Output file (``.h5``).
     resume : bool
@@ -73,16 +91,20 @@ def generate_sample_file(
     n_jobs : int, optional
         Worker processes over annuli (default: all cores); the file does not depend on it.
     progress : bool
+        Show a progress bar.
 
     Returns
     -------
     Path
+        ``path``, complete.
 
     Raises
     ------
+    TypeError
+        If ``sequence`` is not an :class:`~sodinn.adi.sequence.ADISequence`.
     ValueError
-        If a bad configuration is detected (before any work), or if ``resume`` finds parts made
-        from another sequence or configuration.
+        If a bad configuration is detected (before any work, :func:`~sodinn.mlar.samples.plan_samples`),
+        or if ``resume`` finds parts made from another sequence or configuration.
     """
     from tqdm.auto import tqdm
 
@@ -125,6 +147,47 @@ def generate_sample_file(
 class SampleFile:
     """Read a sample file without loading its samples: metadata in memory, samples streamed.
 
+    Parameters
+    ----------
+    path : str or path-like
+        A sample file (:func:`generate_sample_file`, :func:`write_samples`).
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    config : SampleConfig
+        The settings that made the samples.
+    provenance, oracle : dict
+        sodinn version, configuration digest, seed and sequence; the S/N oracle's table.
+    labels : ndarray of int8, shape (n,)
+        1 for C+, 0 for C-.
+    annulus : ndarray of int16, shape (n,)
+        Annulus index of every sample.
+    x, y : ndarray of float64, shape (n,)
+        Sample positions in the sky frame, px.
+    flux : ndarray of float64, shape (n,)
+        Injected flux (0 for C-).
+    group : ndarray of int64, shape (n,)
+        Split unit (injection id >= 0; C- azimuthal sector < 0).
+    augmented : ndarray of bool, shape (n,)
+        True for augmented C- samples.
+    ks : ndarray of int, shape (n_annuli, K)
+        PCA ranks of every annulus.
+    r_in_px, r_out_px : ndarray of float64, shape (n_annuli,)
+        Radii of the annuli, px.
+    flux_range : ndarray of float64, shape (n_annuli, 2)
+        C+ flux bounds of every annulus.
+    sample_shape : tuple of int
+        ``(K, P, P)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file.
+    ValueError
+        If it is not HDF5 or not a sodinn sample file (format ``sodinn-mlar-samples/1``).
+
     Examples
     --------
     >>> with SampleFile("naco.h5") as f:  # doctest: +SKIP
@@ -165,12 +228,15 @@ class SampleFile:
         self.sample_shape: tuple[int, ...] = tuple(h["samples"].shape[1:])
 
     def __len__(self) -> int:
+        """Return the number of samples."""
         return int(self.labels.size)
 
     def __enter__(self) -> SampleFile:
+        """Return the open file."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the file."""
         self.close()
 
     def close(self) -> None:
@@ -178,7 +244,25 @@ class SampleFile:
         self._h5.close()
 
     def read(self, indices: Sequence[int] | np.ndarray, *, normalize: bool = False) -> np.ndarray:
-        """Samples at ``indices`` (any order), shape (len(indices), K, P, P), float32."""
+        """Read the samples at ``indices`` (any order, repeats allowed).
+
+        Parameters
+        ----------
+        indices : sequence of int or ndarray of int, shape (m,)
+            Sample numbers in ``[0, len(self))``.
+        normalize : bool
+            Apply :func:`~sodinn.mlar.samples.minmax_normalize` (what models see); default raw.
+
+        Returns
+        -------
+        ndarray of float32, shape (m, K, P, P)
+            The samples, in the order of ``indices``.
+
+        Raises
+        ------
+        IndexError
+            If an index is outside ``[0, len(self))``.
+        """
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             msg = f"indices must lie in [0, {len(self)}); got {idx.min()}..{idx.max()}"
@@ -200,7 +284,33 @@ class SampleFile:
         seed: int | None = None,
         normalize: bool = True,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(samples, labels)`` batches, reading only one batch at a time from disk."""
+        """Yield ``(samples, labels)`` batches, reading only one batch at a time from disk.
+
+        Parameters
+        ----------
+        batch_size : int
+            Samples per batch (the last one may be smaller).
+        indices : ndarray of int, optional
+            Samples to read (default: all, in file order).
+        shuffle : bool
+            Permute ``indices`` first.
+        seed : int, optional
+            Seed of the permutation.
+        normalize : bool
+            Apply :func:`~sodinn.mlar.samples.minmax_normalize` (default).
+
+        Yields
+        ------
+        samples : ndarray of float32, shape (b, K, P, P)
+            A batch of samples.
+        labels : ndarray of int8, shape (b,)
+            Their labels.
+
+        Raises
+        ------
+        IndexError
+            If an index is outside ``[0, len(self))``.
+        """
         idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         if shuffle:
             idx = np.random.default_rng(seed).permutation(idx)

@@ -71,6 +71,8 @@ def run_demo(output_dir: str | os.PathLike[str], *, seed: int = 0, train: bool =
     Parameters
     ----------
     output_dir : path-like
+        The output folder (created if needed): ``data/``, the reductions, ``samples.h5``,
+        ``model/`` and ``predict/``.
     seed : int
         Seed of the synthetic data.
     train : bool
@@ -81,6 +83,7 @@ def run_demo(output_dir: str | os.PathLike[str], *, seed: int = 0, train: bool =
     Returns
     -------
     DemoResult
+        The data, the reductions and, with ``train=True``, the model's candidates and metrics.
     """
     out = Path(output_dir)
     t0 = time.perf_counter()

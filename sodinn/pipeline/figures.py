@@ -17,21 +17,23 @@ __all__ = ["new_figure", "save_figure"]
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.0, 4.5), **subplots: Any) -> tuple[Any, Any]:
-    """A figure and its axes, without ``pyplot``.
+    """Make a figure and its axes without ``pyplot``.
 
     Parameters
     ----------
     nrows, ncols : int
         Grid of axes.
     figsize : (float, float)
-        Inches.
+        Width and height, inches.
     **subplots
         Passed to :meth:`matplotlib.figure.Figure.subplots` (``squeeze``, ``sharey``, ...).
 
     Returns
     -------
     figure : matplotlib.figure.Figure
-    axes : Axes or array of Axes
+        The new figure (no backend, no ``pyplot`` state).
+    axes : matplotlib.axes.Axes or ndarray of Axes, shape (nrows, ncols)
+        As :meth:`matplotlib.figure.Figure.subplots` returns them (one Axes for a 1 x 1 grid).
     """
     from matplotlib.figure import Figure
 
@@ -45,14 +47,18 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100, tight
     Parameters
     ----------
     fig : matplotlib.figure.Figure
+        The figure to write.
     path : path-like
+        The PNG file (its folder is created if needed).
     dpi : int
+        Resolution, dots per inch.
     tight : bool
         Apply ``tight_layout`` first.
 
     Returns
     -------
     Path
+        ``path``.
     """
     target = Path(path)
     if tight:

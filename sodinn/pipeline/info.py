@@ -23,7 +23,7 @@ __all__ = ["describe", "info_kind"]
 
 
 def describe(path: str | Path) -> dict[str, Any]:
-    """The record of one file or folder (see the module docstring).
+    """Describe one file or folder as a JSON-able record (see the module docstring).
 
     Parameters
     ----------
@@ -34,7 +34,8 @@ def describe(path: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``kind`` is one of "cube", "angles", "psf/frame", "image", "samples", "model", "unfinished samples".
+        The record; ``kind`` is one of "cube", "angles", "psf/frame", "image", "samples", "model",
+        "unfinished samples".
 
     Raises
     ------
@@ -59,7 +60,18 @@ _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 def info_kind(path: Path) -> str:
-    """What ``sodinn info`` is looking at: "fits", "samples", "model" or "parts" (an unfinished sample run).
+    """Tell what ``sodinn info`` is looking at, from the file's name and first bytes.
+
+    Parameters
+    ----------
+    path : Path
+        A file or folder.
+
+    Returns
+    -------
+    str
+        "fits", "samples", "model" (a model folder, its ``model.json`` or its weights) or "parts"
+        (the folder of an unfinished sample run).
 
     Raises
     ------
@@ -146,7 +158,7 @@ def _samples_info(path: Path) -> dict[str, Any]:
 
 
 def _model_info(folder: Path) -> dict[str, Any]:
-    """The model folder's metadata (model.json; Keras is not loaded) and its training history."""
+    """Summarise a model folder's metadata (model.json; Keras is not loaded) and its training history."""
     meta = read_metadata(folder)
     metrics = meta.get("metrics", {})
     geometry = meta.get("training_geometry", {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sodinn import _validation as v
 from sodinn._atomic import atomic_path
 from sodinn.evaluate.contrast import ContrastCurve
 from sodinn.evaluate.limits import DetectionLimits
@@ -31,13 +32,14 @@ def write_limits(
     Parameters
     ----------
     output_dir : path-like
+        The output folder (created if needed).
     classical : ContrastCurve, optional
         The classical curve (:func:`sodinn.evaluate.contrast.classical_contrast_curve`).
     limits : DetectionLimits, optional
         The detection limits (:func:`sodinn.evaluate.limits.detection_limits`).
     star_flux : float, optional
-        The star's flux in an aperture of diameter 1 FWHM: adds contrast columns and plots contrast
-        instead of flux.
+        The star's flux in an aperture of diameter 1 FWHM, in the cube's units: adds contrast columns
+        and plots contrast instead of flux (it replaces the classical curve's own ``star_flux``).
 
     Returns
     -------
@@ -47,29 +49,32 @@ def write_limits(
     Raises
     ------
     ValueError
-        If neither ``classical`` nor ``limits`` is given.
+        If neither ``classical`` nor ``limits`` is given, or ``star_flux`` is not positive; nothing is
+        written then.
     """
     from astropy.table import Table
 
     if classical is None and limits is None:
         msg = "nothing to write: pass a classical curve, detection limits or both"
         raise ValueError(msg)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if star_flux is not None:
+        star_flux = v.check_positive(star_flux, name="star_flux")
     tables = []
     if classical is not None:
         rows = classical.rows()
-        if star_flux is not None and classical.star_flux is None:
+        if star_flux is not None:  # the star flux given here wins, as in the figure
             rows = [{**r, "contrast": r["flux_limit"] / star_flux} for r in rows]
         tables.append(("contrast_curve.csv", Table(rows=rows)))
     if limits is not None:
         tables += [("detection_limits.csv", limits.table(star_flux)), ("tpr.csv", Table(rows=limits.tpr_rows()))]
+    fig, ax = new_figure(figsize=(6.5, 4.5))
+    plot_contrast_curves(classical, limits, star_flux=star_flux, ax=ax)  # drawn before anything is written
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables:
         with atomic_path(out / name) as tmp:
             table.write(tmp, format="ascii.csv", overwrite=True)
         written.append(out / name)
-    fig, ax = new_figure(figsize=(6.5, 4.5))
-    plot_contrast_curves(classical, limits, star_flux=star_flux, ax=ax)
     save_figure(fig, out / "limits.png", dpi=120, tight=False)
     return [*written, out / "limits.png"]

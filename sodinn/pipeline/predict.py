@@ -46,10 +46,13 @@ class Prediction:
     Attributes
     ----------
     probability : ProbabilityMap
+        The probability map, shape ``(N, N)``, and the annuli it covers.
     candidates : astropy.table.Table
-        See :func:`sodinn.detect.candidates.find_candidates`.
+        One row per candidate, brightest first (see :func:`sodinn.detect.candidates.find_candidates`).
     threshold : float
+        The probability threshold of the detection map and the candidates.
     output_dir : Path
+        The folder the files were written to.
     """
 
     probability: ProbabilityMap
@@ -72,6 +75,7 @@ def predict_products(
     Parameters
     ----------
     sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, angles in degrees, PSF and FWHM in px.
     model_dir : path-like
         A model folder written by ``sodinn train``.
     output_dir : path-like
@@ -81,10 +85,12 @@ def predict_products(
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml`` (input files, FWHM, pixel scale).
     progress : bool
+        Show a progress bar.
 
     Returns
     -------
     Prediction
+        The probability map, the candidates, the threshold and the output folder.
 
     Raises
     ------

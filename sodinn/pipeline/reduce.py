@@ -40,7 +40,7 @@ class Reduction:
     peak_xy : (int, int)
         Its pixel (x, y).
     snr_at_truth : list of float
-        S/N (Mawet et al. 2014) at each position of ``truth`` (known companions).
+        S/N (Mawet et al. 2014) at each position of ``truth_xy`` (known companions).
     """
 
     method: str
@@ -66,6 +66,7 @@ def write_reductions(
     Parameters
     ----------
     sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, angles in degrees, FWHM in px.
     methods : sequence of str
         Baselines of the registry (``"annular"``, ``"pca"``, ``"median"``).
     output_dir : path-like
@@ -80,6 +81,7 @@ def write_reductions(
     Returns
     -------
     dict of str -> Reduction
+        By method name: the files written, the S/N peak and the S/N at ``truth_xy``.
 
     Raises
     ------

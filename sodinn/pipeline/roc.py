@@ -50,17 +50,28 @@ def roc_report(
     Parameters
     ----------
     sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, angles in degrees, PSF and FWHM in px.
     config : RocConfig, optional
-    models : mapping of name -> model folder, optional
+        The harness's settings (default: :class:`~sodinn.config.RocConfig`).
+    models : mapping of str -> path-like, optional
+        Trained models by name (folders written by ``sodinn train``), evaluated beside the baselines.
     output_dir : path-like
+        The report's folder (created if needed); the cache goes to ``output_dir/cache``.
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml``.
-    n_jobs, scheduler, resume, progress
-        As :func:`sodinn.evaluate.roc.run_roc`.
+    n_jobs : int, optional
+        Worker processes (default: all cores), as in :func:`sodinn.evaluate.roc.run_roc`.
+    scheduler : None, str or dask.distributed.Client
+        Where the copies run (:mod:`sodinn.engine`).
+    resume : bool
+        Reuse the cached maps of finished copies.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
     RocResult
+        The scores of every method, band and threshold, the injections and the summary.
 
     Raises
     ------
@@ -82,16 +93,21 @@ def write_roc_report(result: RocResult, sequence: ADISequence, config: RocConfig
     Parameters
     ----------
     result : RocResult
+        What :func:`sodinn.evaluate.roc.run_roc` measured.
     sequence : ADISequence
         The data of the run (for the provenance record).
     config : RocConfig
+        The settings of the run (written to ``config.toml`` and ``provenance.json``).
     output_dir : path-like
+        The report's folder (created if needed).
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml``.
 
     Returns
     -------
     list of Path
+        ``roc.csv``, ``injections.ecsv``, ``summary.txt``, ``config.toml``, ``roc.png`` and
+        ``provenance.json``.
     """
     from astropy.table import Table
 
@@ -113,7 +129,7 @@ def write_roc_report(result: RocResult, sequence: ADISequence, config: RocConfig
     save_figure(fig, out / "roc.png", dpi=120, tight=False)
     record = {
         "sodinn_version": __version__,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "data": {k: v for k, v in sequence.provenance.items() if isinstance(v, (str, int, float))},
         "fwhm_px": sequence.fwhm_px,
         "models": {name: {"path": p, "model_json_sha256": metadata_digest(p)} for name, p in result.models.items()},

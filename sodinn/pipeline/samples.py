@@ -37,7 +37,9 @@ def write_sample_file(
     Parameters
     ----------
     sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, angles in degrees, PSF and FWHM in px.
     config : SampleConfig
+        The sample settings (recorded in the file and in the ``.toml`` beside it).
     path : path-like
         The HDF5 file (``.h5``); its settings go to the same name with ``.toml``.
     data : mapping, optional
@@ -49,6 +51,7 @@ def write_sample_file(
     scheduler : None, str or dask.distributed.Client
         Where the annuli run (:mod:`sodinn.engine`); None keeps the default in effect.
     progress : bool
+        Show a progress bar.
 
     Returns
     -------

@@ -73,6 +73,7 @@ class Target:
     samples : SampleConfig
         Its sample settings, known sources included.
     train : TrainConfig
+        Its training settings.
     threshold : float
         Probability threshold of the detection map.
     data : dict, optional
@@ -95,7 +96,19 @@ class Target:
 
 @dataclass(frozen=True)
 class Survey:
-    """A validated survey configuration: the targets, the output folder and the engine settings."""
+    """A validated survey configuration: the targets, the output folder and the engine settings.
+
+    Attributes
+    ----------
+    targets : tuple of Target
+        The targets, in the order of the configuration.
+    output : Path
+        The survey's output folder (absolute); one subfolder per target.
+    scheduler : str, optional
+        The ``[engine] scheduler``: where the targets run (see :mod:`sodinn.engine`).
+    n_workers : int, optional
+        The ``[engine] n_workers``: targets at once on the local cores.
+    """
 
     targets: tuple[Target, ...]
     output: Path
@@ -111,6 +124,16 @@ def load_survey(path: str | os.PathLike[str]) -> Survey:
 
     Relative paths (``[survey] output``, a target's ``data`` files) start from the configuration's
     folder.
+
+    Parameters
+    ----------
+    path : path-like
+        The survey configuration (TOML; see the module docstring).
+
+    Returns
+    -------
+    Survey
+        The checked targets, output folder and engine settings.
 
     Raises
     ------
@@ -257,22 +280,30 @@ def run_survey(
     ----------
     survey : Survey
         From :func:`load_survey`.
-    scheduler, n_workers
+    scheduler : None, str or dask.distributed.Client
         Where the targets run (see :func:`sodinn.engine.map_jobs`); default: the survey's ``[engine]``
         settings, else the local process pool (one target per core). ``"synchronous"`` runs the
         targets one after the other in this process, each with its annuli on all cores.
+    n_workers : int, optional
+        Targets at once (default: the survey's ``[engine] n_workers``, else all cores).
     restart : bool
         Redo every step from scratch instead of resuming.
     progress : bool
+        Show progress bars.
 
     Returns
     -------
     astropy.table.Table
         One row per target (also written to ``summary.ecsv`` in the output folder): ``steps_run``
         ("none" when everything was done before), ``n_candidates``, ``top_x``/``top_y``/``top_probability``
-        (the candidate of highest probability), the held-out ``auc`` and ``accuracy`` of its model,
+        (the candidate of highest probability, px), the held-out ``auc`` and ``accuracy`` of its model,
         ``companions_found`` (synthetic targets: injected companions within 1 FWHM of a candidate, as
         "found/injected") and ``error`` ("-" unless the target failed; the others are not affected).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad scheduler, before any target runs.
     """
     from astropy.table import Table
 
@@ -317,11 +348,13 @@ def run_target(target: Target, folder: str | os.PathLike[str], *, restart: bool 
     Parameters
     ----------
     target : Target
+        From :attr:`Survey.targets`.
     folder : path-like
-        The target's output folder.
+        The target's output folder (created if needed).
     restart : bool
         Redo every step.
     progress : bool
+        Show progress bars.
 
     Returns
     -------
@@ -400,12 +433,14 @@ class _Steps:
 
 
 def _prepare_data(target: Target, out: Path, steps: _Steps) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
-    """The target's data table (paths, FWHM, pixel scale), the truth of a synthetic target, and a data digest."""
-    if target.synthetic is None:
-        assert target.data is not None
+    """Return the target's data table (paths, FWHM, pixel scale), the truth of a synthetic target, and a data digest."""
+    if target.data is not None:
         key: dict[str, Any] = {k: file_checksum(target.data[k]) for k in ("cube", "angles", "psf")}
         key.update({k: target.data.get(k) for k in ("fwhm_px", "pixel_scale_arcsec")})
         return dict(target.data), None, json.dumps(key, sort_keys=True)
+    if target.synthetic is None:
+        msg = f"target {target.name!r} has neither data nor a synthetic spec"
+        raise ValueError(msg)
     folder = out / "data"
     files = [folder / f for f in ("cube.fits", "angles.fits", "psf.fits", "truth.json")]
     with steps.step("data", {"synthetic": target.synthetic}, files) as resume:
@@ -419,8 +454,28 @@ def _prepare_data(target: Target, out: Path, steps: _Steps) -> tuple[dict[str, A
 
 
 def write_synthetic_data(spec: Mapping[str, Any], folder: Path) -> dict[str, Any]:
-    """Make a synthetic sequence from ``spec`` (make_adi_sequence's arguments) and write it as FITS, with
-    ``truth.json`` (FWHM, pixel scale, companions as ``[x, y, flux]``) written last; return the truth."""
+    """Make a synthetic sequence and write it as FITS, with ``truth.json`` written last.
+
+    Parameters
+    ----------
+    spec : mapping
+        Arguments of :func:`sodinn.datasets.make_adi_sequence`, ``seed`` included.
+    folder : Path
+        Receives ``cube.fits``, ``angles.fits``, ``psf.fits`` and ``truth.json``.
+
+    Returns
+    -------
+    dict
+        The content of ``truth.json``: ``fwhm_px``, ``pixel_scale_arcsec``, ``companions`` as
+        ``[x, y, flux]`` (sky frame, px; flux in a 1-FWHM aperture, counts per frame) and ``config``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad arguments of :func:`sodinn.datasets.make_adi_sequence`.
+    KeyError
+        If ``spec`` has no ``seed``.
+    """
     synth = make_adi_sequence(**spec)
     provenance = {"generator": "sodinn.datasets.make_adi_sequence", "seed": spec["seed"], "config": synth.config}
     for name, array in (("cube", synth.cube.astype(np.float32)), ("angles", synth.angles_deg), ("psf", synth.psf)):
@@ -460,7 +515,18 @@ def _summary(target: Target, out: Path, truth: dict[str, Any] | None, ran: list[
 
 
 def format_summary(table: Any) -> str:
-    """The summary table as aligned text, for the terminal."""
+    """Format the summary table as aligned text, for the terminal.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The table of :func:`run_survey` (one row per target).
+
+    Returns
+    -------
+    str
+        A header line and one line per target (failed targets: their error).
+    """
     lines = [f"{'target':<16s} {'steps run':<26s} {'candidates':>10s}  {'top candidate (x, y, P)':<24s} "
              f"{'AUC':>6s} {'acc.':>6s}  companions found"]
     for r in table:

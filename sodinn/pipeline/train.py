@@ -36,6 +36,7 @@ def train_model(
     output_dir : path-like
         The model folder.
     config : TrainConfig, optional
+        The training settings (default: :class:`~sodinn.config.TrainConfig`).
     resume : bool
         Continue an interrupted training from its last epoch (default).
     progress : bool
@@ -44,6 +45,7 @@ def train_model(
     Returns
     -------
     TrainResult
+        The per-epoch history, the held-out metrics and the model folder.
 
     Raises
     ------

@@ -1,12 +1,10 @@
 import os
-import warnings
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from sodinn.adi.io import file_checksum, read_angles, read_cube, read_psf, unwrap_angles, write_fits
-from sodinn.adi.sequence import ADISequence
+from sodinn.adi.io import read_angles, read_cube, read_psf, unwrap_angles, write_fits
 from sodinn.exceptions import SodinnWarning
 
 from ..conftest import gaussian_psf
@@ -98,29 +96,3 @@ def test_write_fits_failure_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_fits(path, np.zeros((3, 3)))
     assert list(tmp_path.iterdir()) == []
-
-
-def test_sequence_from_fits_and_checks(naco_paths, tmp_path):
-    seq = ADISequence.from_fits(naco_paths["cube"], naco_paths["angles"], naco_paths["psf"], pixel_scale_arcsec=0.0272)
-    assert seq.n_frames == 61 and seq.frame_size == 101 and seq.center_yx == (50, 50)
-    assert 4.6 <= seq.fwhm_px <= 4.9
-    assert seq.field_rotation_deg == pytest.approx(81.37, abs=0.01)
-    assert seq.provenance["cube_sha256"] == file_checksum(naco_paths["cube"])
-    assert seq.px_to_arcsec(17.8) == pytest.approx(0.484, abs=1e-3)
-    with pytest.raises(ValueError):
-        seq.cube[0, 0, 0] = 1.0  # read-only
-    psf = gaussian_psf(9, 3.0)
-    cube = np.zeros((4, 21, 21))
-    with pytest.raises(ValueError, match="angles_deg has 3 values but the cube has 4 frames"):
-        ADISequence(cube, np.zeros(3), psf, 3.0)
-    with pytest.raises(ValueError, match="larger than the frames"):
-        ADISequence(cube, np.zeros(4), gaussian_psf(25, 3.0), 3.0)
-    with pytest.raises(ValueError, match="absurd"):
-        ADISequence(cube, np.zeros(4), psf, 30.0)
-    with pytest.raises(ValueError, match="pixel_scale_arcsec must be > 0"):
-        ADISequence(cube, np.zeros(4), psf, 3.0, pixel_scale_arcsec=0)
-    with pytest.raises(ValueError, match="no pixel_scale_arcsec"):
-        ADISequence(cube, np.zeros(4), psf, 3.0).px_to_arcsec(1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert ADISequence(cube, np.zeros((4, 1)), psf, 3.0).angles_deg.shape == (4,)

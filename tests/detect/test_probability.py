@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sodinn.adi.sequence import ADISequence  # noqa: E402
 from sodinn.datasets import make_adi_sequence  # noqa: E402
-from sodinn.detect.candidates import binary_map, find_candidates  # noqa: E402
+from sodinn.detect.candidates import find_candidates  # noqa: E402
 from sodinn.detect.probability import probability_map  # noqa: E402
 from sodinn.learn.artifact import load_trained  # noqa: E402
 
@@ -31,19 +31,3 @@ def test_probability_map_finds_the_bright_demo_companion():
     assert d.min() < 2.0
     assert table["sep_arcsec"][0] == pytest.approx(table["sep_px"][0] * 0.0272)
 
-
-def test_candidates_on_an_analytic_map():
-    prob = np.zeros((31, 31))
-    prob[20:23, 25:27] = 0.95  # a 6-px blob at x=25.5, y=21 from the centre (15, 15)
-    prob[21, 26] = 0.99
-    prob[5, 5] = 0.92  # a single pixel
-    table = find_candidates(prob, 0.9)
-    assert len(table) == 2
-    first = table[0]
-    assert (first["x_peak"], first["y_peak"], first["area_px"]) == (26, 21, 6)
-    assert first["peak_probability"] == pytest.approx(0.99)
-    assert first["pa_deg"] == pytest.approx(np.degrees(np.arctan2(first["y"] - 15, first["x"] - 15)))
-    assert binary_map(prob, 0.93).sum() == 6 and binary_map(prob, 0.96).sum() == 1
-    assert len(find_candidates(np.zeros((9, 9)), 0.5)) == 0
-    with pytest.raises(ValueError, match="threshold must be in"):
-        binary_map(prob, 1.5)

@@ -113,8 +113,10 @@ def test_summary_ratios():
 
 def test_comparison_groups_come_from_the_baseline_registry():
     ranks, families = comparison_groups(["net", "median", "pca", "annular-5", "annular-10", "net-cal"])
-    assert ranks == [("best annular PCA", ["annular-5", "annular-10"])]  # one rank of full-frame PCA: no group of its own
+    assert ranks == [("best annular PCA", ["annular-5", "annular-10"])]  # full-frame PCA at its default: no group of its own
     assert families == [("best PCA", ["pca", "annular-5", "annular-10"])]  # the models and median-ADI are left out
+    assert comparison_groups(["pca-5", "pca-10", "annular-10"])[0] == [("best full-frame PCA", ["pca-5", "pca-10"]),
+                                                                        ("best annular PCA", ["annular-10"])]
 
 
 def test_bad_settings_are_refused_before_work(synthetic, tmp_path):

@@ -7,7 +7,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sodinn.config import SampleConfig, TrainConfig  # noqa: E402
 from sodinn.learn.artifact import load_trained  # noqa: E402
-from sodinn.learn.models import build_model  # noqa: E402
 from sodinn.learn.training import group_split, train  # noqa: E402
 from sodinn.mlar.store import SampleFile, generate_sample_file  # noqa: E402
 
@@ -37,19 +36,6 @@ def test_group_split_never_shares_groups():
     assert 0.08 < test_i.size / 600 < 0.22 and 0.08 < val_i.size / 600 < 0.22
     for part in (train_i, val_i, test_i):
         assert 0.3 < labels[part].mean() < 0.7  # both classes in every part
-
-
-def test_model_builders():
-    m = build_model("sodinn", (20, 11, 11, 1))
-    assert m.count_params() == 277_217 and m.output_shape == (None, 1)
-    assert [layer.name for layer in m.layers][1:3] == ["convlstm_1", "pool_1"]
-    v2 = build_model("sodinn-v2", (20, 11, 11, 1))
-    assert v2.get_layer("convlstm_2").filters == 80 and v2.get_layer("spatial_dropout_2").rate == 0.25
-    assert build_model("conv3d", (10, 9, 9, 1)).output_shape == (None, 1)
-    with pytest.raises(ValueError, match="Received: input_shape"):
-        build_model("sodinn", (2, 11, 11, 1))
-    with pytest.raises(ValueError, match="model must be one of"):
-        build_model("resnet", (20, 11, 11, 1))
 
 
 def test_convlstm_learns_on_naco_with_held_out_groups(naco_samples, naco_model):
@@ -137,30 +123,6 @@ def test_train_config_errors():
         TrainConfig(val_fraction=0.6)
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
-
-
-def test_shipped_model_loads_and_separates_classes(tmp_path):
-    """models/synthetic-sodinn-k10-p9 on fresh samples of the demo data (other seed for C+ positions)."""
-    from pathlib import Path
-
-    from sodinn.adi.sequence import ADISequence
-    from sodinn.datasets import make_adi_sequence
-    from sodinn.mlar.samples import make_samples
-
-    folder = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
-    model = load_trained(folder)
-    meta = model.metadata
-    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
-                             companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=0)
-    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
-    cfg = SampleConfig.from_dict({**meta["sample_config"], "samples_per_annulus": 30, "seed": 7})
-    model.check_compatible(seq.fwhm_px, cfg)
-    ranges = np.asarray(meta["training_geometry"]["flux_range"])
-    samples = make_samples(seq, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
-    probs = model.predict(samples.samples)
-    from sklearn.metrics import roc_auc_score
-
-    assert roc_auc_score(samples.labels, probs) > 0.85
 
 
 def test_same_seed_same_training(naco_samples, tmp_path):

@@ -4,7 +4,6 @@ import pytest
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
-from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator
 from sodinn.mlar.samples import (
     annulus_samples,
     make_samples,
@@ -144,26 +143,6 @@ def test_bad_configuration_for_the_data(synthetic):
         make_samples(np.zeros((3, 9, 9)), progress=False)
 
 
-def test_memory_budget_bounds_the_work_but_not_the_samples(synthetic):
-    edges = sample_annuli(synthetic, _small_config()).edges_px
-    r_in, r_out = float(edges[-2]), float(edges[-1])
-    psf_px = sample_psf(synthetic, _small_config()).shape[0]
-    geometry = AnnulusGeometry(synthetic.frame_size, r_in, r_out, 9)
-    large = _small_config(memory_budget_gib=4.0)
-    roomy = geometry.plan(large, synthetic.n_frames, psf_px)
-    small = _small_config(memory_budget_gib=1.05 * roomy.minimum_bytes / 2**30)  # just above the least it can do with
-    tight = geometry.plan(small, synthetic.n_frames, psf_px)
-    assert tight.batch == 1 and roomy.batch > 1  # one C+ sample at a time vs several
-    assert tight.chunk_px < geometry.union.size == roomy.chunk_px  # C- operator in chunks vs all pixels at once
-    assert not tight.table and roomy.table  # +PA patch stencils per batch vs kept for the annulus
-    assert tight.peak_bytes <= small.memory_budget_gib * 2**30 < roomy.peak_bytes
-    a = annulus_samples(synthetic, small, 2, r_in, r_out, (100.0, 400.0))
-    b = annulus_samples(synthetic, large, 2, r_in, r_out, (100.0, 400.0))
-    np.testing.assert_array_equal(a.samples, b.samples)  # bit for bit
-    np.testing.assert_array_equal(a.flux, b.flux)
-    assert small.digest() == large.digest()  # the budget never changes the samples
-
-
 def test_too_small_memory_budget_is_refused_before_any_work(synthetic):
     cfg = _small_config(memory_budget_gib=0.001)
     with pytest.raises(ValueError, match=r"annulus \d+ .*memory_budget_gib=0.001 is too small.*needs at least"):
@@ -171,21 +150,6 @@ def test_too_small_memory_budget_is_refused_before_any_work(synthetic):
     with pytest.raises(ValueError, match="memory_budget_gib must be a positive number"):
         SampleConfig(memory_budget_gib=0.0)
     assert SampleConfig.from_dict(SampleConfig(memory_budget_gib=1.5).to_dict()).memory_budget_gib == 1.5
-
-
-def test_compiled_stencils_equal_derotation_stencil(naco):
-    from sodinn.adi.rotation import DerotationStencil
-
-    cube = np.asarray(naco.cube)
-    op = AnnulusOperator(cube, naco.angles_deg, 10.0, 15.0, SampleConfig(), np.ones(cube.shape[1:], dtype=bool))
-    rows = np.arange(0, op.union.size, 7)
-    for angles in (op.plus, op.minus):
-        cols, w = op.stencils(angles, rows)
-        pixels = np.column_stack([op.union[rows] // op.size, op.union[rows] % op.size])
-        st = DerotationStencil(cube.shape[1:], angles, pixels)
-        expected_cols = op.lookup[st.index]
-        np.testing.assert_array_equal(cols, expected_cols.transpose(1, 0, 2))
-        np.testing.assert_array_equal(w, np.where(expected_cols < op.n_reg, st.weight, 0.0).transpose(1, 0, 2))
 
 
 def test_keras_linalg_backend_gives_the_same_samples():

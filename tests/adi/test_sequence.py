@@ -1,0 +1,156 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from sodinn.adi.aperture import aperture_sums
+from sodinn.adi.io import file_checksum
+from sodinn.adi.sequence import ADISequence
+
+from ..conftest import gaussian_psf
+
+
+def _sequence(n_frames=4, size=21, angles=None, fwhm=3.0, **kwargs):
+    rng = np.random.default_rng(0)
+    cube = rng.normal(size=(n_frames, size, size))
+    angles = np.linspace(-10.0, 30.0, n_frames) if angles is None else angles
+    return ADISequence(cube, angles, gaussian_psf(9, fwhm), fwhm, **kwargs)
+
+
+def _write(path, data):
+    fits.PrimaryHDU(np.asarray(data)).writeto(path)
+    return path
+
+
+def test_sequence_from_fits_and_checks(naco_paths, tmp_path):
+    seq = ADISequence.from_fits(naco_paths["cube"], naco_paths["angles"], naco_paths["psf"], pixel_scale_arcsec=0.0272)
+    assert seq.n_frames == 61 and seq.frame_size == 101 and seq.center_yx == (50, 50)
+    assert 4.6 <= seq.fwhm_px <= 4.9
+    assert seq.field_rotation_deg == pytest.approx(81.37, abs=0.01)
+    assert seq.provenance["cube_sha256"] == file_checksum(naco_paths["cube"])
+    assert seq.px_to_arcsec(17.8) == pytest.approx(0.484, abs=1e-3)
+    with pytest.raises(ValueError):
+        seq.cube[0, 0, 0] = 1.0  # read-only
+    psf = gaussian_psf(9, 3.0)
+    cube = np.zeros((4, 21, 21))
+    with pytest.raises(ValueError, match="angles_deg has 3 values but the cube has 4 frames"):
+        ADISequence(cube, np.zeros(3), psf, 3.0)
+    with pytest.raises(ValueError, match="larger than the frames"):
+        ADISequence(cube, np.zeros(4), gaussian_psf(25, 3.0), 3.0)
+    with pytest.raises(ValueError, match="absurd"):
+        ADISequence(cube, np.zeros(4), psf, 30.0)
+    with pytest.raises(ValueError, match="pixel_scale_arcsec must be > 0"):
+        ADISequence(cube, np.zeros(4), psf, 3.0, pixel_scale_arcsec=0)
+    with pytest.raises(ValueError, match="no pixel_scale_arcsec"):
+        ADISequence(cube, np.zeros(4), psf, 3.0).px_to_arcsec(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ADISequence(cube, np.zeros((4, 1)), psf, 3.0).angles_deg.shape == (4,)
+
+
+def test_arrays_are_read_only_copies():
+    cube = np.ones((3, 15, 15))
+    angles = np.array([0.0, 10.0, 20.0])
+    psf = gaussian_psf(9, 3.0)
+    seq = ADISequence(cube, angles, psf, 3.0)
+    for name in ("cube", "angles_deg", "psf"):
+        arr = getattr(seq, name)
+        assert not arr.flags.writeable and arr.dtype == np.float64
+        with pytest.raises(ValueError, match="read-only"):
+            arr[(0,) * arr.ndim] = 5.0
+    cube[0, 0, 0] = 7.0  # the caller's arrays stay theirs: the sequence holds copies
+    angles[0] = 99.0
+    assert seq.cube[0, 0, 0] == 1.0 and seq.angles_deg[0] == 0.0
+    assert cube.flags.writeable  # and the caller's arrays stay writeable
+    with pytest.raises(AttributeError):
+        seq.fwhm_px = 4.0  # frozen
+
+
+def test_provenance_is_copied():
+    prov = {"origin": "test"}
+    seq = _sequence(provenance=prov)
+    prov["origin"] = "changed"
+    assert seq.provenance == {"origin": "test"}
+
+
+@pytest.mark.parametrize(("angles", "rotation"), [([-14.0, 0.0, 30.0, 67.5], 81.5), ([50.0, 40.0, 45.0, 41.0], 10.0)])
+def test_field_rotation_is_the_angle_range(angles, rotation):
+    assert _sequence(angles=np.array(angles)).field_rotation_deg == pytest.approx(rotation)
+
+
+def test_shape_properties():
+    seq = _sequence(n_frames=5, size=22)
+    assert (seq.n_frames, seq.frame_size) == (5, 22)
+    assert seq.center_yx == (11, 11)  # N // 2 for even N (SPEC §1)
+    assert _sequence(size=21).center_yx == (10, 10)  # (N - 1) / 2 for odd N
+    np.testing.assert_allclose(_sequence(pixel_scale_arcsec=0.01).px_to_arcsec([10.0, 25.0]), [0.1, 0.25])
+
+
+def test_describe_is_json_and_carries_provenance():
+    seq = _sequence(angles=np.array([-5.0, 0.0, 10.0, 20.0]), pixel_scale_arcsec=0.0272, provenance={"origin": "unit test"})
+    info = seq.describe()
+    assert json.loads(json.dumps(info)) == info
+    assert info == {
+        "n_frames": 4,
+        "frame_size_px": 21,
+        "psf_size_px": 9,
+        "fwhm_px": 3.0,
+        "pixel_scale_arcsec": 0.0272,
+        "angles_deg_range": [-5.0, 20.0],
+        "field_rotation_deg": 25.0,
+        "origin": "unit test",
+    }
+
+
+def test_psf_normalized_has_unit_flux_in_one_fwhm_aperture():
+    seq = _sequence(fwhm=3.4)
+    norm = seq.psf_normalized
+    c = norm.shape[0] // 2
+    flux = aperture_sums(norm, np.array([[c, c]], dtype=float), seq.fwhm_px / 2)[0]
+    assert flux == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(norm / norm.max(), seq.psf / seq.psf.max(), rtol=1e-12)  # a scaled copy
+    assert seq.psf.max() == pytest.approx(1.0)  # the PSF itself is kept as given
+
+
+def test_from_fits_provenance_and_given_fwhm(tmp_path):
+    rng = np.random.default_rng(1)
+    cube_p = _write(tmp_path / "cube.fits", rng.normal(size=(3, 17, 17)).astype(np.float32))
+    angles_p = _write(tmp_path / "angles.fits", np.array([[0.0], [5.0], [12.0]]))
+    psf_p = _write(tmp_path / "psf.fits", gaussian_psf(11, 3.0))
+    fitted = ADISequence.from_fits(cube_p, angles_p, psf_p)
+    assert fitted.provenance["fwhm_source"] == "fit" and fitted.fwhm_px == pytest.approx(3.0, rel=1e-3)
+    given = ADISequence.from_fits(cube_p, angles_p, psf_p, fwhm_px=2.5, pixel_scale_arcsec=0.01)
+    assert given.provenance["fwhm_source"] == "given" and given.fwhm_px == 2.5
+    for role, path in (("cube", cube_p), ("angles", angles_p), ("psf", psf_p)):
+        assert given.provenance[f"{role}_file"] == str(path.resolve())
+        assert given.provenance[f"{role}_sha256"] == file_checksum(path)
+    assert given.describe()["cube_sha256"] == file_checksum(cube_p)
+    assert given.cube.dtype == np.float64 and given.field_rotation_deg == 12.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(cube=np.zeros((21, 21))), ValueError, r"cube must be a 3-D array .* \(a single frame\?"),
+        (dict(cube=np.zeros((4, 21, 23))), ValueError, "cube frames must be square; got 21x23 px"),
+        (dict(cube=np.full((4, 21, 21), np.nan)), ValueError, r"cube contains 1764 NaN or infinite value\(s\)"),
+        (dict(cube=np.zeros((1, 21, 21)), angles=np.zeros(1)), ValueError, "an ADI sequence needs at least 2 frames"),
+        (dict(angles=np.zeros((2, 2))), ValueError, r"angles_deg must be 1-D \(one angle per frame\)"),
+        (dict(angles=np.array([0.0, np.inf, 1.0, 2.0])), ValueError, "angles_deg contains 1 NaN or infinite"),
+        (dict(psf=np.ones((9, 7))), ValueError, "psf must be square; got 9x7 px"),
+        (dict(psf=np.roll(gaussian_psf(9, 3.0), 3, axis=1)), ValueError, "psf is off-centre"),
+        (dict(fwhm=0.3), ValueError, "fwhm_px=0.3 px is below the sampling limit"),
+        (dict(fwhm=-1.0), ValueError, "fwhm_px must be > 0"),
+        (dict(fwhm="3"), TypeError, "fwhm_px must be a real number; got str"),
+        (dict(cube="cube.fits"), TypeError, "cube must be array-like of numbers; got str"),
+        (dict(pixel_scale_arcsec=float("nan")), ValueError, "pixel_scale_arcsec must be finite"),
+    ],
+)
+def test_bad_inputs_are_refused_with_their_message(kwargs, error, match):
+    args = {"cube": np.zeros((4, 21, 21)), "angles": np.zeros(4), "psf": gaussian_psf(9, 3.0), "fwhm": 3.0,
+            "pixel_scale_arcsec": None}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        ADISequence(args["cube"], args["angles"], args["psf"], args["fwhm"], args["pixel_scale_arcsec"])

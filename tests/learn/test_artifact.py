@@ -1,0 +1,246 @@
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from sodinn.config import SampleConfig, TrainConfig  # noqa: E402
+from sodinn.learn.artifact import (  # noqa: E402
+    FORMAT,
+    METADATA_FILE,
+    TrainedModel,
+    check_compatible,
+    load_trained,
+    metadata_digest,
+    model_folder,
+    read_metadata,
+    save_model,
+)
+from sodinn.learn.models import SODIRF  # noqa: E402
+from sodinn.mlar.samples import NORMALIZATION, minmax_normalize  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "models" / "synthetic-sodinn-k10-p9"
+LEGACY = "per k-slice min-max to [0, 1]"
+
+
+@pytest.fixture()
+def shipped_copy(tmp_path):
+    """The shipped model's metadata in a folder of its own (the files under models/ are never modified)."""
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    shutil.copy(SHIPPED / METADATA_FILE, folder / METADATA_FILE)
+    return folder
+
+
+def _edit(folder, **changes):
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    meta.update(changes)
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    return folder
+
+
+# ---------------------------------------------------------------- model_folder
+
+
+def test_model_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^model folder not found: .*nowhere; train one with 'sodinn train'$"):
+        model_folder(tmp_path / "nowhere")
+    a_file = tmp_path / "model.keras"
+    a_file.write_bytes(b"weights")
+    with pytest.raises(FileNotFoundError, match=r"is not a model folder \(it is a file\); pass the folder written by 'sodinn train'"):
+        model_folder(a_file)
+    with pytest.raises(FileNotFoundError, match=r"is not a model folder \(no model.json in it\)"):
+        model_folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^model 'cnn': model folder not found"):
+        model_folder(tmp_path / "nowhere", name="cnn")
+    (tmp_path / METADATA_FILE).write_text("{}")
+    assert model_folder(str(tmp_path)) == tmp_path
+
+
+# ---------------------------------------------------------------- read_metadata
+
+
+def test_shipped_model_metadata_reads_with_the_legacy_normalization_name():
+    assert json.loads((SHIPPED / METADATA_FILE).read_text())["normalization"] == LEGACY
+    meta = read_metadata(SHIPPED)
+    assert meta["format"] == FORMAT and meta["weights"] == "model.keras"
+    assert meta["input_shape"] == [10, 9, 9, 1] and meta["patch_px"] == 9 and meta["n_ranks"] == 10
+
+
+def test_current_normalization_is_accepted(shipped_copy):
+    assert read_metadata(_edit(shipped_copy, normalization=NORMALIZATION))["normalization"] == NORMALIZATION
+
+
+@pytest.mark.parametrize("recorded", ["zscore-per-sample/1", "minmax-per-rank/2", None])
+def test_other_normalization_is_refused_naming_both(shipped_copy, recorded):
+    _edit(shipped_copy, normalization=recorded)
+    with pytest.raises(ValueError) as info:
+        read_metadata(shipped_copy)
+    text = str(info.value)
+    assert f"trained on samples normalised as {recorded!r}" in text
+    assert f"this sodinn normalises them as {NORMALIZATION!r}" in text
+    assert text.endswith("retrain the model with this version")
+
+
+def test_invalid_json_asks_whether_the_training_was_interrupted(shipped_copy):
+    text = (shipped_copy / METADATA_FILE).read_text()
+    (shipped_copy / METADATA_FILE).write_text(text[: len(text) // 2])  # an interrupted write
+    with pytest.raises(ValueError, match=r"model.json is not valid JSON \(.*\); was the training interrupted\?"):
+        read_metadata(shipped_copy)
+    (shipped_copy / METADATA_FILE).write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match="was the training interrupted"):
+        read_metadata(shipped_copy)
+
+
+@pytest.mark.parametrize(
+    ("content", "found"), [({"format": "sodinn-model/0"}, "'sodinn-model/0'"), ({"weights": "model.keras"}, "None"), ([1, 2], "None")]
+)
+def test_wrong_format_is_refused(tmp_path, content, found):
+    (tmp_path / METADATA_FILE).write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=rf"is not a sodinn model \(format {found}, expected 'sodinn-model/1'\)"):
+        read_metadata(tmp_path)
+
+
+def test_metadata_checks_do_not_import_keras(shipped_copy):
+    _edit(shipped_copy, normalization="zscore/1")
+    code = f"""
+import sys
+from sodinn.config import SampleConfig
+from sodinn.learn.artifact import check_compatible, load_trained, metadata_digest, read_metadata
+meta = read_metadata({str(SHIPPED)!r})
+check_compatible(meta, 4.0, SampleConfig.from_dict(meta["sample_config"]))
+metadata_digest({str(SHIPPED)!r})
+try:
+    load_trained({str(shipped_copy)!r})  # refused on its metadata, before the weights
+except ValueError as err:
+    print("refused:", "retrain" in str(err))
+print("keras" in sys.modules, "tensorflow" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["refused:", "True", "False", "False"]
+
+
+# ---------------------------------------------------------------- check_compatible
+
+META = {"patch_px": 9, "n_ranks": 10, "k_policy": "cevr", "fwhm_px": 4.0}
+
+
+def test_check_compatible_accepts_matching_data():
+    check_compatible(META, 4.0, SampleConfig(patch_px=9, n_ranks=10))
+    check_compatible(META, 4.59)  # within 15 %
+    check_compatible(META, 3.41)
+    check_compatible({**META, "fwhm_px": None}, 12.0)  # no FWHM recorded: not checked
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        (SampleConfig(patch_px=11, n_ranks=10), "the model was trained with patch_px=9 but the samples use 11"),
+        (SampleConfig(patch_px=9, n_ranks=8), "the model was trained with n_ranks=10 but the samples use 8"),
+        (SampleConfig(patch_px=9, n_ranks=2, k_policy="fixed", k_list=(1, 5)),
+         "the model was trained with n_ranks=10 but the samples use 2"),
+        (SampleConfig(patch_px=9, n_ranks=10, k_policy="fixed", k_list=tuple(range(1, 11))),
+         "the model was trained with k_policy='cevr' but the samples use 'fixed'"),
+    ],
+)
+def test_check_compatible_refuses_other_samples(config, match):
+    with pytest.raises(ValueError, match=f"^{match}$"):
+        check_compatible(META, 4.0, config)
+
+
+def test_check_compatible_refuses_a_far_fwhm():
+    with pytest.raises(ValueError, match=(r"^the PSF FWHM of these data \(4.70 px\) is far from the training data's \(4.00 px\); "
+                                          r"train a model on these data \(SODINN models are per data set\)$")):
+        check_compatible(META, 4.7)
+    check_compatible(META, 4.7, fwhm_tolerance=0.2)
+    with pytest.raises(ValueError, match="far from"):
+        check_compatible(META, 4.1, fwhm_tolerance=0.01)
+
+
+# ---------------------------------------------------------------- digest
+
+
+def test_metadata_digest_is_the_sha256_of_model_json(shipped_copy):
+    assert metadata_digest(SHIPPED) == hashlib.sha256((SHIPPED / METADATA_FILE).read_bytes()).hexdigest()
+    assert metadata_digest(shipped_copy) == metadata_digest(SHIPPED)  # same bytes, same model
+    _edit(shipped_copy, metrics={})
+    assert metadata_digest(shipped_copy) != metadata_digest(SHIPPED)
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        metadata_digest(shipped_copy / "nowhere")
+
+
+# ---------------------------------------------------------------- save / load
+
+
+def test_save_and_load_a_sodirf(tmp_path, rng):
+    raw = rng.normal(size=(40, 4, 5, 5)) * 10
+    labels = np.r_[np.ones(20, int), np.zeros(20, int)]
+    raw[labels == 1, :, 2, 2] += 50.0
+    model = SODIRF(n_estimators=10, seed=2).fit(minmax_normalize(raw)[..., None], labels)
+    sample_config = SampleConfig(patch_px=5, n_ranks=4, seed=3)
+    train_config = TrainConfig(model="sodirf")
+    geometry = {"ks": [[1, 2, 3, 4]], "r_in_px": [2.0], "r_out_px": [4.0], "flux_range": [[10.0, 30.0]]}
+    folder = save_model(model, tmp_path / "rf", train_config=train_config, sample_config=sample_config,
+                        provenance={"sequence": {"fwhm_px": 2.5, "pixel_scale_arcsec": 0.01}}, geometry=geometry,
+                        input_shape=(4, 5, 5, 1), training_set={"file": "s.h5", "sha256": "0" * 64},
+                        metrics={"accuracy": 1.0})
+    assert folder == tmp_path / "rf"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.joblib", "model.json"]  # no temporary file left
+    meta = read_metadata(folder)
+    assert meta["normalization"] == NORMALIZATION and meta["format"] == FORMAT
+    assert meta["weights"] == "model.joblib" and meta["model"] == "sodirf" and meta["collapse"] == "mean"
+    assert meta["input_shape"] == [4, 5, 5, 1] and (meta["patch_px"], meta["n_ranks"]) == (5, 4)
+    assert (meta["fwhm_px"], meta["pixel_scale_arcsec"]) == (2.5, 0.01)
+    assert meta["training_geometry"] == geometry and meta["metrics"] == {"accuracy": 1.0}
+    assert meta["train_config"] == train_config.to_dict()
+    assert set(meta["versions"]) == {"sodinn", "keras", "backend"}
+
+    loaded = load_trained(folder)
+    assert isinstance(loaded, TrainedModel) and isinstance(loaded.model, SODIRF)
+    assert loaded.metadata == meta
+    assert loaded.sample_config == sample_config
+    probs = loaded.predict(raw)
+    assert probs.shape == (40,)
+    np.testing.assert_array_equal(probs, model.predict(minmax_normalize(raw)[..., None])[:, 0])
+    assert probs[labels == 1].min() > probs[labels == 0].max()
+    loaded.check_compatible(2.5, sample_config)
+    with pytest.raises(ValueError, match="trained with patch_px=5 but the samples use 7"):
+        loaded.check_compatible(2.5, SampleConfig(patch_px=7, n_ranks=4))
+    assert metadata_digest(folder) == hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()
+
+
+def test_load_trained_refuses_a_folder_without_metadata(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"half a training")
+    with pytest.raises(FileNotFoundError, match=r"no model.json in it"):
+        load_trained(tmp_path)
+
+
+def test_shipped_model_loads_and_separates_classes(tmp_path):
+    """models/synthetic-sodinn-k10-p9 on fresh samples of the demo data (other seed for C+ positions)."""
+    from sodinn.adi.sequence import ADISequence
+    from sodinn.datasets import make_adi_sequence
+    from sodinn.mlar.samples import make_samples
+
+    folder = SHIPPED
+    model = load_trained(folder)
+    meta = model.metadata
+    data = make_adi_sequence(n_frames=40, size_px=63, fwhm_px=4.0, field_rotation_deg=60.0,
+                             companions=[(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)], seed=0)
+    seq = ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px)
+    cfg = SampleConfig.from_dict({**meta["sample_config"], "samples_per_annulus": 30, "seed": 7})
+    model.check_compatible(seq.fwhm_px, cfg)
+    ranges = np.asarray(meta["training_geometry"]["flux_range"])
+    samples = make_samples(seq, cfg, flux_ranges=ranges, n_jobs=1, progress=False)
+    probs = model.predict(samples.samples)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(samples.labels, probs) > 0.85

@@ -1,0 +1,161 @@
+import os
+import subprocess
+import sys
+import types
+from importlib.abc import Loader, MetaPathFinder
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from sodinn.learn.models import (  # noqa: E402
+    MODEL_NAMES,
+    MODELS,
+    SODIRF,
+    build_model,
+    build_sodirf,
+    check_model_name,
+    import_keras_quietly,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class _NoisyKeras(MetaPathFinder, Loader):
+    """A stand-in for ``import keras`` that writes to file descriptor 2 (as TensorFlow's C++ does), then fails or not."""
+
+    def __init__(self, fail):
+        self.fail = fail
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        os.write(2, b"oneDNN custom operations are on (C++ start-up notice)\n")
+        if self.fail:
+            raise ImportError("no module named keras (stand-in)")
+        return ModuleSpec(name, self)
+
+    def create_module(self, spec):
+        return types.ModuleType(spec.name)
+
+    def exec_module(self, module):
+        module.fake = True
+
+
+@pytest.fixture()
+def stand_in_keras(monkeypatch):
+    """Import the stand-in instead of Keras; sys.modules["keras"] is put back afterwards."""
+    real = sys.modules.pop("keras", None)
+    try:
+        yield lambda fail: monkeypatch.setattr(sys, "meta_path", [_NoisyKeras(fail), *sys.meta_path])
+    finally:
+        sys.modules.pop("keras", None)
+        if real is not None:
+            sys.modules["keras"] = real
+
+
+def test_import_keras_quietly_returns_keras_and_prints_nothing(capfd):
+    keras = import_keras_quietly()
+    assert keras is sys.modules["keras"] and hasattr(keras, "Model") and hasattr(keras, "layers")
+    assert import_keras_quietly() is keras  # imported once
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("2", "3")
+
+
+def test_import_keras_quietly_hides_fd2_noise_of_a_working_import(stand_in_keras, capfd):
+    stand_in_keras(False)
+    module = import_keras_quietly()
+    assert module.fake is True and sys.modules["keras"] is module
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    os.write(2, b"after\n")  # file descriptor 2 is the terminal's again
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_import_keras_quietly_shows_the_noise_when_the_import_fails(stand_in_keras, capfd):
+    stand_in_keras(True)
+    with pytest.raises(ImportError, match=r"no module named keras \(stand-in\)"):
+        import_keras_quietly()
+    err = capfd.readouterr().err
+    assert "oneDNN custom operations are on (C++ start-up notice)" in err
+    assert "keras" not in sys.modules
+
+
+def test_the_registry():
+    assert MODEL_NAMES == tuple(MODELS) == ("sodinn", "sodinn-v2", "conv3d", "sodirf")
+    assert all(callable(builder) for builder in MODELS.values())
+    for name in MODEL_NAMES:
+        assert check_model_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["resnet", "SODINN", "", None, 3])
+def test_check_model_name_lists_the_names(name):
+    with pytest.raises(ValueError, match=rf"^model must be one of 'sodinn', 'sodinn-v2', 'conv3d', 'sodirf'; got {name!r}$"):
+        check_model_name(name)
+
+
+def test_check_model_name_and_sodirf_do_not_import_keras():
+    code = ("import sys; from sodinn.learn.models import build_model, check_model_name; check_model_name('sodinn'); "
+            "import numpy as np; m = build_model('sodirf', (4, 5, 5, 1)).fit(np.zeros((4, 4, 5, 5)), np.r_[0, 1, 0, 1]); "
+            "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+
+
+def test_build_model_sodirf_is_an_unfitted_forest():
+    model = build_model("sodirf", (10, 9, 9, 1), seed=3)
+    assert type(model) is SODIRF
+    assert (model.seed, model.n_estimators, model.n_jobs) == (3, 100, None)
+    assert not hasattr(model, "forest_")
+    with pytest.raises(RuntimeError, match="this SODIRF is not fitted yet; call fit first"):
+        model.predict(np.zeros((2, 10, 9, 9, 1)))
+    assert build_sodirf((10, 9, 9, 1)).seed == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ((10, 9, 9), r"input_shape must be \(K, P, P, 1\); Received: input_shape=\(10, 9, 9\)"),
+        ((10, 9, 9, 3), r"input_shape must be \(K, P, P, 1\)"),
+        ((10, 9, 7, 1), r"patches must be square; Received: input_shape=\(10, 9, 7, 1\)"),
+        ((3, 9, 9, 1), "two 2x2x2 poolings need K >= 4 ranks and P >= 4 px"),
+        ((10, 3, 3, 1), "two 2x2x2 poolings need K >= 4 ranks and P >= 4 px"),
+    ],
+)
+def test_bad_input_shapes_are_refused_before_keras(shape, match):
+    with pytest.raises(ValueError, match=match):
+        build_model("sodirf", shape)
+
+
+def test_sodirf_fits_and_predicts_like_a_keras_model(rng):
+    x = rng.normal(size=(60, 4, 5, 5, 1))
+    y = np.r_[np.ones(30, int), np.zeros(30, int)]
+    x[y == 1, :, 2, 2] += 5.0  # a bright centre makes the positives
+    model = SODIRF(n_estimators=20, seed=1).fit(x, y)
+    assert model.input_shape_ == (4, 5, 5, 1)
+    p = model.predict(x, verbose=0)  # accepts (and ignores) Keras' keywords
+    assert p.shape == (60, 1) and ((p >= 0) & (p <= 1)).all()
+    assert p[y == 1].min() > p[y == 0].max()
+    np.testing.assert_array_equal(SODIRF(n_estimators=20, seed=1).fit(x, y).predict(x), p)  # seeded
+    only_negatives = SODIRF(n_estimators=5).fit(x[y == 0], y[y == 0])
+    np.testing.assert_array_equal(only_negatives.predict(x[:3]), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="n_estimators must be >= 1; got 0"):
+        SODIRF(n_estimators=0).fit(x, y)
+
+
+def test_model_builders():
+    m = build_model("sodinn", (20, 11, 11, 1))
+    assert m.count_params() == 277_217 and m.output_shape == (None, 1)
+    assert [layer.name for layer in m.layers][1:3] == ["convlstm_1", "pool_1"]
+    v2 = build_model("sodinn-v2", (20, 11, 11, 1))
+    assert v2.get_layer("convlstm_2").filters == 80 and v2.get_layer("spatial_dropout_2").rate == 0.25
+    assert build_model("conv3d", (10, 9, 9, 1)).output_shape == (None, 1)
+    with pytest.raises(ValueError, match="Received: input_shape"):
+        build_model("sodinn", (2, 11, 11, 1))
+    with pytest.raises(ValueError, match="model must be one of"):
+        build_model("resnet", (20, 11, 11, 1))

@@ -1,0 +1,62 @@
+"""The demonstration: synthetic data, classical reductions, and (with training) samples, model and candidates.
+
+``tests/cli/test_commands.py`` runs ``sodinn demo`` end to end through the command line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from sodinn.adi.io import read_fits
+from sodinn.pipeline.demo import DemoResult, run_demo
+from sodinn.pipeline.predict import PREDICT_FILES
+
+REDUCTION_FILES = [f"{m}_{suffix}" for m in ("annular", "pca") for suffix in ("frame.fits", "snrmap.fits", "snrmap.png")]
+
+
+def test_demo_without_training_writes_the_data_and_both_reductions(tmp_path):
+    result = run_demo(tmp_path, train=False, progress=False)
+    assert isinstance(result, DemoResult)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", *REDUCTION_FILES])
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["angles.fits", "cube.fits", "psf.fits"]
+
+    # the data files are the synthetic sequence (the cube as float32), with the generator's provenance
+    synth = result.synthetic
+    cube = fits.getdata(tmp_path / "data" / "cube.fits")
+    assert cube.shape == (40, 63, 63) and cube.dtype.kind == "f" and cube.dtype.itemsize == 4
+    np.testing.assert_array_equal(cube, synth.cube.astype(np.float32))
+    np.testing.assert_array_equal(read_fits(tmp_path / "data" / "angles.fits"), synth.angles_deg)
+    header = fits.getheader(tmp_path / "data" / "cube.fits")
+    assert header["SODINN GENERATOR"] == "sodinn.datasets.make_adi_sequence" and header["SODINN SEED"] == 0
+    assert result.sequence.provenance["cube_file"] == str(tmp_path / "data" / "cube.fits")
+    assert result.sequence.fwhm_px == 4.0 and result.sequence.pixel_scale_arcsec == synth.pixel_scale_arcsec
+
+    # two companions, both reduced; the bright one stands out in annular PCA-ADI
+    assert [(c.sep_px, c.theta_deg, c.flux) for c in synth.companions] == [(12.0, 50.0, 1500.0), (20.0, 200.0, 250.0)]
+    assert list(result.reductions) == ["annular", "pca"]
+    annular = result.reductions["annular"]
+    assert annular.frame_file == tmp_path / "annular_frame.fits"
+    assert len(annular.snr_at_truth) == 2 and annular.snr_at_truth[0] > 5
+    assert fits.getheader(annular.frame_file)["SODINN NCOMP"] == 5
+    assert fits.getheader(annular.frame_file)["SODINN DATA"] == str(tmp_path / "data")
+    assert result.candidates is None and result.metrics is None and result.threshold == 0.9
+    assert result.seconds > 0
+
+
+@pytest.mark.slow
+def test_full_demo_finds_both_companions(tmp_path):
+    result = run_demo(tmp_path, progress=False)
+    assert {"samples.h5", "samples.toml", "model", "predict", "data"} <= {p.name for p in tmp_path.iterdir()}
+    assert not (tmp_path / "samples.h5.parts").exists()
+    for name in ("model.json", "model.keras", "history.csv", "training_curves.png", "config.toml"):
+        assert (tmp_path / "model" / name).is_file(), name
+    for name in (*PREDICT_FILES, "config.toml"):
+        assert (tmp_path / "predict" / name).is_file(), name
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    candidates = result.candidates
+    assert len(candidates) > 0
+    for c in result.synthetic.companions:
+        distance = np.hypot(np.asarray(candidates["x"]) - c.x_px, np.asarray(candidates["y"]) - c.y_px)
+        assert distance.min() <= 2.0, (c.x_px, c.y_px)

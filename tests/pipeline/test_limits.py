@@ -1,0 +1,117 @@
+"""The detection-limit report: contrast_curve.csv (and the models' tables) and limits.png, written atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sodinn.adi.sequence import ADISequence
+from sodinn.evaluate.contrast import classical_contrast_curve
+from sodinn.evaluate.limits import DetectionLimits
+from sodinn.pipeline.limits import write_limits
+
+from ..conftest import gaussian_psf
+
+STAR_FLUX = 1.0e4
+
+
+def _mean_frame(cube):
+    return cube.mean(axis=0)
+
+
+@pytest.fixture(scope="module")
+def curve():
+    """The classical curve of a mean-combined white-noise sequence at 6 and 10 px (no PCA: fast)."""
+    rng = np.random.default_rng(0)
+    seq = ADISequence(rng.normal(0.0, 2.0, size=(4, 61, 61)), np.zeros(4), gaussian_psf(15, 4.0), 4.0)
+    return classical_contrast_curve(seq, reduce=_mean_frame, radii_px=[6.0, 10.0], n_azimuths=1)
+
+
+@pytest.fixture(scope="module")
+def limits():
+    """Detection limits of one baseline at 2 separations, 3 flux levels, 2 copies each (made by hand)."""
+    detected = np.array([[[False, False], [True, False], [True, True]], [[False, True], [True, True], [True, True]]])
+    return DetectionLimits(
+        radii_px=np.array([6.0, 10.0]), lambda_d_px=4.0, fluxes=np.array([[10.0, 20.0, 40.0], [5.0, 10.0, 20.0]]),
+        snr1_flux=np.array([10.0, 5.0]), methods=["annular-10"], thresholds={"annular-10": np.array([5.0, 5.0])},
+        detected={"annular-10": detected}, false_positives={"annular-10": np.zeros((2, 3, 2))},
+        tpr_fit={"annular-10": detected.mean(axis=-1)}, flux_limit={"annular-10": np.array([40.0, np.nan])},
+        tpr_target=0.95,
+    )
+
+
+def _csv(path):
+    return Table.read(path, format="ascii.csv")
+
+
+def test_classical_curve_table_and_figure(curve, tmp_path):
+    written = write_limits(tmp_path / "limits", classical=curve)
+    out = tmp_path / "limits"
+    assert written == [out / "contrast_curve.csv", out / "limits.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["contrast_curve.csv", "limits.png"]  # no temporary files
+    assert (out / "limits.png").read_bytes().startswith(b"\x89PNG")
+    table = _csv(out / "contrast_curve.csv")
+    rows = curve.rows()
+    assert table.colnames == list(rows[0])
+    assert "contrast" not in table.colnames  # no star flux: no contrast
+    assert len(table) == len(rows) == 2
+    for got, want in zip(table, rows):
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-15), key
+    assert list(table["sep_px"]) == [6.0, 10.0]
+
+
+def test_star_flux_adds_a_contrast_column(curve, tmp_path):
+    write_limits(tmp_path, classical=curve, star_flux=STAR_FLUX)
+    table = _csv(tmp_path / "contrast_curve.csv")
+    assert table.colnames[-1] == "contrast"
+    np.testing.assert_allclose(table["contrast"], curve.flux_limit / STAR_FLUX, rtol=1e-15)
+    np.testing.assert_allclose(table["flux_limit"], curve.flux_limit, rtol=1e-15)
+
+
+def test_detection_limits_tables_beside_the_classical_curve(curve, limits, tmp_path):
+    written = write_limits(tmp_path, classical=curve, limits=limits, star_flux=STAR_FLUX)
+    names = ["contrast_curve.csv", "detection_limits.csv", "tpr.csv", "limits.png"]
+    assert written == [tmp_path / name for name in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    table = _csv(tmp_path / "detection_limits.csv")
+    assert list(table["method"]) == ["annular-10", "annular-10"] and list(table["sep_px"]) == [6.0, 10.0]
+    assert table["flux_limit"][0] == 40.0 and np.isnan(table["flux_limit"][1])  # NaN: outside the ladder
+    assert table["contrast_limit"][0] == pytest.approx(40.0 / STAR_FLUX)
+    tpr = _csv(tmp_path / "tpr.csv")
+    assert len(tpr) == 6  # separations x flux levels
+    assert list(tpr["tpr"]) == [0.0, 0.5, 1.0, 0.5, 1.0, 1.0]
+    assert list(tpr["flux"]) == [10.0, 20.0, 40.0, 5.0, 10.0, 20.0]
+
+
+def test_limits_alone_write_no_classical_table(limits, tmp_path):
+    written = write_limits(tmp_path, limits=limits)
+    assert [p.name for p in written] == ["detection_limits.csv", "tpr.csv", "limits.png"]
+    assert "contrast_limit" not in _csv(tmp_path / "detection_limits.csv").colnames
+
+
+def test_nothing_to_write_is_refused_before_the_folder_is_created(tmp_path):
+    out = tmp_path / "limits"
+    with pytest.raises(ValueError, match="nothing to write"):
+        write_limits(out)
+    with pytest.raises(ValueError, match="nothing to write"):
+        write_limits(out, star_flux=STAR_FLUX)
+    assert not out.exists()
+
+
+def test_bad_star_flux_is_refused_before_any_file(curve, tmp_path):
+    out = tmp_path / "limits"
+    with pytest.raises(ValueError, match="star_flux must be > 0"):
+        write_limits(out, classical=curve, star_flux=-1.0)
+    assert not out.exists()
+
+
+def test_the_star_flux_given_replaces_the_curves_own(curve, tmp_path):
+    import dataclasses
+
+    own = dataclasses.replace(curve, star_flux=10.0)
+    write_limits(tmp_path, classical=own, star_flux=STAR_FLUX)
+    np.testing.assert_allclose(_csv(tmp_path / "contrast_curve.csv")["contrast"], curve.flux_limit / STAR_FLUX, rtol=1e-15)
+    write_limits(tmp_path / "own", classical=own)  # without one, the curve's own gives the contrast
+    np.testing.assert_allclose(_csv(tmp_path / "own" / "contrast_curve.csv")["contrast"], curve.flux_limit / 10.0, rtol=1e-15)

@@ -1,0 +1,130 @@
+"""The products of a trained model on a sequence: probability and detection maps, candidates, figure, settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from sodinn.adi.sequence import ADISequence
+from sodinn.config import PredictConfig
+from sodinn.datasets import make_adi_sequence
+from sodinn.learn.artifact import read_metadata
+from sodinn.pipeline.predict import PREDICT_FILES, Prediction, predict_products
+
+from ..conftest import gaussian_psf
+from .conftest import REPO, SHIPPED_MODEL
+
+DATA = {"cube": "cube.fits", "fwhm_px": 4.0, "pixel_scale_arcsec": 0.0272}
+
+
+def _demo_like(size_px=41):
+    """The data the shipped model was trained on (the demo's: 40 frames, FWHM 4 px, 60 deg, seed 0), in a smaller
+    frame (41 px instead of 63: the probability map costs less) with the bright companion at 12 px only."""
+    s = make_adi_sequence(n_frames=40, size_px=size_px, fwhm_px=4.0, field_rotation_deg=60.0,
+                          companions=[(12.0, 50.0, 1500.0)], seed=0)
+    seq = ADISequence(s.cube, s.angles_deg, s.psf, s.fwhm_px, s.pixel_scale_arcsec,
+                      provenance={"cube_file": "cube.fits", "cube_sha256": "abc", "fwhm_source": "given"})
+    return seq, (s.companions[0].x_px, s.companions[0].y_px)
+
+
+@pytest.fixture(scope="module")
+def prediction(tmp_path_factory):
+    """The shipped model applied once (Keras is imported here: about 10 s, plus the map)."""
+    seq, truth = _demo_like()
+    out = tmp_path_factory.mktemp("predict") / "products"
+    result = predict_products(seq, SHIPPED_MODEL, out, config=PredictConfig(threshold=0.9), data=DATA, progress=False)
+    return seq, truth, out, result
+
+
+@pytest.mark.slow
+def test_products_are_written_and_match_the_returned_prediction(prediction):
+    seq, truth, out, result = prediction
+    assert isinstance(result, Prediction) and result.output_dir == out and result.threshold == 0.9
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PREDICT_FILES, "config.toml"])
+    assert (out / "detection.png").read_bytes().startswith(b"\x89PNG")
+
+    # the maps: the returned probability map is the file, the detection map its threshold
+    probability = fits.getdata(out / "probability_map.fits")
+    np.testing.assert_array_equal(probability, result.probability.probability)
+    assert probability.shape == (41, 41) and 0 <= probability.min() and probability.max() <= 1
+    assert probability[~result.probability.evaluated].max() == 0  # 0 where the model was not applied
+    detection = fits.getdata(out / "detection_map.fits")
+    assert fits.getheader(out / "detection_map.fits")["BITPIX"] == 16  # int16 0/1
+    np.testing.assert_array_equal(detection, (probability >= 0.9).astype(np.int16))
+
+    # provenance header: what made the map, from which model and training set
+    header = fits.getheader(out / "probability_map.fits")
+    assert header["SODINN FUNCTION"] == "probability_map"
+    assert header["SODINN MODEL"] == str(SHIPPED_MODEL.resolve())
+    assert header["SODINN MODEL_TRAINING_SET_SHA256"] == read_metadata(SHIPPED_MODEL)["training_set"]["sha256"]
+    assert header["SODINN THRESHOLD"] == 0.9
+    assert header["SODINN CUBE_FILE"] == "cube.fits" and "SODINN FWHM_SOURCE" not in header
+    assert fits.getheader(out / "detection_map.fits")["SODINN FUNCTION"] == "probability_map"
+
+    # the candidates: the file is the returned table; the bright companion is among them
+    table = Table.read(out / "candidates.ecsv")
+    assert len(table) == len(result.candidates) > 0
+    assert table.colnames == result.candidates.colnames
+    np.testing.assert_allclose(table["x"], result.candidates["x"])
+    np.testing.assert_allclose(table["y"], result.candidates["y"])
+    assert "sep_arcsec" in table.colnames  # the sequence's pixel scale was used
+    distance = np.hypot(np.asarray(table["x"]) - truth[0], np.asarray(table["y"]) - truth[1])
+    assert distance.min() <= 2.0
+    for row in table:  # every candidate is a detected pixel
+        assert detection[int(row["y_peak"]), int(row["x_peak"])] == 1
+
+    # the effective settings
+    settings = tomllib.loads((out / "config.toml").read_text())
+    assert settings["data"] == DATA
+    assert settings["predict"] == {"model": str(SHIPPED_MODEL.resolve()), **PredictConfig(threshold=0.9).to_dict(),
+                                   "output": str(out.resolve())}
+
+
+def _far_fwhm_sequence():
+    """Data whose PSF FWHM (8 px) is twice the shipped model's (4 px)."""
+    rng = np.random.default_rng(0)
+    return ADISequence(rng.normal(size=(10, 41, 41)), np.linspace(0.0, 60.0, 10), gaussian_psf(21, 8.0), 8.0)
+
+
+def test_data_far_from_the_training_fwhm_are_refused_before_any_file(tmp_path):
+    out = tmp_path / "predict"
+    with pytest.raises(ValueError, match=r"\(8\.00 px\) is far from the training data's \(4\.00 px\)"):
+        predict_products(_far_fwhm_sequence(), SHIPPED_MODEL, out, progress=False)
+    assert not out.exists()
+
+
+def test_a_folder_without_a_model_is_refused_before_any_file(tmp_path):
+    seq, _ = _demo_like(size_px=33)
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "predict"
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        predict_products(seq, tmp_path / "empty", out, progress=False)
+    assert not out.exists()
+
+
+def test_the_refusal_happens_without_importing_keras(tmp_path):
+    script = f"""
+import sys
+import numpy as np
+from sodinn.adi.sequence import ADISequence
+from sodinn.pipeline.predict import predict_products
+from tests.conftest import gaussian_psf
+rng = np.random.default_rng(0)
+seq = ADISequence(rng.normal(size=(10, 41, 41)), np.linspace(0.0, 60.0, 10), gaussian_psf(21, 8.0), 8.0)
+try:
+    predict_products(seq, {str(SHIPPED_MODEL)!r}, {str(tmp_path / "predict")!r}, progress=False)
+except ValueError as err:
+    print("refused:", err)
+print("keras imported:", "keras" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: the PSF FWHM of these data (8.00 px) is far from the training data" in proc.stdout
+    assert "keras imported: False" in proc.stdout
+    assert not (tmp_path / "predict").exists()

@@ -1,0 +1,107 @@
+"""The products of a classical reduction: final frame, S/N map (FITS with provenance) and figure, per baseline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from sodinn.adi.baselines import BASELINES
+from sodinn.adi.sequence import ADISequence
+from sodinn.adi.snr import snr_map
+from sodinn.datasets import make_adi_sequence
+from sodinn.pipeline.reduce import Reduction, write_reductions
+
+NCOMP = 5
+
+
+@pytest.fixture(scope="module")
+def bright():
+    """20 frames of 49x49 px with one bright companion at 12 px, and its sky position."""
+    s = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, companions=[(12.0, 30.0, 2000.0)], seed=1)
+    seq = ADISequence(s.cube, s.angles_deg, s.psf, s.fwhm_px, s.pixel_scale_arcsec,
+                      provenance={"cube_file": "cube.fits", "cube_sha256": "abc", "fwhm_source": "given"})
+    return seq, (s.companions[0].x_px, s.companions[0].y_px)
+
+
+@pytest.fixture(scope="module")
+def reductions(bright, tmp_path_factory):
+    seq, truth = bright
+    out = tmp_path_factory.mktemp("reduce") / "products"
+    return out, write_reductions(seq, list(BASELINES), out, ncomp=NCOMP, provenance={"config": "reduce.toml"},
+                                 truth_xy=[truth])
+
+
+def test_every_baseline_writes_its_frame_snr_map_and_figure(reductions):
+    out, results = reductions
+    assert list(results) == list(BASELINES)
+    names = set()
+    for method, red in results.items():
+        assert isinstance(red, Reduction) and red.method == method
+        assert red.frame_file == out / f"{method}_frame.fits"
+        assert red.snr_file == out / f"{method}_snrmap.fits"
+        assert red.figure_file == out / f"{method}_snrmap.png"
+        assert red.figure_file.read_bytes().startswith(b"\x89PNG")
+        names |= {red.frame_file.name, red.snr_file.name, red.figure_file.name}
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # nothing else (no temporary files)
+
+
+def test_headers_record_function_components_and_provenance(reductions):
+    _, results = reductions
+    for method, red in results.items():
+        baseline = BASELINES[method]
+        frame_header = fits.getheader(red.frame_file)
+        snr_header = fits.getheader(red.snr_file)
+        for header in (frame_header, snr_header):
+            assert header["SODINN FUNCTION"] == baseline.function.__name__
+            assert header["SODINN FWHM_PX"] == 4.0
+            assert header["SODINN CONFIG"] == "reduce.toml"  # the caller's provenance
+            assert header["SODINN CUBE_FILE"] == "cube.fits" and header["SODINN CUBE_SHA256"] == "abc"
+            assert "SODINN FWHM_SOURCE" not in header  # only the sequence's files and checksums are copied
+            if baseline.ranked:
+                assert header["SODINN NCOMP"] == NCOMP
+            else:
+                # no components: the card is absent or JSON null (write_fits writes None as JSON)
+                assert json.loads(header.get("SODINN NCOMP", "null")) is None
+        assert "SODINN PRODUCT" not in frame_header
+        assert snr_header["SODINN PRODUCT"] == "snr_map"
+    assert fits.getheader(results["median"].frame_file)["SODINN FUNCTION"] == "median_adi"
+
+
+def test_snr_map_file_is_the_snr_map_of_the_frame_file(reductions, bright):
+    seq, _ = bright
+    _, results = reductions
+    for red in results.values():
+        frame = fits.getdata(red.frame_file)
+        smap = fits.getdata(red.snr_file)
+        assert frame.shape == smap.shape == (49, 49)
+        np.testing.assert_allclose(smap, snr_map(frame, seq.fwhm_px), equal_nan=True)
+        assert red.peak_snr == pytest.approx(np.nanmax(smap))
+        px, py = red.peak_xy
+        assert smap[py, px] == pytest.approx(red.peak_snr)
+
+
+def test_bright_companion_is_the_snr_peak_of_every_method(reductions, bright):
+    _, truth = bright
+    _, results = reductions
+    for method, red in results.items():
+        assert np.hypot(red.peak_xy[0] - truth[0], red.peak_xy[1] - truth[1]) <= 2.0, method
+        assert len(red.snr_at_truth) == 1
+        assert red.snr_at_truth[0] > 5, method
+
+
+def test_unknown_method_is_refused_before_the_folder_is_created(bright, tmp_path):
+    seq, _ = bright
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match=r"unknown baseline 'nope'.*median, pca, annular"):
+        write_reductions(seq, ["median", "nope"], out, ncomp=NCOMP)
+    assert not out.exists()
+
+
+def test_no_truth_gives_no_snr_at_truth(bright, tmp_path):
+    seq, _ = bright
+    results = write_reductions(seq, ["median"], tmp_path, ncomp=NCOMP)
+    assert list(results) == ["median"] and results["median"].snr_at_truth == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["median_frame.fits", "median_snrmap.fits", "median_snrmap.png"]

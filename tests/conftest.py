@@ -77,3 +77,42 @@ def small_cube(rng) -> tuple[np.ndarray, np.ndarray]:
     static = rng.normal(size=(41, 41)) * 5
     cube = static[None] + rng.normal(size=(12, 41, 41))
     return cube, np.linspace(-10.0, 40.0, 12)
+
+
+def white_noise_sequence(sigma_px=2.0, n_frames=4, size=61, fwhm=4.0, seed=0, angles=None):
+    """An ADISequence of Gaussian white noise (no speckles, no rotation unless ``angles``): a known noise."""
+    from sodinn.adi.sequence import ADISequence
+
+    rng = np.random.default_rng(seed)
+    cube = rng.normal(0.0, sigma_px, size=(n_frames, size, size))
+    angles = np.zeros(n_frames) if angles is None else angles
+    return ADISequence(cube, angles, gaussian_psf(15, fwhm), fwhm)
+
+
+def mean_frame(cube):
+    """The simplest reduction: the mean over frames (no derotation)."""
+    return cube.mean(axis=0)
+
+
+def small_samples_config():
+    """The sample settings used with :func:`small_sequence`."""
+    from sodinn.config import SampleConfig
+
+    return SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=10, seed=3, oracle_azimuths=1)
+
+
+def small_flux_ranges(sequence):
+    """Fixed flux bounds for every annulus of :func:`small_samples_config` (no S/N oracle run)."""
+    from sodinn.mlar.samples import sample_annuli
+
+    return np.array([[150.0, 450.0]] * len(sample_annuli(sequence, small_samples_config())))
+
+
+@pytest.fixture(scope="session")
+def small_sequence():
+    """A 20-frame 49 x 49 px synthetic sequence (FWHM 4 px, 70 deg of rotation), for sample-file tests."""
+    from sodinn.adi.sequence import ADISequence
+    from sodinn.datasets import make_adi_sequence
+
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
+    return ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px, data.pixel_scale_arcsec)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from sodinn import engine
-from sodinn.adi.sequence import ADISequence
-from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
 from sodinn.engine import check_scheduler, iter_jobs, map_jobs, runs_in_process, use_scheduler
-from sodinn.mlar.samples import make_samples, sample_annuli
+from sodinn.mlar.samples import make_samples
 from sodinn.mlar.store import generate_sample_file
+
+from .conftest import small_flux_ranges, small_samples_config
 
 # ---------------------------------------------------------------- job functions (module level: workers import them)
 
@@ -88,16 +88,12 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def synthetic():
-    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
-    return ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px, data.pixel_scale_arcsec)
+def synthetic(small_sequence):
+    return small_sequence
 
 
-CFG = SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=10, seed=3, oracle_azimuths=1)
-
-
-def _ranges(seq):
-    return np.array([[150.0, 450.0]] * len(sample_annuli(seq, CFG)))
+CFG = small_samples_config()
+_ranges = small_flux_ranges
 
 
 # ---------------------------------------------------------------- checks before any work

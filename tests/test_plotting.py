@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sodinn.adi.sequence import ADISequence
 from sodinn.evaluate.contrast import classical_contrast_curve
 from sodinn.plotting import (
     plot_contrast_curves,
@@ -18,7 +17,7 @@ from sodinn.plotting import (
     plot_training_history,
 )
 
-from .conftest import gaussian_psf
+from .conftest import mean_frame, white_noise_sequence
 
 ORACLE = {"fluxes": [[1, 2, 4]], "snrs": [[[0.5], [1.5], [3.5]]], "snr_curve": [[0.5, 1.5, 3.5]],
           "radii_px": [10.0], "flux_range": [[1.5, 3.2]]}
@@ -26,15 +25,6 @@ HISTORY = {"loss": [0.9, 0.6, 0.4], "val_loss": [1.0, 0.7, 0.5], "accuracy": [0.
            "val_accuracy": [0.45, 0.65, 0.75]}
 
 
-def _white_noise_sequence(sigma_px=2.0, n_frames=4, size=61, fwhm=4.0, seed=0, angles=None):
-    rng = np.random.default_rng(seed)
-    cube = rng.normal(0.0, sigma_px, size=(n_frames, size, size))
-    angles = np.zeros(n_frames) if angles is None else angles
-    return ADISequence(cube, angles, gaussian_psf(15, fwhm), fwhm)
-
-
-def _mean_frame(cube):
-    return cube.mean(axis=0)
 
 
 def _roc_rows(methods=("net", "annular-5", "median"), bands=((0, "1-2"), (1, "2-3"))):
@@ -71,8 +61,8 @@ def test_plot_contrast_curves():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    seq = _white_noise_sequence()
-    curve = classical_contrast_curve(seq, radii_px=[6.0, 10.0, 16.0], reduce=_mean_frame, n_azimuths=1)
+    seq = white_noise_sequence()
+    curve = classical_contrast_curve(seq, radii_px=[6.0, 10.0, 16.0], reduce=mean_frame, n_azimuths=1)
     ax = plot_contrast_curves(curve, star_flux=100.0)
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "contrast"
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), curve.flux_limit / 100.0)

@@ -48,9 +48,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "S/N map peak" in out
     for name in ("annular_frame.fits", "annular_snrmap.fits", "annular_snrmap.png", "pca_snrmap.fits", "data/cube.fits",
-                 "samples.h5", "model/model.keras", "predict/probability_map.fits", "predict/candidates.ecsv"):
+                 "samples.h5", "samples.toml", "model/model.keras", "model/model.json", "model/history.csv",
+                 "model/training_curves.png", "model/config.toml", "predict/probability_map.fits",
+                 "predict/detection_map.fits", "predict/candidates.ecsv", "predict/detection.png", "predict/config.toml"):
         assert (tmp_path / name).is_file(), name
-    assert out.count("found as candidate") == 2  # SODINN finds both injected companions
+    assert not (tmp_path / "samples.h5.parts").exists()
+    assert out.count("found as candidate") == 2  # SODINN finds both injected companions (within 2 px)
 
 
 def test_demo_without_training(tmp_path, capsys):

@@ -15,7 +15,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.datasets import make_adi_sequence
 from sodinn.evaluate.contrast import classical_contrast_curve, ring_noise, student_factor, throughput
 
-from ..conftest import gaussian_psf
+from ..conftest import gaussian_psf, mean_frame, white_noise_sequence
 
 FPF_5SIGMA = 1 - stats.norm.cdf(5.0)  # 2.87e-7
 
@@ -26,15 +26,6 @@ def synthetic():
     return ADISequence(cube=data.cube, angles_deg=data.angles_deg, psf=data.psf, fwhm_px=4.0)
 
 
-def _white_noise_sequence(sigma_px=2.0, n_frames=4, size=61, fwhm=4.0, seed=0, angles=None):
-    rng = np.random.default_rng(seed)
-    cube = rng.normal(0.0, sigma_px, size=(n_frames, size, size))
-    angles = np.zeros(n_frames) if angles is None else angles
-    return ADISequence(cube, angles, gaussian_psf(15, fwhm), fwhm)
-
-
-def _mean_frame(cube):
-    return cube.mean(axis=0)
 
 
 def _photutils_ring(frame, sep, fwhm, theta0_deg):
@@ -64,9 +55,9 @@ def test_student_factor_has_the_gaussian_false_positive_fraction():
 
 
 def test_white_noise_threshold_matches_the_independent_formula():
-    seq = _white_noise_sequence()
+    seq = white_noise_sequence()
     radii = np.array([6.0, 10.0, 16.0, 24.0])
-    curve = classical_contrast_curve(seq, radii_px=radii, reduce=_mean_frame, n_azimuths=2, star_flux=1e3, seed=3)
+    curve = classical_contrast_curve(seq, radii_px=radii, reduce=mean_frame, n_azimuths=2, star_flux=1e3, seed=3)
     frame = seq.cube.mean(axis=0)
     theta0 = curve.settings["theta0_deg"]
     for i, r in enumerate(radii):
@@ -103,7 +94,7 @@ def test_throughput_of_a_derotation_is_close_to_one():
     # bilinear rotation spreads each frame's companion a little: the aperture keeps a bit less than all of it
     assert np.all(tau < 1.0) and np.all(tau > 0.9)
     # without rotation the reduction returns the companion whole, whatever the noise
-    exact = throughput(cube, np.zeros(6), psf, 4.0, _mean_frame, sep_px=[8.0], theta_deg=[10.0], flux=[5.0])
+    exact = throughput(cube, np.zeros(6), psf, 4.0, mean_frame, sep_px=[8.0], theta_deg=[10.0], flux=[5.0])
     assert exact == pytest.approx([1.0], rel=1e-12)
 
 
@@ -128,7 +119,7 @@ def test_bad_settings_are_refused_before_work(synthetic):
     with pytest.raises(ValueError, match="n_noise"):
         student_factor(1)
     with pytest.raises(ValueError, match="flux must be > 0"):
-        throughput(synthetic.cube, synthetic.angles_deg, synthetic.psf, 4.0, _mean_frame, sep_px=[8.0], theta_deg=[0.0], flux=[0.0])
+        throughput(synthetic.cube, synthetic.angles_deg, synthetic.psf, 4.0, mean_frame, sep_px=[8.0], theta_deg=[0.0], flux=[0.0])
 
 
 @pytest.mark.slow

@@ -36,7 +36,8 @@ import json, sys
 import numpy as np
 import keras
 from sodinn.config import TrainConfig
-from sodinn.learn.artifact import load_trained, train
+from sodinn.learn.artifact import load_trained
+from sodinn.learn.training import train
 spec = json.loads(sys.argv[1])
 out = {"backend": keras.backend.backend(), "trained": {}}
 for name in spec["train"]:

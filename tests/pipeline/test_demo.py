@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from astropy.io import fits
 
 from sodinn.adi.io import read_fits
 from sodinn.pipeline.demo import DemoResult, run_demo
-from sodinn.pipeline.predict import PREDICT_FILES
 
 REDUCTION_FILES = [f"{m}_{suffix}" for m in ("annular", "pca") for suffix in ("frame.fits", "snrmap.fits", "snrmap.png")]
 
@@ -45,18 +43,4 @@ def test_demo_without_training_writes_the_data_and_both_reductions(tmp_path):
     assert result.seconds > 0
 
 
-@pytest.mark.slow
-def test_full_demo_finds_both_companions(tmp_path):
-    result = run_demo(tmp_path, progress=False)
-    assert {"samples.h5", "samples.toml", "model", "predict", "data"} <= {p.name for p in tmp_path.iterdir()}
-    assert not (tmp_path / "samples.h5.parts").exists()
-    for name in ("model.json", "model.keras", "history.csv", "training_curves.png", "config.toml"):
-        assert (tmp_path / "model" / name).is_file(), name
-    for name in (*PREDICT_FILES, "config.toml"):
-        assert (tmp_path / "predict" / name).is_file(), name
-    assert 0.0 <= result.metrics["accuracy"] <= 1.0
-    candidates = result.candidates
-    assert len(candidates) > 0
-    for c in result.synthetic.companions:
-        distance = np.hypot(np.asarray(candidates["x"]) - c.x_px, np.asarray(candidates["y"]) - c.y_px)
-        assert distance.min() <= 2.0, (c.x_px, c.y_px)
+# The full demonstration (train=True) runs once, through the command line: tests/cli/test_commands.py::test_demo_runs_end_to_end

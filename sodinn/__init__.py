@@ -79,6 +79,14 @@ def __getattr__(name: str) -> Any:
     if name in _MODULES:
         return importlib.import_module(f"sodinn.{name}")
     if f"sodinn.{name}" in _moved.MOVED:
+        import sys
+        import warnings
+
+        if f"sodinn.{name}" not in sys.modules:  # the import below would warn from inside importlib: warn here
+            warnings.warn(_moved.moved_message(f"sodinn.{name}"), DeprecationWarning, stacklevel=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return importlib.import_module(f"sodinn.{name}")
         return importlib.import_module(f"sodinn.{name}")
     msg = f"module 'sodinn' has no attribute {name!r}"
     raise AttributeError(msg)

@@ -19,7 +19,7 @@ import types
 import warnings
 from typing import Any
 
-__all__ = ["MOVED", "install"]
+__all__ = ["MOVED", "MovedModule", "install", "moved_message"]
 
 #: old module path -> the new modules its public names live in (looked up in this order)
 MOVED: dict[str, tuple[str, ...]] = {
@@ -42,8 +42,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "sodinn.detection": ("sodinn.detect.candidates",),
     "sodinn.calibration": ("sodinn.detect.calibration",),
     "sodinn.scoring": ("sodinn.detect.scoring",),
-    "sodinn.roc": ("sodinn.evaluate.roc", "sodinn.evaluate.copies", "sodinn.pipeline.roc"),
-    "sodinn.limits": ("sodinn.evaluate.limits", "sodinn.evaluate.contrast", "sodinn.pipeline.limits"),
+    "sodinn.roc": ("sodinn.evaluate.roc", "sodinn.evaluate.copies", "sodinn.pipeline.roc", "sodinn.config"),
+    "sodinn.limits": ("sodinn.evaluate.limits", "sodinn.evaluate.contrast", "sodinn.pipeline.limits", "sodinn.config"),
     "sodinn.survey": ("sodinn.pipeline.survey",),
 }
 
@@ -76,20 +76,28 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds the old module paths of :data:`MOVED` and loads them as :class:`MovedModule`."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "sodinn.snr":
+            msg = "sodinn.snr is the S/N function now (from sodinn import snr); its module is sodinn.adi.snr"
+            raise ModuleNotFoundError(msg, name=fullname)
         if fullname not in MOVED:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         targets = MOVED[spec.name]
-        msg = (f"{spec.name} moved to {' and '.join(targets)} in sodinn 0.2; import from there "
-               "(the old path will be removed in the next release)")
+        msg = moved_message(spec.name)
         # warnings.warn passes over the import machinery's frames: level 2 is the import statement
         warnings.warn(msg, DeprecationWarning, stacklevel=2)
         return MovedModule(spec.name, targets)
 
     def exec_module(self, module: types.ModuleType) -> None:
         """Nothing to run: the stand-in resolves its names on access."""
+
+
+def moved_message(name: str) -> str:
+    """Return the deprecation message of the old module path ``name`` (a key of :data:`MOVED`)."""
+    return (f"{name} moved to {' and '.join(MOVED[name])} when sodinn was laid out by stage; import from there "
+            "(the old path will be removed in the next release)")
 
 
 _FINDER = _MovedFinder()

@@ -97,6 +97,16 @@ def test_an_old_pickle_naming_an_old_module_loads():
 
 
 def test_snr_is_the_function_not_an_old_module_path():
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(ModuleNotFoundError, match="sodinn.snr is the S/N function now.*its module is sodinn.adi.snr"):
         importlib.import_module("sodinn.snr")
     assert callable(sodinn.snr)
+
+
+def test_an_old_module_reached_as_an_attribute_warns_at_the_callers_line():
+    sys.modules.pop("sodinn.binning", None)
+    with pytest.warns(DeprecationWarning, match="sodinn.binning moved to sodinn.adi.binning") as record:
+        module = sodinn.binning
+    assert len(record) == 1 and record[0].filename == __file__
+    from sodinn.adi.binning import bin_frames
+
+    assert module.bin_frames is bin_frames

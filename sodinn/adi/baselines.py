@@ -5,9 +5,11 @@ PCA-ADI is Soummer et al. 2012 (ApJ 755, L28) and Amara & Quanz 2012 (MNRAS 427,
 variant with a rotation threshold is VIP's ``pca_annular`` (Gomez Gonzalez et al. 2017, AJ 154, 7).
 
 The registry :data:`BASELINES` (name -> :class:`Baseline`) is how the rest of sodinn reaches them:
-``sodinn reduce --method``, the ROC harness and the detection limits take a method as a registry name,
-with its number of principal components for the ranked ones (``"annular-10"``; see
-:func:`parse_method`). A new baseline is one entry of the registry.
+``sodinn reduce --method NAME`` (with ``--ncomp``), and the ROC harness and the detection limits by
+method names that carry the rank of the ranked ones (``"annular-10"``; see :func:`parse_method`). A
+new baseline is one entry of the registry; an entry added from other code must be made when a module
+is imported, so that worker processes (which import the modules afresh) see it too. Caches key a
+baseline's maps by its name and rank (:meth:`Baseline.tag`): a changed reduction needs a new name.
 
 Rotation uses :func:`sodinn.adi.rotation.cube_derotate` (bilinear by default, ``order=3`` for a cubic
 spline); results equal VIP's ``median_sub`` / ``pca`` / ``pca_annular`` run with

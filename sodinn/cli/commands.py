@@ -271,7 +271,6 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         Exit status (0).
     """
     from sodinn.adi.baselines import get_baseline
-    from sodinn.config import dump_toml
     from sodinn.pipeline.reduce import write_reductions
 
     cfg, base = _load_config(args)
@@ -285,8 +284,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     seq, data = _load_sequence(args, cfg, base)
     out = _output_path(args.output, output, base, "reduce_output")
     effective = {"data": data, "reduce": {**config.to_dict(), "output": str(out)}}
-    results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective})
-    dump_toml(out / "config.toml", effective)
+    results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective},
+                               settings=effective)
     r = results[config.method]
     print(f"{config.method}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); outputs in {out}")
     return 0
@@ -400,7 +399,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
     out = _output_folder(_output_path(args.output, output, base, "predict_output"))
     seq, data = _load_sequence(args, cfg, base)
-    logger.info("loading the model in %s", model_dir)
     table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
     print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
     for row in table[:10]:

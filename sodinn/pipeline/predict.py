@@ -12,6 +12,7 @@ candidates (:func:`sodinn.detect.candidates.find_candidates`), and writes into t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from sodinn.pipeline.figures import new_figure, save_figure
 from sodinn.plotting import plot_frame, plot_snr_map
 
 __all__ = ["PREDICT_FILES", "Prediction", "predict_products"]
+
+logger = logging.getLogger(__name__)
 
 #: The files :func:`predict_products` writes (besides ``config.toml``)
 PREDICT_FILES = ("probability_map.fits", "detection_map.fits", "candidates.ecsv", "detection.png")
@@ -102,6 +105,7 @@ def predict_products(
     model_path = Path(model_dir)
     check_compatible(read_metadata(model_path), sequence.fwhm_px)
     out = Path(output_dir)
+    logger.info("loading the model in %s", model_path)
     import_keras_quietly()
     model = load_trained(model_path)
     out.mkdir(parents=True, exist_ok=True)

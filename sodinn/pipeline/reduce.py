@@ -19,6 +19,7 @@ from sodinn.adi.baselines import get_baseline
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr, snr_map
+from sodinn.config import dump_toml
 from sodinn.pipeline.figures import new_figure, save_figure
 from sodinn.plotting import plot_frame, plot_snr_map
 
@@ -60,6 +61,7 @@ def write_reductions(
     ncomp: int,
     provenance: Mapping[str, Any] | None = None,
     truth_xy: Sequence[tuple[float, float]] = (),
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Reduction]:
     """Reduce ``sequence`` with each method and write its final frame, S/N map and figure into ``output_dir``.
 
@@ -77,6 +79,9 @@ def write_reductions(
         Further header cards (e.g. the effective configuration).
     truth_xy : sequence of (x, y)
         Known companions: circled in the figures, their S/N reported.
+    settings : mapping of table -> mapping, optional
+        The effective configuration (``{"data": ..., "reduce": ...}``): written as ``config.toml``
+        beside the products, last.
 
     Returns
     -------
@@ -117,4 +122,6 @@ def write_reductions(
             method=method, frame_file=frame_file, snr_file=snr_file, figure_file=figure_file, peak_snr=float(smap[py, px]),
             peak_xy=(int(px), int(py)), snr_at_truth=[snr(frame, (x, y), sequence.fwhm_px) for x, y in truth_xy],
         )
+    if settings is not None:
+        dump_toml(out / "config.toml", settings)
     return results

@@ -105,3 +105,14 @@ def test_no_truth_gives_no_snr_at_truth(bright, tmp_path):
     results = write_reductions(seq, ["median"], tmp_path, ncomp=NCOMP)
     assert list(results) == ["median"] and results["median"].snr_at_truth == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["median_frame.fits", "median_snrmap.fits", "median_snrmap.png"]
+
+
+def test_settings_are_written_as_config_toml_beside_the_products(bright, tmp_path):
+    import tomllib
+
+    seq, _ = bright
+    settings = {"data": {"cube": "cube.fits", "fwhm_px": 4.0}, "reduce": {"method": "median", "ncomp": 3, "output": "x"}}
+    write_reductions(seq, ["median"], tmp_path, ncomp=3, settings=settings)
+    assert tomllib.loads((tmp_path / "config.toml").read_text()) == settings
+    write_reductions(seq, ["median"], tmp_path / "none", ncomp=3)
+    assert not (tmp_path / "none" / "config.toml").exists()

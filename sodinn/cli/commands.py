@@ -118,12 +118,10 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
     """Read the ADISequence named by --config [data] and the flags; return it and the effective [data] table."""
     from sodinn.adi.sequence import ADISequence
 
-    data = dict(cfg.get("data", {}))
-    for key in ("cube", "angles", "psf"):
-        value = getattr(args, key)
-        if value is not None:
-            data[key] = str(Path(value).resolve())
-    data = _apply_flags(data, argparse.Namespace(fwhm=args.fwhm, pixel_scale=args.pixel_scale), "data")
+    data = _apply_flags(dict(cfg.get("data", {})), args, "data")
+    for key in ("cube", "angles", "psf"):  # a flag's path is relative to the working folder, the config's to its folder
+        if getattr(args, key) is not None:
+            data[key] = str(Path(getattr(args, key)).resolve())
     missing = [k for k in ("cube", "angles", "psf") if k not in data]
     if missing:
         msg = f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE or a --config with a [data] table"
@@ -178,14 +176,10 @@ def _output_path(value: str | None, cfg_value: str | None, base: Path, default: 
 
 def _engine_settings(args: argparse.Namespace, cfg: Mapping[str, Any]) -> EngineConfig:
     """Return the scheduler and worker count from the flags, else the [engine] table; checked before any work."""
-    table = _apply_flags(dict(cfg.get("engine", {})), args, "engine")
     try:
-        return EngineConfig.from_dict(table)
-    except ValueError as err:
-        if "n_workers" in str(err):
-            msg = f"the number of workers (--jobs, [engine] n_workers) must be a positive integer; got {table.get('n_workers')!r}"
-            raise UserError(msg) from None
-        raise
+        return EngineConfig.from_dict(_apply_flags(dict(cfg.get("engine", {})), args, "engine"))
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{err} (set by --scheduler, --jobs or the [engine] table)") from None
 
 
 # ---------------------------------------------------------------- commands

@@ -66,9 +66,6 @@ FLAGS: dict[str, dict[str, str]] = {
     "engine": {"scheduler": "scheduler", "jobs": "n_workers"},
 }
 
-_FLAG_CLASSES: dict[str, type] = {"data": DataConfig, "reduce": ReduceConfig, "samples": SampleConfig, "train": TrainConfig,
-                                  "predict": PredictConfig, "roc": RocConfig, "engine": EngineConfig}
-
 
 def _apply_flags(table: dict[str, Any], args: argparse.Namespace, section: str) -> dict[str, Any]:
     """Return ``table`` with the settings given as flags (those of :data:`FLAGS` that are set) put in."""

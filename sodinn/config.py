@@ -995,9 +995,7 @@ def _legacy_baselines(values: Mapping[str, Any], keys: tuple[str, ...]) -> dict[
     out = dict(values)
     if not any(k in out for k in keys):
         return out
-    annular = out.pop("annular_ncomps", None)
-    single = out.pop("annular_ncomp", None)
-    pca = out.pop("pca_ncomp", None)
+    annular, single, pca = (out.pop(k, None) if k in keys else None for k in ("annular_ncomps", "annular_ncomp", "pca_ncomp"))
     if single is not None:
         return {**out, "baselines": (f"annular-{int(single)}",)}
     names = []

@@ -310,3 +310,10 @@ def test_toml_errors(tmp_path):
     with pytest.raises(ValueError, match=r"unknown section\(s\) sampels; expected roc, samples"):
         load_toml(extra, sections=["samples", "roc"])
     assert load_toml(extra) == {"samples": {"seed": 1}, "sampels": {"seed": 2}}
+
+
+def test_an_old_key_of_the_other_experiment_is_refused_beside_its_own():
+    with pytest.raises(ValueError, match=r"unknown ROC setting\(s\): annular_ncomp;"):
+        RocConfig.from_dict({"annular_ncomps": [5], "annular_ncomp": 3})
+    with pytest.raises(ValueError, match=r"unknown limits setting\(s\): annular_ncomps;"):
+        LimitConfig.from_dict({"annular_ncomp": 5, "annular_ncomps": [5]})

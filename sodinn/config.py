@@ -514,13 +514,24 @@ class DataConfig(_Settings):
         PSF FWHM in pixels (default: a 2-D Gaussian fit of the PSF).
     pixel_scale_arcsec : float, optional
         Pixel scale in arcsec per pixel.
+    nan_policy : {"raise", "zero"}
+        NaN/inf pixels of the cube: refuse them (default), or set them to 0 and drop the frames
+        without any finite pixel with their angles (:func:`sodinn.adi.io.apply_nan_policy`).
+    cube_hdu, angles_hdu, psf_hdu : int or str, optional
+        HDU index or ``EXTNAME`` of each file (default: found from what the HDUs hold,
+        :func:`sodinn.adi.io.select_hdu`).
+    angles_column : str, optional
+        Column of the angles when they are a table HDU (default: ``PARANG`` or a similar name, or
+        the table's only numeric column).
 
     Raises
     ------
     TypeError
-        For a file name that is not a string or path, or a FWHM or pixel scale that is not a number.
+        For a file name that is not a string or path, a FWHM or pixel scale that is not a number, or
+        an HDU that is neither an index nor a name.
     ValueError
-        For a FWHM or pixel scale that is not finite and positive.
+        For a FWHM or pixel scale that is not finite and positive, a negative HDU index or an unknown
+        ``nan_policy``.
     """
 
     _WHAT = "data"
@@ -530,9 +541,25 @@ class DataConfig(_Settings):
     psf: str | None = None
     fwhm_px: float | None = None
     pixel_scale_arcsec: float | None = None
+    nan_policy: str = "raise"
+    cube_hdu: int | str | None = None
+    angles_hdu: int | str | None = None
+    angles_column: str | None = None
+    psf_hdu: int | str | None = None
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
+        v.check_choice(self.nan_policy, ("raise", "zero"), name="nan_policy")
+        for name in ("cube_hdu", "angles_hdu", "psf_hdu"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if value is not None and not isinstance(value, str):
+                value = v.check_int(value, name=name, minimum=0)
+            object.__setattr__(self, name, value)
+        if self.angles_column is not None and not isinstance(self.angles_column, str):
+            msg = f"angles_column must be a column name in quotes; got {self.angles_column!r}"
+            raise TypeError(msg)
         for name in ("cube", "angles", "psf"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):

@@ -8,12 +8,14 @@ what produced the image.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,69 +24,305 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
-from sodinn.exceptions import SodinnWarning
+from sodinn.exceptions import SettingError, SodinnWarning
 
-__all__ = ["file_checksum", "read_angles", "read_cube", "read_fits", "read_psf", "unwrap_angles", "write_fits"]
+__all__ = ["ANGLE_COLUMNS", "HDUChoice", "apply_nan_policy", "file_checksum", "read_angles", "read_cube", "read_fits",
+           "read_psf", "select_hdu", "unwrap_angles", "write_fits"]
 
 _NAN_POLICIES = ("raise", "zero")
 
 
-def read_fits(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndarray:
-    """Read the image of a FITS file as a float64 array.
+@dataclass(frozen=True)
+class HDUChoice:
+    """Where in a FITS file an array was read: the HDU (and the table column, for angles in a table).
+
+    Attributes
+    ----------
+    index : int
+        HDU index (0 is the primary HDU).
+    name : str
+        The HDU's ``EXTNAME`` (``"PRIMARY"`` for HDU 0 without one).
+    column : str or None
+        The column read, when the HDU is a binary or ASCII table.
+    shape : tuple of int
+        Shape of the array read.
+    """
+
+    index: int
+    name: str
+    column: str | None
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        """``HDU 1 ('SCI')``, or ``HDU 1 ('ANGLES') column 'PARANG'`` for a table column."""
+        where = f"HDU {self.index} ({self.name!r})"
+        return where if self.column is None else f"{where} column {self.column!r}"
+
+
+#: Names of table columns read as parallactic angles when the caller names none (case-insensitive)
+ANGLE_COLUMNS = ("PARANG", "PARA_ANG", "PARALLACTIC_ANGLE", "PA", "ANGLE", "ANGLES", "ANGLES_DEG", "DEROT_ANGLE",
+                 "ROTANG", "POSANG", "PARANGLE")
+
+#: Dimensions of the image each role accepts, in order of preference (a PSF may be a cube of stamps)
+_ROLE_NDIM = {"cube": (3,), "angles": (1,), "psf": (2, 3), "any": (3, 2, 1)}
+
+
+def select_hdu(
+    path: str | os.PathLike[str],
+    role: str = "any",
+    *,
+    hdu: int | str | None = None,
+    column: str | None = None,
+) -> HDUChoice:
+    """Find the HDU (and table column) of a FITS file that holds a cube, angles or a PSF.
+
+    Without ``hdu``, the first HDU whose image has the dimensions of ``role`` is chosen (a cube
+    stored after a small primary image is found); angles may also be a column of a table HDU
+    (``PARANG`` and the other names of :data:`ANGLE_COLUMNS`, or its only numeric column).
 
     Parameters
     ----------
     path : str or path-like
         FITS file.
-    hdu : int, optional
-        HDU index; default: the first HDU holding data.
+    role : {"cube", "angles", "psf", "any"}
+        What the array is: a cube ``(n, N, N)`` (3-D), angles (1-D, or a table column), a PSF
+        (2-D, or a 3-D cube of stamps), or any image (the one of most dimensions).
+    hdu : int or str, optional
+        HDU index or ``EXTNAME`` to read (default: found as above).
+    column : str, optional
+        Table column of the angles (default: found as above).
+
+    Returns
+    -------
+    HDUChoice
+        The HDU index and name, the column (tables only) and the shape of the array.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    SettingError
+        If ``hdu`` does not exist or holds no array of ``role``, no HDU holds one, or a table's
+        angle column cannot be told; the message lists what each HDU holds and names ``hdu`` or
+        ``column``.
+    ValueError
+        If the file is not valid, complete FITS, or ``role`` is unknown.
+    """
+    p = _existing(path)
+    with _open(p) as hdul:
+        return _select(p, hdul, role, hdu, column)
+
+
+def _select(p: Path, hdul: Any, role: str, hdu: int | str | None, column: str | None) -> HDUChoice:
+    ndims = _ROLE_NDIM[v.check_choice(role, tuple(_ROLE_NDIM), name="role")]
+    contents = [_hdu_content(h) for h in hdul]
+    if hdu is not None:
+        index = _hdu_index(hdul, hdu, p)
+        return _choose(p, hdul[index], index, contents, role, ndims, column, explicit=True)
+    for nd in ndims:
+        for index, (kind, shape, _) in enumerate(contents):
+            if kind == "image" and len(_squeezed(shape, role)) == nd:
+                return _choose(p, hdul[index], index, contents, role, ndims, column, explicit=False)
+    if role in ("angles", "any"):
+        for index, (kind, _, _) in enumerate(contents):
+            if kind == "table":
+                return _choose(p, hdul[index], index, contents, role, ndims, column, explicit=False)
+    images = [index for index, (kind, _, _) in enumerate(contents) if kind == "image"]
+    if len(images) == 1 and len(contents) - contents.count(("empty", (), ())) == 1:
+        # the file's only array: the caller's shape check says what is wrong with it
+        return HDUChoice(images[0], str(hdul[images[0]].name), None, contents[images[0]][1])
+    wanted = {"cube": "3-D image (n_frames, N, N)", "angles": "1-D image or table column of angles",
+              "psf": "2-D image (or cube of PSF stamps)", "any": "image or table"}[role]
+    raise SettingError(f"{p} holds no {wanted}: {_listing(contents)}; pass the right file, or name the HDU that "
+                       "holds it with {hdu}", hdu=None)
+
+
+def read_fits(
+    path: str | os.PathLike[str],
+    *,
+    hdu: int | str | None = None,
+    column: str | None = None,
+) -> np.ndarray:
+    """Read an image (or a table column) of a FITS file as a float64 array.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file.
+    hdu : int or str, optional
+        HDU index or ``EXTNAME``; default: the image of most dimensions (see :func:`select_hdu`).
+    column : str, optional
+        Column to read when the HDU is a table (see :func:`select_hdu`).
 
     Returns
     -------
     ndarray, float64
-        The image data, in the shape stored in the file.
+        The image data, in the shape stored in the file (a table column is 1-D).
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file is not valid FITS, is truncated, holds no image, or ``hdu`` does not exist.
+        If the file is not valid FITS, is truncated, holds no image, or ``hdu`` does not exist
+        (a :class:`~sodinn.exceptions.SettingError` naming ``hdu``).
 
     See Also
     --------
     read_cube, read_angles, read_psf : The readers that also check the shape of what they read.
     """
-    from astropy.io import fits
-    from astropy.utils.exceptions import AstropyUserWarning
+    return _read(path, "any", hdu, column)[0]
 
+
+def _read(path: str | os.PathLike[str], role: str, hdu: int | str | None,
+          column: str | None) -> tuple[np.ndarray, HDUChoice]:
+    """Read the array of ``role`` (see :func:`select_hdu`) and say where it was."""
+    p = _existing(path)
+    with _open(p) as hdul:
+        choice = _select(p, hdul, role, hdu, column)
+        h = hdul[choice.index]
+        raw = h.data[choice.column] if choice.column is not None else h.data
+        data = np.array(raw, dtype=np.float64)
+    return data, choice
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.is_file():
         msg = f"FITS file not found: {p}; check the path"
         raise FileNotFoundError(msg)
+    return p
+
+
+@contextlib.contextmanager
+def _open(p: Path) -> Iterator[Any]:
+    """Open a FITS file (no memory map); unreadable or truncated files raise ``ValueError`` naming the file."""
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", AstropyUserWarning)
-            with fits.open(p, memmap=False) as hdul:
-                if hdu is not None and not 0 <= hdu < len(hdul):
-                    msg = f"{p} has {len(hdul)} HDU(s); hdu={hdu} does not exist"
-                    raise ValueError(msg)
-                hdus = list(hdul) if hdu is None else [hdul[hdu]]
-                data = next((np.array(h.data, dtype=np.float64) for h in hdus if h.data is not None), None)
+            hdul = fits.open(p, memmap=False)
+            try:
+                hdul.readall()
+            except BaseException:
+                hdul.close()
+                raise
     except (OSError, TypeError, IndexError, KeyError, ValueError) as err:
         _raise_if_truncated(p, caught)
-        if isinstance(err, ValueError) and str(err).startswith(str(p)):
-            raise
         msg = f"cannot read {p} as FITS ({err}); is it a valid, complete FITS file?"
         raise ValueError(msg) from err
-    _raise_if_truncated(p, caught)
+    try:
+        _raise_if_truncated(p, caught)
+    except ValueError:
+        hdul.close()
+        raise
     for w in caught:  # anything else astropy said goes on to the caller
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if data is None:
-        msg = f"{p} holds no image data; pass the FITS file of the cube/angles/PSF"
-        raise ValueError(msg)
-    return data
+    try:
+        yield hdul
+    finally:
+        hdul.close()
+
+
+def _hdu_content(h: Any) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
+    """(kind, shape, numeric scalar columns) of an HDU; kind is "image", "table" or "empty"."""
+    from astropy.io import fits
+
+    if isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
+        if h.data is None:
+            return "empty", (), ()
+        names = tuple(name for name in h.columns.names
+                      if np.issubdtype(h.data[name].dtype, np.number) and h.data[name].ndim == 1)
+        return "table", (len(h.data),), names
+    if h.data is None:
+        return "empty", (), ()
+    return "image", tuple(int(n) for n in h.data.shape), ()
+
+
+def _squeezed(shape: tuple[int, ...], role: str) -> tuple[int, ...]:
+    """Angles stored as ``(n, 1)`` or ``(1, n)`` count as 1-D."""
+    if role in ("angles", "any") and len(shape) == 2 and 1 in shape:
+        return (max(shape),)
+    return shape
+
+
+def _hdu_index(hdul: Any, hdu: int | str, p: Path) -> int:
+    if isinstance(hdu, str) and not hdu.lstrip("-").isdigit():
+        names = [str(h.name).upper() for h in hdul]
+        if hdu.upper() not in names:
+            raise SettingError(f"{p} has no HDU named {hdu!r} (its HDUs: {', '.join(names)}); fix {{hdu}}", hdu=None)
+        return names.index(hdu.upper())
+    if isinstance(hdu, bool) or not isinstance(hdu, (int, np.integer, str)):
+        msg = f"hdu must be an HDU index or EXTNAME; got {hdu!r}"
+        raise TypeError(msg)
+    index = int(hdu)
+    if not 0 <= index < len(hdul):
+        raise SettingError(f"{p} has {len(hdul)} HDU(s) (0 to {len(hdul) - 1}); HDU {index} does not exist; "
+                           "fix {hdu}", hdu=None)
+    return index
+
+
+def _choose(p: Path, h: Any, index: int, contents: list[tuple[str, tuple[int, ...], tuple[str, ...]]], role: str,
+            ndims: tuple[int, ...], column: str | None, *, explicit: bool) -> HDUChoice:
+    kind, shape, columns = contents[index]
+    name = str(h.name) or ("PRIMARY" if index == 0 else "")
+    where = f"HDU {index} of {p.name}"
+    if kind == "empty":
+        raise SettingError(f"{where} holds no data ({_listing(contents)}); name another one with {{hdu}}", hdu=None)
+    if kind == "table":
+        if role not in ("angles", "any"):
+            raise SettingError(f"{where} is a table with columns {', '.join(h.columns.names)}, not "
+                               f"{'a cube' if role == 'cube' else 'an image'}; name the HDU of the image with {{hdu}} "
+                               f"({_listing(contents)})", hdu=None)
+        return HDUChoice(index, name, _angle_column(where, h, columns, column), shape)
+    if column is not None:
+        raise SettingError(f"{where} is an image, not a table; {{column}} applies to angles stored in a table",
+                           column=None)
+    if explicit and len(_squeezed(shape, role)) not in ndims:
+        dims = "x".join(map(str, shape))
+        raise SettingError(f"{where} holds a {len(shape)}-D image ({dims}), not {_ROLE_WORDS[role]}; "
+                           f"{_listing(contents)}; fix {{hdu}}", hdu=None)
+    return HDUChoice(index, name, None, shape)
+
+
+_ROLE_WORDS = {"cube": "a 3-D cube", "angles": "1-D angles", "psf": "a 2-D PSF (or a cube of stamps)",
+               "any": "an image"}
+
+
+def _angle_column(where: str, h: Any, numeric: tuple[str, ...], column: str | None) -> str:
+    names = list(h.columns.names)
+    if column is not None:
+        match = [n for n in names if n.upper() == column.upper()]
+        if not match:
+            raise SettingError(f"{where} is a table with columns {', '.join(names)}; it has no column {column!r}; "
+                               "fix {column}", column=None)
+        if match[0] not in numeric:
+            raise SettingError(f"column {match[0]!r} of {where} is not a column of numbers; fix {{column}}",
+                               column=None)
+        return match[0]
+    known = [n for n in numeric if n.upper() in ANGLE_COLUMNS]
+    if len(known) == 1:
+        return known[0]
+    if len(numeric) == 1:
+        return numeric[0]
+    raise SettingError(f"{where} is a table with columns {', '.join(names)}; name the column of the parallactic "
+                       "angles with {column}", column=None)
+
+
+def _listing(contents: list[tuple[str, tuple[int, ...], tuple[str, ...]]]) -> str:
+    """Say what each HDU holds, for messages: ``HDU 0: 2-D image 5x5; HDU 1: table with columns PARANG``."""
+    parts = []
+    for index, (kind, shape, columns) in enumerate(contents):
+        if kind == "image":
+            parts.append(f"HDU {index}: {len(shape)}-D image {'x'.join(map(str, shape))}")
+        elif kind == "table":
+            parts.append(f"HDU {index}: table of {shape[0]} rows with numeric columns {', '.join(columns) or 'none'}")
+        else:
+            parts.append(f"HDU {index}: empty")
+    return "; ".join(parts)
 
 
 def _raise_if_truncated(path: Path, caught: list[warnings.WarningMessage]) -> None:
@@ -94,18 +332,20 @@ def _raise_if_truncated(path: Path, caught: list[warnings.WarningMessage]) -> No
         raise ValueError(msg)
 
 
-def read_cube(path: str | os.PathLike[str], *, hdu: int | None = None, nan_policy: str = "raise") -> np.ndarray:
+def read_cube(path: str | os.PathLike[str], *, hdu: int | str | None = None, nan_policy: str = "raise") -> np.ndarray:
     """Read an ADI cube ``(n_frames, N, N)`` from FITS.
 
     Parameters
     ----------
     path : str or path-like
         FITS file of the cube.
-    hdu : int, optional
-        HDU index; default: the first HDU holding data.
+    hdu : int or str, optional
+        HDU index or ``EXTNAME``; default: the first HDU holding a 3-D image (see :func:`select_hdu`).
     nan_policy : {"raise", "zero"}
         What to do with NaN/inf pixels: raise (default) or replace them by 0 with a
-        :class:`~sodinn.exceptions.SodinnWarning`.
+        :class:`~sodinn.exceptions.SodinnWarning`. A frame without any finite pixel is refused
+        here (its angle must go with it): :meth:`sodinn.adi.sequence.ADISequence.from_fits` and
+        :func:`apply_nan_policy` drop such frames with their angles.
 
     Returns
     -------
@@ -118,20 +358,97 @@ def read_cube(path: str | os.PathLike[str], *, hdu: int | None = None, nan_polic
         If the file does not exist.
     ValueError
         If the file cannot be read (see :func:`read_fits`), is not a cube of square frames, holds
-        NaN/inf with ``nan_policy="raise"``, or ``nan_policy`` is unknown.
+        NaN/inf with ``nan_policy="raise"`` (a :class:`~sodinn.exceptions.SettingError` naming
+        ``nan_policy``), holds a frame without finite pixels, or ``nan_policy`` is unknown.
     """
     nan_policy = v.check_choice(nan_policy, _NAN_POLICIES, name="nan_policy")
-    data = read_fits(path, hdu=hdu)
+    data, _ = _read(path, "cube", hdu, None)
+    cube = v.check_cube(data, name=f"cube in {Path(path).name}", allow_nonfinite=True)
+    empty = _empty_frames(cube)
+    if empty.size and nan_policy == "zero":
+        msg = (f"cube in {Path(path).name}: frame(s) {_indices(empty)} hold no finite pixel; read the sequence with "
+               "ADISequence.from_fits(..., nan_policy='zero') or apply_nan_policy, which drop them with their angles")
+        raise ValueError(msg)
+    return _clean(cube, nan_policy, f"cube in {Path(path).name}")
+
+
+def apply_nan_policy(
+    cube: npt.ArrayLike,
+    angles_deg: npt.ArrayLike,
+    nan_policy: str = "raise",
+    *,
+    name: str = "cube",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply a NaN policy to a sequence: frames without any finite pixel go with their angles.
+
+    Parameters
+    ----------
+    cube : array-like, shape (n_frames, N, N)
+        The frames.
+    angles_deg : array-like, shape (n_frames,)
+        Parallactic angles, degrees.
+    nan_policy : {"raise", "zero"}
+        ``"raise"``: refuse any NaN/inf pixel. ``"zero"``: drop the frames that hold no finite pixel
+        (and their angles), set the other NaN/inf pixels to 0; both with a
+        :class:`~sodinn.exceptions.SodinnWarning` saying what was done.
+    name : str
+        What the cube is called in messages (e.g. the file name).
+
+    Returns
+    -------
+    cube : ndarray, shape (n_kept, N, N), float64
+        The frames kept, finite.
+    angles_deg : ndarray, shape (n_kept,), float64
+        Their angles.
+    dropped : ndarray of int
+        Indices (in the input) of the frames dropped.
+
+    Raises
+    ------
+    SettingError
+        If the cube holds NaN/inf and ``nan_policy="raise"`` (the message names ``nan_policy``), or
+        no frame is left.
+    ValueError
+        If the cube is not 3-D with square frames, the angles do not match the frames, or
+        ``nan_policy`` is unknown.
+    """
+    nan_policy = v.check_choice(nan_policy, _NAN_POLICIES, name="nan_policy")
+    arr = v.check_cube(cube, name=name, allow_nonfinite=True)
+    angles = v.check_angles(angles_deg, arr.shape[0])
+    dropped = _empty_frames(arr) if nan_policy == "zero" else np.zeros(0, dtype=int)
+    if dropped.size:
+        if dropped.size == arr.shape[0]:
+            raise SettingError(f"{name}: no frame holds a finite pixel; check the file ({{nan_policy}} cannot help)",
+                               nan_policy=None)
+        warnings.warn(f"{name}: dropped {dropped.size} frame(s) without any finite pixel ({_indices(dropped)}) "
+                      "and their angles", SodinnWarning, stacklevel=2)
+        keep = np.setdiff1d(np.arange(arr.shape[0]), dropped)
+        arr, angles = arr[keep], angles[keep]
+    return _clean(arr, nan_policy, name), angles, dropped
+
+
+def _empty_frames(cube: np.ndarray) -> np.ndarray:
+    """Return the indices of the frames without any finite pixel."""
+    return np.flatnonzero(~np.isfinite(cube).reshape(cube.shape[0], -1).any(axis=1))
+
+
+def _indices(indices: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:10])
+    return shown + (f", ... ({indices.size} in all)" if indices.size > 10 else "")
+
+
+def _clean(cube: np.ndarray, nan_policy: str, name: str) -> np.ndarray:
+    """Zero the NaN/inf pixels (``"zero"``, with a warning) or refuse them naming ``nan_policy``."""
+    bad = ~np.isfinite(cube)
+    if not bad.any():
+        return cube
     if nan_policy == "zero":
-        bad = ~np.isfinite(data)
-        if bad.any():
-            warnings.warn(f"{Path(path).name}: {int(bad.sum())} NaN/inf pixel(s) set to 0", SodinnWarning, stacklevel=2)
-            data[bad] = 0.0
-    try:
-        return v.check_cube(data, name=f"cube in {Path(path).name}")
-    except ValueError as err:
-        msg = f"{err} (nan_policy='zero' replaces NaN/inf by 0)" if "NaN" in str(err) else str(err)
-        raise ValueError(msg) from None
+        warnings.warn(f"{name}: {int(bad.sum())} NaN/inf pixel(s) set to 0", SodinnWarning, stacklevel=3)
+        cube[bad] = 0.0
+        return cube
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise SettingError(f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at index {first}); "
+                       "{nan_policy} sets them to 0 and drops frames without any finite pixel", nan_policy="zero")
 
 
 def unwrap_angles(angles_deg: npt.ArrayLike) -> np.ndarray:
@@ -164,15 +481,24 @@ def unwrap_angles(angles_deg: npt.ArrayLike) -> np.ndarray:
     return np.unwrap(angles, period=360.0)
 
 
-def read_angles(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndarray:
+def read_angles(
+    path: str | os.PathLike[str],
+    *,
+    hdu: int | str | None = None,
+    column: str | None = None,
+) -> np.ndarray:
     """Read parallactic angles (degrees) from FITS: ``(n, 1)`` is flattened, ±180° jumps unwrapped.
 
     Parameters
     ----------
     path : str or path-like
-        FITS file of the angles.
-    hdu : int, optional
-        HDU index; default: the first HDU holding data.
+        FITS file of the angles: a 1-D image (or ``(n, 1)``), or a column of a table HDU.
+    hdu : int or str, optional
+        HDU index or ``EXTNAME``; default: the first 1-D image, else the first table (see
+        :func:`select_hdu`).
+    column : str, optional
+        Table column of the angles; default: one named as in :data:`ANGLE_COLUMNS` (e.g.
+        ``PARANG``), or the table's only numeric column.
 
     Returns
     -------
@@ -184,21 +510,24 @@ def read_angles(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.n
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file cannot be read (see :func:`read_fits`), is not 1-D (or ``(n, 1)``) or holds NaN/inf.
+        If the file cannot be read (see :func:`read_fits`), holds no 1-D angles (nor a table column
+        that can be told: a :class:`~sodinn.exceptions.SettingError` naming ``hdu`` or ``column``),
+        or holds NaN/inf.
     """
-    data = read_fits(path, hdu=hdu)
+    data, _ = _read(path, "angles", hdu, column)
     return unwrap_angles(v.check_angles(data, name=f"angles in {Path(path).name}"))
 
 
-def read_psf(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndarray:
+def read_psf(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> np.ndarray:
     """Read an off-axis PSF stamp from FITS (a cube of PSFs is averaged over its first axis).
 
     Parameters
     ----------
     path : str or path-like
         FITS file of the PSF, ``(p, p)`` or ``(n, p, p)``.
-    hdu : int, optional
-        HDU index; default: the first HDU holding data.
+    hdu : int or str, optional
+        HDU index or ``EXTNAME``; default: the first HDU holding a 2-D image, else a 3-D one (see
+        :func:`select_hdu`).
 
     Returns
     -------
@@ -213,7 +542,7 @@ def read_psf(path: str | os.PathLike[str], *, hdu: int | None = None) -> np.ndar
         If the file cannot be read (see :func:`read_fits`), or the stamp is not square, smaller than
         3x3 px, non-finite, without a positive pixel, or off-centre (SPEC §1).
     """
-    data = read_fits(path, hdu=hdu)
+    data, _ = _read(path, "psf", hdu, None)
     if data.ndim == 3:
         data = data.mean(axis=0)
     return v.check_psf(data, name=f"psf in {Path(path).name}")

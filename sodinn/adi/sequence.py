@@ -12,8 +12,9 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 from sodinn.adi.geometry import frame_center
-from sodinn.adi.io import file_checksum, read_angles, read_cube, read_psf
+from sodinn.adi.io import apply_nan_policy, file_checksum, read_angles, read_fits, read_psf, select_hdu
 from sodinn.adi.psf import fit_fwhm, normalize_psf
+from sodinn.exceptions import SettingError
 
 __all__ = ["ADISequence"]
 
@@ -106,6 +107,10 @@ class ADISequence:
         fwhm_px: float | None = None,
         pixel_scale_arcsec: float | None = None,
         nan_policy: str = "raise",
+        cube_hdu: int | str | None = None,
+        angles_hdu: int | str | None = None,
+        angles_column: str | None = None,
+        psf_hdu: int | str | None = None,
     ) -> ADISequence:
         """Read a sequence from three FITS files; the FWHM is fitted on the PSF when not given.
 
@@ -123,13 +128,22 @@ class ADISequence:
         pixel_scale_arcsec : float, optional
             Plate scale, arcsec/px.
         nan_policy : {"raise", "zero"}
-            NaN/inf pixels of the cube: raise (default) or set them to 0 with a warning.
+            NaN/inf pixels of the cube: raise (default), or set them to 0 and drop the frames without
+            any finite pixel with their angles, with a warning (see
+            :func:`sodinn.adi.io.apply_nan_policy`).
+        cube_hdu, angles_hdu, psf_hdu : int or str, optional
+            HDU index or ``EXTNAME`` of each file; default: found from what the HDUs hold (see
+            :func:`sodinn.adi.io.select_hdu`).
+        angles_column : str, optional
+            Column of the angles when they are stored in a table HDU (default: ``PARANG`` or another
+            name of :data:`sodinn.adi.io.ANGLE_COLUMNS`, or the table's only numeric column).
 
         Returns
         -------
         ADISequence
-            Its provenance records the resolved file names, their SHA-256 checksums and whether the
-            FWHM was fitted or given (``fwhm_source``).
+            Its provenance records the resolved file names, their SHA-256 checksums, the HDU (and
+            column) each array was read from (``cube_hdu``, ...), the frames dropped by the NaN policy
+            (``dropped_frames``) and whether the FWHM was fitted or given (``fwhm_source``).
 
         Raises
         ------
@@ -137,21 +151,34 @@ class ADISequence:
             If one of the files does not exist.
         ValueError
             If a file cannot be read or the data fail the checks of :class:`ADISequence`, or the PSF
-            fit fails.
+            fit fails; a :class:`~sodinn.exceptions.SettingError` names the parameter that fixes it
+            (``nan_policy``, ``cube_hdu``, ...).
 
         Examples
         --------
         >>> seq = ADISequence.from_fits("cube.fits", "angles.fits", "psf.fits",
         ...                             pixel_scale_arcsec=0.0272)  # doctest: +SKIP
         """
-        cube = read_cube(cube_path, nan_policy=nan_policy)
-        angles = read_angles(angles_path)
-        psf = read_psf(psf_path)
+        where = {}
+        for role, path, hdu, column in (("cube", cube_path, cube_hdu, None),
+                                        ("angles", angles_path, angles_hdu, angles_column),
+                                        ("psf", psf_path, psf_hdu, None)):
+            try:
+                where[role] = select_hdu(path, role, hdu=hdu, column=column)
+            except SettingError as err:  # name the parameter of this method
+                raise err.renamed(hdu=f"{role}_hdu", column="angles_column") from None
+        raw = read_fits(cube_path, hdu=where["cube"].index)
+        angles = read_angles(angles_path, hdu=where["angles"].index, column=where["angles"].column)
+        cube, angles, dropped = apply_nan_policy(raw, angles, nan_policy, name=f"cube in {Path(cube_path).name}")
+        psf = read_psf(psf_path, hdu=where["psf"].index)
         fwhm = fit_fwhm(psf) if fwhm_px is None else fwhm_px
         provenance: dict[str, Any] = {"fwhm_source": "fit" if fwhm_px is None else "given"}
         for role, p in (("cube", cube_path), ("angles", angles_path), ("psf", psf_path)):
             provenance[f"{role}_file"] = str(Path(p).resolve())
             provenance[f"{role}_sha256"] = file_checksum(p)
+            provenance[f"{role}_hdu"] = str(where[role])
+        if dropped.size:
+            provenance["dropped_frames"] = [int(i) for i in dropped]
         return cls(cube, angles, psf, fwhm, pixel_scale_arcsec, provenance)
 
     @property

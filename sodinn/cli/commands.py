@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from sodinn.config import (
     field_names,
     load_toml,
 )
+from sodinn.exceptions import python_setting
 
-__all__ = ["FLAGS", "TABLES", "UserError", "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
+__all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
+           "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
            "cmd_survey", "cmd_train"]
 
 logger = logging.getLogger("sodinn")
@@ -55,7 +58,9 @@ TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
 
 #: Flags that set a setting: table -> {argparse destination: dataclass field}
 FLAGS: dict[str, dict[str, str]] = {
-    "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec"},
+    "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec",
+             "nan_policy": "nan_policy", "cube_hdu": "cube_hdu", "angles_hdu": "angles_hdu",
+             "angles_column": "angles_column", "psf_hdu": "psf_hdu"},
     "reduce": {"method": "method", "ncomp": "ncomp"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
@@ -65,6 +70,64 @@ FLAGS: dict[str, dict[str, str]] = {
     "roc": {"copies": "copies_per_band", "seed": "seed"},
     "engine": {"scheduler": "scheduler", "jobs": "n_workers"},
 }
+
+
+#: The configuration tables each command reads, in the order a setting named in a message is looked up
+COMMAND_TABLES: dict[str, tuple[str, ...]] = {
+    "reduce": ("reduce", "data", "engine"),
+    "samples": ("samples", "data", "engine"),
+    "train": ("train", "engine"),
+    "predict": ("predict", "data", "engine"),
+    "roc": ("roc", "data", "engine"),
+    "survey": ("samples", "train", "predict", "data", "engine"),
+    "info": ("data",),
+    "demo": (),
+}
+
+
+def cli_setting(command: str) -> Callable[[str, Any], str]:
+    """Return how ``sodinn COMMAND`` names a setting in an error message (for :meth:`SettingError.render`).
+
+    A setting with a flag of the command is written as the flag (``--nan-policy zero``); one that is
+    only a configuration key as the key and its table (``oracle_ncomp = 5 in the [samples] table of
+    --config``); anything else as Python writes it.
+
+    Parameters
+    ----------
+    command : str
+        The command (``"reduce"``, ``"samples"``, ...).
+
+    Returns
+    -------
+    callable
+        ``form(name, value) -> str``.
+    """
+
+    def form(name: str, value: Any) -> str:
+        for section in COMMAND_TABLES.get(command, ()):
+            for dest, field in FLAGS.get(section, {}).items():
+                if field == name:
+                    flag = "--" + dest.replace("_", "-")
+                    return flag if value is None or value is True else f"{flag} {_flag_value(value)}"
+            if name in _table_keys(section):
+                shown = "" if value is None else f" = {json.dumps(value)}"
+                return f"{name}{shown} in the [{section}] table of --config"
+        return python_setting(name, value)
+
+    return form
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(_flag_value(x) for x in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _table_keys(section: str) -> tuple[str, ...]:
+    cls, extra = TABLES.get(section, (None, ()))
+    if section == "roc":
+        cls = RocConfig
+    return (*field_names(cls), *extra) if cls is not None else extra
 
 
 def _apply_flags(table: dict[str, Any], args: argparse.Namespace, section: str) -> dict[str, Any]:
@@ -134,9 +197,12 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
             msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
             raise UserError(msg)
     seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
-                                pixel_scale_arcsec=config.pixel_scale_arcsec)
-    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px", paths["cube"].name, seq.n_frames, seq.frame_size,
-                seq.frame_size, seq.fwhm_px)
+                                pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
+                                cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
+                                angles_column=config.angles_column, psf_hdu=config.psf_hdu)
+    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px (cube from %s, angles from %s, PSF from %s)",
+                paths["cube"].name, seq.n_frames, seq.frame_size, seq.frame_size, seq.fwhm_px,
+                seq.provenance["cube_hdu"], seq.provenance["angles_hdu"], seq.provenance["psf_hdu"])
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 
@@ -230,7 +296,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        Exit status (0).
+        Exit status: 0, or 1 when a cube and its angles were given and do not match.
     """
     from sodinn.pipeline.info import describe
 
@@ -241,10 +307,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info) if args.json else info_text(info))
     cubes = [d for d in described if d.get("kind") == "cube"]
     angles = [d for d in described if d.get("kind") == "angles"]
-    if not args.json and len(cubes) == 1 and len(angles) == 1:
+    if len(cubes) == 1 and len(angles) == 1:
         n_frames, n_angles = cubes[0]["shape"][0], angles[0]["n_values"]
         verdict = "consistent" if n_frames == n_angles else "MISMATCH: pass one angle per frame"
-        print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})")
+        print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})", file=sys.stderr if args.json else sys.stdout)
+        if n_frames != n_angles:
+            return 1
     return 0
 
 

@@ -46,7 +46,8 @@ def info_text(info: dict[str, Any]) -> str:
         what = f"PSF/frame of {shape} px, FWHM " + (f"{fwhm:.2f} px (2-D Gaussian fit)" if isinstance(fwhm, float) else fwhm)
     else:
         what = f"image of shape {shape}"
-    return f"{info['file']}: {what}; {values}{bad}"
+    where = f" [{info['hdu']}]" if info.get("hdu") else ""
+    return f"{info['file']}{where}: {what}; {values}{bad}"
 
 
 def _samples_text(info: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
 from sodinn.config import EngineConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
+from sodinn.exceptions import SettingError
 from sodinn.learn.models import MODEL_NAMES
 
 __all__ = ["build_parser", "main"]
@@ -65,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ValueError, TypeError, OSError, KeyError) as err:
         if args.verbose:
             raise
-        message = (str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)) or type(err).__name__
+        if isinstance(err, SettingError):  # name the flag or configuration key, not the Python parameter
+            message = err.render(commands.cli_setting(args.command))
+        else:
+            message = (str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)) or type(err).__name__
         print(f"sodinn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -225,6 +229,22 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--psf", help="FITS off-axis PSF")
     parser.add_argument("--fwhm", type=float, help="PSF FWHM in px (default: 2-D Gaussian fit of the PSF)")
     parser.add_argument("--pixel-scale", type=float, help="arcsec per pixel")
+    parser.add_argument("--nan-policy", choices=("raise", "zero"),
+                        help="NaN/inf pixels of the cube: refuse them (default), or set them to 0 and drop frames "
+                        "without any finite pixel with their angles")
+    parser.add_argument("--cube-hdu", type=_hdu, metavar="HDU", help="HDU (index or EXTNAME) of the cube "
+                        "(default: the first 3-D image)")
+    parser.add_argument("--angles-hdu", type=_hdu, metavar="HDU", help="HDU (index or EXTNAME) of the angles "
+                        "(default: the first 1-D image, else a table)")
+    parser.add_argument("--angles-column", metavar="NAME", help="table column of the angles (default: PARANG or a "
+                        "similar name, or the only numeric column)")
+    parser.add_argument("--psf-hdu", type=_hdu, metavar="HDU", help="HDU (index or EXTNAME) of the PSF "
+                        "(default: the first 2-D image)")
+
+
+def _hdu(text: str) -> int | str:
+    """Read an HDU given on the command line: an index (digits) or an EXTNAME."""
+    return int(text) if text.strip().isdigit() else text
 
 
 def _add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sodinn.adi.io import read_fits
+from sodinn.adi.io import read_fits, select_hdu
 from sodinn.adi.psf import fit_fwhm
 from sodinn.learn.artifact import METADATA_FILE, read_metadata
 from sodinn.mlar.store import SampleFile
@@ -105,10 +105,12 @@ def info_kind(path: Path) -> str:
 
 
 def _fits_info(path: Path) -> dict[str, Any]:
-    data = read_fits(path)
+    choice = select_hdu(path, "any")
+    data = read_fits(path, hdu=choice.index, column=choice.column)
     finite = np.isfinite(data)
     info: dict[str, Any] = {
         "file": str(path),
+        "hdu": str(choice),
         "kind": "image",
         "shape": list(data.shape),
         "min": float(np.nanmin(data)) if finite.any() else None,

@@ -488,8 +488,9 @@ def write_synthetic_data(spec: Mapping[str, Any], folder: Path) -> dict[str, Any
 
 
 def _sequence(data: Mapping[str, Any]) -> ADISequence:
-    return ADISequence.from_fits(data["cube"], data["angles"], data["psf"], fwhm_px=data.get("fwhm_px"),
-                                 pixel_scale_arcsec=data.get("pixel_scale_arcsec"))
+    options = ("fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu", "angles_hdu", "angles_column", "psf_hdu")
+    return ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
+                                 **{key: data[key] for key in options if data.get(key) is not None})
 
 
 def _summary(target: Target, out: Path, truth: dict[str, Any] | None, ran: list[str]) -> dict[str, Any]:

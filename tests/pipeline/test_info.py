@@ -23,8 +23,8 @@ def test_cube(tmp_path):
     cube[1, 2, 3] = np.nan
     path = write_fits(tmp_path / "cube.fits", cube)
     info = describe(path)
-    assert info == {"file": str(path), "kind": "cube", "shape": [3, 21, 21], "min": 0.0, "max": float(cube.size - 1),
-                    "non_finite": 1}
+    assert info == {"file": str(path), "hdu": "HDU 0 ('PRIMARY')", "kind": "cube", "shape": [3, 21, 21], "min": 0.0,
+                    "max": float(cube.size - 1), "non_finite": 1}
 
 
 def test_angles_as_a_row_or_a_column(tmp_path):

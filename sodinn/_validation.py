@@ -12,6 +12,8 @@ import numbers
 import numpy as np
 import numpy.typing as npt
 
+from sodinn.exceptions import SettingError
+
 __all__: list[str] = []
 
 
@@ -186,8 +188,12 @@ def check_psf(psf: npt.ArrayLike, *, frame_size: int | None = None, name: str = 
     return arr
 
 
-def check_positions_xy(positions: npt.ArrayLike, *, name: str = "positions_xy") -> np.ndarray:
-    """Return positions as a float64 ``(n, 2)`` array of (x, y) pixel coordinates."""
+def check_positions_xy(positions: npt.ArrayLike, *, name: str = "positions_xy", frame_size: int | None = None) -> np.ndarray:
+    """Return positions as a float64 ``(n, 2)`` array of (x, y) pixel coordinates, inside the frame if its size is given.
+
+    A position outside ``[0, frame_size - 1]`` in x or y raises a :class:`~sodinn.exceptions.SettingError`
+    naming ``name`` (so the command line names its flag, e.g. ``--mask``).
+    """
     arr = _as_float_array(positions, name)
     if arr.ndim == 1 and arr.size == 2:
         arr = arr[None, :]
@@ -195,7 +201,24 @@ def check_positions_xy(positions: npt.ArrayLike, *, name: str = "positions_xy") 
         msg = f"{name} must be (x, y) or an (n, 2) array of (x, y) pairs; got shape {arr.shape}"
         raise ValueError(msg)
     _check_finite(arr, name)
+    if frame_size is not None:
+        outside = np.flatnonzero(((arr < 0) | (arr > frame_size - 1)).any(axis=1))
+        if outside.size:
+            x, y = arr[outside[0]]
+            where = f"({x:g}, {y:g}) lies outside the {frame_size}x{frame_size} px frame"
+            fix = f"x and y go from 0 to {frame_size - 1} px (pixel positions in the frame, x along a row)"
+            if name.isidentifier():
+                raise SettingError(f"{{{name}}}: {where}; {fix}", **{name: None})
+            msg = f"{name}: {where}; {fix}"
+            raise ValueError(msg)
     return arr
+
+
+def check_sources_in_frame(config: object, frame_size: int) -> None:
+    """Check the ``known_sources_xy`` of a settings object against the frame size (see :func:`check_positions_xy`)."""
+    sources = getattr(config, "known_sources_xy", ())
+    if len(sources):
+        check_positions_xy(sources, name="known_sources_xy", frame_size=frame_size)
 
 
 def _as_float_array(value: npt.ArrayLike, name: str) -> np.ndarray:

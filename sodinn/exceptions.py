@@ -79,6 +79,22 @@ class SettingError(ValueError):
         """
         return self.template.format(**{name: form(name, value) for name, value in self.settings.items()})
 
+    def prefixed(self, prefix: str) -> SettingError:
+        """Return the same error with ``prefix`` (e.g. where in a file the setting was read) before the message.
+
+        Parameters
+        ----------
+        prefix : str
+            Text put before the message, followed by ``": "``.
+
+        Returns
+        -------
+        SettingError
+            A new error naming the same settings.
+        """
+        escaped = prefix.replace("{", "{{").replace("}", "}}")
+        return SettingError(f"{escaped}: {self.template}", **self.settings)
+
     def renamed(self, **names: str) -> SettingError:
         """Return the same error with settings renamed, as a caller that sets them under other names sees it.
 

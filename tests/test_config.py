@@ -78,7 +78,8 @@ def test_check_known_keys_and_its_extra_keys():
 
 
 def test_field_names_are_in_definition_order():
-    assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec")
+    assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu",
+                                       "angles_hdu", "angles_column", "psf_hdu")
     assert field_names(ReduceConfig) == ("method", "ncomp")
     assert field_names(PredictConfig) == ("threshold", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")

@@ -138,7 +138,7 @@ def snr_details(
     """
     arr = v.check_frame(frame)
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
-    xy = v.check_positions_xy(source_xy, name="source_xy")
+    xy = v.check_positions_xy(source_xy, name="source_xy", frame_size=arr.shape[0])
     if xy.shape[0] != 1:
         msg = f"source_xy must be one (x, y) position; got {xy.shape[0]}"
         raise ValueError(msg)

@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ COMMAND_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def cli_setting(command: str) -> Callable[[str, Any], str]:
+def cli_setting(command: str, dests: Collection[str] | None = None) -> Callable[[str, Any], str]:
     """Return how ``sodinn COMMAND`` names a setting in an error message (for :meth:`SettingError.render`).
 
     A setting with a flag of the command is written as the flag (``--nan-policy zero``); one that is
@@ -96,6 +96,9 @@ def cli_setting(command: str) -> Callable[[str, Any], str]:
     ----------
     command : str
         The command (``"reduce"``, ``"samples"``, ...).
+    dests : collection of str, optional
+        The argparse destinations the command has (``vars(args)``); a flag of :data:`FLAGS` the
+        command lacks is not offered. Default: all of :data:`FLAGS`.
 
     Returns
     -------
@@ -106,7 +109,7 @@ def cli_setting(command: str) -> Callable[[str, Any], str]:
     def form(name: str, value: Any) -> str:
         for section in COMMAND_TABLES.get(command, ()):
             for dest, field in FLAGS.get(section, {}).items():
-                if field == name:
+                if field == name and (dests is None or dest in dests):
                     flag = "--" + dest.replace("_", "-")
                     return flag if value is None or value is True else f"{flag} {_flag_value(value)}"
             if name in _table_keys(section):
@@ -200,9 +203,10 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
                                 pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
                                 cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
                                 angles_column=config.angles_column, psf_hdu=config.psf_hdu)
-    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px (cube from %s, angles from %s, PSF from %s)",
-                paths["cube"].name, seq.n_frames, seq.frame_size, seq.frame_size, seq.fwhm_px,
-                seq.provenance["cube_hdu"], seq.provenance["angles_hdu"], seq.provenance["psf_hdu"])
+    where = [f"{k} from {seq.provenance[k + '_hdu']}" for k in ("cube", "angles", "psf")
+             if not seq.provenance[f"{k}_hdu"].startswith("HDU 0 ")]
+    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px%s", paths["cube"].name, seq.n_frames, seq.frame_size,
+                seq.frame_size, seq.fwhm_px, f" ({', '.join(where)})" if where else "")
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 

@@ -8,17 +8,20 @@ check that each exists), and the defaults printed by ``--help`` are read from th
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from sodinn._version import __version__
 from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
 from sodinn.config import EngineConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
-from sodinn.exceptions import SettingError
+from sodinn.exceptions import SettingError, SodinnWarning
 from sodinn.learn.models import MODEL_NAMES
 
 __all__ = ["build_parser", "main"]
@@ -59,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # sodinn's warnings are notes for the user: one plain line each
+            warnings.simplefilter("always", SodinnWarning)
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader of stdout went away (`sodinn info ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141
@@ -67,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         if isinstance(err, SettingError):  # name the flag or configuration key, not the Python parameter
-            message = err.render(commands.cli_setting(args.command))
+            message = err.render(commands.cli_setting(args.command, set(vars(args))))
         else:
             message = (str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)) or type(err).__name__
         print(f"sodinn {args.command}: error: {message}", file=sys.stderr)
@@ -75,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sodinn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(command: str, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Print a warning as ``sodinn COMMAND: warning: ...`` (sodinn's own) or in Python's format (others)."""
+    if issubclass(category, SodinnWarning):
+        print(f"sodinn {command}: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

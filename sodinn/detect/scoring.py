@@ -90,7 +90,7 @@ def disc_mask(shape: tuple[int, int], x: float, y: float, radius: float) -> np.n
     return (yy - y) ** 2 + (xx - x) ** 2 < radius**2
 
 
-def _positions(xy: npt.ArrayLike | None, name: str) -> np.ndarray:
+def _positions(xy: npt.ArrayLike | None, name: str, frame_size: int) -> np.ndarray:
     arr = np.asarray(xy if xy is not None else [], dtype=np.float64)
     if arr.size == 0:
         return np.zeros((0, 2))
@@ -98,7 +98,7 @@ def _positions(xy: npt.ArrayLike | None, name: str) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)):
         msg = f"{name} must be (x, y) positions, shape (n, 2), finite; got shape {arr.shape}"
         raise ValueError(msg)
-    return arr
+    return v.check_positions_xy(arr, name=name, frame_size=frame_size)
 
 
 def score_blobs(
@@ -172,8 +172,8 @@ def score_blobs(
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
     thr = v.check_real(threshold, name="threshold")
     npix = v.check_int(npix, name="npix", minimum=1)
-    injections = _positions(injections_xy, "injections_xy")
-    known = _positions(known_sources_xy, "known_sources_xy")
+    injections = _positions(injections_xy, "injections_xy", arr.shape[0])
+    known = _positions(known_sources_xy, "known_sources_xy", arr.shape[0])
     above = arr > thr
     if region is not None:
         if np.shape(region) != arr.shape:

@@ -186,7 +186,7 @@ def ring_noise(
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
     sep = v.check_positive(sep_px, name="sep_px")
     theta = math.radians(v.check_real(theta0_deg, name="theta0_deg"))
-    sources = known_positions(known_sources_xy)
+    sources = known_positions(known_sources_xy, arr.shape[0])
     cy, cx = frame_center(arr.shape)
     details = snr_details(arr, (cx + sep * math.cos(theta), cy + sep * math.sin(theta)), fwhm)
     fluxes = np.r_[details.signal_flux, details.noise_fluxes]
@@ -396,13 +396,15 @@ def default_radii(sequence: ADISequence, *, step_fwhm: float = 0.5) -> np.ndarra
     return fwhm * np.arange(1.0, stop / fwhm + 1e-9, v.check_positive(step_fwhm, name="step_fwhm"))
 
 
-def known_positions(xy: Sequence[tuple[float, float]] | npt.ArrayLike) -> np.ndarray:
+def known_positions(xy: Sequence[tuple[float, float]] | npt.ArrayLike, frame_size: int | None = None) -> np.ndarray:
     """Return known sources as a checked ``(n, 2)`` array of (x, y), px.
 
     Parameters
     ----------
     xy : array-like, shape (n, 2) or (2,)
         Positions (x, y) of the known sources, px; empty for none.
+    frame_size : int, optional
+        Size N of the ``N x N`` frame the positions must lie in.
 
     Returns
     -------
@@ -414,7 +416,8 @@ def known_positions(xy: Sequence[tuple[float, float]] | npt.ArrayLike) -> np.nda
     TypeError
         If ``xy`` is not numeric.
     ValueError
-        If ``xy`` is not ``(n, 2)`` or holds a value that is not finite.
+        If ``xy`` is not ``(n, 2)``, holds a value that is not finite, or lies outside the frame (a
+        :class:`~sodinn.exceptions.SettingError` naming ``known_sources_xy``).
 
     Examples
     --------
@@ -424,7 +427,7 @@ def known_positions(xy: Sequence[tuple[float, float]] | npt.ArrayLike) -> np.nda
     array([[12. , 30.5]])
     """
     arr = np.asarray(xy, dtype=np.float64)
-    return np.zeros((0, 2)) if arr.size == 0 else v.check_positions_xy(arr, name="known_sources_xy")
+    return np.zeros((0, 2)) if arr.size == 0 else v.check_positions_xy(arr, name="known_sources_xy", frame_size=frame_size)
 
 
 def _free_theta(theta: float, sep: float, centre: tuple[float, float], sources: np.ndarray, exclusion: float) -> float:
@@ -538,7 +541,7 @@ def classical_contrast_curve(
     if star_flux is not None:
         v.check_positive(star_flux, name="star_flux")
     lam = fwhm if lambda_d_px is None else v.check_positive(lambda_d_px, name="lambda_d_px")
-    sources = known_positions(known_sources_xy)
+    sources = known_positions(known_sources_xy, sequence.frame_size)
     exclusion = v.check_positive(mask_radius_fwhm, name="mask_radius_fwhm") * fwhm
     rng = np.random.default_rng(v.check_int(seed, name="seed", minimum=0))
 

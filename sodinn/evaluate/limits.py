@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sodinn import _validation as v
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import LimitConfig, SampleConfig
@@ -370,13 +371,15 @@ def detection_limits(
     Raises
     ------
     ValueError
-        Before any work: an unknown baseline, a model named like a baseline, separations outside
+        Before any work: a known source outside the frame, an unknown baseline, a model named like a
+        baseline, separations outside
         1 FWHM .. N/2 - FWHM, thresholds for unknown methods or of the wrong shape, a model trained on
         data of another FWHM.
     FileNotFoundError
         For a model folder without ``model.json``.
     """
     config = config or LimitConfig()
+    v.check_sources_in_frame(config, sequence.frame_size)
     model_paths = check_methods(models, config.baselines)
     names = method_names(model_paths, config.baselines)
     fwhm = sequence.fwhm_px

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
@@ -221,8 +222,9 @@ def run_roc(
     Raises
     ------
     ValueError
-        Before any work: a bad scheduler, an unknown baseline, a model named like a baseline, a model
-        trained on data of another FWHM, nothing to evaluate, or a band outside the frame.
+        Before any work: a bad scheduler, a known source outside the frame, an unknown baseline, a model
+        named like a baseline, a model trained on data of another FWHM, nothing to evaluate, or a band
+        outside the frame.
     FileNotFoundError
         For a model folder without ``model.json``.
 
@@ -244,6 +246,7 @@ def run_roc(
     """
     config = config or RocConfig()
     check_scheduler(scheduler)
+    v.check_sources_in_frame(config, sequence.frame_size)
     model_paths = check_methods(models, config.baselines)
     for path in model_paths.values():
         check_compatible(read_metadata(path), sequence.fwhm_px)

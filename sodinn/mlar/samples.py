@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn._version import __version__
 from sodinn.adi.geometry import Annuli, frame_center
 from sodinn.adi.psf import crop_psf
@@ -523,12 +524,14 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
     TypeError
         If ``sequence`` is not an :class:`~sodinn.adi.sequence.ADISequence`.
     ValueError
-        If the patch is smaller than 2 FWHM, no annulus fits, ``n_ranks`` needs more frames, or an
-        annulus cannot be made within ``config.memory_budget_gib``.
+        If a known source lies outside the frame (a :class:`~sodinn.exceptions.SettingError` naming
+        ``known_sources_xy``), the patch is smaller than 2 FWHM, no annulus fits, ``n_ranks`` needs
+        more frames, or an annulus cannot be made within ``config.memory_budget_gib``.
     """
     if not isinstance(sequence, ADISequence):
         msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"
         raise TypeError(msg)
+    v.check_sources_in_frame(config, sequence.frame_size)
     annuli = sample_annuli(sequence, config)
     if config.n_ranks > sequence.n_frames - 1:
         msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"

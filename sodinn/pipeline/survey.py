@@ -40,12 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn._atomic import atomic_path
-from sodinn.adi.io import file_checksum, write_fits
+from sodinn.adi.io import file_checksum, select_hdu, write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import DataConfig, EngineConfig, PredictConfig, SampleConfig, TrainConfig, field_names, load_toml
 from sodinn.datasets import make_adi_sequence
 from sodinn.engine import check_scheduler, map_jobs, runs_in_process
+from sodinn.exceptions import SettingError
 from sodinn.learn.artifact import METADATA_FILE, metadata_digest, read_metadata
 from sodinn.learn.models import check_model_name
 from sodinn.pipeline.predict import PREDICT_FILES, predict_products
@@ -218,9 +220,14 @@ def _target(entry: dict[str, Any], i: int, shared_samples: dict[str, Any], share
         samples = {**shared_samples, **_sub_table(entry, "samples")}
         known = [*samples.get("known_sources_xy", []), *entry.get("known_sources_xy", [])]
         sample_config = SampleConfig.from_dict({**samples, "known_sources_xy": known})
+        if data is not None:  # positions against the frame size in the file's header, before any target runs
+            shape = select_hdu(data["cube"], "cube", hdu=data.get("cube_hdu")).shape
+            v.check_sources_in_frame(sample_config, shape[-1])
         train_config = TrainConfig.from_dict({**shared_train, **_sub_table(entry, "train")})
         check_model_name(train_config.model)
         thr = _threshold(entry.get("threshold", threshold), "threshold")
+    except SettingError as err:
+        raise err.prefixed(where) from None
     except (TypeError, ValueError, FileNotFoundError) as err:
         raise type(err)(f"{where}: {err}") from None
     return Target(name=name, samples=sample_config, train=train_config, threshold=thr, data=data, synthetic=synthetic,

@@ -39,6 +39,7 @@ from sodinn.detect.calibration import Calibration, calibrate
 from sodinn.detect.scoring import score_blobs
 from sodinn.engine import check_scheduler
 from sodinn.evaluate.copies import Injection, cache_key, check_methods, free_position, load_model, method_names, run_copies
+from sodinn.exceptions import SettingError
 from sodinn.learn.artifact import check_compatible, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_psf
@@ -56,14 +57,12 @@ def _check_bands(sequence: ADISequence, config: RocConfig, lambda_d: float) -> N
     limit = sequence.frame_size / 2 - sequence.fwhm_px
     for (lo, hi), (lo_px, hi_px) in zip(config.bands_lambda_d, _band_px(config, lambda_d)):
         if hi_px > limit:
-            msg = (
-                f"band {lo:g}-{hi:g} lambda/D reaches {hi_px:.1f} px, beyond the last separation with full S/N apertures "
-                f"({limit:.1f} px in {sequence.frame_size} px frames); lower its outer edge to at most {limit / lambda_d:.2f}"
-            )
-            raise ValueError(msg)
+            raise SettingError(f"band {lo:g}-{hi:g} lambda/D reaches {hi_px:.1f} px, beyond the last separation with full "
+                               f"S/N apertures ({limit:.1f} px in {sequence.frame_size} px frames); lower its outer edge "
+                               f"in {{bands_lambda_d}} to at most {limit / lambda_d:.2f}", bands_lambda_d=None)
         if lo_px < 0.5 * sequence.fwhm_px:
-            msg = f"band {lo:g}-{hi:g} lambda/D starts at {lo_px:.1f} px, inside the star's core; start at >= 0.5 FWHM"
-            raise ValueError(msg)
+            raise SettingError(f"band {lo:g}-{hi:g} lambda/D starts at {lo_px:.1f} px, inside the star's core; start the "
+                               "bands of {bands_lambda_d} at >= 0.5 FWHM", bands_lambda_d=None)
 
 
 def roc_injections(sequence: ADISequence, config: RocConfig, flux_curve: tuple[np.ndarray, np.ndarray] | None = None) -> list[Injection]:

@@ -34,6 +34,7 @@ from sodinn.adi.geometry import annulus_indices, frame_center, patch_offsets
 from sodinn.adi.injection import FourierShifter
 from sodinn.adi.pca import cevr, k_list_from_cevr
 from sodinn.config import SampleConfig
+from sodinn.exceptions import SettingError
 
 __all__ = ["MAX_BATCH", "AnnulusGeometry", "AnnulusOperator", "MemoryPlan", "no_cyclic_gc", "single_blas_thread",
            "top_eigenvectors"]
@@ -111,10 +112,10 @@ class MemoryPlan:
         self.per_batch_sample = 64 * n * (q + 2 * psf_px + 8)  # shifted stamps, their operators and columns
         self.minimum_bytes = self.fixed + self.per_sample + self.per_batch_sample + self.per_pixel * p2
         if budget < self.minimum_bytes:
-            msg = (f"memory_budget_gib={budget_gib:g} is too small for an annulus of {n_reg} region pixels over {n} frames: "
-                   f"it needs at least {self.minimum_bytes / 2**30:.3g} GiB; raise memory_budget_gib, lower "
-                   f"samples_per_annulus or bin the frames (sodinn.adi.binning.bin_frames)")
-            raise ValueError(msg)
+            need = math.ceil(100 * self.minimum_bytes / 2**30) / 100
+            raise SettingError(f"a memory budget of {budget_gib:g} GiB is too small for an annulus of {n_reg} region pixels "
+                               f"over {n} frames: it needs at least {self.minimum_bytes / 2**30:.3g} GiB; set {{memory_budget_gib}}, lower {{samples_per_annulus}} or bin the "
+                               "frames (sodinn.adi.binning.bin_frames)", memory_budget_gib=need, samples_per_annulus=None)
         free = budget - self.fixed - self.per_sample
         self.table = self.table_bytes <= free // 2
         if self.table:
@@ -278,8 +279,8 @@ class AnnulusOperator:
         if config.k_policy == "fixed":
             self.ks = np.asarray(config.k_list, dtype=np.int64)
             if self.ks[-1] > n:
-                msg = f"k_list goes up to {self.ks[-1]} but the sequence has only {n} frames; lower k_list"
-                raise ValueError(msg)
+                raise SettingError(f"the ranks go up to {self.ks[-1]} but the sequence has only {n} frames; lower "
+                                   "{k_list}", k_list=None)
         else:
             self.ks = k_list_from_cevr(cevr(self.m_ext[:, : self.n_reg], standardize=True), config.n_ranks,
                                        threshold=config.cevr_threshold)

@@ -34,6 +34,7 @@ from sodinn.adi.geometry import Annuli, frame_center
 from sodinn.adi.psf import crop_psf
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
+from sodinn.exceptions import SettingError
 from sodinn.mlar.augmentation import augment_samples
 from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, single_blas_thread
 
@@ -235,29 +236,22 @@ def sample_annuli(sequence: ADISequence, config: SampleConfig) -> Annuli:
     """
     fwhm = sequence.fwhm_px
     if config.patch_px < 2 * fwhm:
-        msg = (
-            f"patch_px={config.patch_px} is smaller than 2 FWHM ({2 * fwhm:.1f} px); "
-            f"use an odd patch of at least {2 * math.ceil(fwhm) + 1} px"
-        )
-        raise ValueError(msg)
+        raise SettingError(f"a patch of {config.patch_px} px is smaller than 2 FWHM ({2 * fwhm:.1f} px); set "
+                           "{patch_px} (an odd size, at least 2 FWHM)", patch_px=2 * math.ceil(fwhm) + 1)
     margin = math.ceil(config.patch_px / 2) + 1
     limit: float = sequence.frame_size // 2 - margin
     if config.r_out_fwhm is not None:
         if config.r_out_fwhm * fwhm > limit:
-            msg = (
-                f"r_out_fwhm={config.r_out_fwhm} ({config.r_out_fwhm * fwhm:.1f} px) puts the widened SVD region outside "
-                f"the frame; at most {limit / fwhm:.2f} FWHM with patch_px={config.patch_px}"
-            )
-            raise ValueError(msg)
+            raise SettingError(f"an outer radius of {config.r_out_fwhm:g} FWHM ({config.r_out_fwhm * fwhm:.1f} px) puts the "
+                               f"widened SVD region outside the frame with {config.patch_px} px patches; set {{r_out_fwhm}} "
+                               "or a smaller {patch_px}", r_out_fwhm=math.floor(100 * limit / fwhm) / 100, patch_px=None)
         limit = config.r_out_fwhm * fwhm
     r_in = config.r_in_fwhm * fwhm
     n = int(math.floor((limit - r_in) / fwhm + 1e-9))
     if n < 1:
-        msg = (
-            f"no 1-FWHM annulus fits between {r_in:.1f} px and {limit:.1f} px in {sequence.frame_size}x{sequence.frame_size} "
-            f"px frames with patch_px={config.patch_px}; lower r_in_fwhm or patch_px"
-        )
-        raise ValueError(msg)
+        raise SettingError(f"no 1-FWHM annulus fits between {r_in:.1f} px and {limit:.1f} px in {sequence.frame_size}x"
+                           f"{sequence.frame_size} px frames with {config.patch_px} px patches; lower {{r_in_fwhm}} or "
+                           "{patch_px}", r_in_fwhm=None, patch_px=None)
     return Annuli(shape=(sequence.frame_size, sequence.frame_size), edges_px=r_in + fwhm * np.arange(n + 1))
 
 
@@ -541,6 +535,8 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
         geometry = AnnulusGeometry(sequence.frame_size, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), config.patch_px)
         try:
             geometry.plan(config, sequence.n_frames, psf.shape[0])
+        except SettingError as err:
+            raise err.prefixed(f"annulus {i} ({annuli.r_in_px[i]:.1f}-{annuli.r_out_px[i]:.1f} px)") from None
         except ValueError as err:
             msg = f"annulus {i} ({annuli.r_in_px[i]:.1f}-{annuli.r_out_px[i]:.1f} px): {err}"
             raise ValueError(msg) from None

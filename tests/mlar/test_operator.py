@@ -84,7 +84,7 @@ def test_geometry_plan_follows_the_config():
     assert fixed.fixed < plan.fixed and fixed.per_sample < plan.per_sample  # k_max = 5 instead of n_frames - 1
     every = geo.plan(_small_config(samples_per_annulus=None), n_frames=24, psf_px=17)
     assert every.fixed > plan.fixed  # one sample of each class per centre instead of 12
-    with pytest.raises(ValueError, match="memory_budget_gib=0.0001 is too small"):
+    with pytest.raises(ValueError, match="memory budget of 0.0001 GiB is too small"):
         geo.plan(_small_config(memory_budget_gib=0.0001), n_frames=24)
 
 
@@ -93,8 +93,8 @@ def test_geometry_plan_follows_the_config():
 
 def test_memory_plan_too_small_budget_message():
     need = _plan(4.0).minimum_bytes / 2**30
-    with pytest.raises(ValueError, match=(r"memory_budget_gib=0.001 is too small for an annulus of 1500 region pixels over 30 "
-                                          r"frames: it needs at least .* GiB; raise memory_budget_gib, lower samples_per_annulus "
+    with pytest.raises(ValueError, match=(r"memory budget of 0.001 GiB is too small for an annulus of 1500 region pixels over 30 "
+                                          r"frames: it needs at least .* GiB; set memory_budget_gib=.*, lower samples_per_annulus "
                                           r"or bin the frames \(sodinn.adi.binning.bin_frames\)")):
         _plan(0.001)
     _plan(1.0001 * need)  # just enough is accepted
@@ -202,7 +202,7 @@ def test_operator_holds_the_region_matrix_and_its_ranks(synthetic, operator):
 def test_operator_refuses_more_ranks_than_frames(synthetic):
     cfg = SampleConfig(patch_px=7, n_ranks=2, k_policy="fixed", k_list=(3, 30))
     usable = np.ones((49, 49), dtype=bool)
-    with pytest.raises(ValueError, match="k_list goes up to 30 but the sequence has only 24 frames; lower k_list"):
+    with pytest.raises(ValueError, match="ranks go up to 30 but the sequence has only 24 frames; lower k_list"):
         AnnulusOperator(np.asarray(synthetic.cube), synthetic.angles_deg, 8.0, 12.0, cfg, usable)
 
 

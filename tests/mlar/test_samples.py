@@ -145,7 +145,7 @@ def test_bad_configuration_for_the_data(synthetic):
 
 def test_too_small_memory_budget_is_refused_before_any_work(synthetic):
     cfg = _small_config(memory_budget_gib=0.001)
-    with pytest.raises(ValueError, match=r"annulus \d+ .*memory_budget_gib=0.001 is too small.*needs at least"):
+    with pytest.raises(ValueError, match=r"annulus \d+ .*memory budget of 0.001 GiB is too small.*needs at least"):
         make_samples(synthetic, cfg, progress=False)  # would run the S/N oracle first if the check came later
     with pytest.raises(ValueError, match="memory_budget_gib must be a positive number"):
         SampleConfig(memory_budget_gib=0.0)

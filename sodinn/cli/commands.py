@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn._atomic import check_writable_output
 from sodinn.cli.info import info_text
 from sodinn.config import (
     DataConfig,
@@ -210,12 +211,17 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 
-def _output_folder(path: Path) -> Path:
-    """Refuse an output folder that is an existing file (before any work is done)."""
-    if path.exists() and not path.is_dir():
-        msg = f"output {path} is a file; pass a folder (it is created if needed)"
-        raise UserError(msg)
-    return path
+def _output_folder(path: Path, table: str | None = None, *, kind: str = "folder") -> Path:
+    """Refuse, before any work, an output that cannot be written (a file for a folder, no permission...).
+
+    The message names the path and the settings that choose another: ``--output`` (and the ``output``
+    key of ``[table]``).
+    """
+    name = "--output" if table is None else f"--output (or [{table}] output)"
+    try:
+        return check_writable_output(path, kind=kind, name=name)
+    except OSError as err:
+        raise UserError(str(err)) from None
 
 
 def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, what: str) -> Path:
@@ -267,6 +273,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from sodinn.pipeline.demo import run_demo
 
+    _output_folder(Path(args.output))
     result = run_demo(args.output, seed=args.seed, train=not args.no_train, progress=not args.quiet)
     synth, reductions = result.synthetic, result.reductions
     print(f"{'companion':>10s} {'x':>6s} {'y':>6s} {'flux':>7s} " + " ".join(f"{'S/N ' + m:>12s}" for m in reductions))
@@ -344,8 +351,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         get_baseline(config.method)
     except (TypeError, ValueError) as err:
         raise UserError(str(err)) from None
+    out = _output_folder(_output_path(args.output, output, base, "reduce_output"), "reduce")
     seq, data = _load_sequence(args, cfg, base)
-    out = _output_path(args.output, output, base, "reduce_output")
     effective = {"data": data, "reduce": {**config.to_dict(), "output": str(out)}}
     results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective},
                                settings=effective)
@@ -372,10 +379,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
     cfg, base = _load_config(args)
     table = dict(cfg.get("samples", {}))
-    out = _output_path(args.output, table.pop("output", None), base, "samples.h5")
-    if out.is_dir():
-        msg = f"output {out} is a folder; pass a file name such as {out / 'samples.h5'}"
-        raise UserError(msg)
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "samples.h5"), "samples", kind="file")
     config = SampleConfig.from_dict(_apply_flags(table, args, "samples"))  # bad settings fail here, before any work
     engine = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
@@ -406,7 +410,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, base = _load_config(args)
     table = dict(cfg.get("train", {}))
-    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"))
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"), "train")
     try:
         samples_file = _input_path(args.samples_file, [table.pop("samples", None), cfg.get("samples", {}).get("output")],
                                    base, "sample file")
@@ -460,7 +464,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model_folder(model_dir)
     output = settings.pop("output", None)
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
-    out = _output_folder(_output_path(args.output, output, base, "predict_output"))
+    out = _output_folder(_output_path(args.output, output, base, "predict_output"), "predict")
     seq, data = _load_sequence(args, cfg, base)
     table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
     print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
@@ -506,8 +510,8 @@ def cmd_roc(args: argparse.Namespace) -> int:
     config = RocConfig.from_dict(_apply_flags(table, args, "roc"))
     check_methods(models, config.baselines)  # before the data are read
     engine = _engine_settings(args, cfg)
+    out = _output_folder(_output_path(args.output, output, base, "roc_output"), "roc")
     seq, data = _load_sequence(args, cfg, base)
-    out = _output_path(args.output, output, base, "roc_output")
     start = time.perf_counter()
     result = roc_report(seq, config, models, out, data=data, n_jobs=engine.n_workers, scheduler=engine.scheduler,
                         resume=not args.no_resume, progress=not args.quiet)
@@ -536,9 +540,7 @@ def cmd_survey(args: argparse.Namespace) -> int:
     survey = load_survey(args.survey_config)
     if args.output is not None:
         survey = dataclasses.replace(survey, output=Path(args.output).resolve())
-    if survey.output.exists() and not survey.output.is_dir():
-        msg = f"output {survey.output} is a file; pass a folder (it is created if needed)"
-        raise UserError(msg)
+    _output_folder(survey.output, "survey")
     table = run_survey(survey, scheduler=args.scheduler, n_workers=args.jobs, restart=args.restart,
                        progress=not args.quiet)
     print(format_summary(table))

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output
 from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_map
 from sodinn.detect.probability import probability_map
-from sodinn.learn.artifact import TrainedModel, load_trained, metadata_digest, model_folder
+from sodinn.learn.artifact import TrainedModel, check_model_data, load_trained, metadata_digest, model_folder, read_metadata
 
 __all__ = [
     "Injection",
@@ -445,9 +445,23 @@ def run_copies(
     -------
     list of dict of str -> ndarray
         One dict of maps per injection, in order.
+
+    Raises
+    ------
+    ValueError
+        Before any work (and before Keras is loaded): a model that cannot be applied to the data
+        (:func:`sodinn.learn.artifact.check_model_data`).
+    FileNotFoundError
+        For a model folder without ``model.json``.
+    OSError
+        If ``cache_dir`` cannot be written (a file, no permission), before any work.
     """
     from sodinn.engine import map_jobs
 
+    for name, path in models.items():
+        check_model_data(read_metadata(path), sequence, name=name)
+    if cache_dir is not None:
+        check_writable_output(cache_dir, kind="folder", name="cache_dir")
     names = method_names(models, baselines)
     folder = Path(cache_dir) / cache_key(sequence, injections) if cache_dir is not None else None
     cache = MapCache(folder, method_tags(models, baselines))

@@ -29,13 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from sodinn import _validation as v
+from sodinn._atomic import check_writable_output
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import LimitConfig, SampleConfig
 from sodinn.detect.scoring import score_blobs
 from sodinn.evaluate.contrast import known_positions
 from sodinn.evaluate.copies import Injection, check_methods, free_position, method_names, run_copies
-from sodinn.learn.artifact import check_compatible, read_metadata
+from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_psf
 
@@ -372,11 +373,13 @@ def detection_limits(
     ------
     ValueError
         Before any work: a known source outside the frame, an unknown baseline, a model named like a
-        baseline, separations outside
-        1 FWHM .. N/2 - FWHM, thresholds for unknown methods or of the wrong shape, a model trained on
-        data of another FWHM.
+        baseline, separations outside 1 FWHM .. N/2 - FWHM, thresholds for unknown methods or of the
+        wrong shape, a model that cannot be applied to the data
+        (:func:`sodinn.learn.artifact.check_model_data`; Keras is not loaded).
     FileNotFoundError
         For a model folder without ``model.json``.
+    OSError
+        If ``cache_dir`` cannot be written (a file, no permission), before any work.
     """
     config = config or LimitConfig()
     v.check_sources_in_frame(config, sequence.frame_size)
@@ -391,8 +394,10 @@ def detection_limits(
                f"{limit / lam:.2f} lambda/D); got {radii.min():.2f}-{radii.max():.2f} px")
         raise ValueError(msg)
     levels = _method_thresholds(config, list(model_paths), names, radii.size, thresholds)
-    for path in model_paths.values():
-        check_compatible(read_metadata(path), fwhm)
+    for name, path in model_paths.items():
+        check_model_data(read_metadata(path), sequence, name=name)
+    if cache_dir is not None:
+        check_writable_output(cache_dir, kind="folder", name="cache_dir")
 
     psf = sample_psf(sequence, SampleConfig())
     fluxes, snr1 = _ladder(sequence, config, radii, psf)

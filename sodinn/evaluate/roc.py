@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from sodinn import _validation as v
+from sodinn._atomic import check_writable_output
 from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
@@ -40,7 +41,7 @@ from sodinn.detect.scoring import score_blobs
 from sodinn.engine import check_scheduler
 from sodinn.evaluate.copies import Injection, cache_key, check_methods, free_position, load_model, method_names, run_copies
 from sodinn.exceptions import SettingError
-from sodinn.learn.artifact import check_compatible, read_metadata
+from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_psf
 
@@ -222,10 +223,14 @@ def run_roc(
     ------
     ValueError
         Before any work: a bad scheduler, a known source outside the frame, an unknown baseline, a model
-        named like a baseline, a model trained on data of another FWHM, nothing to evaluate, or a band
+        named like a baseline, a model that cannot be applied to the data
+        (:func:`sodinn.learn.artifact.check_model_data`: another FWHM, too few frames, too small frames;
+        Keras is not loaded), nothing to evaluate, or a band
         outside the frame.
     FileNotFoundError
         For a model folder without ``model.json``.
+    OSError
+        If ``cache_dir`` cannot be written (a file, no permission), before any work.
 
     See Also
     --------
@@ -247,8 +252,10 @@ def run_roc(
     check_scheduler(scheduler)
     v.check_sources_in_frame(config, sequence.frame_size)
     model_paths = check_methods(models, config.baselines)
-    for path in model_paths.values():
-        check_compatible(read_metadata(path), sequence.fwhm_px)
+    for name, path in model_paths.items():
+        check_model_data(read_metadata(path), sequence, name=name)
+    if cache_dir is not None:
+        check_writable_output(cache_dir, kind="folder", name="cache_dir")
     if not model_paths and not config.baselines:
         msg = "nothing to evaluate: give at least one model or one baseline"
         raise ValueError(msg)

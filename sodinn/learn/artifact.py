@@ -32,14 +32,16 @@ import numpy as np
 
 from sodinn._atomic import atomic_path
 from sodinn._version import __version__
+from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig, TrainConfig
-from sodinn.mlar.samples import NORMALIZATION, minmax_normalize
+from sodinn.mlar.samples import NORMALIZATION, minmax_normalize, sample_annuli
 
 __all__ = [
     "FORMAT",
     "METADATA_FILE",
     "TrainedModel",
     "check_compatible",
+    "check_model_data",
     "load_trained",
     "metadata_digest",
     "model_folder",
@@ -180,6 +182,49 @@ def check_compatible(metadata: dict[str, Any], fwhm_px: float, sample_config: Sa
             "train a model on these data (SODINN models are per data set)"
         )
         raise ValueError(msg)
+
+
+def check_model_data(metadata: dict[str, Any], sequence: ADISequence, *, name: str | None = None,
+                     fwhm_tolerance: float = 0.15) -> None:
+    """Refuse, from ``model.json`` alone (Keras is not imported), a sequence a model cannot be applied to.
+
+    Everything a model needs from the data is checked before the model is loaded: the FWHM
+    (:func:`check_compatible`), frames enough for its ``n_ranks`` PCA ranks (at most
+    ``n_frames - 1``), and frames large enough for at least one annulus of its patch size.
+
+    Parameters
+    ----------
+    metadata : dict
+        The model's ``model.json`` (:func:`read_metadata`).
+    sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, FWHM in px.
+    name : str, optional
+        The model's name or folder, to start the message with.
+    fwhm_tolerance : float
+        Largest relative difference of the FWHM from the training data's.
+
+    Raises
+    ------
+    ValueError
+        If the FWHM is far from the training data's, the sequence has too few frames for the
+        model's ranks, or no annulus of the model's samples fits in the frames.
+    """
+    where = f"model {name}: " if name is not None else ""
+    try:
+        check_compatible(metadata, sequence.fwhm_px, fwhm_tolerance=fwhm_tolerance)
+    except ValueError as err:
+        raise ValueError(f"{where}{err}") from None
+    config = SampleConfig.from_dict(metadata["sample_config"])
+    if config.n_ranks > sequence.n_frames - 1:
+        msg = (f"{where}the model uses {config.n_ranks} PCA ranks, but these data have {sequence.n_frames} frames "
+               f"(at most {sequence.n_frames - 1} ranks); apply it to a longer sequence, or train a model on these data")
+        raise ValueError(msg)
+    try:
+        sample_annuli(sequence, config)
+    except ValueError as err:
+        reason = str(err).partition(";")[0]  # the advice after ';' is about making samples, not about this model
+        msg = f"{where}the model cannot be applied to these data ({reason}); train a model on these data"
+        raise ValueError(msg) from None
 
 
 def probabilities(model: Any, x: np.ndarray) -> np.ndarray:

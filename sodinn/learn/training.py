@@ -8,6 +8,9 @@
 - ``history.csv``, and ``checkpoint.keras`` after every epoch;
 - ``backup/`` while training runs: an interrupted run resumes from its last finished epoch.
 
+A training that fails or is interrupted before its first finished epoch leaves nothing behind: what it
+wrote into ``out_dir`` is removed (and the folder, if it made it).
+
 The figure of the training curves is a product of :func:`sodinn.pipeline.train.train_model`.
 """
 
@@ -21,15 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.io import file_checksum
 from sodinn.config import TrainConfig
 from sodinn.learn.artifact import probabilities, save_model
 from sodinn.learn.models import build_model, check_model_name
 from sodinn.mlar.store import SampleFile
 
-__all__ = ["TrainResult", "evaluate", "group_split", "predict_file", "train"]
+__all__ = ["RESUME_STATE", "TrainResult", "evaluate", "group_split", "predict_file", "train"]
 
 logger = logging.getLogger(__name__)
+
+#: The entries of a model folder an interrupted training resumes from: kept when a run fails, if they hold a file
+RESUME_STATE = ("backup",)
 
 
 def group_split(
@@ -191,7 +198,8 @@ def train(
     config : TrainConfig, optional
         Model, split, optimiser and epoch settings (default ``TrainConfig()``).
     out_dir : str or path-like
-        Folder for the model, its metadata, history and checkpoints; created if missing.
+        Folder for the model, its metadata, history and checkpoints; created if missing. If the
+        training fails, what it wrote there is removed, unless ``backup/`` holds a finished epoch.
     resume : bool
         Continue an interrupted training from its last epoch (default); False starts afresh.
     progress : bool
@@ -209,11 +217,12 @@ def train(
     ValueError
         If ``config.model`` is not registered, ``sample_path`` is not a sodinn sample file, or the
         samples have too few groups to split.
+    OSError
+        If ``out_dir`` cannot be written (a file, no permission), before any work.
     """
     config = config or TrainConfig()
     check_model_name(config.model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_output(out_dir, kind="folder", name="out_dir")
     with SampleFile(sample_path) as f:
         labels, groups, annulus = f.labels.copy(), f.group.copy(), f.annulus.copy()
         shape = (*f.sample_shape, 1)
@@ -224,6 +233,13 @@ def train(
     split = group_split(groups, labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                         seed=config.seed, strata=annulus)
     logger.info("group split: %d train, %d validation, %d test samples", *(s.size for s in split))
+    with output_folder(out, resume_state=RESUME_STATE):
+        return _train_into(Path(sample_path), config, split, shape, out, labels, annulus, sample_config, provenance,
+                           geometry, resume=resume, progress=progress)
+
+
+def _train_into(sample_path: Path, config: TrainConfig, split, shape, out: Path, labels, annulus, sample_config,
+                provenance, geometry, *, resume: bool, progress: bool) -> TrainResult:
     model, history = _fit(Path(sample_path), config, split, shape, out, resume=resume, progress=progress)
     metrics = evaluate(model, Path(sample_path), split[2], annulus, labels)
     metrics["split"] = {"train": int(split[0].size), "val": int(split[1].size), "test": int(split[2].size)}

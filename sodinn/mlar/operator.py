@@ -114,7 +114,8 @@ class MemoryPlan:
         if budget < self.minimum_bytes:
             need = math.ceil(100 * self.minimum_bytes / 2**30) / 100
             raise SettingError(f"a memory budget of {budget_gib:g} GiB is too small for an annulus of {n_reg} region pixels "
-                               f"over {n} frames: it needs at least {self.minimum_bytes / 2**30:.3g} GiB; set {{memory_budget_gib}}, lower {{samples_per_annulus}} or bin the "
+                               f"over {n} frames: it needs at least {self.minimum_bytes / 2**30:.3g} GiB; set {{memory_budget_gib}}, "
+                               "lower {samples_per_annulus} or bin the "
                                "frames (sodinn.adi.binning.bin_frames)", memory_budget_gib=need, samples_per_annulus=None)
         free = budget - self.fixed - self.per_sample
         self.table = self.table_bytes <= free // 2

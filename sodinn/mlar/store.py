@@ -14,7 +14,9 @@ Layout of a sample file::
 
 :func:`generate_sample_file` works annulus by annulus, keeping each finished annulus in a
 ``<file>.parts/`` folder; an interrupted run resumes from there and ends with the same file as an
-uninterrupted one. The final file appears only when complete (temporary name, then rename).
+uninterrupted one. The final file appears only when complete (temporary name, then rename). The
+``.parts/`` folder is made only once the S/N oracle has finished (it holds the oracle's table from the
+start), so a run interrupted earlier leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.mlar.samples import AnnulusSamples, MLARSamples, fit_flux_ranges, iter_annulus_samples, minmax_normalize, plan_samples
@@ -105,17 +107,30 @@ def generate_sample_file(
     ValueError
         If a bad configuration is detected (before any work, :func:`~sodinn.mlar.samples.plan_samples`),
         or if ``resume`` finds parts made from another sequence or configuration.
+    OSError
+        If ``path`` cannot be written (a folder, no permission), before any work.
+
+    Notes
+    -----
+    A run that fails or is interrupted leaves nothing new on disk but a non-empty ``<path>.parts/``
+    (the oracle's table and the finished annuli), which the next run resumes from.
     """
+    out = check_writable_output(path, kind="file", name="path")
+    plan = plan_samples(sequence, config)
+    parts = out.with_name(out.name + ".parts")
+    with output_folder(out.parent, resume_state=(parts.name,)):
+        return _generate(sequence, config, out, plan, parts, resume=resume, flux_ranges=flux_ranges, n_jobs=n_jobs,
+                         progress=progress)
+
+
+def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any, parts: Path, *, resume: bool,
+              flux_ranges: np.ndarray | None, n_jobs: int | None, progress: bool) -> Path:
     from tqdm.auto import tqdm
 
-    out = Path(path)
-    plan = plan_samples(sequence, config)
     annuli, psf, provenance = plan.annuli, plan.psf, plan.provenance
-    parts = out.with_name(out.name + ".parts")
     identity = {"config_sha256": config.digest(), "sequence": _sequence_identity(sequence)}
     if parts.exists() and not resume:
         shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
     state_file = parts / "state.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
@@ -127,9 +142,10 @@ def generate_sample_file(
             raise ValueError(msg)
         oracle = state["oracle"]
         logger.info("resuming: %d of %d annuli already done", len(list(parts.glob("annulus_*.npz"))), len(annuli))
-    else:
+    else:  # the parts folder is made once the oracle is done: an interrupted oracle leaves no empty folder
         oracle = fit_flux_ranges(sequence, config, annuli, psf) if flux_ranges is None else {
             "flux_range": np.asarray(flux_ranges, dtype=float).tolist(), "given": True}
+        parts.mkdir(parents=True, exist_ok=True)
         _atomic_text(state_file, json.dumps({"identity": identity, "oracle": oracle}))
     ranges = np.asarray(oracle["flux_range"], dtype=np.float64)
     todo = [i for i in range(len(annuli)) if not (parts / f"annulus_{i:03d}.npz").exists()]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig, SampleConfig, TrainConfig
@@ -72,7 +73,7 @@ def run_demo(output_dir: str | os.PathLike[str], *, seed: int = 0, train: bool =
     ----------
     output_dir : path-like
         The output folder (created if needed): ``data/``, the reductions, ``samples.h5``,
-        ``model/`` and ``predict/``.
+        ``model/`` and ``predict/``. If the run fails or is interrupted, what it wrote is removed.
     seed : int
         Seed of the synthetic data.
     train : bool
@@ -84,8 +85,18 @@ def run_demo(output_dir: str | os.PathLike[str], *, seed: int = 0, train: bool =
     -------
     DemoResult
         The data, the reductions and, with ``train=True``, the model's candidates and metrics.
+
+    Raises
+    ------
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission), before any work.
     """
-    out = Path(output_dir)
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
+    with output_folder(out):
+        return _demo(out, seed, train, progress)
+
+
+def _demo(out: Path, seed: int, train: bool, progress: bool) -> DemoResult:
     t0 = time.perf_counter()
     steps = 5 if train else 3
     logger.info("1/%d making a synthetic ADI sequence (seed %d)", steps, seed)

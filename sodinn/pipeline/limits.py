@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from sodinn import _validation as v
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.evaluate.contrast import ContrastCurve
 from sodinn.evaluate.limits import DetectionLimits
 from sodinn.pipeline.figures import new_figure, save_figure
@@ -51,6 +51,9 @@ def write_limits(
     ValueError
         If neither ``classical`` nor ``limits`` is given, or ``star_flux`` is not positive; nothing is
         written then.
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission), before anything is written; if
+        writing fails midway, what was written is removed.
     """
     from astropy.table import Table
 
@@ -59,6 +62,7 @@ def write_limits(
         raise ValueError(msg)
     if star_flux is not None:
         star_flux = v.check_positive(star_flux, name="star_flux")
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
     tables = []
     if classical is not None:
         rows = classical.rows()
@@ -69,12 +73,11 @@ def write_limits(
         tables += [("detection_limits.csv", limits.table(star_flux)), ("tpr.csv", Table(rows=limits.tpr_rows()))]
     fig, ax = new_figure(figsize=(6.5, 4.5))
     plot_contrast_curves(classical, limits, star_flux=star_flux, ax=ax)  # drawn before anything is written
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in tables:
-        with atomic_path(out / name) as tmp:
-            table.write(tmp, format="ascii.csv", overwrite=True)
-        written.append(out / name)
-    save_figure(fig, out / "limits.png", dpi=120, tight=False)
+    with output_folder(out):
+        for name, table in tables:
+            with atomic_path(out / name) as tmp:
+                table.write(tmp, format="ascii.csv", overwrite=True)
+            written.append(out / name)
+        save_figure(fig, out / "limits.png", dpi=120, tight=False)
     return [*written, out / "limits.png"]

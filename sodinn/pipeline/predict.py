@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.baselines import pca_annular
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
@@ -29,7 +29,7 @@ from sodinn.adi.snr import snr_map
 from sodinn.config import PredictConfig, dump_toml
 from sodinn.detect.candidates import binary_map, find_candidates
 from sodinn.detect.probability import ProbabilityMap, probability_map
-from sodinn.learn.artifact import check_compatible, load_trained, read_metadata
+from sodinn.learn.artifact import check_model_data, load_trained, read_metadata
 from sodinn.learn.models import import_keras_quietly
 from sodinn.pipeline.figures import new_figure, save_figure
 from sodinn.plotting import plot_frame, plot_snr_map
@@ -82,7 +82,7 @@ def predict_products(
     model_dir : path-like
         A model folder written by ``sodinn train``.
     output_dir : path-like
-        Created if needed.
+        Created if needed; if the run fails, what it wrote there is removed.
     config : PredictConfig, optional
         Threshold and batch size (default: :class:`~sodinn.config.PredictConfig`).
     data : mapping, optional
@@ -98,17 +98,25 @@ def predict_products(
     Raises
     ------
     FileNotFoundError, ValueError
-        Before any work: ``model_dir`` is not a model folder, or the model was trained on data of
-        another FWHM.
+        Before any work and before Keras is loaded: ``model_dir`` is not a model folder, or the model
+        cannot be applied to the sequence (:func:`sodinn.learn.artifact.check_model_data`: another
+        FWHM, too few frames for its ranks, frames too small for its patches).
+    OSError
+        Before any work: ``output_dir`` cannot be written (a file, no permission).
     """
     config = config or PredictConfig()
     model_path = Path(model_dir)
-    check_compatible(read_metadata(model_path), sequence.fwhm_px)
-    out = Path(output_dir)
+    check_model_data(read_metadata(model_path), sequence)
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
     logger.info("loading the model in %s", model_path)
     import_keras_quietly()
     model = load_trained(model_path)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_folder(out):
+        return _predict_into(sequence, model, model_path, out, config, data, progress)
+
+
+def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path, config: PredictConfig,
+                  data: Mapping[str, Any] | None, progress: bool) -> Prediction:
     pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
     table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec)
     provenance = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.baselines import get_baseline
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
@@ -72,7 +73,7 @@ def write_reductions(
     methods : sequence of str
         Baselines of the registry (``"annular"``, ``"pca"``, ``"median"``).
     output_dir : path-like
-        Created if needed.
+        Created if needed; if a reduction fails, what this call wrote there is removed.
     ncomp : int
         Principal components of the PCA baselines.
     provenance : mapping, optional
@@ -92,10 +93,16 @@ def write_reductions(
     ------
     ValueError
         For an unknown method (before any work).
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission; before any work).
     """
     baselines = [get_baseline(m) for m in methods]
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
+    with output_folder(out):
+        return _reduce_all(sequence, baselines, out, ncomp, provenance, truth_xy, settings)
+
+
+def _reduce_all(sequence, baselines, out: Path, ncomp, provenance, truth_xy, settings) -> dict[str, Reduction]:
     results: dict[str, Reduction] = {}
     for baseline in baselines:
         method = baseline.name

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn._version import __version__
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import RocConfig, dump_toml
@@ -56,7 +56,9 @@ def roc_report(
     models : mapping of str -> path-like, optional
         Trained models by name (folders written by ``sodinn train``), evaluated beside the baselines.
     output_dir : path-like
-        The report's folder (created if needed); the cache goes to ``output_dir/cache``.
+        The report's folder (created if needed); the cache goes to ``output_dir/cache``. If the run
+        fails or is interrupted, what it wrote there is removed, unless the cache holds finished copies
+        (a rerun resumes from them).
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml``.
     n_jobs : int, optional
@@ -77,12 +79,15 @@ def roc_report(
     ------
     ValueError, FileNotFoundError
         As :func:`sodinn.evaluate.roc.run_roc`, before any work.
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission), before any work.
     """
     config = config or RocConfig()
-    out = Path(output_dir)
-    result = run_roc(sequence, config, models, cache_dir=out / "cache", n_jobs=n_jobs, scheduler=scheduler, resume=resume,
-                     progress=progress)
-    write_roc_report(result, sequence, config, out, data=data)
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
+    with output_folder(out, resume_state=("cache",)):
+        result = run_roc(sequence, config, models, cache_dir=out / "cache", n_jobs=n_jobs, scheduler=scheduler,
+                         resume=resume, progress=progress)
+        write_roc_report(result, sequence, config, out, data=data)
     return result
 
 
@@ -99,7 +104,7 @@ def write_roc_report(result: RocResult, sequence: ADISequence, config: RocConfig
     config : RocConfig
         The settings of the run (written to ``config.toml`` and ``provenance.json``).
     output_dir : path-like
-        The report's folder (created if needed).
+        The report's folder (created if needed; if writing fails, what was written is removed).
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml``.
 
@@ -108,11 +113,21 @@ def write_roc_report(result: RocResult, sequence: ADISequence, config: RocConfig
     list of Path
         ``roc.csv``, ``injections.ecsv``, ``summary.txt``, ``config.toml``, ``roc.png`` and
         ``provenance.json``.
+
+    Raises
+    ------
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission), before anything is written.
     """
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
+    with output_folder(out):
+        return _write_report(result, sequence, config, out, data)
+
+
+def _write_report(result: RocResult, sequence: ADISequence, config: RocConfig, out: Path,
+                  data: Mapping[str, Any] | None) -> list[Path]:
     from astropy.table import Table
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "roc.csv") as tmp:
         result.table().write(tmp, format="ascii.csv", overwrite=True)
     inj = Table(rows=[asdict(i) for i in result.injections]) if result.injections else Table()

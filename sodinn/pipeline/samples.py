@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig, dump_toml
 from sodinn.engine import use_scheduler
@@ -62,8 +63,18 @@ def write_sample_file(
     ------
     ValueError
         As :func:`sodinn.mlar.store.generate_sample_file`, before any work.
+    OSError
+        If ``path`` cannot be written (a folder, no permission), before any work.
+
+    Notes
+    -----
+    A run that fails or is interrupted leaves nothing new on disk but the non-empty resume state
+    ``<path>.parts/`` (see :func:`sodinn.mlar.store.generate_sample_file`).
     """
-    with use_scheduler(scheduler) if scheduler is not None else contextlib.nullcontext():
-        out = generate_sample_file(sequence, config, path, resume=resume, n_jobs=n_jobs, progress=progress)
-    dump_toml(out.with_suffix(".toml"), {"data": dict(data or {}), "samples": {**config.to_dict(), "output": str(out)}})
+    target = check_writable_output(path, kind="file", name="path")
+    parts = target.name + ".parts"
+    with output_folder(target.parent, resume_state=(parts,)), \
+            use_scheduler(scheduler) if scheduler is not None else contextlib.nullcontext():
+        out = generate_sample_file(sequence, config, target, resume=resume, n_jobs=n_jobs, progress=progress)
+        dump_toml(out.with_suffix(".toml"), {"data": dict(data or {}), "samples": {**config.to_dict(), "output": str(out)}})
     return out

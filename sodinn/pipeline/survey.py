@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from sodinn import _validation as v
-from sodinn._atomic import atomic_path
+from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.io import file_checksum, select_hdu, write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import DataConfig, EngineConfig, PredictConfig, SampleConfig, TrainConfig, field_names, load_toml
@@ -54,7 +54,7 @@ from sodinn.pipeline.predict import PREDICT_FILES, predict_products
 from sodinn.pipeline.samples import write_sample_file
 from sodinn.pipeline.train import train_model
 
-__all__ = ["Survey", "Target", "format_summary", "load_survey", "run_survey", "run_target", "write_synthetic_data"]
+__all__ = ["TARGET_RESUME_STATE", "Survey", "Target", "format_summary", "load_survey", "run_survey", "run_target", "write_synthetic_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -311,19 +311,28 @@ def run_survey(
     ------
     ValueError, TypeError
         For a bad scheduler, before any target runs.
+    OSError
+        If ``survey.output`` cannot be written (a file, no permission), before any target runs.
+
+    Notes
+    -----
+    A survey that is interrupted keeps the targets' finished steps and resumable state (see
+    :func:`run_target`); a target folder with nothing to resume from is removed.
     """
     from astropy.table import Table
 
     scheduler = check_scheduler(scheduler if scheduler is not None else survey.scheduler)
     n_workers = n_workers if n_workers is not None else survey.n_workers
+    out = check_writable_output(survey.output, kind="folder", name="survey.output ([survey] output)")
     inline = runs_in_process(scheduler=scheduler, n_workers=n_workers, n_jobs=len(survey.targets))
-    jobs = [(t, str(survey.output / t.name), restart, progress and inline) for t in survey.targets]
-    rows = map_jobs(_target_job, jobs, scheduler=scheduler, n_workers=n_workers, progress=progress and not inline,
-                    desc="targets", on_result=lambda i, row: _log_row(row))
-    table = Table(rows=[[row.get(c, default) for c, default in _COLUMNS] for row in rows],
-                  names=[c for c, _ in _COLUMNS])
-    with atomic_path(survey.output / "summary.ecsv") as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    jobs = [(t, str(out / t.name), restart, progress and inline) for t in survey.targets]
+    with output_folder(out, resume_state=[t.name for t in survey.targets]):
+        rows = map_jobs(_target_job, jobs, scheduler=scheduler, n_workers=n_workers, progress=progress and not inline,
+                        desc="targets", on_result=lambda i, row: _log_row(row))
+        table = Table(rows=[[row.get(c, default) for c, default in _COLUMNS] for row in rows],
+                      names=[c for c, _ in _COLUMNS])
+        with atomic_path(out / "summary.ecsv") as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
     return table
 
 
@@ -357,7 +366,9 @@ def run_target(target: Target, folder: str | os.PathLike[str], *, restart: bool 
     target : Target
         From :attr:`Survey.targets`.
     folder : path-like
-        The target's output folder (created if needed).
+        The target's output folder (created if needed). If the target fails or is interrupted, the
+        folder keeps only what a rerun resumes from (finished steps, sample parts, a training
+        backup); with nothing to resume from, what the run created is removed.
     restart : bool
         Redo every step.
     progress : bool
@@ -367,9 +378,22 @@ def run_target(target: Target, folder: str | os.PathLike[str], *, restart: bool 
     -------
     dict
         The target's row of the summary table (see :func:`run_survey`).
+
+    Raises
+    ------
+    OSError
+        If ``folder`` cannot be written (a file, no permission), before any work.
     """
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_output(folder, kind="folder", name="folder")
+    with output_folder(out, resume_state=TARGET_RESUME_STATE):
+        return _run_target(target, out, restart, progress)
+
+
+#: The entries of a target's folder a rerun resumes from (kept when a target fails, if they hold a file)
+TARGET_RESUME_STATE = ("data", "samples.h5", "samples.h5.parts", "model")
+
+
+def _run_target(target: Target, out: Path, restart: bool, progress: bool) -> dict[str, Any]:
     steps = _Steps(out / "steps.json", fresh=restart)
     data, truth, data_key = _prepare_data(target, out, steps)
     config = target.samples

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sodinn._atomic import check_writable_output, output_folder
 from sodinn.config import TrainConfig, dump_toml
 from sodinn.learn.models import check_model_name, import_keras_quietly
-from sodinn.learn.training import TrainResult, train
+from sodinn.learn.training import RESUME_STATE, TrainResult, train
+from sodinn.mlar.store import SampleFile
 from sodinn.pipeline.figures import new_figure, save_figure
 from sodinn.plotting import plot_training_history
 
@@ -34,7 +36,8 @@ def train_model(
     samples_file : path-like
         An HDF5 sample file (``sodinn samples``).
     output_dir : path-like
-        The model folder.
+        The model folder (created if needed). If the training fails or is interrupted, what it wrote
+        there is removed, unless a finished epoch can be resumed from (``backup/``).
     config : TrainConfig, optional
         The training settings (default: :class:`~sodinn.config.TrainConfig`).
     resume : bool
@@ -49,17 +52,25 @@ def train_model(
 
     Raises
     ------
+    FileNotFoundError
+        If ``samples_file`` is not a file (before Keras is loaded).
     ValueError
-        For a model name outside the registry (before Keras is loaded).
+        For a model name outside the registry, or a file that is not a sodinn sample file (before
+        Keras is loaded).
+    OSError
+        If ``output_dir`` cannot be written (a file, no permission; before Keras is loaded).
     """
     config = config or TrainConfig()
     check_model_name(config.model)
+    with SampleFile(samples_file):  # a missing or foreign file is refused here, before Keras is loaded
+        pass
+    out = check_writable_output(output_dir, kind="folder", name="output_dir")
     import_keras_quietly()
-    out = Path(output_dir)
-    result = train(samples_file, config, out, resume=resume, progress=progress)
-    fig, axes = new_figure(1, 2, figsize=(10, 4))
-    plot_training_history(result.history, axes=axes)
-    save_figure(fig, out / "training_curves.png")
-    dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(samples_file).resolve()),
-                                              "output": str(out.resolve())}})
+    with output_folder(out, resume_state=RESUME_STATE):
+        result = train(samples_file, config, out, resume=resume, progress=progress)
+        fig, axes = new_figure(1, 2, figsize=(10, 4))
+        plot_training_history(result.history, axes=axes)
+        save_figure(fig, out / "training_curves.png")
+        dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(samples_file).resolve()),
+                                                  "output": str(out.resolve())}})
     return result

@@ -170,14 +170,14 @@ def test_user_errors_of_every_command_are_one_line(tmp_path, capsys):
     cases = [
         (["train"], "missing SAMPLES"),
         (["train", str(tmp_path)], "is a folder; pass the sample file"),
-        (["train", "s.h5", "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["train", "s.h5", "-o", str(tmp_path / "file.txt")], "it is a file, not a folder; choose another --output"),
         (["predict"], "missing MODEL"),
         (["predict", str(tmp_path / "none")], "model folder not found"),
         (["predict", str(tmp_path)], "no model.json in it"),
         (["predict", str(tmp_path / "file.txt")], "it is a file"),
         (["predict", str(SHIPPED_MODEL), "--threshold", "1.5"], "threshold must be a probability in (0, 1)"),
-        (["predict", str(SHIPPED_MODEL), "-o", str(tmp_path / "file.txt")], "is a file; pass a folder"),
-        (["samples", "-o", str(tmp_path)], "is a folder; pass a file name"),
+        (["predict", str(SHIPPED_MODEL), "-o", str(tmp_path / "file.txt")], "it is a file, not a folder; choose another --output"),
+        (["samples", "-o", str(tmp_path)], "it is a folder, not a file"),
         (["reduce", "--config", str(tmp_path)], "is a folder; pass a TOML file"),
         (["reduce", "--cube", str(tmp_path), "--angles", "a", "--psf", "p"], "is a folder; pass the FITS file of the cube"),
         (["info", str(tmp_path / "file.txt")], "cannot tell what"),
@@ -208,3 +208,142 @@ def test_roc_command(synthetic, tmp_path, capsys):
     assert "not a model folder" in capsys.readouterr().err
     assert main(["roc", str(tmp_path / "roc.toml"), "--copies", "0", "-q"]) == 2
     assert "copies_per_band" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- outputs checked before any work; nothing left on failure
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def small_fits(tmp_path_factory):
+    """FITS files of two small sequences: FWHM 4 px (the shipped model's) and FWHM 6 px."""
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    root = tmp_path_factory.mktemp("fits")
+    for fwhm in (4.0, 6.0):
+        data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=fwhm, seed=2)
+        for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+            write_fits(root / f"fwhm{fwhm:.0f}" / f"{name}.fits", arr)
+    return root
+
+
+def _data_flags(small_fits, fwhm=4):
+    folder = small_fits / f"fwhm{fwhm}"
+    return ["--cube", str(folder / "cube.fits"), "--angles", str(folder / "angles.fits"), "--psf", str(folder / "psf.fits")]
+
+
+def _survey_config(tmp_path):
+    cfg = tmp_path / "survey.toml"
+    cfg.write_text('[train]\nmodel = "sodirf"\n[[targets]]\nname = "a"\nsynthetic = { seed = 1, n_frames = 10, size_px = 41 }\n')
+    return str(cfg)
+
+
+def _argv(command, small_fits, tmp_path, out):
+    """A command line of each command that writes ``out`` (a folder, or the sample file)."""
+    if command == "survey":
+        return ["survey", _survey_config(tmp_path), "-o", out, "--quiet"]
+    return {
+        "reduce": ["reduce", *_data_flags(small_fits), "-o", out],
+        "samples": ["samples", *_data_flags(small_fits), "--ranks", "4", "--patch", "9", "-o", out],
+        "train": ["train", str(tmp_path / "s.h5"), "-o", out],
+        "predict": ["predict", str(SHIPPED_MODEL), *_data_flags(small_fits), "-o", out],
+        "roc": ["roc", "--model", str(SHIPPED_MODEL), *_data_flags(small_fits), "-o", out],
+        "demo": ["demo", "-o", out],
+    }[command] + ["--quiet"]
+
+
+COMMANDS = ["reduce", "samples", "train", "predict", "roc", "survey", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_output_that_cannot_be_written_is_refused_first(command, small_fits, tmp_path, capsys):
+    """An existing file where a folder goes (or a folder where the sample file goes), and a path through a
+    file: one line naming the path and --output, exit 2, before any work, nothing written."""
+    (tmp_path / "file").write_text("x")
+    if command == "survey":
+        _survey_config(tmp_path)
+    wrong = tmp_path if command == "samples" else tmp_path / "file"
+    reason = "it is a folder, not a file" if command == "samples" else "it is a file, not a folder"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for out, expected in ((wrong, f"cannot write {wrong}: {reason}"),
+                          (tmp_path / "file" / "out", f"cannot write {tmp_path / 'file' / 'out'}: {tmp_path / 'file'} "
+                                                      "is a file, not a folder")):
+        assert main(_argv(command, small_fits, tmp_path, str(out))) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sodinn {command}: error: {expected}; choose another --output"), err
+        assert err.count("\n") == 1 and "Errno" not in err and ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.skipif(IS_ROOT, reason="permissions are not enforced for root")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_output_in_a_read_only_folder_is_refused_first(command, small_fits, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        out = ro / ("s.h5" if command == "samples" else "out")
+        assert main(_argv(command, small_fits, tmp_path, str(out))) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sodinn {command}: error: cannot write {out}: permission denied"), err
+        assert "choose another --output" in err and err.count("\n") == 1
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("command", "step"), [
+    ("reduce", "sodinn.pipeline.reduce.snr_map"),
+    ("samples", "sodinn.mlar.store.fit_flux_ranges"),  # the S/N oracle: no .parts/ either
+    ("predict", "sodinn.pipeline.predict.find_candidates"),
+    ("roc", "sodinn.pipeline.roc.write_roc_report"),
+    ("demo", "sodinn.pipeline.demo.write_reductions"),
+])
+def test_a_run_interrupted_midway_leaves_nothing_new(command, step, small_fits, tmp_path, monkeypatch, capsys):
+    if command == "predict":  # no Keras here: a stand-in model whose map is all zeros
+        from sodinn.detect.probability import ProbabilityMap
+
+        monkeypatch.setattr("sodinn.pipeline.predict.import_keras_quietly", lambda: None)
+        monkeypatch.setattr("sodinn.pipeline.predict.load_trained", lambda path: None)
+        monkeypatch.setattr("sodinn.pipeline.predict.probability_map", lambda seq, model, **k: ProbabilityMap(
+            probability=np.zeros((49, 49)), evaluated=np.ones((49, 49), bool), edges_px=np.array([4.0, 8.0]),
+            ks=np.array([[1]])))
+    if command == "roc":  # no copies either: the harness's result stands in
+        monkeypatch.setattr("sodinn.pipeline.roc.run_roc", lambda *a, cache_dir, **k: cache_dir.mkdir(parents=True))
+    monkeypatch.setattr(step, _interrupt)
+    (tmp_path / "kept.txt").write_text("x")
+    out = tmp_path / "new" / ("s.h5" if command == "samples" else "out")
+    assert main(_argv(command, small_fits, tmp_path, str(out))) == 130
+    assert capsys.readouterr().err == f"sodinn {command}: interrupted\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]  # no output folder, no .parts, no temporary file
+
+
+def test_a_training_interrupted_before_its_first_epoch_leaves_no_model_folder(tiny_project, tmp_path, monkeypatch):
+    samples = tiny_project.parent.parent / "out" / "samples.h5"
+    monkeypatch.setattr("sodinn.learn.training._fit", _interrupt)
+    assert main(["train", str(samples), "--model", "sodirf", "-o", str(tmp_path / "m"), "--quiet"]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["predict", "roc"])
+def test_a_model_of_another_fwhm_is_refused_before_keras_is_loaded(command, small_fits, tmp_path):
+    """The FWHM is in model.json: the refusal needs neither Keras nor TensorFlow (a fresh process, as a user's)."""
+    out = tmp_path / "out"
+    argv = [a.replace("fwhm4", "fwhm6") for a in _argv(command, small_fits, tmp_path, str(out))]  # the FWHM 6 px data
+    script = ("import sys\nfrom sodinn.cli import main\n"
+              f"rc = main({argv!r})\n"
+              "print('status', rc, 'keras' in sys.modules or 'tensorflow' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "status 2 False", (proc.stdout, proc.stderr)
+    prefix = f"sodinn {command}: error: " + ("" if command == "predict" else f"model {SHIPPED_MODEL.name}: ")
+    assert proc.stderr.startswith(prefix + "the PSF FWHM of these data (5.99 px) is far from the training data's "
+                                  "(4.00 px); train a model on these data"), proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert not out.exists()

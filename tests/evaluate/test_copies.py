@@ -229,3 +229,20 @@ def test_free_position_gives_up_when_every_draw_is_near_a_source():
     with pytest.raises(ValueError, match=r"^band 1 injection is farther than 4\.0 px from the known sources$"):
         free_position(draw, star, source, 4.0, "band 1 injection")
     assert len(count) == 1000
+
+
+def test_run_copies_refuses_a_model_the_data_cannot_feed_before_any_copy(tmp_path):
+    """A 6-frame sequence cannot give the shipped model's 10 ranks: refused from model.json, no cache folder."""
+    data = make_adi_sequence(n_frames=6, size_px=49, fwhm_px=4.0, seed=7)
+    short = ADISequence(cube=data.cube, angles_deg=data.angles_deg, psf=data.psf, fwhm_px=4.0)
+    with pytest.raises(ValueError, match=r"^model net: the model uses 10 PCA ranks, but these data have 6 frames"):
+        run_copies(short, [_injection()], data.psf, [(10.0, 14.0)], models={"net": str(MODEL)}, baselines=[],
+                   cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_copies_refuses_a_cache_folder_that_is_a_file(sequence, tmp_path):
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(OSError, match=r"^cannot write .*cache: it is a file, not a folder; choose another cache_dir$"):
+        run_copies(sequence, [_injection()], sequence.psf, [(10.0, 14.0)], models={}, baselines=["median"],
+                   cache_dir=tmp_path / "cache", n_jobs=1, progress=False)

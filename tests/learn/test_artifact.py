@@ -17,6 +17,7 @@ from sodinn.learn.artifact import (  # noqa: E402
     METADATA_FILE,
     TrainedModel,
     check_compatible,
+    check_model_data,
     load_trained,
     metadata_digest,
     model_folder,
@@ -244,3 +245,33 @@ def test_shipped_model_loads_and_separates_classes(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(samples.labels, probs) > 0.85
+
+
+def _noise_sequence(n_frames, size_px, fwhm_px=4.0):
+    from sodinn.adi.sequence import ADISequence
+
+    from ..conftest import gaussian_psf
+
+    rng = np.random.default_rng(0)
+    return ADISequence(rng.normal(size=(n_frames, size_px, size_px)), np.linspace(0.0, 60.0, n_frames),
+                       gaussian_psf(15, fwhm_px), fwhm_px)
+
+
+def test_check_model_data_accepts_data_like_the_training_set():
+    check_model_data(read_metadata(SHIPPED), _noise_sequence(20, 41))  # K = 10 ranks <= 19, one annulus at least
+
+
+@pytest.mark.parametrize(("n_frames", "size_px", "fwhm_px", "message"), [
+    (11, 41, 4.0, None),  # 10 ranks need 11 frames: accepted
+    (10, 41, 4.0, r"^model m: the model uses 10 PCA ranks, but these data have 10 frames \(at most 9 ranks\); "),
+    (20, 25, 4.0, r"^model m: the model cannot be applied to these data \(no 1-FWHM annulus fits between 4\.0 px and "
+                  r"6\.0 px in 25x25 px frames with patch_px=9\); train a model on these data$"),
+    (20, 41, 6.0, r"^model m: the PSF FWHM of these data \(6\.00 px\) is far from the training data's \(4\.00 px\)"),
+])
+def test_check_model_data_refuses_what_the_model_cannot_use(n_frames, size_px, fwhm_px, message):
+    seq = _noise_sequence(n_frames, size_px, fwhm_px)
+    if message is None:
+        check_model_data(read_metadata(SHIPPED), seq, name="m")
+        return
+    with pytest.raises(ValueError, match=message):
+        check_model_data(read_metadata(SHIPPED), seq, name="m")

@@ -129,3 +129,36 @@ def test_reader_errors(tmp_path):
         h.attrs["format"] = "something"
     with pytest.raises(ValueError, match="not a sodinn sample file"):
         SampleFile(tmp_path / "other.h5")
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_oracle_leaves_no_parts_folder(synthetic, tmp_path, monkeypatch, error):
+    """Before the S/N oracle finishes there is nothing to resume from: no empty .parts/, no folder made."""
+
+    def interrupted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(store, "fit_flux_ranges", interrupted)
+    target = tmp_path / "new" / "s.h5"
+    with pytest.raises(error):
+        generate_sample_file(synthetic, CFG, target, n_jobs=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interruption_after_the_oracle_keeps_its_table_to_resume(synthetic, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, tmp_path / "s.h5", flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    parts = tmp_path / "s.h5.parts"
+    assert [p.name for p in parts.iterdir()] == ["state.json"]  # the resume state, not an empty folder
+    assert json.loads((parts / "state.json").read_text())["oracle"]["given"] is True
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_oracle(synthetic, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "fit_flux_ranges", lambda *a, **k: pytest.fail("the oracle ran"))
+    with pytest.raises(OSError, match=r"^cannot write .*: it is a folder, not a file; choose another path$"):
+        generate_sample_file(synthetic, CFG, tmp_path, n_jobs=1, progress=False)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OSError, match=r"f is a file, not a folder; choose another path$"):
+        generate_sample_file(synthetic, CFG, tmp_path / "f" / "s.h5", n_jobs=1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]

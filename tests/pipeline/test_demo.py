@@ -44,3 +44,24 @@ def test_demo_without_training_writes_the_data_and_both_reductions(tmp_path):
 
 
 # The full demonstration (train=True) runs once, through the command line: tests/cli/test_commands.py::test_demo_runs_end_to_end
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr("sodinn.pipeline.demo.make_adi_sequence", lambda **k: pytest.fail("the demo ran"))
+    (tmp_path / "demo").write_text("x")
+    with pytest.raises(OSError, match=r"^cannot write .*demo: it is a file, not a folder; choose another output_dir$"):
+        run_demo(tmp_path / "demo", train=False, progress=False)
+
+
+def test_a_failure_mid_run_leaves_no_output_folder(tmp_path, monkeypatch):
+    import pytest
+
+    def failing(*args, **kwargs):  # after the data files were written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sodinn.pipeline.demo.write_reductions", failing)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(tmp_path / "demo", train=False, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -115,3 +115,20 @@ def test_the_star_flux_given_replaces_the_curves_own(curve, tmp_path):
     np.testing.assert_allclose(_csv(tmp_path / "contrast_curve.csv")["contrast"], curve.flux_limit / STAR_FLUX, rtol=1e-15)
     write_limits(tmp_path / "own", classical=own)  # without one, the curve's own gives the contrast
     np.testing.assert_allclose(_csv(tmp_path / "own" / "contrast_curve.csv")["contrast"], curve.flux_limit / 10.0, rtol=1e-15)
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_file(curve, tmp_path):
+    (tmp_path / "limits").write_text("x")
+    with pytest.raises(OSError, match=r"^cannot write .*limits: it is a file, not a folder; choose another output_dir$"):
+        write_limits(tmp_path / "limits", classical=curve)
+    assert [p.name for p in tmp_path.iterdir()] == ["limits"]
+
+
+def test_a_failure_while_writing_leaves_no_folder(curve, tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sodinn.pipeline.limits.save_figure", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_limits(tmp_path / "a" / "limits", classical=curve)
+    assert list(tmp_path.iterdir()) == []

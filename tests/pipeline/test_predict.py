@@ -128,3 +128,62 @@ print("keras imported:", "keras" in sys.modules)
     assert "refused: the PSF FWHM of these data (8.00 px) is far from the training data" in proc.stdout
     assert "keras imported: False" in proc.stdout
     assert not (tmp_path / "predict").exists()
+
+
+_REFUSAL_SCRIPT = """
+import sys
+import numpy as np
+from sodinn.adi.sequence import ADISequence
+from sodinn.pipeline.predict import predict_products
+from tests.conftest import gaussian_psf
+rng = np.random.default_rng(0)
+seq = ADISequence(rng.normal(size=({n}, {size}, {size})), np.linspace(0.0, 60.0, {n}), gaussian_psf(15, 4.0), 4.0)
+try:
+    predict_products(seq, {model!r}, {out!r}, progress=False)
+except ValueError as err:
+    print("refused:", err)
+print("keras imported:", "keras" in sys.modules or "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("n_frames", "size_px", "message"), [
+    (6, 41, "the model uses 10 PCA ranks, but these data have 6 frames (at most 5 ranks)"),
+    (20, 25, "the model cannot be applied to these data (no 1-FWHM annulus fits between 4.0 px and 6.0 px in 25x25 px "
+             "frames with patch_px=9); train a model on these data"),
+])
+def test_data_the_model_cannot_use_are_refused_without_importing_keras(tmp_path, n_frames, size_px, message):
+    """Too few frames for the model's ranks, frames too small for its patches: refused from model.json alone."""
+    script = _REFUSAL_SCRIPT.format(n=n_frames, size=size_px, model=str(SHIPPED_MODEL), out=str(tmp_path / "predict"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"refused: {message}" in proc.stdout
+    assert "keras imported: False" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_a_file_is_refused_before_keras(tmp_path, monkeypatch):
+    import sodinn.pipeline.predict as predict_module
+
+    seq, _ = _demo_like(size_px=33)
+    (tmp_path / "out").write_text("x")
+    monkeypatch.setattr(predict_module, "import_keras_quietly", lambda: pytest.fail("Keras was loaded"))
+    with pytest.raises(OSError, match=r"^cannot write .*out: it is a file, not a folder; choose another output_dir$"):
+        predict_products(seq, SHIPPED_MODEL, tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failure_mid_run_leaves_no_output_folder(tmp_path, monkeypatch, error):
+    import sodinn.pipeline.predict as predict_module
+
+    seq, _ = _demo_like(size_px=33)
+    monkeypatch.setattr(predict_module, "import_keras_quietly", lambda: None)
+    monkeypatch.setattr(predict_module, "load_trained", lambda path: object())  # no Keras in this test
+
+    def failing(sequence, model, **kwargs):
+        (tmp_path / "a" / "predict" / "probability_map.fits").write_text("half")  # something written, then ...
+        raise error
+
+    monkeypatch.setattr(predict_module, "probability_map", failing)
+    with pytest.raises(type(error)):
+        predict_products(seq, SHIPPED_MODEL, tmp_path / "a" / "predict", progress=False)
+    assert list(tmp_path.iterdir()) == []

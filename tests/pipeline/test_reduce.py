@@ -116,3 +116,44 @@ def test_settings_are_written_as_config_toml_beside_the_products(bright, tmp_pat
     assert tomllib.loads((tmp_path / "config.toml").read_text()) == settings
     write_reductions(seq, ["median"], tmp_path / "none", ncomp=3)
     assert not (tmp_path / "none" / "config.toml").exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_reduction(bright, tmp_path, monkeypatch):
+    import sodinn.pipeline.reduce as reduce_module
+
+    seq, _ = bright
+    (tmp_path / "out").write_text("x")
+    monkeypatch.setattr(reduce_module, "snr_map", lambda *a, **k: pytest.fail("a reduction ran"))
+    with pytest.raises(OSError, match=r"^cannot write .*out: it is a file, not a folder; choose another output_dir$"):
+        write_reductions(seq, ["median"], tmp_path / "out", ncomp=NCOMP)
+    assert (tmp_path / "out").read_text() == "x"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_failure_mid_run_leaves_nothing_new(bright, tmp_path, monkeypatch, error):
+    """The second method fails after the first wrote its files: the folder (and the parents made) go."""
+    import sodinn.pipeline.reduce as reduce_module
+
+    seq, _ = bright
+    calls = []
+    original = reduce_module.snr_map
+
+    def failing(frame, fwhm):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error
+        return original(frame, fwhm)
+
+    monkeypatch.setattr(reduce_module, "snr_map", failing)
+    (tmp_path / "kept.txt").write_text("x")
+    with pytest.raises(type(error)):
+        write_reductions(seq, ["median", "pca"], tmp_path / "a" / "out", ncomp=NCOMP)
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+    # into an existing folder: its earlier files stay, the run's new files go
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "median_frame.fits").write_text("earlier run")
+    calls.clear()
+    with pytest.raises(type(error)):
+        write_reductions(seq, ["pca", "median"], tmp_path / "old", ncomp=NCOMP)
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["median_frame.fits"]
+    assert (tmp_path / "old" / "median_frame.fits").read_text() == "earlier run"

@@ -119,3 +119,32 @@ def test_model_digest_is_recorded(sequence, tmp_path):
     settings = tomllib.loads((tmp_path / "config.toml").read_text())
     assert settings["roc"]["models"] == [f"sodinn={result.models['sodinn']}"]
     assert {r["method"] for r in Table.read(tmp_path / "roc.csv", format="ascii.csv")} >= {"sodinn", "annular-5"}
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_copy(sequence, tmp_path, monkeypatch):
+    monkeypatch.setattr("sodinn.pipeline.roc.run_roc", lambda *a, **k: pytest.fail("the harness ran"))
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(OSError, match=r"^cannot write .*out: it is a file, not a folder; choose another output_dir$"):
+        roc_report(sequence, CONFIG, None, tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failure_leaves_no_folder_unless_the_cache_holds_finished_copies(sequence, tmp_path, monkeypatch, error):
+    def failing(seq, config, models, *, cache_dir, **kwargs):
+        cache_dir.mkdir(parents=True)  # made, but no copy finished
+        raise error
+
+    monkeypatch.setattr("sodinn.pipeline.roc.run_roc", failing)
+    with pytest.raises(type(error)):
+        roc_report(sequence, CONFIG, None, tmp_path / "a" / "roc", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+    def after_one_copy(seq, config, models, *, cache_dir, **kwargs):
+        (cache_dir / "key").mkdir(parents=True)
+        (cache_dir / "key" / "copy-0.npy").write_bytes(b"map")
+        raise error
+
+    monkeypatch.setattr("sodinn.pipeline.roc.run_roc", after_one_copy)
+    with pytest.raises(type(error)):
+        roc_report(sequence, CONFIG, None, tmp_path / "roc", progress=False)
+    assert (tmp_path / "roc" / "cache" / "key" / "copy-0.npy").is_file()  # a rerun resumes from it

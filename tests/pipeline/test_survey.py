@@ -190,3 +190,32 @@ def test_bad_flags_are_refused_before_any_work(tmp_path, capsys):
     assert _survey(tmp_path / "missing.toml") == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_target_that_fails_with_nothing_to_resume_leaves_no_folder(tmp_path, capsys):
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    s = make_adi_sequence(n_frames=5, size_px=45, fwhm_px=4.0, seed=4)
+    for name, arr in (("cube", s.cube), ("angles", s.angles_deg), ("psf", s.psf)):
+        write_fits(tmp_path / f"{name}.fits", arr)
+    cfg = tmp_path / "survey.toml"
+    cfg.write_text(TINY.split("[[targets]]")[0] + """
+[[targets]]
+name = "short"
+data = { cube = "cube.fits", angles = "angles.fits", psf = "psf.fits", fwhm_px = 4.0 }
+""")
+    assert _survey(cfg, "--scheduler", "synchronous") == 1
+    assert "short            FAILED: ValueError: n_ranks=6 needs more frames" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["summary.ecsv"]  # no empty target folder
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_target(tmp_path, capsys):
+    cfg = tmp_path / "survey.toml"
+    cfg.write_text(TINY)
+    (tmp_path / "out").write_text("x")
+    assert _survey(cfg) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sodinn survey: error: cannot write {tmp_path / 'out'}: it is a file, not a folder; "
+                   "choose another --output (or [survey] output)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "survey.toml"]

@@ -63,3 +63,60 @@ print("keras imported:", "keras" in sys.modules)
     assert "refused: model must be one of" in proc.stdout
     assert "keras imported: False" in proc.stdout
     assert not (tmp_path / "model").exists()
+
+
+def test_outputs_and_samples_are_refused_without_importing_keras(tiny_samples, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "foreign.h5").write_text("not HDF5")
+    script = f"""
+import sys
+from sodinn.config import TrainConfig
+from sodinn.pipeline.train import train_model
+for samples, out in [({str(tiny_samples)!r}, {str(tmp_path / "file")!r}), ({str(tmp_path / "none.h5")!r}, {str(tmp_path / "m1")!r}),
+                     ({str(tmp_path / "foreign.h5")!r}, {str(tmp_path / "m2")!r})]:
+    try:
+        train_model(samples, out, TrainConfig(model="sodinn"))
+    except (OSError, ValueError) as err:
+        print("refused:", err)
+print("keras imported:", "keras" in sys.modules or "tensorflow" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"refused: cannot write {tmp_path / 'file'}: it is a file, not a folder; choose another output_dir" in proc.stdout
+    assert f"refused: sample file not found: {tmp_path / 'none.h5'}" in proc.stdout
+    assert "refused: cannot open" in proc.stdout and "keras imported: False" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "foreign.h5"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failure_before_a_finished_epoch_leaves_no_model_folder(tiny_samples, tmp_path, monkeypatch, error):
+    import sodinn.learn.training as training
+
+    def failing(*args, **kwargs):
+        out = args[4]
+        (out / "history.csv").write_text("epoch,loss\n")
+        (out / "backup").mkdir()  # BackupAndRestore's folder, still empty
+        raise error
+
+    monkeypatch.setattr(training, "_fit", failing)
+    monkeypatch.setattr("sodinn.pipeline.train.import_keras_quietly", lambda: None)
+    with pytest.raises(type(error)):
+        train_model(tiny_samples, tmp_path / "runs" / "model", TrainConfig(model="sodirf"), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_training_keeps_its_backup_and_resumes(tiny_samples, tmp_path, monkeypatch):
+    import sodinn.learn.training as training
+
+    def interrupted(*args, **kwargs):
+        out = args[4]
+        (out / "backup").mkdir(exist_ok=True)
+        (out / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_fit", interrupted)
+    monkeypatch.setattr("sodinn.pipeline.train.import_keras_quietly", lambda: None)
+    out = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(tiny_samples, out, TrainConfig(model="sodirf"), progress=False)
+    assert (out / "backup" / "training_metadata.json").is_file()  # the resume state stays for the next run

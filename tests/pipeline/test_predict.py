@@ -149,7 +149,7 @@ print("keras imported:", "keras" in sys.modules or "tensorflow" in sys.modules)
 @pytest.mark.parametrize(("n_frames", "size_px", "message"), [
     (6, 41, "the model uses 10 PCA ranks, but these data have 6 frames (at most 5 ranks)"),
     (20, 25, "the model cannot be applied to these data (no 1-FWHM annulus fits between 4.0 px and 6.0 px in 25x25 px "
-             "frames with patch_px=9); train a model on these data"),
+             "frames with 9 px patches); train a model on these data"),
 ])
 def test_data_the_model_cannot_use_are_refused_without_importing_keras(tmp_path, n_frames, size_px, message):
     """Too few frames for the model's ranks, frames too small for its patches: refused from model.json alone."""

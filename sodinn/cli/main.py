@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from sodinn._version import __version__
@@ -18,6 +19,7 @@ from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
 from sodinn.config import EngineConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
+from sodinn.exceptions import SodinnWarning
 from sodinn.learn.models import MODEL_NAMES
 
 __all__ = ["build_parser", "main"]
@@ -58,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # sodinn's warnings (a PSF recentred, ...) as one-line notes
+            warnings.simplefilter("default", SodinnWarning)
+            warnings.showwarning = _show_note_for(args.command)
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader of stdout went away (`sodinn info ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141
@@ -71,6 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sodinn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_note_for(command: str):
+    """Return a ``warnings.showwarning`` that prints a :class:`SodinnWarning` as one line: ``sodinn COMMAND: note: ...``."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SodinnWarning):
+            print(f"sodinn {command}: note: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SodinnWarning", "GeometryWarning", "SettingError", "python_setting"]
+__all__ = ["SodinnWarning", "GeometryWarning", "PSFWarning", "SettingError", "python_setting"]
 
 
 class SodinnWarning(UserWarning):
@@ -14,6 +14,10 @@ class SodinnWarning(UserWarning):
 
 class GeometryWarning(SodinnWarning):
     """A geometric request was adjusted (e.g. an annulus clipped to the frame)."""
+
+
+class PSFWarning(SodinnWarning):
+    """The off-axis PSF was changed on input: recentred on its stamp, or averaged from a cube of stamps."""
 
 
 def python_setting(name: str, value: Any = None) -> str:

@@ -116,3 +116,16 @@ def small_sequence():
 
     data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, field_rotation_deg=70.0, seed=8)
     return ADISequence(data.cube, data.angles_deg, data.psf, data.fwhm_px, data.pixel_scale_arcsec)
+
+
+def offset_psf(size: int = 21, dx: float = 0.0, dy: float = 0.0, fwhm: float = 4.0, kind: str = "gaussian") -> np.ndarray:
+    """A symmetric PSF (unit peak) centred at ``(size // 2 + dx, size // 2 + dy)``: a Gaussian or an Airy pattern of that FWHM."""
+    c = size // 2
+    yy, xx = np.indices((size, size))
+    r = np.hypot(xx - c - dx, yy - c - dy)
+    if kind == "gaussian":
+        return np.exp(-(r**2) / (2 * (fwhm / (2 * np.sqrt(2 * np.log(2)))) ** 2))
+    from scipy.special import j1
+
+    u = np.maximum(r * 1.616340 * 2 / fwhm, 1e-12)  # Airy: FWHM = 1.029 lambda/D, half maximum at u = 1.61634
+    return (2 * j1(u) / u) ** 2

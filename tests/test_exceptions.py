@@ -6,12 +6,13 @@ from astropy.io import fits
 
 import sodinn
 from sodinn.adi.io import read_cube
-from sodinn.exceptions import GeometryWarning, SodinnWarning
+from sodinn.exceptions import GeometryWarning, PSFWarning, SodinnWarning
 
 
 def test_warning_hierarchy():
     assert issubclass(SodinnWarning, UserWarning)
     assert issubclass(GeometryWarning, SodinnWarning)
+    assert issubclass(PSFWarning, SodinnWarning)
     assert not issubclass(SodinnWarning, GeometryWarning)
     assert sodinn.SodinnWarning is SodinnWarning  # the package exports it
 

@@ -122,7 +122,9 @@ def companion_stamps(
         Frame (or cube) shape; the last two axes count.
     psf : ndarray, shape (p, p)
         PSF stamp centred on its central pixel (normalise it first, see
-        :func:`sodinn.adi.psf.normalize_psf`, so that ``flux`` is in the cube's units).
+        :func:`sodinn.adi.psf.normalize_psf`, so that ``flux`` is in the cube's units). A centroid
+        off by more than 0.03 px is recentred first (see :mod:`sodinn.adi.psf`), so that the
+        companion's centroid lands on ``(x, y)``.
     angles_deg : ndarray, shape (n_frames,)
         Parallactic angles, degrees, counter-clockwise (SPEC §1).
     sep_px, theta_deg : float
@@ -142,8 +144,13 @@ def companion_stamps(
         If ``psf`` or ``angles_deg`` is not array-like of numbers, or ``sep_px`` / ``theta_deg`` is
         not a real number.
     ValueError
-        If ``psf`` is not a valid PSF stamp or is larger than the frames, ``method`` is unknown, or
-        the angles or the position are not finite.
+        If ``psf`` is not a valid PSF stamp, is off-centre beyond the recentring limit or is larger
+        than the frames, ``method`` is unknown, or the angles or the position are not finite.
+
+    Warns
+    -----
+    PSFWarning
+        If the stamp was recentred (the message gives the shift, px).
     """
     size = int(shape[-1])
     stamp = v.check_psf(psf, frame_size=size)
@@ -204,7 +211,9 @@ def cube_inject_companions(
     cube : ndarray, shape (n_frames, N, N)
         Star-centred frames; not modified.
     psf : ndarray, shape (p, p)
-        Normalised PSF (flux 1 in a 1-FWHM-diameter aperture, SPEC §1), centred on its stamp.
+        Normalised PSF (flux 1 in a 1-FWHM-diameter aperture, SPEC §1), centred on its stamp; a
+        centroid off by more than 0.03 px is recentred first (see :mod:`sodinn.adi.psf`), so that
+        each companion's centroid lands on its position.
     angles_deg : ndarray, shape (n_frames,)
         Parallactic angles, degrees, counter-clockwise (SPEC §1).
     sep_px, theta_deg, flux : float or array-like
@@ -227,6 +236,11 @@ def cube_inject_companions(
         and ``flux`` do not broadcast to one 1-D length or are non-finite, a separation lies outside
         ``[0, N/2)``, or ``method`` is unknown.
 
+    Warns
+    -----
+    PSFWarning
+        If the PSF was recentred (once per call; the message gives the shift, px).
+
     Examples
     --------
     >>> psf = np.zeros((5, 5)); psf[2, 2] = 1.0
@@ -236,6 +250,7 @@ def cube_inject_companions(
     """
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
+    stamp = v.check_psf(psf, frame_size=arr.shape[-1])  # recentred once, not once per companion
     seps, thetas, fluxes = np.broadcast_arrays(
         np.atleast_1d(np.asarray(sep_px, dtype=np.float64)),
         np.atleast_1d(np.asarray(theta_deg, dtype=np.float64)),
@@ -252,7 +267,7 @@ def cube_inject_companions(
         raise ValueError(msg)
     out = arr.copy()
     for sep, theta, f in zip(seps, thetas, fluxes):
-        stamps = companion_stamps(arr.shape, psf, angles, float(sep), float(theta), method=method)
+        stamps = companion_stamps(arr.shape, stamp, angles, float(sep), float(theta), method=method)
         add_companion_stamps(out, stamps, f)
     return out
 

@@ -24,10 +24,10 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
-from sodinn.exceptions import SettingError, SodinnWarning
+from sodinn.exceptions import PSFWarning, SettingError, SodinnWarning
 
-__all__ = ["ANGLE_COLUMNS", "HDUChoice", "apply_nan_policy", "file_checksum", "read_angles", "read_cube", "read_fits",
-           "read_psf", "select_hdu", "unwrap_angles", "write_fits"]
+__all__ = ["ANGLE_COLUMNS", "HDUChoice", "PSFStamp", "apply_nan_policy", "file_checksum", "read_angles", "read_cube",
+           "read_fits", "read_psf", "read_psf_stamp", "select_hdu", "unwrap_angles", "write_fits"]
 
 _NAN_POLICIES = ("raise", "zero")
 
@@ -518,8 +518,90 @@ def read_angles(
     return unwrap_angles(v.check_angles(data, name=f"angles in {Path(path).name}"))
 
 
+@dataclass(frozen=True)
+class PSFStamp:
+    """An off-axis PSF read from FITS, and what was done to it on reading (:func:`read_psf_stamp`).
+
+    Attributes
+    ----------
+    stamp : ndarray, shape (p, p), float64
+        The PSF stamp, centred on its central pixel ``p // 2`` (SPEC §1): recentred when its centroid
+        was off by more than 0.03 px (see :mod:`sodinn.adi.psf`); not normalised.
+    n_averaged : int
+        Number of stamps averaged into it: 1 for a ``(p, p)`` image, ``n`` for a ``(n, p, p)`` cube.
+    offset_xy_px : tuple of float
+        Centroid of the stamp as read (after averaging) minus the central pixel, ``(dx, dy)``, px.
+    recentred : bool
+        Whether :attr:`stamp` was shifted by ``-offset_xy_px`` (the offset was above 0.03 px).
+    """
+
+    stamp: np.ndarray
+    n_averaged: int
+    offset_xy_px: tuple[float, float]
+    recentred: bool
+
+
+def read_psf_stamp(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> PSFStamp:
+    """Read an off-axis PSF from FITS and say what was done to it: stamps averaged, sub-pixel recentring.
+
+    A cube of PSFs ``(n, p, p)`` (e.g. one per IFS channel, or per exposure) is averaged over its
+    first axis into one stamp, with a :class:`~sodinn.exceptions.PSFWarning` naming ``n``. The stamp is
+    then checked and, when its centroid is more than 0.03 px from the central pixel, recentred by a
+    sub-pixel Fourier shift (a :class:`~sodinn.exceptions.PSFWarning` gives the shift) or, beyond half
+    its FWHM (at least 1 px) or too near the stamp edge, refused (see :mod:`sodinn.adi.psf`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file of the PSF, ``(p, p)`` or ``(n, p, p)``.
+    hdu : int or str, optional
+        HDU index or ``EXTNAME``; default: the first HDU holding a 2-D image, else a 3-D one (see
+        :func:`select_hdu`).
+
+    Returns
+    -------
+    PSFStamp
+        The centred stamp, the number of stamps averaged and the centroid offset as read.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read (see :func:`read_fits`), is not 2-D or 3-D, or the stamp is not
+        square, smaller than 3x3 px, non-finite, without a positive pixel, or off-centre beyond the
+        recentring limit (the message gives the offset, px).
+
+    Warns
+    -----
+    PSFWarning
+        If stamps were averaged, or the stamp was recentred.
+    """
+    data, _ = _read(path, "psf", hdu, None)
+    name = Path(path).name
+    n_stamps = 1
+    if data.ndim == 3:
+        n_stamps = int(data.shape[0])
+        if n_stamps > 1:
+            warnings.warn(
+                f"{name} holds {n_stamps} PSF stamps (shape {data.shape}); averaged them into one "
+                f"{data.shape[1]}x{data.shape[2]} px stamp. Pass a single (p, p) stamp (e.g. the channel or "
+                "the exposure matching the cube) to use it as it is",
+                PSFWarning,
+                stacklevel=2,
+            )
+        data = data.mean(axis=0)
+    stamp, offset, recentred = v.center_psf(data, name=f"psf in {name}")
+    return PSFStamp(stamp=stamp, n_averaged=n_stamps, offset_xy_px=(float(offset[0]), float(offset[1])),
+                    recentred=recentred)
+
+
 def read_psf(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> np.ndarray:
-    """Read an off-axis PSF stamp from FITS (a cube of PSFs is averaged over its first axis).
+    """Read an off-axis PSF stamp from FITS (a cube of PSFs is averaged over its first axis, with a warning).
+
+    The stamp is centred on its central pixel on reading: recentred by a sub-pixel Fourier shift when
+    its centroid is more than 0.03 px away, refused beyond the recentring limit (see
+    :func:`read_psf_stamp`, which also says what was done).
 
     Parameters
     ----------
@@ -532,7 +614,7 @@ def read_psf(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> n
     Returns
     -------
     ndarray, shape (p, p), float64
-        The PSF stamp, as stored (not normalised; see :func:`sodinn.adi.psf.normalize_psf`).
+        The centred PSF stamp (not normalised; see :func:`sodinn.adi.psf.normalize_psf`).
 
     Raises
     ------
@@ -540,12 +622,15 @@ def read_psf(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> n
         If the file does not exist.
     ValueError
         If the file cannot be read (see :func:`read_fits`), or the stamp is not square, smaller than
-        3x3 px, non-finite, without a positive pixel, or off-centre (SPEC §1).
+        3x3 px, non-finite, without a positive pixel, or off-centre beyond the recentring limit
+        (SPEC §1; the message gives the offset, px).
+
+    Warns
+    -----
+    PSFWarning
+        If stamps were averaged, or the stamp was recentred.
     """
-    data, _ = _read(path, "psf", hdu, None)
-    if data.ndim == 3:
-        data = data.mean(axis=0)
-    return v.check_psf(data, name=f"psf in {Path(path).name}")
+    return read_psf_stamp(path, hdu=hdu).stamp
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:

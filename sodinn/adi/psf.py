@@ -1,8 +1,16 @@
-"""Off-axis PSF: FWHM by a 2-D Gaussian fit, cropping and normalisation (SPEC §1).
+"""Off-axis PSF: centroid, FWHM by a 2-D Gaussian fit, cropping and normalisation (SPEC §1).
 
 A normalised PSF has flux 1 inside a circular aperture of diameter 1 FWHM centred on its
 central pixel; injected companions are ``flux`` times that PSF, so ``flux`` is the
 companion's flux in that aperture, in the cube's units.
+
+The centre of a ``p x p`` stamp is pixel ``p // 2`` (SPEC §1), and every function that takes a PSF
+measures where the PSF really is (:func:`psf_centroid`, on the core only). A centroid within
+0.03 px of the centre is used as given; one off by more, up to half the FWHM (at least 1 px, e.g. an
+even stamp centred on a pixel corner) and with its core inside the stamp, is recentred by a
+sub-pixel Fourier shift with a :class:`~sodinn.exceptions.PSFWarning` that says by how much; a
+larger offset is refused with the offset in px. So a companion injected at ``(x, y)`` lands there
+(to 0.05 px), whatever the parity of the stamp.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from sodinn import _validation as v
 from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.geometry import frame_center
 
-__all__ = ["GaussianFit", "aperture_flux", "crop_psf", "fit_fwhm", "fit_gaussian_2d", "normalize_psf"]
+__all__ = ["GaussianFit", "aperture_flux", "crop_psf", "fit_fwhm", "fit_gaussian_2d", "normalize_psf", "psf_centroid"]
 
 _SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -61,7 +69,8 @@ def crop_psf(psf: npt.ArrayLike, size_px: int) -> np.ndarray:
     Parameters
     ----------
     psf : ndarray, shape (p, p)
-        PSF stamp, centred on its central pixel (SPEC §1).
+        PSF stamp, centred on its central pixel (SPEC §1); recentred first if its centroid is off by
+        more than 0.03 px (see the module docstring).
     size_px : int
         Output size, px: ``3 <= size_px <= p``, with the parity of ``p`` so that the centre stays on
         the central pixel.
@@ -69,15 +78,20 @@ def crop_psf(psf: npt.ArrayLike, size_px: int) -> np.ndarray:
     Returns
     -------
     ndarray, shape (size_px, size_px), float64
-        A copy of the central part of the stamp.
+        A copy of the central part of the (recentred) stamp.
 
     Raises
     ------
     TypeError
         If ``psf`` is not array-like of numbers or ``size_px`` is not an integer.
     ValueError
-        If ``psf`` is not a valid PSF stamp (square, finite, centred, positive peak), or ``size_px``
-        is out of range or of the other parity.
+        If ``psf`` is not a valid PSF stamp (square, finite, positive peak, centroid within the
+        recentring limit), or ``size_px`` is out of range or of the other parity.
+
+    Warns
+    -----
+    PSFWarning
+        If the stamp was recentred (the message gives the shift, px).
     """
     arr = v.check_psf(psf)
     size = v.check_int(size_px, name="size_px", minimum=3, maximum=arr.shape[0])
@@ -91,10 +105,13 @@ def crop_psf(psf: npt.ArrayLike, size_px: int) -> np.ndarray:
 def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> GaussianFit:
     """Fit an elliptical 2-D Gaussian to a centred PSF (astropy ``Gaussian2D``, least squares).
 
+    The stamp is fitted as given (not recentred), so the fitted centre measures where the PSF is.
+
     Parameters
     ----------
     psf : ndarray, shape (p, p)
-        PSF stamp, centred on its central pixel (SPEC §1).
+        PSF stamp, centred on its central pixel (SPEC §1) to within the recentring limit (half the
+        FWHM, at least 1 px; see the module docstring).
     crop_px : int or None
         Fit only the central ``crop_px`` x ``crop_px`` pixels (default 15, as VIP; raised by one to the
         parity of ``p``), or the whole stamp when None or not smaller than ``p``.
@@ -110,17 +127,17 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
     TypeError
         If ``psf`` is not array-like of numbers.
     ValueError
-        If ``psf`` is not a valid PSF stamp (square, finite, centred, positive peak), or the fit gives
-        no finite positive FWHM.
+        If ``psf`` is not a valid PSF stamp (square, finite, positive peak, centroid within the
+        recentring limit), or the fit gives no finite positive FWHM.
     """
     from astropy.modeling import fitting, models
 
-    arr = v.check_psf(psf)
+    arr = v.check_psf(psf, recenter=False)
     offset = 0
     if crop_px is not None and crop_px < arr.shape[0]:
         size = int(crop_px) + ((arr.shape[0] - int(crop_px)) % 2)
         offset = (arr.shape[0] - size) // 2
-        arr = crop_psf(arr, size)
+        arr = arr[offset : offset + size, offset : offset + size]
     yy, xx = np.indices(arr.shape)
     total = arr.sum()
     x_com = float((arr * xx).sum() / total) if total > 0 else arr.shape[1] / 2
@@ -184,6 +201,49 @@ def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:
     return float(fit_gaussian_2d(psf, crop_px=crop_px).fwhm)
 
 
+def psf_centroid(psf: npt.ArrayLike) -> tuple[float, float]:
+    """Return the sub-pixel centroid ``(x, y)`` of the core of a PSF stamp, px.
+
+    The Gaussian-windowed centroid (SExtractor's ``XWIN_IMAGE``): from the brightest pixel, the centre
+    moves to the first moment of the stamp weighted by a circular Gaussian as wide as the PSF (its
+    FWHM estimated from the pixels above half maximum), cut at 2 FWHM, until it converges. It is the
+    centre of any symmetric PSF, whatever the parity of the stamp, and a noisy or asymmetric wing
+    beyond 1-2 FWHM does not move it.
+
+    Parameters
+    ----------
+    psf : ndarray, shape (p, p)
+        PSF stamp (or any image with one bright source); finite, with a positive pixel. Not
+        recentred.
+
+    Returns
+    -------
+    x, y : float
+        Centroid, px, in the coordinates of the stamp (column, row); the stamp centre is
+        ``(p // 2, p // 2)`` (SPEC §1).
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not array-like of numbers.
+    ValueError
+        If ``psf`` is not a square, finite 2-D stamp of at least 3x3 px with a positive pixel.
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((20, 20))
+    >>> psf = np.exp(-((xx - 9.5) ** 2 + (yy - 9.5) ** 2) / 8)  # an even stamp centred on a pixel corner
+    >>> [round(c, 6) for c in psf_centroid(psf)]  # the stamp centre is (10, 10)
+    [9.5, 9.5]
+    """
+    arr = v.check_frame(psf, name="psf")
+    if arr.shape[0] < 3 or not arr.max() > 0:
+        msg = f"psf must be at least 3x3 px with a positive pixel; got {arr.shape[0]}x{arr.shape[0]} px, max {arr.max():g}"
+        raise ValueError(msg)
+    x, y = v.psf_centroid_xy(arr)
+    return float(x), float(y)
+
+
 def aperture_flux(image: npt.ArrayLike, fwhm_px: float) -> float:
     """Return the exact flux in a circular aperture of diameter ``fwhm_px`` centred on the central pixel.
 
@@ -220,7 +280,8 @@ def normalize_psf(psf: npt.ArrayLike, fwhm_px: float, *, size_px: int | None = N
     Parameters
     ----------
     psf : ndarray, shape (p, p)
-        Off-axis PSF, centred on its central pixel.
+        Off-axis PSF, centred on its central pixel; recentred first if its centroid is off by more
+        than 0.03 px (see the module docstring).
     fwhm_px : float
         FWHM, px (e.g. from :func:`fit_fwhm`).
     size_px : int, optional
@@ -229,7 +290,7 @@ def normalize_psf(psf: npt.ArrayLike, fwhm_px: float, *, size_px: int | None = N
     Returns
     -------
     ndarray, shape (p, p) or (size_px, size_px), float64
-        The (cropped) PSF divided by its flux in the 1-FWHM-diameter aperture.
+        The (recentred, cropped) PSF divided by its flux in the 1-FWHM-diameter aperture.
 
     Raises
     ------
@@ -237,9 +298,14 @@ def normalize_psf(psf: npt.ArrayLike, fwhm_px: float, *, size_px: int | None = N
         If ``psf`` is not array-like of numbers, ``fwhm_px`` is not a real number or ``size_px`` not
         an integer.
     ValueError
-        If ``psf`` is not a valid PSF stamp, ``fwhm_px`` is implausible (below 0.5 px or above the
-        stamp size), ``size_px`` is invalid (see :func:`crop_psf`), or the aperture flux is not
-        positive.
+        If ``psf`` is not a valid PSF stamp or is off-centre beyond the recentring limit, ``fwhm_px``
+        is implausible (below 0.5 px or above the stamp size), ``size_px`` is invalid (see
+        :func:`crop_psf`), or the aperture flux is not positive.
+
+    Warns
+    -----
+    PSFWarning
+        If the stamp was recentred (the message gives the shift, px).
 
     Examples
     --------

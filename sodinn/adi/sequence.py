@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 from sodinn.adi.geometry import frame_center
-from sodinn.adi.io import apply_nan_policy, file_checksum, read_angles, read_fits, read_psf, select_hdu
+from sodinn.adi.io import apply_nan_policy, file_checksum, read_angles, read_fits, read_psf_stamp, select_hdu
 from sodinn.adi.psf import fit_fwhm, normalize_psf
 from sodinn.exceptions import SettingError
 
@@ -32,14 +32,21 @@ class ADISequence:
         Parallactic angles, degrees, counter-clockwise (SPEC §1; ``(n, 1)`` is flattened). Stored
         read-only.
     psf : ndarray, shape (p, p)
-        Off-axis PSF, centred on its stamp, ``p <= N``. Kept as given (read-only);
-        :attr:`psf_normalized` is the PSF with flux 1 in a 1-FWHM-diameter aperture.
+        Off-axis PSF, centred on its stamp (pixel ``p // 2``, SPEC §1), ``p <= N``. Kept as given
+        (read-only) when its centroid is within 0.03 px of that pixel; otherwise recentred by a
+        sub-pixel Fourier shift with a :class:`~sodinn.exceptions.PSFWarning` (the measured offset is
+        kept in :attr:`provenance` as ``psf_offset_xy_px``), or refused beyond half its FWHM (at least
+        1 px; see :mod:`sodinn.adi.psf`). Every injection made from the sequence (C+ samples, the S/N
+        oracle, ROC and detection limits) uses this centred stamp. :attr:`psf_normalized` is the PSF
+        with flux 1 in a 1-FWHM-diameter aperture.
     fwhm_px : float
         PSF FWHM, px; at least 0.5 and at most ``N / 4``.
     pixel_scale_arcsec : float, optional
         Plate scale, arcsec/px.
     provenance : dict
         Where the data came from (file names and SHA-256 checksums for :meth:`from_fits`); copied.
+        When the PSF was recentred, ``psf_offset_xy_px`` (its centroid offset ``[dx, dy]`` as given,
+        px) and ``psf_recentred`` (True) are added.
 
     Raises
     ------
@@ -48,8 +55,13 @@ class ADISequence:
         real number.
     ValueError
         If the cube is not 3-D with square, finite frames, has fewer than 2 frames, the angles do not
-        match the frames, the PSF is malformed, larger than the frames or off-centre, or the FWHM or
-        the pixel scale is not a plausible positive value.
+        match the frames, the PSF is malformed, larger than the frames or off-centre beyond the
+        recentring limit, or the FWHM or the pixel scale is not a plausible positive value.
+
+    Warns
+    -----
+    PSFWarning
+        If the PSF was recentred (the message gives the shift, px).
 
     See Also
     --------
@@ -80,7 +92,7 @@ class ADISequence:
         """Validate the fields and replace them by their checked, read-only versions."""
         cube = v.check_cube(self.cube)
         angles = v.check_angles(self.angles_deg, cube.shape[0])
-        psf = v.check_psf(self.psf, frame_size=cube.shape[-1])
+        psf, offset_xy, recentred = v.center_psf(self.psf, frame_size=cube.shape[-1])
         fwhm = v.check_fwhm(self.fwhm_px, frame_size=cube.shape[-1])
         scale = None
         if self.pixel_scale_arcsec is not None:
@@ -95,7 +107,10 @@ class ADISequence:
         object.__setattr__(self, "psf", psf)
         object.__setattr__(self, "fwhm_px", fwhm)
         object.__setattr__(self, "pixel_scale_arcsec", scale)
-        object.__setattr__(self, "provenance", dict(self.provenance))
+        provenance = dict(self.provenance)
+        if recentred:
+            provenance.update(psf_offset_xy_px=[round(float(d), 4) for d in offset_xy], psf_recentred=True)
+        object.__setattr__(self, "provenance", provenance)
 
     @classmethod
     def from_fits(
@@ -122,7 +137,8 @@ class ADISequence:
             FITS file of the parallactic angles, degrees, ``(n_frames,)`` or ``(n_frames, 1)``;
             unwrapped on reading (see :func:`sodinn.adi.io.read_angles`).
         psf_path : str or path-like
-            FITS file of the off-axis PSF ``(p, p)``, or a cube of PSFs that is averaged.
+            FITS file of the off-axis PSF ``(p, p)``, or a cube of PSFs that is averaged (with a
+            warning); recentred if needed (see :func:`sodinn.adi.io.read_psf_stamp`).
         fwhm_px : float, optional
             PSF FWHM, px; default: fitted with :func:`sodinn.adi.psf.fit_fwhm`.
         pixel_scale_arcsec : float, optional
@@ -143,7 +159,9 @@ class ADISequence:
         ADISequence
             Its provenance records the resolved file names, their SHA-256 checksums, the HDU (and
             column) each array was read from (``cube_hdu``, ...), the frames dropped by the NaN policy
-            (``dropped_frames``) and whether the FWHM was fitted or given (``fwhm_source``).
+            (``dropped_frames``) and whether the FWHM was fitted or given (``fwhm_source``);
+            ``psf_averaged_stamps`` (the number of stamps averaged) when the PSF file holds a cube of
+            them, and ``psf_offset_xy_px`` and ``psf_recentred`` when the PSF was recentred.
 
         Raises
         ------
@@ -153,6 +171,11 @@ class ADISequence:
             If a file cannot be read or the data fail the checks of :class:`ADISequence`, or the PSF
             fit fails; a :class:`~sodinn.exceptions.SettingError` names the parameter that fixes it
             (``nan_policy``, ``cube_hdu``, ...).
+
+        Warns
+        -----
+        PSFWarning
+            If PSF stamps were averaged, or the PSF was recentred.
 
         Examples
         --------
@@ -170,9 +193,14 @@ class ADISequence:
         raw = read_fits(cube_path, hdu=where["cube"].index)
         angles = read_angles(angles_path, hdu=where["angles"].index, column=where["angles"].column)
         cube, angles, dropped = apply_nan_policy(raw, angles, nan_policy, name=f"cube in {Path(cube_path).name}")
-        psf = read_psf(psf_path, hdu=where["psf"].index)
+        psf_read = read_psf_stamp(psf_path, hdu=where["psf"].index)
+        psf = psf_read.stamp
         fwhm = fit_fwhm(psf) if fwhm_px is None else fwhm_px
         provenance: dict[str, Any] = {"fwhm_source": "fit" if fwhm_px is None else "given"}
+        if psf_read.n_averaged > 1:
+            provenance["psf_averaged_stamps"] = psf_read.n_averaged
+        if psf_read.recentred:
+            provenance.update(psf_offset_xy_px=[round(d, 4) for d in psf_read.offset_xy_px], psf_recentred=True)
         for role, p in (("cube", cube_path), ("angles", angles_path), ("psf", psf_path)):
             provenance[f"{role}_file"] = str(Path(p).resolve())
             provenance[f"{role}_sha256"] = file_checksum(p)

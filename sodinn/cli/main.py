@@ -8,13 +8,11 @@ check that each exists), and the defaults printed by ``--help`` are read from th
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from sodinn._version import __version__
 from sodinn.adi.baselines import BASELINES
@@ -62,9 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        with warnings.catch_warnings():  # sodinn's warnings are notes for the user: one plain line each
-            warnings.simplefilter("always", SodinnWarning)
-            warnings.showwarning = functools.partial(_show_warning, args.command)
+        with warnings.catch_warnings():  # sodinn's warnings (a PSF recentred, ...) as one-line notes
+            warnings.simplefilter("default", SodinnWarning)
+            warnings.showwarning = _show_note_for(args.command)
             return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader of stdout went away (`sodinn info ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
@@ -83,13 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _show_warning(command: str, message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """Print a warning as ``sodinn COMMAND: warning: ...`` (sodinn's own) or in Python's format (others)."""
-    if issubclass(category, SodinnWarning):
-        print(f"sodinn {command}: warning: {message}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+def _show_note_for(command: str):
+    """Return a ``warnings.showwarning`` that prints a :class:`SodinnWarning` as one line: ``sodinn COMMAND: note: ...``."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SodinnWarning):
+            print(f"sodinn {command}: note: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -226,7 +226,9 @@ def throughput(
     angles_deg : ndarray, shape (n_frames,)
         Parallactic angles, degrees, counter-clockwise (SPEC §1).
     psf : ndarray, shape (p, p)
-        Normalised PSF used for the injection.
+        Normalised PSF used for the injection; recentred (once, with a
+        :class:`~sodinn.exceptions.PSFWarning`) if its centroid is off by more than 0.03 px, refused
+        beyond the limit of :mod:`sodinn.adi.psf`.
     fwhm_px : float
         Apertures have radius ``fwhm_px / 2``.
     reduce : callable
@@ -249,7 +251,7 @@ def throughput(
         If an array argument is not numeric, or ``fwhm_px`` is not a real number.
     ValueError
         If ``cube`` is not a finite cube of square frames, ``angles_deg`` does not hold one finite angle per
-        frame, ``fwhm_px`` is implausible, ``sep_px``, ``theta_deg`` and ``flux`` are not 1-D of equal
+        frame, ``psf`` is not a valid PSF stamp, ``fwhm_px`` is implausible, ``sep_px``, ``theta_deg`` and ``flux`` are not 1-D of equal
         length, or a flux is not > 0.
 
     Examples
@@ -261,6 +263,7 @@ def throughput(
     """
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
+    psf = v.check_psf(psf, frame_size=arr.shape[-1])
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[-1])
     seps, thetas, fluxes = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (sep_px, theta_deg, flux))
     if not seps.shape == thetas.shape == fluxes.shape or seps.ndim != 1:

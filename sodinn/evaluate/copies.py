@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output
 from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.injection import cube_inject_companions
@@ -246,7 +247,8 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     injection : Injection
         The companion to inject (none when its flux is 0).
     psf : ndarray, shape (p, p)
-        Normalised PSF of the injection.
+        Normalised PSF of the injection; recentred if its centroid is off by more than 0.03 px, refused
+        beyond the limit of :mod:`sodinn.adi.psf`.
     radii_px : (float, float)
         The separations that will be scored: models evaluate only the annuli that overlap them, annular
         baselines start 2 FWHM inside.
@@ -265,6 +267,7 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     from threadpoolctl import threadpool_limits
 
     wanted = set(method_names(models, baselines) if only is None else only)
+    psf = v.check_psf(psf, frame_size=sequence.frame_size)
     cube = sequence.cube
     if injection.flux > 0:
         cube = cube_inject_companions(cube, psf, sequence.angles_deg, sep_px=injection.sep_px, theta_deg=injection.theta_deg,
@@ -421,7 +424,8 @@ def run_copies(
     injections : sequence of Injection
         One per copy.
     psf : ndarray, shape (p, p)
-        Normalised PSF of the injections.
+        Normalised PSF of the injections; recentred (once, with a :class:`~sodinn.exceptions.PSFWarning`)
+        if its centroid is off by more than 0.03 px, refused beyond the limit of :mod:`sodinn.adi.psf`.
     radii_px : sequence of (float, float)
         Per injection, the separations that will be scored, px (see :func:`copy_maps`).
     models : mapping of name -> model folder
@@ -458,6 +462,7 @@ def run_copies(
     """
     from sodinn.engine import map_jobs
 
+    psf = v.check_psf(psf, frame_size=sequence.frame_size)  # once, before the copies and their workers
     for name, path in models.items():
         check_model_data(read_metadata(path), sequence, name=name)
     if cache_dir is not None:

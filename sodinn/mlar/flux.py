@@ -94,7 +94,9 @@ class FluxRangeEstimator:
         angles_deg : array-like, shape (n_frames,)
             Parallactic angles, degrees, counter-clockwise (SPEC §1).
         psf : array-like, shape (p, p)
-            Normalised PSF used for the injections.
+            Normalised PSF used for the injections; recentred (once, with a
+            :class:`~sodinn.exceptions.PSFWarning`) if its centroid is off by more than 0.03 px, refused
+            beyond the limit of :mod:`sodinn.adi.psf`.
         fwhm_px : float
             PSF FWHM, px.
         radii_px : array-like, shape (n_radii,)
@@ -114,13 +116,14 @@ class FluxRangeEstimator:
         TypeError
             If an input is not numeric, or ``n_azimuths`` or ``n_levels`` is not an integer.
         ValueError
-            If the cube, angles or FWHM are malformed, ``snr_range`` is not positive ``(low, high)``
+            If the cube, angles, PSF or FWHM are malformed, ``snr_range`` is not positive ``(low, high)``
             with low < high, ``n_azimuths < 1`` or ``n_levels < 3``.
         """
         from sklearn.isotonic import IsotonicRegression
 
         arr = v.check_cube(cube)
         angles = v.check_angles(angles_deg, arr.shape[0])
+        psf = v.check_psf(psf, frame_size=arr.shape[-1])  # recentred once, not at every injection
         fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[-1])
         lo, hi = (v.check_positive(s, name="snr_range") for s in self.snr_range)
         if not lo < hi:

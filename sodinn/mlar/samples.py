@@ -286,7 +286,8 @@ def annulus_samples(
     flux_range : (float, float)
         Bounds of the C+ fluxes, cube units times the normalised PSF (:func:`fit_flux_ranges`).
     psf : ndarray, shape (p, p), optional
-        Normalised PSF of the injections (default :func:`sample_psf`).
+        Normalised PSF of the injections (default :func:`sample_psf`); recentred if its centroid is
+        off by more than 0.03 px, refused beyond the limit of :mod:`sodinn.adi.psf`.
 
     Returns
     -------
@@ -299,6 +300,7 @@ def annulus_samples(
         If no pixel of the annulus is left after masking known sources, ``config.k_list`` goes
         beyond the number of frames, or the memory budget is too small.
     """
+    psf = None if psf is None else v.check_psf(psf, frame_size=sequence.frame_size)
     with single_blas_thread():
         return _annulus_samples(sequence, config, index, r_in_px, r_out_px, flux_range, psf)
 
@@ -389,7 +391,8 @@ def positive_samples(
     flux : array-like, shape (n,)
         Companion fluxes, cube units times the normalised PSF.
     psf : ndarray, shape (p, p), optional
-        Normalised PSF of the injections (default :func:`sample_psf`).
+        Normalised PSF of the injections (default :func:`sample_psf`); recentred if its centroid is
+        off by more than 0.03 px, refused beyond the limit of :mod:`sodinn.adi.psf`.
 
     Returns
     -------
@@ -406,7 +409,7 @@ def positive_samples(
     """
     x, y, flux = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (x, y, flux))
     cube = np.asarray(sequence.cube)
-    psf = sample_psf(sequence, config) if psf is None else psf
+    psf = sample_psf(sequence, config) if psf is None else v.check_psf(psf, frame_size=sequence.frame_size)
     with single_blas_thread():
         op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool),
                               psf_px=psf.shape[0])
@@ -450,7 +453,8 @@ def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli,
     annuli : Annuli
         The annuli (:func:`sample_annuli`); the oracle runs at their mid radii.
     psf : ndarray, shape (p, p)
-        Normalised PSF of the injections.
+        Normalised PSF of the injections (recentred if off-centre, see
+        :class:`~sodinn.mlar.flux.FluxRangeEstimator`).
 
     Returns
     -------

@@ -1,13 +1,15 @@
 import os
+import warnings
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from sodinn.adi.io import read_angles, read_cube, read_psf, unwrap_angles, write_fits
-from sodinn.exceptions import SodinnWarning
+from sodinn.adi.io import read_angles, read_cube, read_psf, read_psf_stamp, unwrap_angles, write_fits
+from sodinn.adi.psf import psf_centroid
+from sodinn.exceptions import PSFWarning, SodinnWarning
 
-from ..conftest import gaussian_psf
+from ..conftest import gaussian_psf, offset_psf
 
 
 def _write(path, data):
@@ -96,3 +98,43 @@ def test_write_fits_failure_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_fits(path, np.zeros((3, 3)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_psf_recentres_an_off_centre_stamp(tmp_path):
+    """The PSF is judged by its sub-pixel centroid on reading, not by its brightest pixel (issue 13, C)."""
+    path = _write(tmp_path / "psf.fits", offset_psf(20, -0.5, -0.5))  # symmetric about (9.5, 9.5)
+    with pytest.warns(PSFWarning, match=r"psf in psf.fits is off-centre: .* 0.707 px .*recentred"):
+        stamp = read_psf(path)
+    np.testing.assert_allclose(psf_centroid(stamp), (10.0, 10.0), atol=1e-3)
+    with pytest.warns(PSFWarning, match="recentred"):
+        read = read_psf_stamp(path)
+    np.testing.assert_array_equal(read.stamp, stamp)
+    assert read.recentred and read.n_averaged == 1
+    assert read.offset_xy_px == (pytest.approx(-0.5, abs=1e-4), pytest.approx(-0.5, abs=1e-4))
+    with pytest.raises(ValueError, match=r"psf in far.fits is off-centre: .* 3.000 px .*more than a centring error"):
+        read_psf(_write(tmp_path / "far.fits", offset_psf(21, 3.0, 0.0)))
+
+
+def test_read_psf_keeps_a_centred_stamp_as_stored(naco_paths):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read = read_psf_stamp(naco_paths["psf"])
+    np.testing.assert_array_equal(read.stamp, fits.getdata(naco_paths["psf"]).astype(np.float64))
+    assert not read.recentred and read.n_averaged == 1 and np.hypot(*read.offset_xy_px) == pytest.approx(0.0211, abs=1e-4)
+
+
+def test_a_psf_cube_averaged_into_one_stamp_is_reported(tmp_path):
+    """39 IFS channels averaged into one stamp: a PSFWarning naming how many, and read_psf_stamp counts them."""
+    cube = np.stack([offset_psf(21, fwhm=f) for f in np.linspace(3.0, 5.0, 39)])
+    path = _write(tmp_path / "ifs_psf.fits", cube)
+    with pytest.warns(PSFWarning, match=r"ifs_psf.fits holds 39 PSF stamps \(shape \(39, 21, 21\)\); averaged them into one 21x21"):
+        read = read_psf_stamp(path)
+    assert read.n_averaged == 39 and not read.recentred
+    np.testing.assert_allclose(read.stamp, cube.mean(axis=0))
+    with pytest.warns(PSFWarning, match="39 PSF stamps"):
+        read_psf(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = read_psf_stamp(_write(tmp_path / "one.fits", cube[:1]))  # one stamp in a cube: nothing averaged
+    assert single.n_averaged == 1
+    np.testing.assert_array_equal(single.stamp, cube[0])

@@ -4,12 +4,17 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sodinn._validation import PSF_CENTRE_TOLERANCE_PX
 from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.io import file_checksum
+from sodinn.adi.psf import psf_centroid
 from sodinn.adi.sequence import ADISequence
+from sodinn.exceptions import PSFWarning
 
-from ..conftest import gaussian_psf
+from ..conftest import gaussian_psf, offset_psf
 
 
 def _sequence(n_frames=4, size=21, angles=None, fwhm=3.0, **kwargs):
@@ -154,3 +159,42 @@ def test_bad_inputs_are_refused_with_their_message(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         ADISequence(args["cube"], args["angles"], args["psf"], args["fwhm"], args["pixel_scale_arcsec"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(size=st.sampled_from([14, 15, 20, 21]), dx=st.floats(-1.0, 1.0), dy=st.floats(-1.0, 1.0))
+def test_sequence_holds_the_recentred_psf(size, dx, dy):
+    """ADISequence keeps a centred PSF: every injection made from it (psf, psf_normalized) is centred."""
+    cube = np.random.default_rng(0).normal(size=(3, 41, 41))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seq = ADISequence(cube, [0.0, 10.0, 20.0], offset_psf(size, dx, dy), 4.0)
+    c = size // 2
+    target = (c, c) if np.hypot(dx, dy) > PSF_CENTRE_TOLERANCE_PX else (c + dx, c + dy)  # kept as given within 0.03 px
+    for stamp in (seq.psf, seq.psf_normalized):
+        np.testing.assert_allclose(psf_centroid(stamp), target, atol=1e-3)
+    recentred = [w for w in caught if issubclass(w.category, PSFWarning)]
+    if np.hypot(dx, dy) > 0.031:
+        assert len(recentred) == 1 and seq.provenance["psf_recentred"] is True
+        assert seq.provenance["psf_offset_xy_px"] == [pytest.approx(dx, abs=2e-4), pytest.approx(dy, abs=2e-4)]
+    elif np.hypot(dx, dy) < 0.029:
+        assert recentred == [] and "psf_offset_xy_px" not in seq.provenance
+
+
+def test_from_fits_records_psf_offset_and_averaged_stamps(tmp_path):
+    """from_fits reports (once) and records a recentred PSF and a PSF cube averaged into one stamp."""
+    rng = np.random.default_rng(1)
+    cube_p = _write(tmp_path / "cube.fits", rng.normal(size=(3, 31, 31)))
+    angles_p = _write(tmp_path / "angles.fits", np.array([0.0, 5.0, 12.0]))
+    stamps = np.stack([offset_psf(21, 1.0, 0.0, fwhm=4.0)] * 39)  # 39 IFS channels, centroid 1 px right
+    psf_p = _write(tmp_path / "psf.fits", stamps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seq = ADISequence.from_fits(cube_p, angles_p, psf_p, fwhm_px=4.0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, PSFWarning)]
+    assert len(messages) == 2
+    assert "holds 39 PSF stamps" in messages[0] and "1.000 px" in messages[1] and "recentred" in messages[1]
+    assert seq.provenance["psf_averaged_stamps"] == 39 and seq.provenance["psf_recentred"] is True
+    assert seq.provenance["psf_offset_xy_px"] == [pytest.approx(1.0, abs=1e-4), pytest.approx(0.0, abs=1e-4)]
+    np.testing.assert_allclose(psf_centroid(seq.psf), (10.0, 10.0), atol=1e-3)
+    assert seq.describe()["psf_averaged_stamps"] == 39

@@ -347,3 +347,45 @@ def test_a_model_of_another_fwhm_is_refused_before_keras_is_loaded(command, smal
                                   "(4.00 px); train a model on these data"), proc.stderr
     assert proc.stderr.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def psf_variants(tmp_path_factory):
+    """A small sequence as FITS files, with PSF files off-centre by 1 px, by 3 px, and a cube of 39 PSF stamps."""
+    from sodinn.datasets import make_adi_sequence
+
+    from ..conftest import offset_psf
+
+    root = tmp_path_factory.mktemp("psf_variants")
+    data = make_adi_sequence(n_frames=10, size_px=41, fwhm_px=4.0, seed=1)
+    arrays = {"cube": data.cube, "angles": data.angles_deg, "psf_1px": offset_psf(21, 1.0, 0.0),
+              "psf_3px": offset_psf(21, 3.0, 0.0), "psf_ifs": np.stack([offset_psf(21)] * 39)}
+    for name, arr in arrays.items():
+        fits.PrimaryHDU(arr).writeto(root / f"{name}.fits")
+    return root
+
+
+@pytest.mark.parametrize(("psf", "note"), [
+    ("psf_1px", r"sodinn reduce: note: psf in psf_1px.fits is off-centre: .* 1.000 px .*recentred it by a sub-pixel "
+                r"Fourier shift of \(dx=-1.000, dy=\+0.000\) px"),
+    ("psf_ifs", r"sodinn reduce: note: psf_ifs.fits holds 39 PSF stamps \(shape \(39, 21, 21\)\); averaged them"),
+])
+def test_a_psf_changed_on_reading_is_a_one_line_note(psf_variants, tmp_path, capsys, psf, note):
+    """Issue 13, C and 'Also': a recentred PSF, a PSF cube averaged into one stamp, are said (one line each), not silent."""
+    import re
+
+    args = ["reduce", "--cube", str(psf_variants / "cube.fits"), "--angles", str(psf_variants / "angles.fits"),
+            "--psf", str(psf_variants / f"{psf}.fits"), "--method", "median", "-o", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(notes) == 1 and re.fullmatch(note + ".*", notes[0]), notes
+
+
+def test_a_psf_too_far_off_centre_is_refused_in_one_line(psf_variants, tmp_path, capsys):
+    args = ["reduce", "--cube", str(psf_variants / "cube.fits"), "--angles", str(psf_variants / "angles.fits"),
+            "--psf", str(psf_variants / "psf_3px.fits"), "--method", "median", "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sodinn reduce: error: psf in psf_3px.fits is off-centre") and "\n" not in err
+    assert "3.000 px (dx=+3.000, dy=+0.000)" in err and "more than a centring error" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -4,6 +4,7 @@ t distribution), throughput, ring noise, and vip-hci's contrast_curve rebuilt on
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from sodinn.adi.rotation import cube_derotate
 from sodinn.adi.sequence import ADISequence
 from sodinn.datasets import make_adi_sequence
 from sodinn.evaluate.contrast import classical_contrast_curve, ring_noise, student_factor, throughput
+from sodinn.exceptions import PSFWarning
 
-from ..conftest import gaussian_psf, mean_frame, white_noise_sequence
+from ..conftest import gaussian_psf, mean_frame, offset_psf, white_noise_sequence
 
 FPF_5SIGMA = 1 - stats.norm.cdf(5.0)  # 2.87e-7
 
@@ -186,3 +188,21 @@ def test_classical_curve_matches_vip(naco, vip):
     allowed = (np.abs(np.log(curve.factor / df["sigma corr"][keep].to_numpy())) + 2 / np.sqrt(2 * curve.n_noise)
                + 2 * curve.throughput_all.std(axis=1, ddof=1) / curve.throughput)
     assert np.all(off <= allowed), (off, allowed)
+
+
+def test_throughput_injects_the_centred_psf():
+    """A PSF given 0.71 px off-centre (issue 13, C: a 20x20 stamp symmetric about 9.5) is recentred once; the
+    throughput is the one of the centred PSF (off-centre, the aperture at the asked position missed part of it)."""
+    angles = np.linspace(0.0, 60.0, 6)
+    cube = np.random.default_rng(2).normal(size=(6, 61, 61))
+    kw = dict(sep_px=[8.0, 15.0], theta_deg=[10.0, 130.0], flux=[100.0, 100.0])
+
+    def derotate_mean(c):
+        return cube_derotate(c, angles).mean(axis=0)
+
+    ref = throughput(cube, angles, offset_psf(20), 4.0, derotate_mean, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = throughput(cube, angles, offset_psf(20, -0.5, -0.5), 4.0, derotate_mean, **kw)
+    assert [w.category for w in caught] == [PSFWarning]
+    np.testing.assert_allclose(got, ref, rtol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,10 @@ from sodinn.evaluate.copies import (
     method_tags,
     run_copies,
 )
+from sodinn.exceptions import PSFWarning
 from sodinn.learn.artifact import metadata_digest
+
+from ..conftest import offset_psf
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
 
@@ -246,3 +250,19 @@ def test_run_copies_refuses_a_cache_folder_that_is_a_file(sequence, tmp_path):
     with pytest.raises(OSError, match=r"^cannot write .*cache: it is a file, not a folder; choose another cache_dir$"):
         run_copies(sequence, [_injection()], sequence.psf, [(10.0, 14.0)], models={}, baselines=["median"],
                    cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+
+
+def test_copies_inject_the_centred_psf_and_say_so_once(sequence):
+    """A PSF given 1 px off-centre (issue 13, C): the copies' maps are those of the centred PSF, with one warning."""
+    inj = [_injection(copy=c, sep=12.0, theta=30.0 + 90 * c, flux=3000.0) for c in range(2)]
+    kw = dict(models={}, baselines=["median"], n_jobs=1, progress=False)
+    ref = run_copies(sequence, inj, offset_psf(21), [(8.0, 16.0)] * 2, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = run_copies(sequence, inj, offset_psf(21, 1.0, 0.0), [(8.0, 16.0)] * 2, **kw)
+    assert [w.category for w in caught] == [PSFWarning]  # once for all the copies
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a["median"], b["median"], rtol=1e-5, atol=1e-5)
+    with pytest.warns(PSFWarning, match="recentred"):
+        one = copy_maps(sequence, inj[0], offset_psf(21, 1.0, 0.0), (8.0, 16.0), models={}, baselines=["median"])
+    np.testing.assert_allclose(one["median"], ref[0]["median"], rtol=1e-5, atol=1e-5)

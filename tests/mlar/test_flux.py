@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,10 @@ from sodinn.adi.baselines import pca_annular
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.snr import snr
 from sodinn.datasets import make_adi_sequence
+from sodinn.exceptions import PSFWarning
 from sodinn.mlar.flux import FluxRangeEstimator, _invert
+
+from ..conftest import offset_psf
 
 
 def test_invert_monotone_curve():
@@ -39,3 +44,20 @@ def test_oracle_errors():
     data = make_adi_sequence(n_frames=10, size_px=41, fwhm_px=4.0, seed=1)
     with pytest.raises(ValueError, match="low < high"):
         FluxRangeEstimator((3.0, 1.0)).fit(data.cube, data.angles_deg, data.psf, 4.0, [10.0])
+
+
+def test_oracle_injects_the_centred_psf_and_says_so_once():
+    """The S/N oracle with a PSF 1 px off-centre (issue 13, C): one warning, the flux range of the centred PSF."""
+    data = make_adi_sequence(n_frames=10, size_px=41, fwhm_px=4.0, seed=1)
+
+    def fit(psf):
+        return FluxRangeEstimator((1.0, 3.0), ncomp=3, n_azimuths=1, n_levels=3, rng=0).fit(
+            data.cube, data.angles_deg, psf, 4.0, [10.0])
+
+    ref = fit(offset_psf(21))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = fit(offset_psf(21, 1.0, 0.0))
+    assert [w.category for w in caught] == [PSFWarning] and "recentred" in str(caught[0].message)
+    np.testing.assert_allclose(got.snrs_, ref.snrs_, rtol=1e-6)
+    np.testing.assert_allclose(got.flux_range_, ref.flux_range_, rtol=1e-6)

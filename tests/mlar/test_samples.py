@@ -1,17 +1,21 @@
 import numpy as np
 import pytest
 
+from sodinn.adi.psf import aperture_flux, psf_centroid
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
+from sodinn.exceptions import PSFWarning
 from sodinn.mlar.samples import (
     annulus_samples,
     make_samples,
     minmax_normalize,
+    positive_samples,
     sample_annuli,
     sample_psf,
 )
 
+from ..conftest import offset_psf
 from ..reference.mlar import slow_sample
 
 
@@ -170,3 +174,23 @@ def test_keras_linalg_backend_gives_the_same_samples():
     assert SampleConfig.from_dict(keras_cfg.to_dict()).linalg_backend == "keras"
     with pytest.raises(ValueError, match="linalg_backend must be one of 'numpy', 'keras'; got 'cuda'"):
         SampleConfig(linalg_backend="cuda")
+
+
+def test_c_plus_samples_are_injected_with_the_centred_psf(synthetic):
+    """A PSF given 0.72 px off-centre (issue 13, C): C+ samples equal those of the centred PSF, to SPEC §2's 1e-6."""
+    cfg = SampleConfig(patch_px=9, n_ranks=4, seed=1)
+    scale = aperture_flux(offset_psf(17), 4.0)
+    centred, off = offset_psf(17) / scale, offset_psf(17, 0.6, -0.4) / scale
+    x = 24 + np.array([12.0 * np.cos(0.5), 11.5 * np.cos(2.0)])
+    y = 24 + np.array([12.0 * np.sin(0.5), 11.5 * np.sin(2.0)])
+    flux = np.array([200.0, 300.0])
+    ref, ks = positive_samples(synthetic, cfg, 10.0, 14.0, x, y, flux, psf=centred)
+    with pytest.warns(PSFWarning, match=r"0.721 px .*recentred"):
+        got, got_ks = positive_samples(synthetic, cfg, 10.0, 14.0, x, y, flux, psf=off)
+    np.testing.assert_array_equal(got_ks, ks)
+    assert np.abs(got - ref).max() <= 1e-6 * np.abs(ref).max()
+    # and through the sequence: the stamp of every C+ injection (sample_psf) is centred
+    with pytest.warns(PSFWarning, match="recentred"):
+        seq = ADISequence(synthetic.cube, synthetic.angles_deg, offset_psf(21, -0.5, -0.5), 4.0)
+    stamp = sample_psf(seq, cfg)
+    np.testing.assert_allclose(psf_centroid(stamp), (stamp.shape[0] // 2,) * 2, atol=1e-3)

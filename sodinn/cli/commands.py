@@ -13,12 +13,14 @@ import argparse
 import json
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sodinn._validation import ROTATION_RADIUS_FWHM, rotation_shortfall
 from sodinn.cli.info import info_text
 from sodinn.config import (
     DataConfig,
@@ -31,6 +33,7 @@ from sodinn.config import (
     field_names,
     load_toml,
 )
+from sodinn.exceptions import RotationWarning
 
 __all__ = ["FLAGS", "TABLES", "UserError", "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
            "cmd_survey", "cmd_train"]
@@ -55,8 +58,9 @@ TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
 
 #: Flags that set a setting: table -> {argparse destination: dataclass field}
 FLAGS: dict[str, dict[str, str]] = {
-    "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec"},
-    "reduce": {"method": "method", "ncomp": "ncomp"},
+    "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec",
+             "allow_small_rotation": "allow_small_rotation"},
+    "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
     "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
@@ -133,11 +137,35 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
         if path.is_dir():
             msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
             raise UserError(msg)
-    seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
-                                pixel_scale_arcsec=config.pixel_scale_arcsec)
+    with warnings.catch_warnings():  # the command judges the rotation at its own radius (_check_rotation)
+        warnings.simplefilter("ignore", RotationWarning)
+        seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
+                                    pixel_scale_arcsec=config.pixel_scale_arcsec)
     logger.info("%s: %d frames of %dx%d px, FWHM %.2f px", paths["cube"].name, seq.n_frames, seq.frame_size,
                 seq.frame_size, seq.fwhm_px)
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
+
+
+#: How the commands' errors name the way past the rotation check
+_ROTATION_FIX = ("pass the angles in degrees, or --allow-small-rotation (or [data] allow_small_rotation = true) to go on "
+                 "if the rotation is right")
+
+
+def _check_rotation(seq: Any, data: Mapping[str, Any], radius_px: float, radius_name: str) -> None:
+    """Stop before any work when the field rotation moves a source at ``radius_px`` by less than one FWHM.
+
+    Each command passes the inner radius of what it analyses: ``reduce`` the centre of the S/N map's
+    innermost annulus (1.5 FWHM), ``samples`` and ``predict`` the centre of the innermost sample
+    annulus, ``roc`` the centre of the innermost separation band. ``--allow-small-rotation`` (or
+    ``[data] allow_small_rotation = true``) turns the error into a logged warning.
+    """
+    problem = rotation_shortfall(seq.angles_deg, seq.fwhm_px, radius_px, radius_name=radius_name)
+    if problem is None:
+        return
+    if data.get("allow_small_rotation"):
+        logger.warning("warning: %s (going on: allow_small_rotation)", problem)
+        return
+    raise UserError(f"{problem}; {_ROTATION_FIX}")
 
 
 def _output_folder(path: Path) -> Path:
@@ -231,6 +259,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     -------
     int
         Exit status (0).
+
+    Raises
+    ------
+    UserError
+        After the descriptions, when an angles file rotates by less than 38.2 deg (a source 1.5 FWHM
+        from the star moves less than one FWHM; angles in radians?), unless ``--allow-small-rotation``.
     """
     from sodinn.pipeline.info import describe
 
@@ -245,6 +279,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         n_frames, n_angles = cubes[0]["shape"][0], angles[0]["n_values"]
         verdict = "consistent" if n_frames == n_angles else "MISMATCH: pass one angle per frame"
         print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})")
+    small = [d for d in angles if d.get("rotation_note")]
+    if small and not args.allow_small_rotation:
+        msg = (f"{small[0]['file']}: {small[0]['rotation_note']}; pass the angles in degrees, or "
+               "--allow-small-rotation if the rotation is right")
+        raise UserError(msg)
     return 0
 
 
@@ -273,10 +312,21 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as err:
         raise UserError(str(err)) from None
     seq, data = _load_sequence(args, cfg, base)
+    _check_rotation(seq, data, ROTATION_RADIUS_FWHM * seq.fwhm_px,
+                    f"{ROTATION_RADIUS_FWHM:g} FWHM, the centre of the S/N map's innermost annulus")
+    baseline = get_baseline(config.method)
+    options = {"delta_rot": config.delta_rot} if "delta_rot" in baseline.options else {}
+    limit = baseline.ncomp_limit(seq.cube, seq.angles_deg, seq.fwhm_px, **options)
+    if limit is not None and config.ncomp > limit[0]:
+        fix = f"lower --ncomp (or [reduce] ncomp) to at most {limit[0]}" if limit[0] >= 1 else "use more frames"
+        if options and "rotate" in limit[1]:
+            fix += " or lower --delta-rot (or [reduce] delta_rot; 0 uses every frame)"
+        msg = f"--ncomp {config.ncomp} is more than {baseline.title} can use on these data: {limit[1]}; {fix}"
+        raise UserError(msg)
     out = _output_path(args.output, output, base, "reduce_output")
     effective = {"data": data, "reduce": {**config.to_dict(), "output": str(out)}}
     results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective},
-                               settings=effective)
+                               settings=effective, options=options)
     r = results[config.method]
     print(f"{config.method}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); outputs in {out}")
     return 0
@@ -307,6 +357,8 @@ def cmd_samples(args: argparse.Namespace) -> int:
     config = SampleConfig.from_dict(_apply_flags(table, args, "samples"))  # bad settings fail here, before any work
     engine = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
+    _check_rotation(seq, data, (config.r_in_fwhm + 0.5) * seq.fwhm_px,
+                    "the centre of the innermost sample annulus, [samples] r_in_fwhm + 0.5 FWHM")
     path = write_sample_file(seq, config, out, data=data, resume=not args.no_resume, n_jobs=engine.n_workers,
                              scheduler=engine.scheduler, progress=not args.quiet)
     with SampleFile(path) as f:
@@ -375,7 +427,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     int
         Exit status (0).
     """
-    from sodinn.learn.artifact import model_folder
+    from sodinn.learn.artifact import model_folder, read_metadata
     from sodinn.pipeline.predict import predict_products
 
     cfg, base = _load_config(args)
@@ -390,6 +442,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
     out = _output_folder(_output_path(args.output, output, base, "predict_output"))
     seq, data = _load_sequence(args, cfg, base)
+    r_in_fwhm = float(read_metadata(model_dir).get("sample_config", {}).get("r_in_fwhm", SampleConfig.r_in_fwhm))
+    _check_rotation(seq, data, (r_in_fwhm + 0.5) * seq.fwhm_px, "the centre of the model's innermost annulus")
     table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
     print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
     for row in table[:10]:
@@ -435,6 +489,9 @@ def cmd_roc(args: argparse.Namespace) -> int:
     check_methods(models, config.baselines)  # before the data are read
     engine = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
+    lo, hi = config.bands_lambda_d[0]
+    _check_rotation(seq, data, (lo + hi) / 2 * (config.lambda_d_px or seq.fwhm_px),
+                    "the centre of the innermost [roc] bands_lambda_d band")
     out = _output_path(args.output, output, base, "roc_output")
     start = time.perf_counter()
     result = roc_report(seq, config, models, out, data=data, n_jobs=engine.n_workers, scheduler=engine.scheduler,

@@ -62,6 +62,7 @@ def write_reductions(
     provenance: Mapping[str, Any] | None = None,
     truth_xy: Sequence[tuple[float, float]] = (),
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Reduction]:
     """Reduce ``sequence`` with each method and write its final frame, S/N map and figure into ``output_dir``.
 
@@ -82,6 +83,9 @@ def write_reductions(
     settings : mapping of table -> mapping, optional
         The effective configuration (``{"data": ..., "reduce": ...}``): written as ``config.toml``
         beside the products, last.
+    options : mapping, optional
+        Options of the baselines (e.g. ``{"delta_rot": 0.5}``, in FWHM), each passed to the methods
+        that take it (:attr:`sodinn.adi.baselines.Baseline.options`).
 
     Returns
     -------
@@ -91,16 +95,28 @@ def write_reductions(
     Raises
     ------
     ValueError
-        For an unknown method (before any work).
+        For an unknown method, or ``ncomp`` at or above what a PCA method can use on these data (the
+        message gives the largest usable value), before any work; for a final frame that is
+        round-off (no S/N map is made of it).
     """
     baselines = [get_baseline(m) for m in methods]
+    opts = dict(options or {})
+    for baseline in baselines:
+        if baseline.ranked:
+            limit = baseline.ncomp_limit(sequence.cube, sequence.angles_deg, sequence.fwhm_px,
+                                         **{k: val for k, val in opts.items() if k in baseline.options})
+            if limit is not None and ncomp > limit[0]:
+                usable = f"use at most ncomp={limit[0]}" if limit[0] >= 1 else "no number of components is usable"
+                msg = f"{baseline.title}: ncomp={ncomp} is more than the data allow ({limit[1]}); {usable}"
+                raise ValueError(msg)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Reduction] = {}
     for baseline in baselines:
         method = baseline.name
         ncomp_used = ncomp if baseline.ranked else None
-        frame = baseline.reduce(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp_used)
+        frame = baseline.reduce(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp_used,
+                                **{k: val for k, val in opts.items() if k in baseline.options})
         smap = snr_map(frame, sequence.fwhm_px)
         header = {
             "function": baseline.function.__name__,

@@ -469,7 +469,7 @@ def _annular_limit(angles: np.ndarray, fwhm_px: float, frame_size: int, *, r_in_
         if usable < limit:
             limit = usable
             why = (f"in the annulus at {inner:.3g}-{inner + width:.3g} px only {sizes[t]} frames rotate by at least "
-                   f"{threshold:.3g} deg (delta_rot = {deltas[i]:.3g} FWHM) from frame {t} and may enter its PCA library "
+                   f"{threshold:.3g} deg (a source moves {deltas[i]:.3g} FWHM) from frame {t} and may enter its PCA library "
                    f"(the whole sequence rotates by {np.ptp(angles):.3g} deg)")
     return max(limit, 0), why, (fwhm, width, r_in, max_lib, deltas)
 

@@ -318,9 +318,10 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     options = {"delta_rot": config.delta_rot} if "delta_rot" in baseline.options else {}
     limit = baseline.ncomp_limit(seq.cube, seq.angles_deg, seq.fwhm_px, **options)
     if limit is not None and config.ncomp > limit[0]:
-        fix = f"lower --ncomp (or [reduce] ncomp) to at most {limit[0]}" if limit[0] >= 1 else "use more frames"
+        fixes = [f"lower --ncomp (or [reduce] ncomp) to at most {limit[0]}"] if limit[0] >= 1 else []
         if options and "rotate" in limit[1]:
-            fix += " or lower --delta-rot (or [reduce] delta_rot; 0 uses every frame)"
+            fixes.append("lower --delta-rot (or [reduce] delta_rot; 0 uses every frame)")
+        fix = " or ".join(fixes or ["use more frames"])
         msg = f"--ncomp {config.ncomp} is more than {baseline.title} can use on these data: {limit[1]}; {fix}"
         raise UserError(msg)
     out = _output_path(args.output, output, base, "reduce_output")

@@ -40,7 +40,7 @@ def info_text(info: dict[str, Any]) -> str:
     if kind == "angles":
         rotation = info.get("field_rotation_deg")
         what = f"{info['n_values']} angles, " + ("field rotation unknown (non-finite values)" if rotation is None
-                                                 else f"{rotation:.2f} deg of field rotation (unwrapped)")
+                                                 else f"{rotation:.2f} deg of field rotation")
         if info.get("rotation_note"):
             what += f" -- TOO LITTLE: {info['rotation_note']}"
     elif kind == "cube":

@@ -13,9 +13,13 @@ import warnings
 import numpy as np
 import numpy.typing as npt
 
-from sodinn.exceptions import PSFWarning, SettingError
+from sodinn.exceptions import PSFWarning, RotationWarning, SettingError
 
 __all__: list[str] = []
+
+#: Radius, in FWHM, at which a sequence's field rotation is judged when nothing closer in is analysed: the
+#: centre of the innermost 1-FWHM annulus of the S/N map (which starts at 1 FWHM, SPEC §5)
+ROTATION_RADIUS_FWHM = 1.5
 
 
 def check_cube(cube: npt.ArrayLike, *, name: str = "cube", allow_nonfinite: bool = False) -> np.ndarray:
@@ -51,8 +55,16 @@ def check_frame(frame: npt.ArrayLike, *, name: str = "frame", allow_nonfinite: b
     return arr
 
 
-def check_angles(angles_deg: npt.ArrayLike, n_frames: int | None = None, *, name: str = "angles_deg") -> np.ndarray:
-    """Return angles as a float64 1-D array (``(n, 1)`` is flattened), matched to ``n_frames``."""
+def check_angles(
+    angles_deg: npt.ArrayLike, n_frames: int | None = None, *, name: str = "angles_deg", unwrap: bool = True
+) -> np.ndarray:
+    """Return angles as a float64 1-D array (``(n, 1)`` is flattened), matched to ``n_frames``.
+
+    With ``unwrap`` (parallactic angles, the default), jumps of more than 180 deg between consecutive
+    frames are removed by adding multiples of 360 deg (``np.unwrap``; angles already continuous are
+    returned unchanged, bit for bit), so that every entry point sees the same sequence however it was
+    wrapped (e.g. 160..180, -179..-160 -> 160..200).
+    """
     arr = _as_float_array(angles_deg, name)
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.reshape(-1)
@@ -63,7 +75,43 @@ def check_angles(angles_deg: npt.ArrayLike, n_frames: int | None = None, *, name
     if n_frames is not None and arr.size != n_frames:
         msg = f"{name} has {arr.size} values but the cube has {n_frames} frames; pass one angle per frame"
         raise ValueError(msg)
+    if unwrap and arr.size > 1:
+        arr = np.unwrap(arr, period=360.0)
     return arr
+
+
+def rotation_shortfall(angles_deg: np.ndarray, fwhm_px: float, radius_px: float, *,
+                       radius_name: str = "the inner radius of the analysis") -> str | None:
+    """Say why ``angles_deg`` rotate too little for ADI at ``radius_px``, or return None when they suffice.
+
+    Too little: the total field rotation moves a source at ``radius_px`` by less than one FWHM along
+    its arc (``radius_px * rotation_rad < fwhm_px``). The text names the likely causes (angles in
+    radians, a sequence too short), not the fix: each caller adds the setting that exists for it.
+    """
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    rotation = float(np.ptp(angles)) if angles.size else 0.0
+    arc = radius_px * np.deg2rad(rotation)
+    if arc >= fwhm_px:
+        return None
+    cause = "the sequence may be too short"
+    if angles.size and np.abs(angles).max() <= 2 * np.pi + 1e-9:
+        cause = ("the angles all lie within +-2 pi: they may be in radians (sodinn expects degrees), "
+                 "or the sequence too short")
+    return (
+        f"the field rotates by only {rotation:.3g} deg: a source at {radius_px:.3g} px ({radius_name}) moves "
+        f"{arc:.2g} px, less than one FWHM ({fwhm_px:.3g} px), so ADI cannot tell it from the star's speckles; {cause}"
+    )
+
+
+def warn_small_rotation(angles_deg: np.ndarray, fwhm_px: float, radius_px: float, *, stacklevel: int = 3) -> None:
+    """Emit a :class:`~sodinn.exceptions.RotationWarning` when :func:`rotation_shortfall` finds too little rotation."""
+    problem = rotation_shortfall(angles_deg, fwhm_px, radius_px)
+    if problem is not None:
+        msg = (
+            f"{problem}. Pass the angles in degrees (np.rad2deg), or, if the rotation is right, filter "
+            "sodinn.exceptions.RotationWarning"
+        )
+        warnings.warn(msg, RotationWarning, stacklevel=stacklevel)
 
 
 def check_fwhm(fwhm_px: float, *, frame_size: int | None = None, name: str = "fwhm_px") -> float:
@@ -117,11 +165,22 @@ def check_int(value: int, *, name: str, minimum: int | None = None, maximum: int
     return number
 
 
-def check_ncomp(ncomp: int, n_frames: int, *, name: str = "ncomp") -> int:
-    """Return a number of principal components usable with ``n_frames`` frames, or raise."""
+def check_ncomp(ncomp: int, rank: int, *, name: str = "ncomp", why: str = "") -> int:
+    """Return a number of principal components below ``rank``, the rank of the data it models, or raise.
+
+    ``ncomp`` at or above the rank models everything the data hold: the residuals, and the final
+    frame, are round-off. ``why`` says where the rank comes from (e.g. "mean subtraction leaves rank
+    19 in 20 frames"); the message gives the largest usable value.
+    """
     number = check_int(ncomp, name=name, minimum=1)
-    if number > n_frames:
-        msg = f"{name}={number} is larger than the number of frames ({n_frames}); use at most {n_frames} components"
+    reason = f" ({why})" if why else ""
+    if rank <= 1:
+        msg = (f"{name}={number} cannot be used: the data hold rank {rank}{reason}, so no number of components "
+               "leaves residuals above round-off; use more frames")
+        raise ValueError(msg)
+    if number >= rank:
+        msg = (f"{name}={number} is at or above the rank of the data, {rank}{reason}: the residuals would be "
+               f"round-off; use at most {name}={rank - 1}")
         raise ValueError(msg)
     return number
 

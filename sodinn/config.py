@@ -523,12 +523,17 @@ class DataConfig(_Settings):
     angles_column : str, optional
         Column of the angles when they are a table HDU (default: ``PARANG`` or a similar name, or
         the table's only numeric column).
+    allow_small_rotation : bool
+        Go on when the field rotation moves a source at the inner radius of the command's analysis by
+        less than one FWHM (default False: the command stops before any work, since the angles are
+        then often in radians, or the sequence too short; ``--allow-small-rotation``).
 
     Raises
     ------
     TypeError
         For a file name that is not a string or path, a FWHM or pixel scale that is not a number, or
-        an HDU that is neither an index nor a name.
+        an HDU that is neither an index nor a name, or an ``allow_small_rotation`` that is not true or
+        false.
     ValueError
         For a FWHM or pixel scale that is not finite and positive, a negative HDU index or an unknown
         ``nan_policy``.
@@ -546,9 +551,13 @@ class DataConfig(_Settings):
     angles_hdu: int | str | None = None
     angles_column: str | None = None
     psf_hdu: int | str | None = None
+    allow_small_rotation: bool = False
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
+        if not isinstance(self.allow_small_rotation, bool):
+            msg = f"allow_small_rotation must be true or false; got {self.allow_small_rotation!r}"
+            raise TypeError(msg)
         v.check_choice(self.nan_policy, ("raise", "zero"), name="nan_policy")
         for name in ("cube_hdu", "angles_hdu", "psf_hdu"):
             value = getattr(self, name)
@@ -587,18 +596,26 @@ class ReduceConfig(_Settings):
         A baseline of the registry :data:`sodinn.adi.baselines.BASELINES` (``"annular"``, ``"pca"``,
         ``"median"``), checked by :func:`sodinn.adi.baselines.get_baseline`.
     ncomp : int
-        Principal components of the PCA baselines.
+        Principal components of the PCA baselines (below the rank of the data: checked against the
+        data before any work).
+    delta_rot : float or (float, float)
+        Rotation threshold of annular PCA-ADI, in FWHM (:func:`sodinn.adi.baselines.pca_annular`):
+        a frame's PCA library holds only frames in which a source has moved by at least this much; a
+        pair is spread from the first to the last annulus. Default ``(0.1, 1.0)`` (VIP's); 0 uses
+        every frame. Used by ``method = "annular"`` only (``--delta-rot``).
 
     Raises
     ------
     TypeError, ValueError
-        For an empty or non-string ``method`` or a bad ``ncomp``, naming it.
+        For an empty or non-string ``method``, a bad ``ncomp`` or a negative or malformed
+        ``delta_rot``, naming it.
     """
 
     _WHAT = "reduce"
 
     method: str = "annular"
     ncomp: int = 10
+    delta_rot: float | tuple[float, float] = (0.1, 1.0)
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
@@ -606,6 +623,20 @@ class ReduceConfig(_Settings):
             msg = f"method must be the name of a baseline, e.g. 'annular'; got {self.method!r}"
             raise TypeError(msg)
         v.check_int(self.ncomp, name="ncomp", minimum=1)
+        object.__setattr__(self, "delta_rot", _check_delta_rot(self.delta_rot))
+
+
+def _check_delta_rot(value: Any) -> float | tuple[float, float]:
+    """Return a rotation threshold in FWHM: a number >= 0 or a (first, last) pair of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(values) not in (1, 2):
+        msg = f"delta_rot must be a number of FWHM or a (first annulus, last annulus) pair; got {value!r}"
+        raise ValueError(msg)
+    numbers = tuple(v.check_real(x, name="delta_rot") for x in values)
+    if any(x < 0 for x in numbers):
+        msg = f"delta_rot must be >= 0 (in FWHM; 0 uses every frame); got {value!r}"
+        raise ValueError(msg)
+    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SodinnWarning", "GeometryWarning", "PSFWarning", "SettingError", "python_setting"]
+__all__ = ["SodinnWarning", "GeometryWarning", "PSFWarning", "RotationWarning", "SettingError", "python_setting"]
 
 
 class SodinnWarning(UserWarning):
@@ -18,6 +18,13 @@ class GeometryWarning(SodinnWarning):
 
 class PSFWarning(SodinnWarning):
     """The off-axis PSF was changed on input: recentred on its stamp, or averaged from a cube of stamps."""
+
+
+class RotationWarning(SodinnWarning):
+    """The field rotates too little for ADI: a source at the inner radius of the analysis moves less than one FWHM.
+
+    Often angles given in radians, or a sequence too short.
+    """
 
 
 def python_setting(name: str, value: Any = None) -> str:

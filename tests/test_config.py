@@ -70,17 +70,17 @@ def test_unknown_keys_are_refused_by_name(cls, what):
 
 def test_check_known_keys_and_its_extra_keys():
     check_known_keys(ReduceConfig, {"method": "pca", "output": "out.fits"}, "reduce", extra=("output",))
-    with pytest.raises(ValueError, match=r"unknown reduce setting\(s\): output; known: method, ncomp$"):
+    with pytest.raises(ValueError, match=r"unknown reduce setting\(s\): output; known: delta_rot, method, ncomp$"):
         check_known_keys(ReduceConfig, {"method": "pca", "output": "out.fits"}, "reduce")
-    with pytest.raises(ValueError, match=r"unknown reduce setting\(s\): outptu; known: method, ncomp, output$"):
+    with pytest.raises(ValueError, match=r"unknown reduce setting\(s\): outptu; known: delta_rot, method, ncomp, output$"):
         check_known_keys(ReduceConfig, {"outptu": "out.fits"}, "reduce", extra=["output"])
     check_known_keys(ReduceConfig, {}, "reduce")
 
 
 def test_field_names_are_in_definition_order():
     assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu",
-                                       "angles_hdu", "angles_column", "psf_hdu")
-    assert field_names(ReduceConfig) == ("method", "ncomp")
+                                       "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation")
+    assert field_names(ReduceConfig) == ("method", "ncomp", "delta_rot")
     assert field_names(PredictConfig) == ("threshold", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")
     assert field_names(SampleConfig)[:3] == ("patch_px", "n_ranks", "k_policy")

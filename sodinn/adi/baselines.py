@@ -32,6 +32,8 @@ from sodinn.adi.rotation import cube_derotate
 __all__ = [
     "BASELINES",
     "Baseline",
+    "annular_ncomp_limit",
+    "check_not_roundoff",
     "collapse_cube",
     "get_baseline",
     "median_adi",
@@ -40,6 +42,7 @@ __all__ = [
     "pca_adi",
     "pca_adi_residuals",
     "pca_annular",
+    "pca_ncomp_limit",
     "scale_matrix",
 ]
 
@@ -159,7 +162,9 @@ def pca_adi_residuals(
     cube : ndarray, shape (n_frames, N, N)
         Star-centred frames.
     ncomp : int, optional
-        Number of principal components ``k``, ``1 <= k <= n_frames``; default: chosen by ``cevr``.
+        Number of principal components ``k``, below the rank of the scaled frames (at most
+        ``n_frames - 2`` with the default mean subtraction, see :func:`pca_ncomp_limit`); default:
+        chosen by ``cevr`` (and kept below that rank).
     cevr : float
         Cumulative explained variance ratio in ``(0, 1)`` that sets ``k`` when ``ncomp`` is None
         (default 0.9).
@@ -177,27 +182,87 @@ def pca_adi_residuals(
         If ``cube`` is not array-like of numbers, ``ncomp`` is not an integer or ``cevr`` is not a
         real number.
     ValueError
-        If ``cube`` is not a finite cube of square frames, ``ncomp`` is out of range, ``cevr`` is not
-        in ``(0, 1)``, or ``scaling`` is not one of its choices.
+        If ``cube`` is not a finite cube of square frames, ``ncomp`` is below 1 or at or above the
+        rank of the scaled frames (the residuals would be round-off; the message gives the largest
+        usable value), ``cevr`` is not in ``(0, 1)``, or ``scaling`` is not one of its choices.
     """
     arr = v.check_cube(cube)
     n, ny, nx = arr.shape
-    matrix = scale_matrix(arr.reshape(n, -1), scaling)
-    gram = matrix @ matrix.T
-    lam, u = np.linalg.eigh(gram)
-    lam, u = lam[::-1], u[:, ::-1]
+    if ncomp is not None:
+        v.check_int(ncomp, name="ncomp", minimum=1)
     if ncomp is None:
         target = v.check_real(cevr, name="cevr")
         if not 0 < target < 1:
             msg = f"cevr must be in (0, 1); got {target}"
             raise ValueError(msg)
-        ratio = np.cumsum(np.clip(lam, 0, None)) / np.clip(lam, 0, None).sum()
+    matrix = scale_matrix(arr.reshape(n, -1), scaling)
+    gram = matrix @ matrix.T
+    lam, u = np.linalg.eigh(gram)
+    lam, u = lam[::-1], u[:, ::-1]
+    rank, why = _matrix_rank(lam, n, scaling)
+    if ncomp is None:
+        ratio = np.cumsum(np.clip(lam, 0, None)) / max(np.clip(lam, 0, None).sum(), np.finfo(np.float64).tiny)
         k = int(np.searchsorted(ratio, target) + 1)
+        if rank <= 1:
+            v.check_ncomp(k, rank, why=why)  # raises: no rank leaves residuals
+        k = min(k, rank - 1)  # all the variance is only reached at full rank: keep residuals above round-off
     else:
-        k = v.check_ncomp(ncomp, n)
+        k = v.check_ncomp(ncomp, rank, why=why)
     uk = u[:, :k]
     residuals = matrix - uk @ (uk.T @ matrix)
     return residuals.reshape(n, ny, nx)
+
+
+def _matrix_rank(eigenvalues: np.ndarray, n_frames: int, scaling: str | None) -> tuple[int, str]:
+    """Numerical rank of a matrix from its Gram eigenvalues (descending), and where it comes from."""
+    lam = np.asarray(eigenvalues)
+    tol = max(float(lam[0]), 0.0) * n_frames * np.finfo(np.float64).eps * 10
+    rank = int(np.count_nonzero(lam > tol))
+    if scaling is not None and rank == n_frames - 1:
+        return rank, f"mean subtraction leaves rank {rank} in {n_frames} frames"
+    return rank, f"the {n_frames} frames hold rank {rank}"
+
+
+def pca_ncomp_limit(cube: npt.ArrayLike, *, scaling: str | None = "temp-mean") -> tuple[int, str]:
+    """Return the largest number of components full-frame PCA can use on ``cube``, and why.
+
+    The residuals of ``k`` components are round-off once ``k`` reaches the rank of the scaled frames:
+    with mean subtraction (the default) that rank is at most ``n_frames - 1``, so the limit is at most
+    ``n_frames - 2``; repeated or constant frames lower it further.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (n_frames, N, N)
+        Star-centred frames.
+    scaling : {"temp-mean", "temp-standard", None}
+        As in :func:`pca_adi_residuals`.
+
+    Returns
+    -------
+    limit : int
+        The largest usable ``ncomp`` (rank - 1); 0 when none is usable (e.g. 2 frames, mean-subtracted).
+    why : str
+        Where the rank comes from, e.g. "mean subtraction leaves rank 19 in 20 frames".
+
+    Raises
+    ------
+    TypeError
+        If ``cube`` is not array-like of numbers.
+    ValueError
+        If ``cube`` is not a finite cube of square frames, or ``scaling`` is not one of its choices.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> pca_ncomp_limit(rng.normal(size=(20, 15, 15)))
+    (18, 'mean subtraction leaves rank 19 in 20 frames')
+    """
+    arr = v.check_cube(cube)
+    n = arr.shape[0]
+    matrix = scale_matrix(arr.reshape(n, -1), scaling)
+    lam = np.linalg.eigvalsh(matrix @ matrix.T)[::-1]
+    rank, why = _matrix_rank(lam, n, scaling)
+    return max(rank - 1, 0), why
 
 
 def pca_adi(
@@ -340,15 +405,23 @@ def pca_annular(
     arr = v.check_cube(cube)
     n, size, _ = arr.shape
     angles = v.check_angles(angles_deg, n)
-    fwhm = v.check_fwhm(fwhm_px, frame_size=size)
-    ncomp = v.check_ncomp(ncomp, n)
-    width = fwhm if width_px is None else v.check_positive(width_px, name="width_px")
-    r_in = v.check_real(r_in_px, name="r_in_px")
-    v.check_radii(r_in, r_in + width, size, name="pca_annular")
-    max_lib = v.check_int(max_frames_lib, name="max_frames_lib", minimum=1)
+    ncomp = v.check_int(ncomp, name="ncomp", minimum=1)
     collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
-    n_annuli = int((size / 2 - r_in) / width)
-    deltas = _annulus_deltas(delta_rot, n_annuli)
+    if scaling is not None:
+        v.check_choice(scaling, _SCALING, name="scaling")
+    limit, why, (fwhm, width, r_in, max_lib, deltas) = _annular_limit(
+        angles, fwhm_px, size, r_in_px=r_in_px, width_px=width_px, delta_rot=delta_rot, max_frames_lib=max_frames_lib,
+        scaling=scaling)
+    v.warn_small_rotation(angles, fwhm, max(r_in, fwhm) + width / 2)
+    if ncomp > limit:
+        hints = ["lower ncomp"] if limit >= 1 else []
+        if deltas.max(initial=0.0) > 0:
+            hints.append("lower delta_rot (the rotation threshold, in FWHM; 0 uses every frame)")
+        hint = " or ".join(hints or ["use more frames"])
+        usable = f"use at most ncomp={limit}" if limit >= 1 else "no number of components is usable"
+        msg = f"ncomp={ncomp} is more than annular PCA can use here: {why}; {usable}: {hint}"
+        raise ValueError(msg)
+    n_annuli = deltas.size
     residuals = np.zeros_like(arr)
     # hundreds of tiny (n_frames x n_frames) decompositions: BLAS threads only add wake-up latency,
     # which becomes seconds when the cores are shared with other work
@@ -362,6 +435,102 @@ def pca_annular(
             threshold = _pa_threshold(inner + width / 2, fwhm, deltas[i])
             residuals[:, yy, xx] = _annulus_residuals(matrix, angles, threshold, ncomp, max_lib)
     return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
+
+
+def _annular_limit(angles: np.ndarray, fwhm_px: float, frame_size: int, *, r_in_px: float, width_px: float | None,
+                   delta_rot: float | tuple[float, float] | None, max_frames_lib: int, scaling: str | None,
+                   ) -> tuple[int, str, tuple[float, float, float, int, np.ndarray]]:
+    """Return the largest usable ncomp of annular PCA, why, and the checked geometry (fwhm, width, r_in, max_lib, deltas)."""
+    n = angles.size
+    fwhm = v.check_fwhm(fwhm_px, frame_size=frame_size)
+    width = fwhm if width_px is None else v.check_positive(width_px, name="width_px")
+    r_in = v.check_real(r_in_px, name="r_in_px")
+    v.check_radii(r_in, r_in + width, frame_size, name="pca_annular")
+    max_lib = v.check_int(max_frames_lib, name="max_frames_lib", minimum=1)
+    n_annuli = int((frame_size / 2 - r_in) / width)
+    deltas = _annulus_deltas(delta_rot, n_annuli)
+    rank_frames = n - 1 if scaling is not None else n  # mean subtraction removes one dimension
+    limit, why = rank_frames - 1, (f"mean subtraction leaves rank {rank_frames} in {n} frames" if scaling is not None
+                                   else f"{n} frames model each other up to rank {n}")
+    for i in range(n_annuli):
+        inner = r_in + i * width
+        yy, _ = annulus_indices((frame_size, frame_size), inner, width)
+        if yy.size == 0:
+            continue
+        if yy.size - 1 < limit:
+            limit, why = yy.size - 1, f"the annulus at {inner:.3g}-{inner + width:.3g} px holds only {yy.size} pixels"
+        threshold = _pa_threshold(inner + width / 2, fwhm, deltas[i])
+        if threshold <= 0:
+            continue
+        sizes = [_library(angles, t, threshold, max_lib).size for t in range(n)]
+        t = int(np.argmin(sizes))
+        usable = sizes[t] if sizes[t] >= 2 else 0  # a library needs 2 frames
+        usable = min(usable, yy.size)
+        if usable < limit:
+            limit = usable
+            why = (f"in the annulus at {inner:.3g}-{inner + width:.3g} px only {sizes[t]} frames rotate by at least "
+                   f"{threshold:.3g} deg (a source moves {deltas[i]:.3g} FWHM) from frame {t} and may enter its PCA library "
+                   f"(the whole sequence rotates by {np.ptp(angles):.3g} deg)")
+    return max(limit, 0), why, (fwhm, width, r_in, max_lib, deltas)
+
+
+def annular_ncomp_limit(
+    angles_deg: npt.ArrayLike,
+    fwhm_px: float,
+    frame_size: int,
+    *,
+    r_in_px: float = 0.0,
+    width_px: float | None = None,
+    delta_rot: float | tuple[float, float] | None = (0.1, 1.0),
+    max_frames_lib: int = 200,
+    scaling: str | None = None,
+) -> tuple[int, str]:
+    """Return the largest number of components :func:`pca_annular` can use with these angles and geometry, and why.
+
+    Checked per annulus, without the pixels: the PCA library of every frame (the frames that rotate
+    by at least the ``delta_rot`` threshold, at most ``max_frames_lib``) must hold ``ncomp`` frames
+    (and at least 2); without a threshold, ``ncomp`` must stay below the rank of the annulus matrix
+    (``n_frames``, or ``n_frames - 1`` with a ``scaling``), else the residuals are round-off; and an
+    annulus of ``n_pix`` pixels holds at most rank ``n_pix``.
+
+    Parameters
+    ----------
+    angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees (unwrapped on reading, as everywhere).
+    fwhm_px : float
+        PSF FWHM, px.
+    frame_size : int
+        Frame side N, px.
+    r_in_px, width_px, delta_rot, max_frames_lib, scaling
+        As in :func:`pca_annular`.
+
+    Returns
+    -------
+    limit : int
+        The largest usable ``ncomp`` (0: none).
+    why : str
+        What sets the limit (e.g. how many frames rotate enough in which annulus), without naming
+        the setting to change: each caller names its own.
+
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong kind.
+    ValueError
+        If an argument is out of range (as in :func:`pca_annular`).
+
+    Examples
+    --------
+    >>> annular_ncomp_limit(np.linspace(0, 60, 20), 4.0, 51, delta_rot=None)
+    (19, '20 frames model each other up to rank 20')
+    """
+    angles = v.check_angles(angles_deg)
+    size = v.check_int(frame_size, name="frame_size", minimum=1)
+    if scaling is not None:
+        v.check_choice(scaling, _SCALING, name="scaling")
+    limit, why, _ = _annular_limit(angles, fwhm_px, size, r_in_px=r_in_px, width_px=width_px, delta_rot=delta_rot,
+                                   max_frames_lib=max_frames_lib, scaling=scaling)
+    return limit, why
 
 
 def _annulus_deltas(delta_rot: float | tuple[float, float] | None, n_annuli: int) -> np.ndarray:
@@ -417,13 +586,7 @@ def _annulus_residuals(matrix: np.ndarray, angles: np.ndarray, threshold: float,
         return matrix - uk @ (uk.T @ matrix)
     mixing = np.zeros((n, n))
     for t in range(n):
-        lib = _library(angles, t, threshold, max_lib)
-        if lib.size < max(ncomp, 2):
-            msg = (
-                f"frame {t}: only {lib.size} frames rotate enough to enter the PCA library, fewer than "
-                f"ncomp={ncomp}; lower delta_rot or ncomp"
-            )
-            raise ValueError(msg)
+        lib = _library(angles, t, threshold, max_lib)  # checked large enough by _annular_limit
         lam, u = np.linalg.eigh(gram[np.ix_(lib, lib)])
         lam, u = lam[::-1][:ncomp], u[:, ::-1][:, :ncomp]
         # coefficients of m_t on the library's top components, mapped back to library frames
@@ -431,6 +594,44 @@ def _annulus_residuals(matrix: np.ndarray, angles: np.ndarray, threshold: float,
     return matrix - mixing @ matrix
 
 
+
+
+def check_not_roundoff(frame: npt.ArrayLike, cube: npt.ArrayLike, *, what: str = "the final frame",
+                       rtol: float = 1e-10) -> None:
+    """Refuse a final frame that is round-off: its largest absolute value below ``rtol`` times the cube's.
+
+    Such a frame (e.g. PCA with as many components as the data's rank) holds no signal; an S/N map of
+    it would report noise peaks of round-off.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (N, N)
+        The final frame.
+    cube : ndarray, shape (n_frames, N, N)
+        The frames it was made from (same units).
+    what : str
+        How the message names the frame.
+    rtol : float
+        The relative level below which the frame counts as round-off (default 1e-10).
+
+    Raises
+    ------
+    ValueError
+        If ``max|frame| < rtol * max|cube|`` (and the cube is not all zeros).
+
+    Examples
+    --------
+    >>> check_not_roundoff(np.full((5, 5), 1e-14), np.ones((3, 5, 5)))
+    Traceback (most recent call last):
+    ...
+    ValueError: the final frame is round-off (max |frame| = 1e-14, ...): no S/N map can be made of it; use fewer components
+    """
+    peak_frame = float(np.max(np.abs(frame))) if np.size(frame) else 0.0
+    peak_cube = float(np.max(np.abs(cube))) if np.size(cube) else 0.0
+    if peak_cube > 0 and peak_frame < rtol * peak_cube:
+        msg = (f"{what} is round-off (max |frame| = {peak_frame:.2g}, {peak_frame / peak_cube:.2g} of the cube's max "
+               f"{peak_cube:.3g}): no S/N map can be made of it; use fewer components")
+        raise ValueError(msg)
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -461,6 +662,12 @@ class Baseline:
     default_label : str, optional
         For a ranked baseline whose ``ncomp`` may be omitted: what the default is (e.g. ``"cevr0.9"``:
         components chosen by explained variance); None when ``ncomp`` is required.
+    limit : callable, optional
+        For a ranked baseline: ``limit(cube, angles_deg, fwhm_px, r_in_px, **options) -> (max_ncomp, why)``,
+        the largest number of components the data allow (see :meth:`ncomp_limit`).
+    options : tuple of str
+        Further keyword options of :attr:`function` that :meth:`reduce` passes on (e.g. ``"delta_rot"``
+        of annular PCA, ``sodinn reduce --delta-rot``).
     """
 
     name: str
@@ -472,9 +679,55 @@ class Baseline:
     radial: bool = False
     family: str | None = None
     default_label: str | None = None
+    limit: Callable[..., tuple[int, str]] | None = None
+    options: tuple[str, ...] = ()
+
+    def ncomp_limit(self, cube: npt.ArrayLike, angles_deg: npt.ArrayLike, fwhm_px: float, *, r_in_px: float = 0.0,
+                    **options: object) -> tuple[int, str] | None:
+        """Return the largest number of components this baseline can use on the data, and why (None if not ranked).
+
+        Cheap next to the reduction (a Gram matrix, or the angles alone): callers check a requested rank
+        with it before any work and name their own setting in the message.
+
+        Parameters
+        ----------
+        cube : ndarray, shape (n_frames, N, N)
+            Star-centred frames.
+        angles_deg : ndarray, shape (n_frames,)
+            Parallactic angles, degrees.
+        fwhm_px : float
+            PSF FWHM, px.
+        r_in_px : float
+            Smallest separation needed, px (as in :meth:`reduce`).
+        **options
+            Options of :attr:`options` (e.g. ``delta_rot``).
+
+        Returns
+        -------
+        (int, str) or None
+            The largest usable ``ncomp`` (0: none) and what sets it; None for a baseline without
+            components.
+
+        Raises
+        ------
+        ValueError
+            For an option this baseline does not take, or malformed data.
+        """
+        if not self.ranked or self.limit is None:
+            return None
+        kwargs = {**self._options(options), **({"r_in_px": r_in_px} if self.radial else {})}
+        return self.limit(cube, angles_deg, fwhm_px, **kwargs)
+
+    def _options(self, options: dict) -> dict:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            takes = ", ".join(self.options) or "none"
+            msg = f"baseline {self.name!r} takes no option(s) {', '.join(unknown)}; it takes: {takes}"
+            raise ValueError(msg)
+        return {k: val for k, val in options.items() if val is not None}
 
     def reduce(self, cube: npt.ArrayLike, angles_deg: npt.ArrayLike, fwhm_px: float, *, ncomp: int | None = None,
-               r_in_px: float = 0.0) -> np.ndarray:
+               r_in_px: float = 0.0, **options: object) -> np.ndarray:
         """Run this reduction and return its final frame.
 
         Parameters
@@ -489,6 +742,8 @@ class Baseline:
             Principal components of a ranked baseline (default: its own, when it has one).
         r_in_px : float
             Smallest separation needed, px: a radial baseline skips the pixels inside.
+        **options
+            Options of :attr:`options`, passed on to :attr:`function` (None: its default).
 
         Returns
         -------
@@ -499,10 +754,12 @@ class Baseline:
         ------
         ValueError
             If ``ncomp`` is given to a baseline without components, or missing for one that needs it;
-            and whatever :attr:`function` raises on bad input.
+            for an option the baseline does not take; if the final frame is round-off (its largest
+            absolute value below ``1e-10`` times the cube's: no S/N map can be made of it); and
+            whatever :attr:`function` raises on bad input.
         """
         args: tuple = (cube, angles_deg, fwhm_px) if self.uses_fwhm else (cube, angles_deg)
-        kwargs: dict = {}
+        kwargs: dict = self._options(options)
         if self.ranked:
             if ncomp is None and self.default_label is None:
                 msg = f"baseline {self.name!r} needs a number of components, e.g. '{self.name}-10'"
@@ -513,7 +770,9 @@ class Baseline:
             raise ValueError(msg)
         if self.radial:
             kwargs["r_in_px"] = r_in_px
-        return self.function(*args, **kwargs)
+        frame = self.function(*args, **kwargs)
+        check_not_roundoff(frame, cube, what=f"the {self.title} frame{f' at ncomp={ncomp}' if ncomp is not None else ''}")
+        return frame
 
     def tag(self, ncomp: int | None) -> str:
         """Return what a map of this reduction depends on besides the data: name and rank (``"pca-cevr0.9"``, ``"annular-10"``).
@@ -538,9 +797,11 @@ BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
         Baseline("median", "median-ADI", "median-ADI", median_adi),
-        Baseline("pca", "full-frame PCA-ADI", "full-frame PCA", pca_adi, ranked=True, family="PCA", default_label="cevr0.9"),
+        Baseline("pca", "full-frame PCA-ADI", "full-frame PCA", pca_adi, ranked=True, family="PCA", default_label="cevr0.9",
+                 limit=lambda cube, angles, fwhm: pca_ncomp_limit(cube)),
         Baseline("annular", "annular PCA-ADI", "annular PCA", pca_annular, ranked=True, uses_fwhm=True, radial=True,
-                 family="PCA"),
+                 family="PCA", options=("delta_rot",),
+                 limit=lambda cube, angles, fwhm, **kw: annular_ncomp_limit(angles, fwhm, np.shape(cube)[-1], **kw)),
     )
 }
 

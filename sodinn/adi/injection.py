@@ -260,7 +260,7 @@ def cube_inject_companions(
         msg = "sep_px, theta_deg and flux must be scalars or 1-D arrays of equal length"
         raise ValueError(msg)
     for name, values in (("sep_px", seps), ("theta_deg", thetas), ("flux", fluxes)):
-        v.check_angles(values, name=name)  # finite 1-D check
+        v.check_angles(values, name=name, unwrap=False)  # finite 1-D check
     limit = arr.shape[-1] / 2
     if np.any(seps < 0) or np.any(seps >= limit):
         msg = f"sep_px must lie in [0, {limit:g}) px for {arr.shape[-1]}x{arr.shape[-1]} frames; got {seps.tolist()}"

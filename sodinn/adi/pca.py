@@ -143,7 +143,10 @@ def gram_basis(matrix: npt.ArrayLike, k_max: int | None = None) -> PCABasis:
     if k_max is None:
         k = n_valid
     else:
-        k = v.check_ncomp(k_max, n, name="k_max")
+        k = v.check_int(k_max, name="k_max", minimum=1)  # a basis may hold every component (residuals need fewer)
+        if k > n:
+            msg = f"k_max={k} is larger than the number of frames ({n}); use at most {n} components"
+            raise ValueError(msg)
         if k > n_valid:
             msg = f"k_max={k} exceeds the rank of the matrix ({n_valid}); use at most {n_valid} components"
             raise ValueError(msg)

@@ -29,8 +29,10 @@ class ADISequence:
         Star-centred, square frames; finite values; at least 2 frames. Stored as a read-only float64
         copy.
     angles_deg : ndarray, shape (n_frames,)
-        Parallactic angles, degrees, counter-clockwise (SPEC §1; ``(n, 1)`` is flattened). Stored
-        read-only.
+        Parallactic angles, degrees, counter-clockwise (SPEC §1; ``(n, 1)`` is flattened), in time
+        order. Stored unwrapped (jumps of more than 180 deg between frames removed by multiples of
+        360 deg, as :func:`sodinn.adi.io.read_angles` does) and read-only: the same sequence wrapped
+        anywhere gives the same sequence.
     psf : ndarray, shape (p, p)
         Off-axis PSF, centred on its stamp (pixel ``p // 2``, SPEC §1), ``p <= N``. Kept as given
         (read-only) when its centroid is within 0.03 px of that pixel; otherwise recentred by a
@@ -62,6 +64,12 @@ class ADISequence:
     -----
     PSFWarning
         If the PSF was recentred (the message gives the shift, px).
+
+    Warns
+    -----
+    sodinn.exceptions.RotationWarning
+        If the field rotation moves a source 1.5 FWHM from the star (the centre of the innermost
+        annulus of the S/N map) by less than one FWHM: angles in radians, or a sequence too short.
 
     See Also
     --------
@@ -100,6 +108,7 @@ class ADISequence:
         if cube.shape[0] < 2:
             msg = "an ADI sequence needs at least 2 frames"
             raise ValueError(msg)
+        v.warn_small_rotation(angles, fwhm, v.ROTATION_RADIUS_FWHM * fwhm, stacklevel=4)
         for arr in (cube, angles, psf):
             arr.flags.writeable = False
         object.__setattr__(self, "cube", cube)
@@ -226,7 +235,7 @@ class ADISequence:
 
     @property
     def field_rotation_deg(self) -> float:
-        """Total parallactic-angle range, degrees."""
+        """Total field rotation, degrees: the range of the unwrapped parallactic angles."""
         return float(self.angles_deg.max() - self.angles_deg.min())
 
     @property

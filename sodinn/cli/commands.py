@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import check_writable_output
+from sodinn._validation import ROTATION_RADIUS_FWHM, rotation_shortfall
 from sodinn.cli.info import info_text
 from sodinn.config import (
     DataConfig,
@@ -33,7 +35,7 @@ from sodinn.config import (
     field_names,
     load_toml,
 )
-from sodinn.exceptions import python_setting
+from sodinn.exceptions import RotationWarning, python_setting
 
 __all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
            "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
@@ -61,8 +63,8 @@ TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
 FLAGS: dict[str, dict[str, str]] = {
     "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec",
              "nan_policy": "nan_policy", "cube_hdu": "cube_hdu", "angles_hdu": "angles_hdu",
-             "angles_column": "angles_column", "psf_hdu": "psf_hdu"},
-    "reduce": {"method": "method", "ncomp": "ncomp"},
+             "angles_column": "angles_column", "psf_hdu": "psf_hdu", "allow_small_rotation": "allow_small_rotation"},
+    "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
     "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
@@ -200,15 +202,39 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
         if path.is_dir():
             msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
             raise UserError(msg)
-    seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
-                                pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
-                                cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
-                                angles_column=config.angles_column, psf_hdu=config.psf_hdu)
+    with warnings.catch_warnings():  # the command judges the rotation at its own radius (_check_rotation)
+        warnings.simplefilter("ignore", RotationWarning)
+        seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
+                                    pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
+                                    cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
+                                    angles_column=config.angles_column, psf_hdu=config.psf_hdu)
     where = [f"{k} from {seq.provenance[k + '_hdu']}" for k in ("cube", "angles", "psf")
              if not seq.provenance[f"{k}_hdu"].startswith("HDU 0 ")]
     logger.info("%s: %d frames of %dx%d px, FWHM %.2f px%s", paths["cube"].name, seq.n_frames, seq.frame_size,
                 seq.frame_size, seq.fwhm_px, f" ({', '.join(where)})" if where else "")
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
+
+
+#: How the commands' errors name the way past the rotation check
+_ROTATION_FIX = ("pass the angles in degrees, or --allow-small-rotation (or [data] allow_small_rotation = true) to go on "
+                 "if the rotation is right")
+
+
+def _check_rotation(seq: Any, data: Mapping[str, Any], radius_px: float, radius_name: str) -> None:
+    """Stop before any work when the field rotation moves a source at ``radius_px`` by less than one FWHM.
+
+    Each command passes the inner radius of what it analyses: ``reduce`` the centre of the S/N map's
+    innermost annulus (1.5 FWHM), ``samples`` and ``predict`` the centre of the innermost sample
+    annulus, ``roc`` the centre of the innermost separation band. ``--allow-small-rotation`` (or
+    ``[data] allow_small_rotation = true``) turns the error into a logged warning.
+    """
+    problem = rotation_shortfall(seq.angles_deg, seq.fwhm_px, radius_px, radius_name=radius_name)
+    if problem is None:
+        return
+    if data.get("allow_small_rotation"):
+        logger.warning("warning: %s (going on: allow_small_rotation)", problem)
+        return
+    raise UserError(f"{problem}; {_ROTATION_FIX}")
 
 
 def _output_folder(path: Path, table: str | None = None, *, kind: str = "folder") -> Path:
@@ -308,6 +334,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     -------
     int
         Exit status: 0, or 1 when a cube and its angles were given and do not match.
+
+    Raises
+    ------
+    UserError
+        After the descriptions, when an angles file rotates by less than 38.2 deg (a source 1.5 FWHM
+        from the star moves less than one FWHM; angles in radians?), unless ``--allow-small-rotation``.
     """
     from sodinn.pipeline.info import describe
 
@@ -324,6 +356,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})", file=sys.stderr if args.json else sys.stdout)
         if n_frames != n_angles:
             return 1
+    small = [d for d in angles if d.get("rotation_note")]
+    if small and not args.allow_small_rotation:
+        msg = (f"{small[0]['file']}: {small[0]['rotation_note']}; pass the angles in degrees, or "
+               "--allow-small-rotation if the rotation is right")
+        raise UserError(msg)
     return 0
 
 
@@ -353,9 +390,21 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     out = _output_folder(_output_path(args.output, output, base, "reduce_output"), "reduce")
     seq, data = _load_sequence(args, cfg, base)
+    _check_rotation(seq, data, ROTATION_RADIUS_FWHM * seq.fwhm_px,
+                    f"{ROTATION_RADIUS_FWHM:g} FWHM, the centre of the S/N map's innermost annulus")
+    baseline = get_baseline(config.method)
+    options = {"delta_rot": config.delta_rot} if "delta_rot" in baseline.options else {}
+    limit = baseline.ncomp_limit(seq.cube, seq.angles_deg, seq.fwhm_px, **options)
+    if limit is not None and config.ncomp > limit[0]:
+        fixes = [f"lower --ncomp (or [reduce] ncomp) to at most {limit[0]}"] if limit[0] >= 1 else []
+        if options and "rotate" in limit[1]:
+            fixes.append("lower --delta-rot (or [reduce] delta_rot; 0 uses every frame)")
+        fix = " or ".join(fixes or ["use more frames"])
+        msg = f"--ncomp {config.ncomp} is more than {baseline.title} can use on these data: {limit[1]}; {fix}"
+        raise UserError(msg)
     effective = {"data": data, "reduce": {**config.to_dict(), "output": str(out)}}
     results = write_reductions(seq, [config.method], out, ncomp=config.ncomp, provenance={"config": effective},
-                               settings=effective)
+                               settings=effective, options=options)
     r = results[config.method]
     print(f"{config.method}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); outputs in {out}")
     return 0
@@ -383,6 +432,8 @@ def cmd_samples(args: argparse.Namespace) -> int:
     config = SampleConfig.from_dict(_apply_flags(table, args, "samples"))  # bad settings fail here, before any work
     engine = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
+    _check_rotation(seq, data, (config.r_in_fwhm + 0.5) * seq.fwhm_px,
+                    "the centre of the innermost sample annulus, [samples] r_in_fwhm + 0.5 FWHM")
     path = write_sample_file(seq, config, out, data=data, resume=not args.no_resume, n_jobs=engine.n_workers,
                              scheduler=engine.scheduler, progress=not args.quiet)
     with SampleFile(path) as f:
@@ -451,7 +502,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     int
         Exit status (0).
     """
-    from sodinn.learn.artifact import model_folder
+    from sodinn.learn.artifact import model_folder, read_metadata
     from sodinn.pipeline.predict import predict_products
 
     cfg, base = _load_config(args)
@@ -466,6 +517,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
     out = _output_folder(_output_path(args.output, output, base, "predict_output"), "predict")
     seq, data = _load_sequence(args, cfg, base)
+    r_in_fwhm = float(read_metadata(model_dir).get("sample_config", {}).get("r_in_fwhm", SampleConfig.r_in_fwhm))
+    _check_rotation(seq, data, (r_in_fwhm + 0.5) * seq.fwhm_px, "the centre of the model's innermost annulus")
     table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
     print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
     for row in table[:10]:
@@ -512,6 +565,9 @@ def cmd_roc(args: argparse.Namespace) -> int:
     engine = _engine_settings(args, cfg)
     out = _output_folder(_output_path(args.output, output, base, "roc_output"), "roc")
     seq, data = _load_sequence(args, cfg, base)
+    lo, hi = config.bands_lambda_d[0]
+    _check_rotation(seq, data, (lo + hi) / 2 * (config.lambda_d_px or seq.fwhm_px),
+                    "the centre of the innermost [roc] bands_lambda_d band")
     start = time.perf_counter()
     result = roc_report(seq, config, models, out, data=data, n_jobs=engine.n_workers, scheduler=engine.scheduler,
                         resume=not args.no_resume, progress=not args.quiet)

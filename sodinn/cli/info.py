@@ -38,7 +38,11 @@ def info_text(info: dict[str, Any]) -> str:
     bad = f", {info['non_finite']} non-finite" if info["non_finite"] else ""
     shape = "x".join(str(s) for s in info["shape"])
     if kind == "angles":
-        what = f"{info['n_values']} angles, {info['field_rotation_deg']:.2f} deg of field rotation"
+        rotation = info.get("field_rotation_deg")
+        what = f"{info['n_values']} angles, " + ("field rotation unknown (non-finite values)" if rotation is None
+                                                 else f"{rotation:.2f} deg of field rotation")
+        if info.get("rotation_note"):
+            what += f" -- TOO LITTLE: {info['rotation_note']}"
     elif kind == "cube":
         what = f"cube of {info['shape'][0]} frames of {info['shape'][1]}x{info['shape'][2]} px"
     elif kind == "psf/frame":

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="FITS file, sample file (.h5) or model folder")
     info.add_argument("--json", action="store_true", help="print one JSON object per PATH (for scripts)")
+    info.add_argument("--allow-small-rotation", action="store_true",
+                      help="exit 0 even when the angles rotate by less than 1/1.5 rad (38.2 deg): a source 1.5 FWHM from "
+                      "the star would move by less than one FWHM (angles in radians?)")
     info.set_defaults(func=commands.cmd_info)
 
     reduce = sub.add_parser(
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(reduce)
     reduce.add_argument("--method", choices=tuple(BASELINES), help=f"reduction (default: {ReduceConfig.method})")
     reduce.add_argument("--ncomp", type=int, help=f"principal components (default: {ReduceConfig.ncomp})")
+    reduce.add_argument("--delta-rot", type=float, nargs="+", metavar="FWHM",
+                        help="annular PCA's rotation threshold, in FWHM: one value, or the first and last annulus's "
+                        f"(default: {' '.join(f'{x:g}' for x in ReduceConfig.delta_rot)}; 0 uses every frame)")
     reduce.add_argument("--output", "-o", help="output folder (default: reduce_output)")
     reduce.set_defaults(func=commands.cmd_reduce)
 
@@ -246,6 +252,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--psf", help="FITS off-axis PSF")
     parser.add_argument("--fwhm", type=float, help="PSF FWHM in px (default: 2-D Gaussian fit of the PSF)")
     parser.add_argument("--pixel-scale", type=float, help="arcsec per pixel")
+    parser.add_argument("--allow-small-rotation", action="store_true",
+                        help="go on when the field rotates too little to move a source at the inner radius of the "
+                        "analysis by one FWHM (angles in radians? default: stop; [data] allow_small_rotation)")
     parser.add_argument("--nan-policy", choices=("raise", "zero"),
                         help="NaN/inf pixels of the cube: refuse them (default), or set them to 0 and drop frames "
                         "without any finite pixel with their angles")

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from sodinn import _validation as v
 from sodinn.adi.aperture import aperture_sums
-from sodinn.adi.baselines import pca_annular
+from sodinn.adi.baselines import annular_ncomp_limit, pca_annular
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.sequence import ADISequence
@@ -536,8 +536,13 @@ def classical_contrast_curve(
         msg = (f"radii_px must lie between 1 FWHM ({fwhm:.2f} px) and N/2 - FWHM/2 ({limit:.2f} px), where whole apertures "
                f"fit; got {radii.min():.2f}-{radii.max():.2f}")
         raise ValueError(msg)
-    if reduce is None:
-        ncomp = v.check_ncomp(ncomp, sequence.n_frames)
+    if reduce is None:  # the default reduction: annular PCA-ADI, checked against what the data allow before any work
+        ncomp = v.check_int(ncomp, name="ncomp", minimum=1)
+        most, why = annular_ncomp_limit(sequence.angles_deg, fwhm, sequence.frame_size, delta_rot=delta_rot)
+        if ncomp > most:
+            usable = f"use at most ncomp={most}" if most >= 1 else "no ncomp is usable"
+            msg = f"ncomp={ncomp} is more than annular PCA-ADI can use on these data ({why}); {usable} or lower delta_rot"
+            raise ValueError(msg)
     n_az = v.check_int(n_azimuths, name="n_azimuths", minimum=1)
     v.check_positive(injection_snr, name="injection_snr")
     v.check_positive(sigma, name="sigma")

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,17 +27,19 @@ import numpy as np
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output
-from sodinn.adi.baselines import BASELINES, parse_method
+from sodinn.adi.baselines import BASELINES, annular_ncomp_limit, method_name, parse_method
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_map
 from sodinn.detect.probability import probability_map
+from sodinn.exceptions import RotationWarning
 from sodinn.learn.artifact import TrainedModel, check_model_data, load_trained, metadata_digest, model_folder, read_metadata
 
 __all__ = [
     "Injection",
     "MapCache",
     "cache_key",
+    "check_method_ranks",
     "check_methods",
     "copy_maps",
     "free_position",
@@ -153,6 +156,48 @@ def check_methods(models: Mapping[str, str | os.PathLike[str]] | None, baselines
             raise ValueError(msg)
         model_folder(path, name=name)
     return folders
+
+
+def check_method_ranks(sequence: ADISequence, baselines: Sequence[str], *, r_in_px: Sequence[float] = (0.0,),
+                       oracle_ncomp: int | None = None, setting: str = "baselines") -> None:
+    """Check, before any work, that every ranked baseline (and the S/N oracle) asks for fewer components than the data allow.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data: cube ``(n_frames, N, N)``, angles in degrees, FWHM in px.
+    baselines : sequence of str
+        Baseline methods (registry names with their rank, e.g. ``"annular-10"``).
+    r_in_px : sequence of float
+        The inner radii, px, at which the radial baselines will be run (each is checked).
+    oracle_ncomp : int, optional
+        Components of the S/N oracle's annular PCA-ADI (:class:`sodinn.mlar.flux.FluxRangeEstimator`),
+        when it runs.
+    setting : str
+        How messages name the list of methods (e.g. ``"[roc] baselines"`` on the command line).
+
+    Raises
+    ------
+    ValueError
+        For a method whose rank is at or above what the data allow (the message gives the largest
+        usable rank and what sets it), or an ``oracle_ncomp`` above it.
+    """
+    for method in baselines:
+        baseline, ncomp = parse_method(method)
+        if ncomp is None:
+            continue
+        for r_in in sorted(set(float(r) for r in r_in_px)):
+            limit = baseline.ncomp_limit(sequence.cube, sequence.angles_deg, sequence.fwhm_px, r_in_px=r_in)
+            if limit is not None and ncomp > limit[0]:
+                usable = f"use at most {method_name(baseline.name, limit[0])!r}" if limit[0] >= 1 else "drop it"
+                msg = f"{setting}: {method!r} asks for {ncomp} components but the data allow {limit[0]} ({limit[1]}); {usable}"
+                raise ValueError(msg)
+    if oracle_ncomp is not None:
+        limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size)
+        if oracle_ncomp > limit:
+            usable = f"use at most oracle_ncomp={limit}" if limit >= 1 else "no oracle_ncomp is usable"
+            msg = f"oracle_ncomp={oracle_ncomp} is more than the S/N oracle's annular PCA-ADI can use ({why}); {usable}"
+            raise ValueError(msg)
 
 
 def method_names(models: Mapping[str, Any], baselines: Sequence[str]) -> list[str]:
@@ -272,8 +317,10 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     if injection.flux > 0:
         cube = cube_inject_companions(cube, psf, sequence.angles_deg, sep_px=injection.sep_px, theta_deg=injection.theta_deg,
                                       flux=injection.flux).astype(sequence.cube.dtype)
-    copy = ADISequence(cube=cube, angles_deg=sequence.angles_deg, psf=sequence.psf, fwhm_px=sequence.fwhm_px,
-                       pixel_scale_arcsec=sequence.pixel_scale_arcsec)
+    with warnings.catch_warnings():  # the sequence itself warned already, if it rotates too little
+        warnings.simplefilter("ignore", RotationWarning)
+        copy = ADISequence(cube=cube, angles_deg=sequence.angles_deg, psf=sequence.psf, fwhm_px=sequence.fwhm_px,
+                           pixel_scale_arcsec=sequence.pixel_scale_arcsec)
     maps: dict[str, np.ndarray] = {}
     for name, path in models.items():
         if name in wanted:

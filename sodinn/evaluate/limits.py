@@ -35,7 +35,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import LimitConfig, SampleConfig
 from sodinn.detect.scoring import score_blobs
 from sodinn.evaluate.contrast import known_positions
-from sodinn.evaluate.copies import Injection, check_methods, free_position, method_names, run_copies
+from sodinn.evaluate.copies import Injection, check_method_ranks, check_methods, free_position, method_names, run_copies
 from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_psf
@@ -393,6 +393,8 @@ def detection_limits(
         msg = (f"separations must lie between 1 FWHM ({fwhm:.2f} px = {fwhm / lam:.2f} lambda/D) and N/2 - FWHM ({limit:.2f} px = "
                f"{limit / lam:.2f} lambda/D); got {radii.min():.2f}-{radii.max():.2f} px")
         raise ValueError(msg)
+    check_method_ranks(sequence, config.baselines, r_in_px=[max(0.0, _ring(r, fwhm)[0] - 2 * fwhm) for r in radii],
+                       oracle_ncomp=config.oracle_ncomp if config.flux_ladder is None else None)
     levels = _method_thresholds(config, list(model_paths), names, radii.size, thresholds)
     for name, path in model_paths.items():
         check_model_data(read_metadata(path), sequence, name=name)

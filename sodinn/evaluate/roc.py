@@ -39,7 +39,16 @@ from sodinn.config import RocConfig, SampleConfig
 from sodinn.detect.calibration import Calibration, calibrate
 from sodinn.detect.scoring import score_blobs
 from sodinn.engine import check_scheduler
-from sodinn.evaluate.copies import Injection, cache_key, check_methods, free_position, load_model, method_names, run_copies
+from sodinn.evaluate.copies import (
+    Injection,
+    cache_key,
+    check_method_ranks,
+    check_methods,
+    free_position,
+    load_model,
+    method_names,
+    run_copies,
+)
 from sodinn.exceptions import SettingError
 from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
@@ -261,6 +270,9 @@ def run_roc(
         raise ValueError(msg)
     lambda_d = config.lambda_d_px or sequence.fwhm_px
     _check_bands(sequence, config, lambda_d)
+    check_method_ranks(sequence, config.baselines,
+                       r_in_px=[max(0.0, lo - 2 * sequence.fwhm_px) for lo, _ in _band_px(config, lambda_d)],
+                       oracle_ncomp=config.oracle_ncomp if config.flux_range is None else None)
     psf = sample_psf(sequence, SampleConfig())
     curve = None if config.flux_range is not None else _flux_curve(sequence, config, psf)
     injections = roc_injections(sequence, config, curve)

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from sodinn import _validation as v
 from sodinn.adi.geometry import annulus_indices, frame_center, patch_offsets
 from sodinn.adi.injection import FourierShifter
 from sodinn.adi.pca import cevr, k_list_from_cevr
@@ -286,7 +287,7 @@ class AnnulusOperator:
             self.ks = k_list_from_cevr(cevr(self.m_ext[:, : self.n_reg], standardize=True), config.n_ranks,
                                        threshold=config.cevr_threshold)
         self.k_max = int(self.ks[-1])
-        self.angles = np.asarray(angles, dtype=np.float64)
+        self.angles = v.check_angles(angles, n, name="angles")
         self.plus, self.minus = self.angles, -self.angles
         self.linalg_backend = config.linalg_backend
         self._gram: np.ndarray | None = None

@@ -30,6 +30,7 @@ import numpy as np
 
 from sodinn import _validation as v
 from sodinn._version import __version__
+from sodinn.adi.baselines import annular_ncomp_limit
 from sodinn.adi.geometry import Annuli, frame_center
 from sodinn.adi.psf import crop_psf
 from sodinn.adi.sequence import ADISequence
@@ -524,7 +525,10 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
     ValueError
         If a known source lies outside the frame (a :class:`~sodinn.exceptions.SettingError` naming
         ``known_sources_xy``), the patch is smaller than 2 FWHM, no annulus fits, ``n_ranks`` needs
-        more frames, or an annulus cannot be made within ``config.memory_budget_gib``.
+        more frames, a ``k_list`` rank reaches the number of frames, ``oracle_ncomp`` (at most
+        ``n_frames - 2``) is more than the S/N oracle's annular PCA-ADI can use on these angles (see
+        :func:`sodinn.adi.baselines.annular_ncomp_limit`), or an annulus cannot be made within
+        ``config.memory_budget_gib``.
     """
     if not isinstance(sequence, ADISequence):
         msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"
@@ -533,6 +537,17 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
     annuli = sample_annuli(sequence, config)
     if config.n_ranks > sequence.n_frames - 1:
         msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
+        raise ValueError(msg)
+    if config.k_policy == "fixed" and max(config.k_list) >= sequence.n_frames:
+        msg = (f"k_list goes up to {max(config.k_list)} but {sequence.n_frames} frames hold rank {sequence.n_frames}: "
+               f"the residuals would be round-off; keep k_list below {sequence.n_frames}")
+        raise ValueError(msg)
+    oracle_ncomp = min(config.oracle_ncomp, sequence.n_frames - 2)
+    limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size)
+    if oracle_ncomp > limit:
+        usable = f"use at most oracle_ncomp={limit}" if limit >= 1 else "no oracle_ncomp is usable: the field rotates too little"
+        msg = (f"oracle_ncomp={config.oracle_ncomp}: the S/N oracle's annular PCA-ADI can use {oracle_ncomp} components "
+               f"only if the data allow it, and {why}; {usable}")
         raise ValueError(msg)
     psf = sample_psf(sequence, config)
     for i in range(len(annuli)):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn.adi.io import read_fits, select_hdu
 from sodinn.adi.psf import fit_fwhm
 from sodinn.learn.artifact import METADATA_FILE, read_metadata
@@ -121,7 +122,13 @@ def _fits_info(path: Path) -> dict[str, Any]:
     if squeezed.ndim == 1:
         info["kind"] = "angles"
         info["n_values"] = int(squeezed.size)
-        info["field_rotation_deg"] = float(np.ptp(squeezed))
+        if finite.all():
+            angles = v.check_angles(squeezed, name=f"angles in {path.name}")  # unwrapped, as every reader sees them
+            info["field_rotation_deg"] = float(np.ptp(angles))
+            info["rotation_note"] = _rotation_note(angles)
+        else:
+            info["field_rotation_deg"] = None
+            info["rotation_note"] = None
     elif data.ndim == 2:
         info["kind"] = "psf/frame"
         try:
@@ -131,6 +138,21 @@ def _fits_info(path: Path) -> dict[str, Any]:
     elif data.ndim == 3:
         info["kind"] = "cube"
     return info
+
+
+def _rotation_note(angles: np.ndarray) -> str | None:
+    """Say when the rotation is too small for ADI at the S/N map's innermost annulus, whatever the FWHM; else None.
+
+    At ``r = 1.5 FWHM`` a source moves ``1.5 FWHM * rotation_rad``: less than one FWHM below
+    ``1 / 1.5`` rad (38.2 deg), independently of the FWHM.
+    """
+    rotation = float(np.ptp(angles))
+    minimum = float(np.rad2deg(1.0 / v.ROTATION_RADIUS_FWHM))
+    if rotation >= minimum:
+        return None
+    unit = " (all within +-2 pi: radians?)" if np.abs(angles).max() <= 2 * np.pi + 1e-9 else ""
+    return (f"field rotation {rotation:.3g} deg is below {minimum:.3g} deg: a source {v.ROTATION_RADIUS_FWHM:g} FWHM "
+            f"from the star moves less than one FWHM{unit}")
 
 
 def _samples_info(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
-from sodinn.adi.baselines import pca_annular
+from sodinn.adi.baselines import annular_ncomp_limit, pca_annular
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_map
@@ -107,16 +107,18 @@ def predict_products(
     config = config or PredictConfig()
     model_path = Path(model_dir)
     check_model_data(read_metadata(model_path), sequence)
+    ncomp, delta_rot = _figure_pca(sequence)
     out = check_writable_output(output_dir, kind="folder", name="output_dir")
     logger.info("loading the model in %s", model_path)
     import_keras_quietly()
     model = load_trained(model_path)
     with output_folder(out):
-        return _predict_into(sequence, model, model_path, out, config, data, progress)
+        return _predict_into(sequence, model, model_path, out, config, data, progress, (ncomp, delta_rot))
 
 
 def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path, config: PredictConfig,
-                  data: Mapping[str, Any] | None, progress: bool) -> Prediction:
+                  data: Mapping[str, Any] | None, progress: bool, figure_pca: tuple[int, Any]) -> Prediction:
+    ncomp, delta_rot = figure_pca
     pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
     table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec)
     provenance = {
@@ -129,8 +131,7 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
                provenance=provenance)
     with atomic_path(out / "candidates.ecsv") as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
-    ncomp = min(10, sequence.n_frames - 2)
-    frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp)
+    frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp, delta_rot=delta_rot)
     fig, axes = new_figure(1, 2, figsize=(10, 4.2))
     circles = [(float(r["x"]), float(r["y"])) for r in table[:10]]
     plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {config.threshold:g}",
@@ -141,3 +142,21 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     dump_toml(out / "config.toml", {"data": dict(data or {}),
                                     "predict": {"model": str(model_path.resolve()), **config.to_dict(), "output": str(out.resolve())}})
     return Prediction(probability=pmap, candidates=table, threshold=config.threshold, output_dir=out)
+
+
+def _figure_pca(sequence: ADISequence) -> tuple[int, tuple[float, float] | None]:
+    """Return the components and rotation threshold of the S/N map beside the probabilities, before any work.
+
+    Up to 10 components, as many as the data allow; without a threshold when the field rotates too
+    little for one.
+    """
+    delta_rot: tuple[float, float] | None = (0.1, 1.0)
+    limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size)
+    if limit < 1:
+        delta_rot = None
+        limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size, delta_rot=None)
+    ncomp = min(10, sequence.n_frames - 2, limit)
+    if ncomp < 1:
+        msg = f"no annular PCA-ADI S/N map can be made of these data ({why}); use more frames"
+        raise ValueError(msg)
+    return ncomp, delta_rot

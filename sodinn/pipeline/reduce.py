@@ -63,6 +63,7 @@ def write_reductions(
     provenance: Mapping[str, Any] | None = None,
     truth_xy: Sequence[tuple[float, float]] = (),
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Reduction]:
     """Reduce ``sequence`` with each method and write its final frame, S/N map and figure into ``output_dir``.
 
@@ -83,6 +84,9 @@ def write_reductions(
     settings : mapping of table -> mapping, optional
         The effective configuration (``{"data": ..., "reduce": ...}``): written as ``config.toml``
         beside the products, last.
+    options : mapping, optional
+        Options of the baselines (e.g. ``{"delta_rot": 0.5}``, in FWHM), each passed to the methods
+        that take it (:attr:`sodinn.adi.baselines.Baseline.options`).
 
     Returns
     -------
@@ -92,22 +96,34 @@ def write_reductions(
     Raises
     ------
     ValueError
-        For an unknown method (before any work).
+        For an unknown method, or ``ncomp`` at or above what a PCA method can use on these data (the
+        message gives the largest usable value), before any work; for a final frame that is
+        round-off (no S/N map is made of it).
     OSError
         If ``output_dir`` cannot be written (a file, no permission; before any work).
     """
     baselines = [get_baseline(m) for m in methods]
+    opts = dict(options or {})
+    for baseline in baselines:
+        if baseline.ranked:
+            limit = baseline.ncomp_limit(sequence.cube, sequence.angles_deg, sequence.fwhm_px,
+                                         **{k: val for k, val in opts.items() if k in baseline.options})
+            if limit is not None and ncomp > limit[0]:
+                usable = f"use at most ncomp={limit[0]}" if limit[0] >= 1 else "no number of components is usable"
+                msg = f"{baseline.title}: ncomp={ncomp} is more than the data allow ({limit[1]}); {usable}"
+                raise ValueError(msg)
     out = check_writable_output(output_dir, kind="folder", name="output_dir")
     with output_folder(out):
-        return _reduce_all(sequence, baselines, out, ncomp, provenance, truth_xy, settings)
+        return _reduce_all(sequence, baselines, out, ncomp, provenance, truth_xy, settings, opts)
 
 
-def _reduce_all(sequence, baselines, out: Path, ncomp, provenance, truth_xy, settings) -> dict[str, Reduction]:
+def _reduce_all(sequence, baselines, out: Path, ncomp, provenance, truth_xy, settings, opts) -> dict[str, Reduction]:
     results: dict[str, Reduction] = {}
     for baseline in baselines:
         method = baseline.name
         ncomp_used = ncomp if baseline.ranked else None
-        frame = baseline.reduce(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp_used)
+        frame = baseline.reduce(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp_used,
+                                **{k: val for k, val in opts.items() if k in baseline.options})
         smap = snr_map(frame, sequence.fwhm_px)
         header = {
             "function": baseline.function.__name__,

@@ -12,7 +12,7 @@ from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.io import file_checksum
 from sodinn.adi.psf import psf_centroid
 from sodinn.adi.sequence import ADISequence
-from sodinn.exceptions import PSFWarning
+from sodinn.exceptions import PSFWarning, RotationWarning
 
 from ..conftest import gaussian_psf, offset_psf
 
@@ -52,7 +52,7 @@ def test_sequence_from_fits_and_checks(naco_paths, tmp_path):
         ADISequence(cube, np.zeros(4), psf, 3.0).px_to_arcsec(1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert ADISequence(cube, np.zeros((4, 1)), psf, 3.0).angles_deg.shape == (4,)
+        assert ADISequence(cube, np.linspace(0, 90, 4)[:, None], psf, 3.0).angles_deg.shape == (4,)
 
 
 def test_arrays_are_read_only_copies():
@@ -198,3 +198,37 @@ def test_from_fits_records_psf_offset_and_averaged_stamps(tmp_path):
     assert seq.provenance["psf_offset_xy_px"] == [pytest.approx(1.0, abs=1e-4), pytest.approx(0.0, abs=1e-4)]
     np.testing.assert_allclose(psf_centroid(seq.psf), (10.0, 10.0), atol=1e-3)
     assert seq.describe()["psf_averaged_stamps"] == 39
+
+
+# ---------------------------------------------------------------- issue 13: angles as given in Python
+
+
+def test_wrapped_angles_are_unwrapped_and_rotation_is_40_deg():
+    psf = np.exp(-np.hypot(*np.indices((9, 9)) - 4) ** 2 / 2)
+    cube = np.random.default_rng(0).normal(size=(30, 51, 51))
+    continuous = np.linspace(160.0, 200.0, 30)
+    wrapped = (continuous + 180.0) % 360.0 - 180.0
+    seq = ADISequence(cube, wrapped, psf, fwhm_px=4.0)
+    assert seq.field_rotation_deg == pytest.approx(40.0, abs=1e-9)  # before: 357.5 / 358.6
+    np.testing.assert_allclose(seq.angles_deg, continuous, rtol=0, atol=1e-9)
+    assert ADISequence(cube, continuous, psf, fwhm_px=4.0).field_rotation_deg == pytest.approx(40.0, abs=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(turns=st.lists(st.integers(-4, 4), min_size=6, max_size=6))
+def test_field_rotation_ignores_whole_turns_per_frame(turns):
+    psf = np.exp(-np.hypot(*np.indices((9, 9)) - 4) ** 2 / 2)
+    angles = np.linspace(-20.0, 50.0, 6)
+    seq = ADISequence(np.ones((6, 33, 33)), angles + 360.0 * np.asarray(turns), psf, fwhm_px=2.4)
+    assert seq.field_rotation_deg == pytest.approx(70.0, abs=1e-9)
+    np.testing.assert_allclose(np.diff(seq.angles_deg), np.diff(angles), rtol=0, atol=1e-9)
+
+
+def test_angles_in_radians_warn():
+    psf = np.exp(-np.hypot(*np.indices((9, 9)) - 4) ** 2 / 2)
+    radians = np.deg2rad(np.linspace(160.0, 200.0, 30)) - np.pi  # the 40 deg sequence in radians, +-0.35
+    with pytest.warns(RotationWarning, match=r"rotates by only 0\.698 deg.*radians"):
+        ADISequence(np.ones((30, 51, 51)), radians, psf, fwhm_px=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ADISequence(np.ones((30, 51, 51)), np.linspace(160.0, 200.0, 30), psf, fwhm_px=4.0)  # 40 deg: no warning

@@ -389,3 +389,82 @@ def test_a_psf_too_far_off_centre_is_refused_in_one_line(psf_variants, tmp_path,
     assert err.startswith("sodinn reduce: error: psf in psf_3px.fits is off-centre") and "\n" not in err
     assert "3.000 px (dx=+3.000, dy=+0.000)" in err and "more than a centring error" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------- issue 13: angles, rotation, ranks on the command line
+
+
+@pytest.fixture(scope="module")
+def wrapped_files(tmp_path_factory):
+    """20 frames of 33 px (FWHM 4) rotating 160 -> 200 deg: angles as given, wrapped, and in radians."""
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    root = tmp_path_factory.mktemp("wrapped")
+    data = make_adi_sequence(n_frames=20, size_px=33, fwhm_px=4.0, field_rotation_deg=40.0, angles_start_deg=160.0, seed=3)
+    wrapped = (data.angles_deg + 180.0) % 360.0 - 180.0
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("wrapped", wrapped), ("psf", data.psf),
+                      ("radians", np.deg2rad(data.angles_deg - 180.0))):  # the issue's +-0.35
+        write_fits(root / f"{name}.fits", arr)
+    return root
+
+
+def _reduce(root, out, *extra, angles="angles"):
+    return main(["reduce", "--cube", str(root / "cube.fits"), "--angles", str(root / f"{angles}.fits"), "--psf",
+                 str(root / "psf.fits"), "--fwhm", "4", "-o", str(out), "--quiet", *extra])
+
+
+def test_info_reports_40_deg_for_wrapped_angles_and_refuses_radians(wrapped_files, capsys):
+    assert main(["info", str(wrapped_files / "wrapped.fits")]) == 0
+    assert "40.00 deg of field rotation" in capsys.readouterr().out  # before: 357.5
+    assert main(["info", "--json", str(wrapped_files / "wrapped.fits")]) == 0
+    assert json.loads(capsys.readouterr().out)["field_rotation_deg"] == pytest.approx(40.0, abs=1e-9)
+    assert main(["info", str(wrapped_files / "radians.fits")]) == 2
+    captured = capsys.readouterr()
+    assert "0.70 deg of field rotation -- TOO LITTLE" in captured.out
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "radians" in err and "--allow-small-rotation" in err
+    assert main(["info", "--allow-small-rotation", str(wrapped_files / "radians.fits")]) == 0
+
+
+def test_reduce_gives_the_same_frame_for_wrapped_angles(wrapped_files, tmp_path):
+    assert _reduce(wrapped_files, tmp_path / "a", "--ncomp", "3") == 0
+    assert _reduce(wrapped_files, tmp_path / "b", "--ncomp", "3", angles="wrapped") == 0
+    a, b = (fits.getdata(tmp_path / d / "annular_frame.fits") for d in ("a", "b"))
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-9 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("method", ["annular", "pca", "median"])
+def test_reduce_refuses_angles_in_radians_unless_allowed(wrapped_files, tmp_path, capsys, method):
+    assert _reduce(wrapped_files, tmp_path / "r", "--method", method, "--ncomp", "3", angles="radians") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rotates by only 0.698 deg" in err and "radians" in err
+    assert "--allow-small-rotation" in err and "[data] allow_small_rotation" in err
+    assert not (tmp_path / "r").exists()  # refused before any work
+    if method == "annular":  # allowed: the rotation threshold leaves no library, and the message names --delta-rot
+        assert _reduce(wrapped_files, tmp_path / "r", "--ncomp", "3", "--allow-small-rotation", angles="radians") == 2
+        err = capsys.readouterr().err.strip()
+        assert "lower --delta-rot (or [reduce] delta_rot" in err and "delta_rot " not in err.replace("[reduce] delta_rot", "")
+
+
+def test_reduce_delta_rot_flag_and_key(wrapped_files, tmp_path):
+    assert _reduce(wrapped_files, tmp_path / "d", "--ncomp", "3", "--delta-rot", "0.1", "0.5") == 0
+    assert tomllib.loads((tmp_path / "d" / "config.toml").read_text())["reduce"]["delta_rot"] == [0.1, 0.5]
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\ncube = "{wrapped_files / "cube.fits"}"\nangles = "{wrapped_files / "radians.fits"}"\n'
+                      f'psf = "{wrapped_files / "psf.fits"}"\nfwhm_px = 4.0\nallow_small_rotation = true\n'
+                      '[reduce]\nncomp = 3\ndelta_rot = 0\n')
+    assert main(["reduce", "--config", str(config), "-o", str(tmp_path / "e"), "--quiet"]) == 0  # overridden by the file
+    assert main(["reduce", "--config", str(config), "--delta-rot", "1", "2", "3", "-o", str(tmp_path / "f")]) == 2
+
+
+@pytest.mark.parametrize("ncomp", ["19", "20"])
+def test_reduce_refuses_ncomp_at_the_rank(wrapped_files, tmp_path, capsys, ncomp):
+    # before: exit 0 and "S/N map peak 5.58" of a round-off frame (max 9e-14)
+    assert _reduce(wrapped_files, tmp_path / "p", "--method", "pca", "--ncomp", ncomp) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"--ncomp {ncomp} is more than full-frame PCA-ADI can use" in err
+    assert "mean subtraction leaves rank 19 in 20 frames" in err and "at most 18" in err
+    assert not (tmp_path / "p").exists()
+    assert _reduce(wrapped_files, tmp_path / "p", "--method", "pca", "--ncomp", "18") == 0

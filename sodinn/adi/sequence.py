@@ -64,9 +64,6 @@ class ADISequence:
     -----
     PSFWarning
         If the PSF was recentred (the message gives the shift, px).
-
-    Warns
-    -----
     sodinn.exceptions.RotationWarning
         If the field rotation moves a source 1.5 FWHM from the star (the centre of the innermost
         annulus of the S/N map) by less than one FWHM: angles in radians, or a sequence too short.

@@ -32,7 +32,7 @@ from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_map
 from sodinn.detect.probability import probability_map
-from sodinn.exceptions import RotationWarning
+from sodinn.exceptions import RotationWarning, SettingError
 from sodinn.learn.artifact import TrainedModel, check_model_data, load_trained, metadata_digest, model_folder, read_metadata
 
 __all__ = [
@@ -195,9 +195,9 @@ def check_method_ranks(sequence: ADISequence, baselines: Sequence[str], *, r_in_
     if oracle_ncomp is not None:
         limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size)
         if oracle_ncomp > limit:
-            usable = f"use at most oracle_ncomp={limit}" if limit >= 1 else "no oracle_ncomp is usable"
-            msg = f"oracle_ncomp={oracle_ncomp} is more than the S/N oracle's annular PCA-ADI can use ({why}); {usable}"
-            raise ValueError(msg)
+            usable = "set {oracle_ncomp}" if limit >= 1 else "no {oracle_ncomp} is usable"
+            raise SettingError(f"{oracle_ncomp} components are more than the S/N oracle's annular PCA-ADI can use "
+                               f"({why}); " + usable, oracle_ncomp=limit if limit >= 1 else None)
 
 
 def method_names(models: Mapping[str, Any], baselines: Sequence[str]) -> list[str]:

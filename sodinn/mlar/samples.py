@@ -539,16 +539,16 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
         msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
         raise ValueError(msg)
     if config.k_policy == "fixed" and max(config.k_list) >= sequence.n_frames:
-        msg = (f"k_list goes up to {max(config.k_list)} but {sequence.n_frames} frames hold rank {sequence.n_frames}: "
-               f"the residuals would be round-off; keep k_list below {sequence.n_frames}")
-        raise ValueError(msg)
+        raise SettingError(f"the ranks of k_list go up to {max(config.k_list)} but {sequence.n_frames} frames hold rank "
+                           f"{sequence.n_frames}: the residuals would be round-off; keep {{k_list}} below "
+                           f"{sequence.n_frames}", k_list=None)
     oracle_ncomp = min(config.oracle_ncomp, sequence.n_frames - 2)
     limit, why = annular_ncomp_limit(sequence.angles_deg, sequence.fwhm_px, sequence.frame_size)
     if oracle_ncomp > limit:
-        usable = f"use at most oracle_ncomp={limit}" if limit >= 1 else "no oracle_ncomp is usable: the field rotates too little"
-        msg = (f"oracle_ncomp={config.oracle_ncomp}: the S/N oracle's annular PCA-ADI can use {oracle_ncomp} components "
-               f"only if the data allow it, and {why}; {usable}")
-        raise ValueError(msg)
+        usable = "set {oracle_ncomp}" if limit >= 1 else "no {oracle_ncomp} is usable: the field rotates too little"
+        raise SettingError(f"the S/N oracle's annular PCA-ADI is set to {config.oracle_ncomp} components; it can use "
+                           f"{oracle_ncomp} only if the data allow it, and {why}; " + usable,
+                           oracle_ncomp=limit if limit >= 1 else None)
     psf = sample_psf(sequence, config)
     for i in range(len(annuli)):
         geometry = AnnulusGeometry(sequence.frame_size, float(annuli.r_in_px[i]), float(annuli.r_out_px[i]), config.patch_px)

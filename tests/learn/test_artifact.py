@@ -265,7 +265,7 @@ def test_check_model_data_accepts_data_like_the_training_set():
     (11, 41, 4.0, None),  # 10 ranks need 11 frames: accepted
     (10, 41, 4.0, r"^model m: the model uses 10 PCA ranks, but these data have 10 frames \(at most 9 ranks\); "),
     (20, 25, 4.0, r"^model m: the model cannot be applied to these data \(no 1-FWHM annulus fits between 4\.0 px and "
-                  r"6\.0 px in 25x25 px frames with patch_px=9\); train a model on these data$"),
+                  r"6\.0 px in 25x25 px frames with 9 px patches\); train a model on these data$"),
     (20, 41, 6.0, r"^model m: the PSF FWHM of these data \(6\.00 px\) is far from the training data's \(4\.00 px\)"),
 ])
 def test_check_model_data_refuses_what_the_model_cannot_use(n_frames, size_px, fwhm_px, message):

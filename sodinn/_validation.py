@@ -26,7 +26,8 @@ def check_cube(cube: npt.ArrayLike, *, name: str = "cube", allow_nonfinite: bool
     """Return ``cube`` as a float64 3-D array of square frames, or raise."""
     arr = _as_float_array(cube, name)
     if arr.ndim != 3:
-        hint = " (a single frame? pass a cube of shape (n_frames, ny, nx))" if arr.ndim == 2 else ""
+        hint = {2: " (a single frame? pass a cube of shape (n_frames, ny, nx))",
+                4: " (several channels or wavelengths? pass the cube of one, e.g. cube[0])"}.get(arr.ndim, "")
         msg = f"{name} must be a 3-D array (n_frames, ny, nx); got {arr.ndim}-D with shape {arr.shape}{hint}"
         raise ValueError(msg)
     n, ny, nx = arr.shape
@@ -114,18 +115,31 @@ def warn_small_rotation(angles_deg: np.ndarray, fwhm_px: float, radius_px: float
         warnings.warn(msg, RotationWarning, stacklevel=stacklevel)
 
 
+def warn_small_rotation_without_fwhm(angles_deg: np.ndarray, frame_size: int, *, stacklevel: int = 3) -> None:
+    """Warn (:class:`~sodinn.exceptions.RotationWarning`) when even a source at the frame's edge moves less than 1 px.
+
+    For the reductions that take no FWHM (full-frame PCA-ADI, median-ADI): the most lenient form of
+    :func:`rotation_shortfall`, which still catches angles given in radians.
+    """
+    problem = rotation_shortfall(angles_deg, 1.0, frame_size / 2,
+                                 radius_name="the edge of the frame; no FWHM is given, so judged against 1 px")
+    if problem is not None:
+        msg = (f"{problem.replace('one FWHM (1 px)', 'one pixel')}. Pass the angles in degrees (np.rad2deg), or, if "
+               "the rotation is right, filter sodinn.exceptions.RotationWarning")
+        warnings.warn(msg, RotationWarning, stacklevel=stacklevel)
+
+
 def check_fwhm(fwhm_px: float, *, frame_size: int | None = None, name: str = "fwhm_px") -> float:
     """Return a positive, finite, plausible FWHM in pixels, or raise."""
     value = check_positive(fwhm_px, name=name)
+    field = "{" + name + "}" if name.isidentifier() else name
+    settings = {name: None} if name.isidentifier() else {}
     if value < 0.5:
-        msg = f"{name}={value:g} px is below the sampling limit; the FWHM of a real PSF is at least ~1 px (did you pass arcsec?)"
-        raise ValueError(msg)
+        raise SettingError(f"a FWHM of {value:g} px is below the sampling limit; the FWHM of a real PSF is at least "
+                           f"~1 px (did you pass arcsec?): set {field} in pixels", **settings)
     if frame_size is not None and value > frame_size / 4:
-        msg = (
-            f"{name}={value:g} px is absurd for {frame_size}x{frame_size} px frames (more than a quarter of the frame); "
-            "pass the FWHM in pixels"
-        )
-        raise ValueError(msg)
+        raise SettingError(f"a FWHM of {value:g} px is absurd for {frame_size}x{frame_size} px frames (more than a "
+                           f"quarter of the frame); set {field} in pixels", **settings)
     return value
 
 
@@ -316,8 +330,22 @@ def psf_core_fwhm_px(psf: np.ndarray) -> float:
 
     Clipped to ``[1, p / 2]``; used to size the centroid window and the recentring limit, not as the FWHM.
     """
-    n_half = int(np.count_nonzero(psf >= 0.5 * psf.max()))
+    n_half = int(np.count_nonzero(psf_core_mask(psf)))
     return float(np.clip(2.0 * np.sqrt(n_half / np.pi), 1.0, psf.shape[0] / 2))
+
+
+def psf_core_mask(psf: np.ndarray) -> np.ndarray:
+    """Return the pixels of the core: those above half maximum connected (8-neighbours) to the brightest pixel.
+
+    A neighbouring source, a ghost or a bright wing above half maximum but apart from the peak is left out,
+    so it neither widens the core nor pulls its centroid.
+    """
+    from scipy import ndimage
+
+    above = psf >= 0.5 * psf.max()
+    labels, _ = ndimage.label(above, structure=np.ones((3, 3)))
+    peak = np.unravel_index(int(np.argmax(psf)), psf.shape)
+    return labels == labels[peak]
 
 
 def psf_offset_limit_px(psf: np.ndarray) -> float:
@@ -341,9 +369,10 @@ def psf_centroid_xy(psf: np.ndarray, *, max_iter: int = 100) -> tuple[float, flo
     yy, xx = np.indices(psf.shape, dtype=np.float64)
     py, px = np.unravel_index(int(np.argmax(psf)), psf.shape)
     x, y = float(px), float(py)
+    keep = ~_other_sources(psf, int(py), int(px))
     for _ in range(max_iter):
         d2 = (xx - x) ** 2 + (yy - y) ** 2
-        weighted = np.where(d2 <= 4.0 * fwhm * fwhm, np.exp(-d2 / two_sigma2), 0.0) * psf
+        weighted = np.where((d2 <= 4.0 * fwhm * fwhm) & keep, np.exp(-d2 / two_sigma2), 0.0) * psf
         total = float(weighted.sum())
         if not total > 0:
             break
@@ -353,6 +382,27 @@ def psf_centroid_xy(psf: np.ndarray, *, max_iter: int = 100) -> tuple[float, flo
         if max(abs(step_x), abs(step_y)) < 1e-7:
             break
     return x, y
+
+
+def _other_sources(psf: np.ndarray, py: int, px: int) -> np.ndarray:
+    """Return the pixels to leave out of the centroid: other sources above half maximum, grown by a core FWHM.
+
+    Mirrored through the peak pixel so that the window stays symmetric about the core; empty for a PSF
+    whose core is the only part above half maximum.
+    """
+    from scipy import ndimage
+
+    core = psf_core_mask(psf)
+    others = (psf >= 0.5 * psf.max()) & ~core
+    if not others.any():
+        return others
+    grow = max(1, int(np.ceil(psf_core_fwhm_px(psf))))
+    masked = ndimage.binary_dilation(others, iterations=grow) & ~ndimage.binary_dilation(core, iterations=1)
+    ys, xs = np.nonzero(masked)
+    ry, rx = 2 * py - ys, 2 * px - xs
+    inside = (ry >= 0) & (ry < psf.shape[0]) & (rx >= 0) & (rx < psf.shape[1])
+    masked[ry[inside], rx[inside]] = True
+    return masked
 
 
 def _signed(value_px: float) -> str:
@@ -421,8 +471,7 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
     if not finite.all():
         n_bad = int(arr.size - np.count_nonzero(finite))
         first = tuple(int(i) for i in np.argwhere(~finite)[0])
-        msg = (
-            f"{name} contains {n_bad} NaN or infinite value(s) (first at index {first}); "
-            "replace them (e.g. np.nan_to_num, or interpolate bad pixels) before calling"
-        )
+        fix = ("give finite numbers" if arr.ndim <= 2 and arr.size <= 64
+               else "replace them (e.g. np.nan_to_num, or interpolate bad pixels) before calling")
+        msg = f"{name} contains {n_bad} NaN or infinite value(s) (first at index {first}); {fix}"
         raise ValueError(msg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SodinnWarning", "GeometryWarning", "PSFWarning", "RotationWarning", "SettingError", "python_setting"]
+__all__ = ["SodinnWarning", "GeometryWarning", "PSFWarning", "RotationWarning", "SettingError", "python_setting", "toml_setting"]
 
 
 class SodinnWarning(UserWarning):
@@ -43,6 +43,29 @@ def python_setting(name: str, value: Any = None) -> str:
         E.g. ``"nan_policy='zero'"``.
     """
     return name if value is None else f"{name}={value!r}"
+
+
+def toml_setting(name: str, value: Any = None) -> str:
+    """Name a setting as a configuration file writes it: ``name = value`` in TOML (``name`` alone without a value).
+
+    Parameters
+    ----------
+    name : str
+        The configuration key.
+    value : object, optional
+        A value that fixes the problem (``None``: name the key alone).
+
+    Returns
+    -------
+    str
+        E.g. ``'nan_policy = "zero"'``.
+    """
+    import json
+
+    if value is None:
+        return name
+    shown = str(value).lower() if isinstance(value, bool) else json.dumps(value)
+    return f"{name} = {shown}"
 
 
 class SettingError(ValueError):

@@ -164,7 +164,7 @@ def test_hdu_flags_reach_the_reader(tmp_path, capsys):
     assert "name the column of the parallactic angles with --angles-column" in line
     assert main(["reduce", *files, "--angles-column", "B", "--method", "median", "-o", str(tmp_path / "r"), "-q"]) == 0
     line = _cli_error(capsys, ["reduce", *files, "--angles-hdu", "0", "--method", "median", "-o", str(tmp_path / "r3")])
-    assert "HDU 0 of angles_table.fits holds no data" in line and line.endswith("name another one with --angles-hdu")
+    assert "HDU 0 of angles_table.fits holds no data" in line and line.endswith("name another one with --angles-hdu (or [data] angles_hdu)")
 
 
 def test_info_says_which_hdu_it_read_and_fails_on_a_mismatch(tmp_path, capsys):
@@ -189,11 +189,12 @@ def test_every_flag_of_the_settings_table_exists_on_its_commands():
         commands = [c for c, d in dests.items() if set(flags) & d]
         assert commands, section
     form = cli_setting("reduce", dests["reduce"])
-    assert form("nan_policy", "zero") == "--nan-policy zero"
-    assert form("cube_hdu", None) == "--cube-hdu"
-    assert cli_setting("samples", dests["samples"])("oracle_ncomp", 5) == "oracle_ncomp = 5 in the [samples] table of --config"
-    assert cli_setting("samples", dests["samples"])("known_sources_xy", None) == "--mask"
-    assert cli_setting("survey", dests["survey"])("known_sources_xy", None) == "known_sources_xy in the [samples] table of --config"
+    assert form("nan_policy", "zero") == '--nan-policy zero (or [data] nan_policy = "zero")'
+    assert form("cube_hdu", None) == "--cube-hdu (or [data] cube_hdu)"
+    assert form("allow_small_rotation", True) == "--allow-small-rotation (or [data] allow_small_rotation = true)"
+    assert cli_setting("samples", dests["samples"])("oracle_ncomp", 5) == "[samples] oracle_ncomp = 5 in --config"
+    assert cli_setting("samples", dests["samples"])("known_sources_xy", None) == "--mask (or [samples] known_sources_xy)"
+    assert cli_setting("survey", dests["survey"])("known_sources_xy", None) == "known_sources_xy in the survey configuration"
 
 
 def test_every_setting_named_in_a_setting_error_exists_for_python_or_a_command():

@@ -141,6 +141,7 @@ def median_adi(
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
     collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    v.warn_small_rotation_without_fwhm(angles, arr.shape[-1])
     residuals = arr - np.median(arr, axis=0)
     return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
 
@@ -331,6 +332,7 @@ def pca_adi(
     arr = v.check_cube(cube)
     angles = v.check_angles(angles_deg, arr.shape[0])
     collapse = v.check_choice(collapse, _COLLAPSE, name="collapse")
+    v.warn_small_rotation_without_fwhm(angles, arr.shape[-1])
     residuals = pca_adi_residuals(arr, ncomp=ncomp, cevr=cevr, scaling=scaling)
     return collapse_cube(cube_derotate(residuals, angles, order=order), collapse)
 

@@ -183,6 +183,8 @@ def _read(path: str | os.PathLike[str], role: str, hdu: int | str | None,
         h = hdul[choice.index]
         raw = h.data[choice.column] if choice.column is not None else h.data
         data = np.array(raw, dtype=np.float64)
+    while data.ndim > max(_ROLE_NDIM[role]) and data.shape[0] == 1:  # e.g. a cube stored as (1, n, N, N)
+        data = data[0]
     return data, choice
 
 
@@ -243,7 +245,14 @@ def _hdu_content(h: Any) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
 
 
 def _squeezed(shape: tuple[int, ...], role: str) -> tuple[int, ...]:
-    """Angles stored as ``(n, 1)`` or ``(1, n)`` count as 1-D."""
+    """Return the shape as ``role`` reads it (leading length-1 axes dropped, ``(n, 1)`` angles as 1-D).
+
+    Leading axes of length 1 beyond the role's dimensions are dropped (a cube stored as
+    ``(1, n, N, N)``); angles stored as ``(n, 1)`` or ``(1, n)`` count as 1-D.
+    """
+    limit = max(_ROLE_NDIM[role])
+    while len(shape) > limit and shape[0] == 1:
+        shape = shape[1:]
     if role in ("angles", "any") and len(shape) == 2 and 1 in shape:
         return (max(shape),)
     return shape
@@ -283,13 +292,17 @@ def _choose(p: Path, h: Any, index: int, contents: list[tuple[str, tuple[int, ..
                            column=None)
     if explicit and len(_squeezed(shape, role)) not in ndims:
         dims = "x".join(map(str, shape))
-        raise SettingError(f"{where} holds a {len(shape)}-D image ({dims}), not {_ROLE_WORDS[role]}; "
+        hint = (" (several channels or wavelengths? save the one to use, e.g. data[0], to its own file)"
+                if len(_squeezed(shape, role)) > max(ndims) else "")
+        if sum(kind != "empty" for kind, _, _ in contents) == 1:  # no other HDU to name
+            raise ValueError(f"{where} holds a {len(shape)}-D image ({dims}), not {_ROLE_WORDS[role]}{hint}")
+        raise SettingError(f"{where} holds a {len(shape)}-D image ({dims}), not {_ROLE_WORDS[role]}{hint}; "
                            f"{_listing(contents)}; fix {{hdu}}", hdu=None)
     return HDUChoice(index, name, None, shape)
 
 
 _ROLE_WORDS = {"cube": "a 3-D cube", "angles": "1-D angles", "psf": "a 2-D PSF (or a cube of stamps)",
-               "any": "an image"}
+               "any": "an image of 1 to 3 dimensions"}
 
 
 def _angle_column(where: str, h: Any, numeric: tuple[str, ...], column: str | None) -> str:
@@ -582,10 +595,15 @@ def read_psf_stamp(path: str | os.PathLike[str], *, hdu: int | str | None = None
     n_stamps = 1
     if data.ndim == 3:
         n_stamps = int(data.shape[0])
+        drift = ""
         if n_stamps > 1:
+            data, spread = _centred_stamps(data, name)
+            if spread > 0:
+                drift = (f" Their centroids differ by up to {spread:.2f} px: each was recentred before averaging, "
+                         "so that the average is not smeared.")
             warnings.warn(
                 f"{name} holds {n_stamps} PSF stamps (shape {data.shape}); averaged them into one "
-                f"{data.shape[1]}x{data.shape[2]} px stamp. Pass a single (p, p) stamp (e.g. the channel or "
+                f"{data.shape[1]}x{data.shape[2]} px stamp.{drift} Pass a single (p, p) stamp (e.g. the channel or "
                 "the exposure matching the cube) to use it as it is",
                 PSFWarning,
                 stacklevel=2,
@@ -594,6 +612,26 @@ def read_psf_stamp(path: str | os.PathLike[str], *, hdu: int | str | None = None
     stamp, offset, recentred = v.center_psf(data, name=f"psf in {name}")
     return PSFStamp(stamp=stamp, n_averaged=n_stamps, offset_xy_px=(float(offset[0]), float(offset[1])),
                     recentred=recentred)
+
+
+def _centred_stamps(stamps: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """Return the stamps, each recentred when their centroids differ by more than the tolerance, and that spread (px).
+
+    A stamp off by more than a centring error is refused, naming it (see :func:`sodinn._validation.center_psf`).
+    """
+    centroids = []
+    for stamp in stamps:
+        if not (np.isfinite(stamp).all() and stamp.max() > 0):
+            return stamps, 0.0  # the average is checked, and refused, as one stamp
+        centroids.append(v.psf_centroid_xy(stamp))
+    xy = np.asarray(centroids)
+    spread = float(np.hypot(*(xy - xy.mean(axis=0)).T).max() * 2)
+    if spread <= v.PSF_CENTRE_TOLERANCE_PX:
+        return stamps, 0.0
+    with warnings.catch_warnings():  # one note for the file, from the caller
+        warnings.simplefilter("ignore", PSFWarning)
+        centred = [v.center_psf(stamp, name=f"stamp {i} of the psf in {name}")[0] for i, stamp in enumerate(stamps)]
+    return np.stack(centred), spread
 
 
 def read_psf(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> np.ndarray:

@@ -149,7 +149,7 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
     fitter = fitting.TRFLSQFitter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)  # astropy's "fit may be unsuccessful" is checked below
-        fit = fitter(model, xx, yy, arr)
+        fit = fitter(model, xx, yy, arr, weights=_other_sources_weights(arr))
     fwhm_x = float(abs(fit.x_stddev.value) * _SIGMA_TO_FWHM)
     fwhm_y = float(abs(fit.y_stddev.value) * _SIGMA_TO_FWHM)
     if not (np.isfinite(fwhm_x) and np.isfinite(fwhm_y)) or min(fwhm_x, fwhm_y) <= 0:
@@ -163,6 +163,24 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
         fwhm_y=fwhm_y,
         theta_deg=float(np.rad2deg(fit.theta.value)),
     )
+
+
+def _other_sources_weights(arr: np.ndarray) -> np.ndarray | None:
+    """Zero weights on other sources above half maximum (a neighbour, a ghost) and a core FWHM around them.
+
+    ``None`` (all pixels count) when the core is the only part above half maximum, as for a clean PSF.
+    """
+    from scipy import ndimage
+
+    if not arr.max() > 0:
+        return None
+    core = v.psf_core_mask(arr)
+    others = (arr >= 0.5 * arr.max()) & ~core
+    if not others.any():
+        return None
+    grow = max(1, int(np.ceil(v.psf_core_fwhm_px(arr))))
+    masked = ndimage.binary_dilation(others, iterations=grow) & ~ndimage.binary_dilation(core, iterations=1)
+    return np.where(masked, 0.0, 1.0)
 
 
 def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:

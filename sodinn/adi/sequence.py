@@ -196,10 +196,16 @@ class ADISequence:
                 where[role] = select_hdu(path, role, hdu=hdu, column=column)
             except SettingError as err:  # name the parameter of this method
                 raise err.renamed(hdu=f"{role}_hdu", column="angles_column") from None
-        raw = read_fits(cube_path, hdu=where["cube"].index)
+        try:
+            raw = read_fits(cube_path, hdu=where["cube"].index)
+        except SettingError as err:
+            raise err.renamed(hdu="cube_hdu") from None
         angles = read_angles(angles_path, hdu=where["angles"].index, column=where["angles"].column)
         cube, angles, dropped = apply_nan_policy(raw, angles, nan_policy, name=f"cube in {Path(cube_path).name}")
-        psf_read = read_psf_stamp(psf_path, hdu=where["psf"].index)
+        try:
+            psf_read = read_psf_stamp(psf_path, hdu=where["psf"].index)
+        except SettingError as err:
+            raise err.renamed(hdu="psf_hdu") from None
         psf = psf_read.stamp
         fwhm = fit_fwhm(psf) if fwhm_px is None else fwhm_px
         provenance: dict[str, Any] = {"fwhm_source": "fit" if fwhm_px is None else "given"}

@@ -146,7 +146,7 @@ def snr_details(
     dx, dy = xy[0, 0] - cx, xy[0, 1] - cy
     sep = math.hypot(dx, dy)
     if not sep > fwhm / 2 + 1:
-        msg = f"source_xy {tuple(xy[0])} is {sep:.2f} px from the star; the S/N needs a separation > FWHM/2 + 1 px"
+        msg = f"source_xy ({xy[0, 0]:g}, {xy[0, 1]:g}) is {sep:.2f} px from the star; the S/N needs a separation > FWHM/2 + 1 px"
         raise ValueError(msg)
     centers = _ring_apertures(np.array([dx]), np.array([dy]), fwhm)[0] + np.array([cx, cy])
     fluxes = aperture_sums(arr, centers, fwhm / 2)

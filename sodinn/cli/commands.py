@@ -35,7 +35,7 @@ from sodinn.config import (
     field_names,
     load_toml,
 )
-from sodinn.exceptions import RotationWarning, python_setting
+from sodinn.exceptions import RotationWarning, python_setting, toml_setting
 
 __all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
            "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
@@ -91,9 +91,10 @@ COMMAND_TABLES: dict[str, tuple[str, ...]] = {
 def cli_setting(command: str, dests: Collection[str] | None = None) -> Callable[[str, Any], str]:
     """Return how ``sodinn COMMAND`` names a setting in an error message (for :meth:`SettingError.render`).
 
-    A setting with a flag of the command is written as the flag (``--nan-policy zero``); one that is
-    only a configuration key as the key and its table (``oracle_ncomp = 5 in the [samples] table of
-    --config``); anything else as Python writes it.
+    A setting with a flag of the command is written as the flag and its configuration key
+    (``--nan-policy zero (or [data] nan_policy = "zero")``); one that is only a configuration key as
+    the key and its table (``[samples] oracle_ncomp = 5 in --config``); a survey's settings as keys of
+    its configuration; anything else as Python writes it.
 
     Parameters
     ----------
@@ -110,17 +111,27 @@ def cli_setting(command: str, dests: Collection[str] | None = None) -> Callable[
     """
 
     def form(name: str, value: Any) -> str:
+        if name in _COMMAND_ONLY_FLAGS.get(command, ()) and (dests is None or name in dests):
+            flag = "--" + name.replace("_", "-")
+            return flag if value is None else f"{flag} {_flag_value(value)}"
+        if command == "survey":  # configured by its TOML file alone (targets and shared tables)
+            return f"{toml_setting(name, value)} in the survey configuration"
         for section in COMMAND_TABLES.get(command, ()):
+            key = f"[{section}] {toml_setting(name, value)}"
             for dest, field in FLAGS.get(section, {}).items():
                 if field == name and (dests is None or dest in dests):
                     flag = "--" + dest.replace("_", "-")
-                    return flag if value is None or value is True else f"{flag} {_flag_value(value)}"
+                    flag = flag if value is None or value is True else f"{flag} {_flag_value(value)}"
+                    return f"{flag} (or {key})"
             if name in _table_keys(section):
-                shown = "" if value is None else f" = {json.dumps(value)}"
-                return f"{name}{shown} in the [{section}] table of --config"
+                return f"{key} in --config"
         return python_setting(name, value)
 
     return form
+
+
+#: Flags of a command that set no configuration key (``sodinn info`` reads no configuration)
+_COMMAND_ONLY_FLAGS: dict[str, tuple[str, ...]] = {"info": ("hdu", "column")}
 
 
 def _flag_value(value: Any) -> str:
@@ -237,17 +248,28 @@ def _check_rotation(seq: Any, data: Mapping[str, Any], radius_px: float, radius_
     raise UserError(f"{problem}; {_ROTATION_FIX}")
 
 
-def _output_folder(path: Path, table: str | None = None, *, kind: str = "folder") -> Path:
+def _output_folder(path: Path, table: str | None = None, *, kind: str = "folder", config: str | None = None) -> Path:
     """Refuse, before any work, an output that cannot be written (a file for a folder, no permission...).
 
     The message names the path and the settings that choose another: ``--output`` (and the ``output``
-    key of ``[table]``).
+    key of ``[table]``). An output that would overwrite the ``--config`` file itself (the products include
+    the effective configuration: ``config.toml`` in an output folder, ``NAME.toml`` beside a sample file)
+    is refused too.
     """
     name = "--output" if table is None else f"--output (or [{table}] output)"
     try:
-        return check_writable_output(path, kind=kind, name=name)
+        checked = check_writable_output(path, kind=kind, name=name)
     except OSError as err:
         raise UserError(str(err)) from None
+    if config is not None:
+        written = [checked, checked.with_suffix(".toml")] if kind == "file" else [checked / "config.toml"]
+        mine = Path(config).resolve()
+        for product in written:
+            if product.resolve() == mine:
+                msg = (f"{name} {path} would overwrite the configuration file {config} (the run writes its effective "
+                       f"configuration to {product}); choose another output")
+                raise UserError(msg)
+    return checked
 
 
 def _input_path(flag: str | None, cfg_values: Sequence[str | None], base: Path, what: str) -> Path:
@@ -345,13 +367,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     described = []
     for path in map(Path, args.paths):
-        info = describe(path)
+        info = describe(path, hdu=args.hdu, column=args.column)
         described.append(info)
         print(json.dumps(info) if args.json else info_text(info))
     cubes = [d for d in described if d.get("kind") == "cube"]
     angles = [d for d in described if d.get("kind") == "angles"]
-    if len(cubes) == 1 and len(angles) == 1:
-        n_frames, n_angles = cubes[0]["shape"][0], angles[0]["n_values"]
+    if cubes and len(angles) == 1:
+        science = max(cubes, key=lambda d: d["shape"][-1])  # the others are smaller: cubes of PSF stamps?
+        for d in cubes:
+            if d is not science and d["shape"][-1] < science["shape"][-1]:
+                print(f"{d['file']}: {d['shape'][0]} frames of {d['shape'][-1]} px, smaller than the cube's: a cube of "
+                      "PSF stamps? read as the PSF, its stamps are averaged into one", file=sys.stderr if args.json else sys.stdout)
+        n_frames, n_angles = science["shape"][0], angles[0]["n_values"]
         verdict = "consistent" if n_frames == n_angles else "MISMATCH: pass one angle per frame"
         print(f"sequence: {n_frames} frames and {n_angles} angles ({verdict})", file=sys.stderr if args.json else sys.stdout)
         if n_frames != n_angles:
@@ -388,7 +415,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         get_baseline(config.method)
     except (TypeError, ValueError) as err:
         raise UserError(str(err)) from None
-    out = _output_folder(_output_path(args.output, output, base, "reduce_output"), "reduce")
+    out = _output_folder(_output_path(args.output, output, base, "reduce_output"), "reduce", config=args.config)
     seq, data = _load_sequence(args, cfg, base)
     _check_rotation(seq, data, ROTATION_RADIUS_FWHM * seq.fwhm_px,
                     f"{ROTATION_RADIUS_FWHM:g} FWHM, the centre of the S/N map's innermost annulus")
@@ -428,7 +455,8 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
     cfg, base = _load_config(args)
     table = dict(cfg.get("samples", {}))
-    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "samples.h5"), "samples", kind="file")
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "samples.h5"), "samples", kind="file",
+                         config=args.config)
     config = SampleConfig.from_dict(_apply_flags(table, args, "samples"))  # bad settings fail here, before any work
     engine = _engine_settings(args, cfg)
     seq, data = _load_sequence(args, cfg, base)
@@ -461,7 +489,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, base = _load_config(args)
     table = dict(cfg.get("train", {}))
-    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"), "train")
+    out = _output_folder(_output_path(args.output, table.pop("output", None), base, "model"), "train", config=args.config)
     try:
         samples_file = _input_path(args.samples_file, [table.pop("samples", None), cfg.get("samples", {}).get("output")],
                                    base, "sample file")
@@ -515,7 +543,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model_folder(model_dir)
     output = settings.pop("output", None)
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
-    out = _output_folder(_output_path(args.output, output, base, "predict_output"), "predict")
+    out = _output_folder(_output_path(args.output, output, base, "predict_output"), "predict", config=args.config)
     seq, data = _load_sequence(args, cfg, base)
     r_in_fwhm = float(read_metadata(model_dir).get("sample_config", {}).get("r_in_fwhm", SampleConfig.r_in_fwhm))
     _check_rotation(seq, data, (r_in_fwhm + 0.5) * seq.fwhm_px, "the centre of the model's innermost annulus")
@@ -563,7 +591,7 @@ def cmd_roc(args: argparse.Namespace) -> int:
     config = RocConfig.from_dict(_apply_flags(table, args, "roc"))
     check_methods(models, config.baselines)  # before the data are read
     engine = _engine_settings(args, cfg)
-    out = _output_folder(_output_path(args.output, output, base, "roc_output"), "roc")
+    out = _output_folder(_output_path(args.output, output, base, "roc_output"), "roc", config=args.config)
     seq, data = _load_sequence(args, cfg, base)
     lo, hi = config.bands_lambda_d[0]
     _check_rotation(seq, data, (lo + hi) / 2 * (config.lambda_d_px or seq.fwhm_px),

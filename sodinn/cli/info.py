@@ -48,6 +48,9 @@ def info_text(info: dict[str, Any]) -> str:
     elif kind == "psf/frame":
         fwhm = info["fwhm_px"]
         what = f"PSF/frame of {shape} px, FWHM " + (f"{fwhm:.2f} px (2-D Gaussian fit)" if isinstance(fwhm, float) else fwhm)
+        if info.get("centroid_offset_px") is not None:
+            dx, dy = info["centroid_offset_px"]
+            what += f", core centroid (dx={dx:+.3f}, dy={dy:+.3f}) px from the stamp centre"
     else:
         what = f"image of shape {shape}"
     where = f" [{info['hdu']}]" if info.get("hdu") else ""

@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="FITS file, sample file (.h5) or model folder")
     info.add_argument("--json", action="store_true", help="print one JSON object per PATH (for scripts)")
+    info.add_argument("--hdu", type=_hdu, metavar="HDU", help="HDU (index or EXTNAME) to read in each FITS file "
+                      "(default: the image of most dimensions, else a table)")
+    info.add_argument("--column", metavar="NAME", help="table column to read (default: PARANG or a similar name, or "
+                      "the only numeric column)")
     info.add_argument("--allow-small-rotation", action="store_true",
                       help="exit 0 even when the angles rotate by less than 1/1.5 rad (38.2 deg): a source 1.5 FWHM from "
                       "the star would move by less than one FWHM (angles in radians?)")

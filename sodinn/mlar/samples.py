@@ -536,8 +536,8 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
     v.check_sources_in_frame(config, sequence.frame_size)
     annuli = sample_annuli(sequence, config)
     if config.n_ranks > sequence.n_frames - 1:
-        msg = f"n_ranks={config.n_ranks} needs more frames: the sequence has {sequence.n_frames} (at most n_frames - 1 ranks)"
-        raise ValueError(msg)
+        raise SettingError(f"{config.n_ranks} PCA ranks need more frames: the sequence has {sequence.n_frames}, which "
+                           "allow at most n_frames - 1 ranks; set {n_ranks}", n_ranks=sequence.n_frames - 1)
     if config.k_policy == "fixed" and max(config.k_list) >= sequence.n_frames:
         raise SettingError(f"the ranks of k_list go up to {max(config.k_list)} but {sequence.n_frames} frames hold rank "
                            f"{sequence.n_frames}: the residuals would be round-off; keep {{k_list}} below "

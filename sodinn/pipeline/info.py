@@ -16,14 +16,14 @@ import numpy as np
 
 from sodinn import _validation as v
 from sodinn.adi.io import read_fits, select_hdu
-from sodinn.adi.psf import fit_fwhm
+from sodinn.adi.psf import fit_fwhm, psf_centroid
 from sodinn.learn.artifact import METADATA_FILE, read_metadata
 from sodinn.mlar.store import SampleFile
 
 __all__ = ["describe", "info_kind"]
 
 
-def describe(path: str | Path) -> dict[str, Any]:
+def describe(path: str | Path, *, hdu: int | str | None = None, column: str | None = None) -> dict[str, Any]:
     """Describe one file or folder as a JSON-able record (see the module docstring).
 
     Parameters
@@ -31,6 +31,11 @@ def describe(path: str | Path) -> dict[str, Any]:
     path : path-like
         A FITS file, a sample file (``.h5``), a model folder (or its ``model.json``), or the
         ``.parts`` folder of an interrupted sample run.
+    hdu : int or str, optional
+        HDU (index or ``EXTNAME``) of a FITS file to describe (default: see
+        :func:`sodinn.adi.io.select_hdu`, role ``"any"``).
+    column : str, optional
+        Table column of a FITS file to describe.
 
     Returns
     -------
@@ -53,7 +58,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         return _samples_info(p)
     if kind == "parts":
         return _parts_info(p)
-    return _fits_info(p)
+    return _fits_info(p, hdu, column)
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -105,8 +110,8 @@ def info_kind(path: Path) -> str:
     raise ValueError(msg)
 
 
-def _fits_info(path: Path) -> dict[str, Any]:
-    choice = select_hdu(path, "any")
+def _fits_info(path: Path, hdu: int | str | None = None, column: str | None = None) -> dict[str, Any]:
+    choice = select_hdu(path, "any", hdu=hdu, column=column)
     data = read_fits(path, hdu=choice.index, column=choice.column)
     finite = np.isfinite(data)
     info: dict[str, Any] = {
@@ -135,6 +140,9 @@ def _fits_info(path: Path) -> dict[str, Any]:
             info["fwhm_px"] = round(fit_fwhm(data), 4)
         except ValueError as err:
             info["fwhm_px"] = f"not fitted: {err}"
+        if finite.all() and data.shape[0] == data.shape[1] and data.max() > 0:
+            x, y = psf_centroid(data)  # as a PSF: where its core is, against the stamp centre N//2
+            info["centroid_offset_px"] = [round(x - data.shape[1] // 2, 4), round(y - data.shape[0] // 2, 4)]
     elif data.ndim == 3:
         info["kind"] = "cube"
     return info

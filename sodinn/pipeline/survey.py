@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import DataConfig, EngineConfig, PredictConfig, SampleConfig, TrainConfig, field_names, load_toml
 from sodinn.datasets import make_adi_sequence
 from sodinn.engine import check_scheduler, map_jobs, runs_in_process
-from sodinn.exceptions import SettingError
+from sodinn.exceptions import RotationWarning, SettingError, toml_setting
 from sodinn.learn.artifact import METADATA_FILE, metadata_digest, read_metadata
 from sodinn.learn.models import check_model_name
 from sodinn.pipeline.predict import PREDICT_FILES, predict_products
@@ -352,6 +353,10 @@ def _target_job(target: Target, folder: str, restart: bool, progress: bool) -> d
     """One survey job: a failing target is reported in its row, not raised, so the others go on."""
     try:
         return run_target(target, folder, restart=restart, progress=progress)
+    except SettingError as err:  # a user error: one line naming the key of the survey configuration
+        return {"target": target.name, "error": f"{type(err).__name__}: {err.render(toml_setting)}"}
+    except (ValueError, TypeError, FileNotFoundError) as err:  # a user error: one line, no traceback
+        return {"target": target.name, "error": f"{type(err).__name__}: {err}"}
     except Exception as err:  # noqa: BLE001 - reported in the summary, with the target's name
         logger.exception("%s: failed", target.name)
         return {"target": target.name, "error": f"{type(err).__name__}: {err}"}
@@ -406,7 +411,7 @@ def _run_target(target: Target, out: Path, restart: bool, progress: bool) -> dic
     with steps.step("samples", samples_inputs, [samples]) as resume:
         if resume is not None:
             logger.info("%s: samples%s", target.name, " (resuming)" if resume else "")
-            write_sample_file(_sequence(data), config, samples, data=data, resume=resume, progress=progress)
+            write_sample_file(_sequence(data, config.r_in_fwhm), config, samples, data=data, resume=resume, progress=progress)
 
     model = out / "model"
     # the samples are a deterministic function of their inputs (the file's bytes are not: HDF5 timestamps)
@@ -421,7 +426,7 @@ def _run_target(target: Target, out: Path, restart: bool, progress: bool) -> dic
                                 "threshold": target.threshold}, [predict / f for f in PREDICT_FILES]) as resume:
         if resume is not None:
             logger.info("%s: probability map and candidates", target.name)
-            predict_products(_sequence(data), model, predict, config=PredictConfig(threshold=target.threshold), data=data,
+            predict_products(_sequence(data, config.r_in_fwhm), model, predict, config=PredictConfig(threshold=target.threshold), data=data,
                              progress=progress)
     return _summary(target, out, truth, steps.ran)
 
@@ -518,10 +523,22 @@ def write_synthetic_data(spec: Mapping[str, Any], folder: Path) -> dict[str, Any
     return truth
 
 
-def _sequence(data: Mapping[str, Any]) -> ADISequence:
+def _sequence(data: Mapping[str, Any], r_in_fwhm: float) -> ADISequence:
+    """Read a target's sequence; stop when it rotates too little at the centre of the innermost annulus.
+
+    As the other commands do, unless the target's data table sets ``allow_small_rotation = true``.
+    """
     options = ("fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu", "angles_hdu", "angles_column", "psf_hdu")
-    return ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
-                                 **{key: data[key] for key in options if data.get(key) is not None})
+    with warnings.catch_warnings():  # judged below, at the radius the samples start from
+        warnings.simplefilter("ignore", RotationWarning)
+        seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
+                                    **{key: data[key] for key in options if data.get(key) is not None})
+    problem = v.rotation_shortfall(seq.angles_deg, seq.fwhm_px, (r_in_fwhm + 0.5) * seq.fwhm_px,
+                                   radius_name="the centre of the innermost sample annulus")
+    if problem is not None and not data.get("allow_small_rotation"):
+        raise SettingError(problem + "; pass the angles in degrees, or set {allow_small_rotation} if the rotation is "
+                           "right", allow_small_rotation=True)
+    return seq
 
 
 def _summary(target: Target, out: Path, truth: dict[str, Any] | None, ran: list[str]) -> dict[str, Any]:

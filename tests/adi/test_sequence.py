@@ -146,7 +146,7 @@ def test_from_fits_provenance_and_given_fwhm(tmp_path):
         (dict(angles=np.array([0.0, np.inf, 1.0, 2.0])), ValueError, "angles_deg contains 1 NaN or infinite"),
         (dict(psf=np.ones((9, 7))), ValueError, "psf must be square; got 9x7 px"),
         (dict(psf=np.roll(gaussian_psf(9, 3.0), 3, axis=1)), ValueError, "psf is off-centre"),
-        (dict(fwhm=0.3), ValueError, "fwhm_px=0.3 px is below the sampling limit"),
+        (dict(fwhm=0.3), ValueError, "a FWHM of 0.3 px is below the sampling limit"),
         (dict(fwhm=-1.0), ValueError, "fwhm_px must be > 0"),
         (dict(fwhm="3"), TypeError, "fwhm_px must be a real number; got str"),
         (dict(cube="cube.fits"), TypeError, "cube must be array-like of numbers; got str"),

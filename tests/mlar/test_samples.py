@@ -137,7 +137,7 @@ def test_bad_configuration(kwargs, match):
 def test_bad_configuration_for_the_data(synthetic):
     with pytest.raises(ValueError, match="smaller than 2 FWHM"):
         make_samples(synthetic, SampleConfig(patch_px=5), progress=False)
-    with pytest.raises(ValueError, match="n_ranks=30 needs more frames"):
+    with pytest.raises(ValueError, match="30 PCA ranks need more frames"):
         make_samples(synthetic, SampleConfig(patch_px=9, n_ranks=30), progress=False)
     with pytest.raises(ValueError, match="outside the frame"):
         make_samples(synthetic, SampleConfig(patch_px=9, r_out_fwhm=10.0), progress=False)

@@ -45,7 +45,7 @@ def test_settings_without_a_data_table(tiny_sequence, tmp_path):
 
 def test_bad_configuration_is_refused_before_any_file(tiny_sequence, tmp_path):
     config = SampleConfig(**{**TINY_SAMPLES, "n_ranks": 25})  # more ranks than the 20 frames allow
-    with pytest.raises(ValueError, match="n_ranks=25 needs more frames"):
+    with pytest.raises(ValueError, match="25 PCA ranks need more frames"):
         write_sample_file(tiny_sequence, config, tmp_path / "s.h5", n_jobs=1, progress=False)
     assert list(tmp_path.iterdir()) == []  # no sample file, no .parts folder, no settings
 

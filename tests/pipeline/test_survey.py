@@ -133,7 +133,7 @@ synthetic = { seed = 4, n_frames = 5, size_px = 45, fwhm_px = 4.0 }
 """)
     assert _survey(cfg, "--scheduler", "synchronous") == 1
     captured = capsys.readouterr()
-    assert "too-few-frames   FAILED: ValueError: n_ranks=6 needs more frames" in captured.out
+    assert "too-few-frames   FAILED: SettingError: 6 PCA ranks need more frames" in captured.out
     assert Table.read(tmp_path / "out" / "summary.ecsv")["error"][0].startswith("ValueError")
     data = tmp_path / "out" / "too-few-frames" / "data" / "cube.fits"
     first = data.stat().st_mtime_ns
@@ -206,7 +206,7 @@ name = "short"
 data = { cube = "cube.fits", angles = "angles.fits", psf = "psf.fits", fwhm_px = 4.0 }
 """)
     assert _survey(cfg, "--scheduler", "synchronous") == 1
-    assert "short            FAILED: ValueError: n_ranks=6 needs more frames" in capsys.readouterr().out
+    assert "short            FAILED: SettingError: 6 PCA ranks need more frames" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["summary.ecsv"]  # no empty target folder
 
 

@@ -280,3 +280,113 @@ def test_read_psf_refuses_a_file_whose_only_array_is_not_a_stamp(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros(5))]).writeto(path)
     with pytest.raises(ValueError, match=r"must be a 2-D stamp \(p, p\); got 1-D"):  # its only array: the shape check
         read_psf(path)
+
+
+# ----------------------------------------------------------------------------- found by a fresh user's review
+
+
+def _gauss(size, x0, y0, fwhm=4.0):
+    yy, xx = np.indices((size, size))
+    return np.exp(-4 * np.log(2) * ((xx - x0) ** 2 + (yy - y0) ** 2) / fwhm**2)
+
+
+@pytest.mark.parametrize("sep_px", [7.0, 9.0])
+def test_a_bright_neighbour_neither_moves_the_psf_centre_nor_widens_its_fwhm(sep_px):
+    from sodinn.adi.injection import cube_inject_companions
+    from sodinn.adi.psf import fit_fwhm, psf_centroid
+
+    psf = _gauss(21, 10, 10) + 0.8 * _gauss(21, 10 + sep_px, 10)
+    x, y = psf_centroid(psf)
+    assert abs(x - 10) < 0.02 and abs(y - 10) < 1e-9  # was 0.29 px: the whole stamp's centroid
+    assert fit_fwhm(psf) == pytest.approx(4.0, rel=0.03)  # was 8.2 px: the neighbour fitted too
+    frame = cube_inject_companions(np.zeros((1, 41, 41)), psf, [0.0], sep_px=10, theta_deg=0, flux=1)[0]
+    stamp = frame[10:31, 20:41]  # the injected PSF, its core at (30, 20) -> (10, 10) in the stamp
+    cx, cy = psf_centroid(stamp)
+    assert np.hypot(cx - 10, cy - 10) < 0.05
+
+
+def test_the_stamps_of_a_psf_cube_are_recentred_before_averaging(tmp_path):
+    from sodinn.adi.psf import fit_fwhm, psf_centroid
+    from sodinn.exceptions import PSFWarning
+
+    stamps = np.stack([_gauss(21, 10 + d, 10) for d in np.linspace(0.0, 1.5, 39)])  # drifting by 1.5 px
+    path = write_fits(tmp_path / "psf.fits", stamps)
+    with pytest.warns(PSFWarning, match=r"39 PSF stamps.*differ by up to 1.50 px: each was recentred"):
+        psf = read_psf(path)
+    np.testing.assert_allclose(psf_centroid(psf), (10, 10), atol=1e-3)
+    assert fit_fwhm(psf) == pytest.approx(4.0, rel=0.01)  # not smeared into an ellipse
+
+
+def test_a_cube_stored_with_a_leading_axis_of_one_is_read_and_two_channels_are_refused(tmp_path):
+    cube = np.random.default_rng(3).normal(size=(6, 21, 21))
+    fits.PrimaryHDU(cube[None]).writeto(tmp_path / "one.fits")
+    np.testing.assert_array_equal(read_cube(tmp_path / "one.fits"), cube)
+    fits.PrimaryHDU(np.stack([cube, cube])).writeto(tmp_path / "two.fits")
+    with pytest.raises(ValueError, match=r"4-D.*\(2, 6, 21, 21\) \(several channels or wavelengths\?"):
+        read_cube(tmp_path / "two.fits")
+
+
+def test_an_output_that_would_overwrite_the_configuration_is_refused(tmp_path, capsys, monkeypatch):
+    paths, _, _ = _sequence_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    data = f'[data]\ncube = "{paths["cube"]}"\nangles = "{paths["angles"]}"\npsf = "{paths["psf"]}"\n'
+    (tmp_path / "x.toml").write_text(data + '[samples]\noutput = "x.h5"\n')
+    (tmp_path / "config.toml").write_text(data + '[reduce]\nmethod = "median"\noutput = "."\n')
+    before = {p.name: p.read_text() for p in tmp_path.glob("*.toml")}
+    assert "would overwrite the configuration file x.toml" in _cli_error(capsys, ["samples", "-c", "x.toml"])
+    assert "would overwrite the configuration file config.toml" in _cli_error(capsys, ["reduce", "-c", "config.toml"])
+    assert {p.name: p.read_text() for p in tmp_path.glob("*.toml")} == before
+
+
+def test_info_reads_a_chosen_hdu_and_column_and_checks_the_science_cube(tmp_path, capsys):
+    paths, cube, angles = _sequence_files(tmp_path)
+    table = tmp_path / "angles_table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="A", format="D", array=angles), fits.Column(name="B", format="D", array=angles[:-1].tolist() + [0])])
+    ]).writeto(table)
+    line = _cli_error(capsys, ["info", str(table)])
+    assert line.endswith("name the column of the parallactic angles with --column")
+    assert main(["info", str(table), "--column", "A"]) == 0
+    assert "column 'A'" in capsys.readouterr().out
+    stamps = write_fits(tmp_path / "psf_cube.fits", np.stack([gaussian_psf(15, 4.0)] * 5))
+    short = write_fits(tmp_path / "short.fits", angles[:-1])
+    assert main(["info", str(paths["cube"]), str(short), str(stamps)]) == 1  # 12 frames, 11 angles: the PSF cube aside
+    out = capsys.readouterr().out
+    assert "a cube of PSF stamps?" in out and "MISMATCH" in out
+    assert main(["info", str(paths["psf"])]) == 0
+    assert "core centroid (dx=+0.000, dy=+0.000) px from the stamp centre" in capsys.readouterr().out
+
+
+def test_full_frame_reductions_warn_about_angles_in_radians():
+    from sodinn.adi.baselines import median_adi, pca_adi
+    from sodinn.exceptions import RotationWarning
+
+    cube = np.random.default_rng(0).normal(size=(20, 41, 41))
+    radians = np.deg2rad(np.linspace(-20, 20, 20))
+    for reduce in (lambda: median_adi(cube, radians), lambda: pca_adi(cube, radians, ncomp=3)):
+        with pytest.warns(RotationWarning, match=r"less than one pixel.*radians"):
+            reduce()
+
+
+def test_command_line_messages_name_flags_and_keys(tmp_path, capsys):
+    paths, _, _ = _sequence_files(tmp_path, n_frames=12)
+    files = ["--cube", str(paths["cube"]), "--angles", str(paths["angles"]), "--psf", str(paths["psf"])]
+    line = _cli_error(capsys, ["samples", *files, "--ranks", "12", "-o", str(tmp_path / "s.h5")])
+    assert "--ranks 11 (or [samples] n_ranks = 11)" in line
+    line = _cli_error(capsys, ["reduce", *files, "--fwhm", "30", "-o", str(tmp_path / "r")])
+    assert "set --fwhm (or [data] fwhm_px) in pixels" in line
+
+
+def test_a_survey_target_with_angles_in_radians_fails_in_one_line_naming_its_key(tmp_path, capsys):
+    from sodinn.datasets import make_adi_sequence
+
+    data = make_adi_sequence(n_frames=12, size_px=41, fwhm_px=4.0, seed=1)
+    for name, arr in (("cube", data.cube), ("angles", np.deg2rad(data.angles_deg)), ("psf", data.psf)):
+        write_fits(tmp_path / f"{name}.fits", arr)
+    config = tmp_path / "survey.toml"
+    config.write_text('[train]\nmodel = "sodirf"\n[[targets]]\nname = "rad"\n'
+                      'data = { cube = "cube.fits", angles = "angles.fits", psf = "psf.fits" }\n')
+    assert main(["survey", str(config), "-o", str(tmp_path / "out"), "-q", "-j", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "set allow_small_rotation = true if the rotation is right" in captured.out + captured.err

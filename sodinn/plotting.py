@@ -97,6 +97,7 @@ def plot_frame(
         If ``frame`` is not 2-D, ``coords`` is not one of the two, ``pixel_scale_arcsec`` is not
         positive, or ``north_offset_deg`` is not finite.
     """
+    from matplotlib.colors import to_rgb
     from matplotlib.patches import Circle, Rectangle
 
     arr = np.asarray(frame, dtype=np.float64)
@@ -124,11 +125,13 @@ def plot_frame(
         if i < len(names):
             _outlined(ax.text(u, v - 1.7 * radius, names[i], color="lime", fontsize=9, fontweight="bold",
                               ha="center", va="top"))
+    edge = "black" if np.dot(to_rgb(circle_color), (0.299, 0.587, 0.114)) > 0.5 else "white"  # numbers stand out
     for number, (x, y) in enumerate(candidates_xy or (), start=1):
         u, v = to_axes(x, y)
         ax.add_patch(Circle((u, v), radius, fill=False, color=circle_color, lw=1.2))
         _outlined(ax.annotate(str(number), (u, v), xytext=(u + 0.8 * radius * np.sign(right - left), v + 0.8 * radius),
-                              color=circle_color, fontsize=9, fontweight="bold", ha="center", va="bottom"))
+                              color=circle_color, fontsize=9, fontweight="bold", ha="center", va="bottom"),
+                  edge=edge)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
     if title:
@@ -163,11 +166,11 @@ def _axes_transform(shape: tuple[int, int], coords: str, pixel_scale_arcsec: flo
     return lambda x, y: (-(float(x) - cx) * scale, (float(y) - cy) * scale)
 
 
-def _outlined(artist: Any) -> Any:
-    """Give a text or an arrow a dark outline, readable on any colour map."""
+def _outlined(artist: Any, *, edge: str = "black") -> Any:
+    """Give a text or an arrow an outline of colour ``edge``, readable on any colour map."""
     from matplotlib import patheffects
 
-    artist.set_path_effects([patheffects.withStroke(linewidth=2.5, foreground="black")])
+    artist.set_path_effects([patheffects.withStroke(linewidth=2.5, foreground=edge)])
     return artist
 
 

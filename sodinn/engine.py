@@ -225,7 +225,7 @@ def map_jobs(
     jobs = list(jobs)
     results: list[Any] = [None] * len(jobs)
     with contextlib.closing(iter_jobs(func, jobs, scheduler=scheduler, n_workers=n_workers)) as pairs, \
-            tqdm(total=len(jobs), desc=desc, unit="job", disable=not progress) as bar:
+            tqdm(total=len(jobs), desc=desc, unit="job", disable=None if progress else True) as bar:
         for index, result in pairs:
             results[index] = result
             if on_result is not None:

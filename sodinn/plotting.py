@@ -33,8 +33,20 @@ def plot_frame(
     circle_radius_px: float = 3.0,
     circle_color: str = "cyan",
     label: str | None = None,
+    coords: str = "pixel",
+    pixel_scale_arcsec: float | None = None,
+    north_offset_deg: float = 0.0,
+    candidates_xy: Sequence[tuple[float, float]] | None = None,
+    truth_xy: Sequence[tuple[float, float]] | None = None,
+    truth_labels: Sequence[str] | None = None,
 ) -> Axes:
     """Show a frame with the origin at the lower left (astronomical convention, y up).
+
+    With ``coords="sky"`` the axes are offsets from the star (the frame centre, ``N // 2``) in arcsec
+    (in px without a pixel scale, as the labels say): Δα increasing to the left (east-left), Δδ up,
+    with north and east arrows. The frame is shown as it is (a derotated frame is north-up,
+    east-left once the instrument's offset is in the angles); a ``north_offset_deg`` not yet applied
+    rotates the arrows instead, and the axes are then labelled as frame offsets.
 
     Parameters
     ----------
@@ -51,44 +63,131 @@ def plot_frame(
     colorbar : bool
         Add a colour bar.
     circles_xy : sequence of (x, y), optional
-        Positions to circle, px (e.g. known or injected companions).
+        Positions to circle, px (array pixels, whatever ``coords``).
     circle_radius_px : float
-        Radius of the circles, px.
+        Radius of the circles (plain, numbered and true), px.
     circle_color : str
         Matplotlib colour of the circles.
     label : str, optional
         Label of the colour bar.
+    coords : {"pixel", "sky"}
+        Axes in array pixels (``x [px]``, ``y [px]``), or in offsets from the star with N/E arrows.
+    pixel_scale_arcsec : float, optional
+        Pixel scale, arcsec/px, for ``coords="sky"`` (default: offsets in px).
+    north_offset_deg : float
+        The instrument's pupil or true-north offset, degrees, when it is not in the angles the
+        frame was derotated with: north then points ``90 - north_offset_deg`` degrees
+        counter-clockwise from +x (0: north up, east left).
+    candidates_xy : sequence of (x, y), optional
+        Candidates, px: circled and numbered 1, 2, ... in this order (the rows of the candidate table).
+    truth_xy : sequence of (x, y), optional
+        True (injected or known) companions, px: marked with a dashed square.
+    truth_labels : sequence of str, optional
+        A name for each of ``truth_xy`` (e.g. "A", "B"), written below its square.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The axes drawn into; x and y in px.
+        The axes drawn into: x and y in px (``coords="pixel"``) or offsets from the star in arcsec
+        (or px) with Δα increasing to the left (``coords="sky"``).
 
     Raises
     ------
     ValueError
-        If ``frame`` is not 2-D.
+        If ``frame`` is not 2-D, ``coords`` is not one of the two, ``pixel_scale_arcsec`` is not
+        positive, or ``north_offset_deg`` is not finite.
     """
-    from matplotlib.patches import Circle
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Circle, Rectangle
 
     arr = np.asarray(frame, dtype=np.float64)
     if arr.ndim != 2:
         msg = f"frame must be 2-D; got shape {arr.shape}"
         raise ValueError(msg)
+    to_axes = _axes_transform(arr.shape, coords, pixel_scale_arcsec, north_offset_deg)
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(5, 4.5))
-    image = ax.imshow(arr, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ny, nx = arr.shape
+    (left, bottom), (right, top) = to_axes(-0.5, -0.5), to_axes(nx - 0.5, ny - 0.5)
+    image = ax.imshow(arr, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
+                      extent=(left, right, bottom, top))
+    scale = abs(to_axes(1.0, 0.0)[0] - to_axes(0.0, 0.0)[0])
+    radius = circle_radius_px * scale
     for x, y in circles_xy or ():
-        ax.add_patch(Circle((x, y), circle_radius_px, fill=False, color=circle_color, lw=1.2))
+        ax.add_patch(Circle(to_axes(x, y), radius, fill=False, color=circle_color, lw=1.2))
+    names = list(truth_labels or [])
+    for i, (x, y) in enumerate(truth_xy or ()):
+        u, v = to_axes(x, y)
+        ax.add_patch(Rectangle((u - 1.6 * radius, v - 1.6 * radius), 3.2 * radius, 3.2 * radius, fill=False,
+                               ls="--", lw=1.2, color="lime", label="true companion"))
+        if i < len(names):
+            _outlined(ax.text(u, v - 1.7 * radius, names[i], color="lime", fontsize=9, fontweight="bold",
+                              ha="center", va="top"))
+    edge = "black" if np.dot(to_rgb(circle_color), (0.299, 0.587, 0.114)) > 0.5 else "white"  # numbers stand out
+    for number, (x, y) in enumerate(candidates_xy or (), start=1):
+        u, v = to_axes(x, y)
+        ax.add_patch(Circle((u, v), radius, fill=False, color=circle_color, lw=1.2))
+        _outlined(ax.annotate(str(number), (u, v), xytext=(u + 0.8 * radius * np.sign(right - left), v + 0.8 * radius),
+                              color=circle_color, fontsize=9, fontweight="bold", ha="center", va="bottom"),
+                  edge=edge)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
     if title:
         ax.set_title(title)
-    ax.set_xlabel("x [px]")
-    ax.set_ylabel("y [px]")
+    if coords == "pixel":
+        ax.set_xlabel("x [px]")
+        ax.set_ylabel("y [px]")
+    else:
+        unit = "arcsec" if pixel_scale_arcsec is not None else "px"
+        sky = north_offset_deg == 0
+        ax.set_xlabel(f"Δα ({unit})" if sky else f"−Δx ({unit}), north rotated {north_offset_deg:g}°")
+        ax.set_ylabel(f"Δδ ({unit})" if sky else f"Δy ({unit})")
+        _compass(ax, north_offset_deg)
     return ax
+
+
+def _axes_transform(shape: tuple[int, int], coords: str, pixel_scale_arcsec: float | None, north_offset_deg: float):
+    """Return ``(x_px, y_px) -> (u, v)``: the identity, or offsets from the frame centre with u increasing to the left."""
+    if coords not in ("pixel", "sky"):
+        msg = f"coords must be 'pixel' or 'sky'; got {coords!r}"
+        raise ValueError(msg)
+    if pixel_scale_arcsec is not None and not (np.isfinite(pixel_scale_arcsec) and pixel_scale_arcsec > 0):
+        msg = f"pixel_scale_arcsec must be a positive number; got {pixel_scale_arcsec}"
+        raise ValueError(msg)
+    if not np.isfinite(north_offset_deg):
+        msg = f"north_offset_deg must be a finite number of degrees; got {north_offset_deg}"
+        raise ValueError(msg)
+    if coords == "pixel":
+        return lambda x, y: (float(x), float(y))
+    scale = float(pixel_scale_arcsec) if pixel_scale_arcsec is not None else 1.0
+    cy, cx = (float(n // 2) for n in shape)  # the star: N // 2 (even N) or (N - 1) / 2 (odd N)
+    return lambda x, y: (-(float(x) - cx) * scale, (float(y) - cy) * scale)
+
+
+def _outlined(artist: Any, *, edge: str = "black") -> Any:
+    """Give a text or an arrow an outline of colour ``edge``, readable on any colour map."""
+    from matplotlib import patheffects
+
+    artist.set_path_effects([patheffects.withStroke(linewidth=2.5, foreground=edge)])
+    return artist
+
+
+def _compass(ax: Axes, north_offset_deg: float, *, origin: tuple[float, float] = (0.84, 0.16),
+             length: float = 0.11) -> None:
+    """Draw north and east arrows in the lower right corner (axes fraction), north at ``90 - offset`` deg from +x.
+
+    On the east-left axes of :func:`plot_frame` (u increasing to the left), east is 90 degrees
+    counter-clockwise from north.
+    """
+    north = np.deg2rad(90.0 - north_offset_deg)
+    for name, angle in (("N", north), ("E", north + np.pi / 2)):
+        tip = (origin[0] + length * np.cos(angle), origin[1] + length * np.sin(angle))
+        arrow = _outlined(ax.annotate(name, xy=origin, xytext=tip, xycoords="axes fraction", textcoords="axes fraction",
+                                      color="white", fontsize=9, fontweight="bold", ha="center", va="center",
+                                      arrowprops={"arrowstyle": "<-", "color": "white", "lw": 1.3, "shrinkA": 4, "shrinkB": 0}))
+        _outlined(arrow.arrow_patch)  # white with a dark edge: seen on light and dark maps alike
 
 
 def plot_snr_map(
@@ -99,6 +198,12 @@ def plot_snr_map(
     limit: float | None = None,
     circles_xy: Sequence[tuple[float, float]] | None = None,
     circle_radius_px: float = 3.0,
+    coords: str = "pixel",
+    pixel_scale_arcsec: float | None = None,
+    north_offset_deg: float = 0.0,
+    candidates_xy: Sequence[tuple[float, float]] | None = None,
+    truth_xy: Sequence[tuple[float, float]] | None = None,
+    truth_labels: Sequence[str] | None = None,
 ) -> Axes:
     """Show an S/N map on a symmetric diverging scale.
 
@@ -116,22 +221,36 @@ def plot_snr_map(
         Positions to circle, px.
     circle_radius_px : float
         Radius of the circles, px.
+    coords : {"pixel", "sky"}
+        Axes in array pixels, or in offsets from the star with N/E arrows (see :func:`plot_frame`).
+    pixel_scale_arcsec : float, optional
+        Pixel scale, arcsec/px, for ``coords="sky"``.
+    north_offset_deg : float
+        The pupil or true-north offset not applied to the frame, degrees (see :func:`plot_frame`).
+    candidates_xy : sequence of (x, y), optional
+        Candidates, px: circled and numbered 1, 2, ... in this order.
+    truth_xy : sequence of (x, y), optional
+        True companions, px: marked with a dashed square.
+    truth_labels : sequence of str, optional
+        A name for each of ``truth_xy``, written below its square.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The axes drawn into; x and y in px.
+        The axes drawn into (see :func:`plot_frame` for their units).
 
     Raises
     ------
     ValueError
-        If ``snr_map`` is not 2-D.
+        If ``snr_map`` is not 2-D, or an option is invalid (see :func:`plot_frame`).
     """
     arr = np.asarray(snr_map, dtype=np.float64)
     lim = float(limit) if limit is not None else max(5.0, float(np.nanmax(np.abs(arr))) if arr.size else 5.0)
     return plot_frame(
         arr, ax=ax, title=title, cmap="RdBu_r", vmin=-lim, vmax=lim, circles_xy=circles_xy,
-        circle_radius_px=circle_radius_px, circle_color="black", label="S/N",
+        circle_radius_px=circle_radius_px, circle_color="black", label="S/N", coords=coords,
+        pixel_scale_arcsec=pixel_scale_arcsec, north_offset_deg=north_offset_deg, candidates_xy=candidates_xy,
+        truth_xy=truth_xy, truth_labels=truth_labels,
     )
 
 
@@ -178,8 +297,9 @@ def plot_flux_oracle(oracle: dict, *, ax: Axes | None = None, snr_range: tuple[f
     return ax
 
 
-def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Plot loss and accuracy per epoch, training and validation, on two axes.
+def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None,
+                          best_epoch: int | None = None) -> Sequence[Axes]:
+    """Plot loss and accuracy per epoch, training and validation, on two axes; mark the epoch kept.
 
     Parameters
     ----------
@@ -188,12 +308,28 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) 
         ``val_loss``, ``val_accuracy``; missing keys are skipped).
     axes : sequence of two matplotlib Axes, optional
         Axes for the loss and the accuracy (default: a new figure).
+    best_epoch : int, optional
+        The epoch whose weights were kept, counted from 1 (default: the first epoch of lowest
+        ``val_loss``, as early stopping with ``restore_best_weights`` keeps; none without
+        ``val_loss``): a dotted vertical line labelled "kept: epoch N" on both axes.
 
     Returns
     -------
     sequence of matplotlib.axes.Axes
         The two axes; epochs counted from 1.
+
+    Raises
+    ------
+    ValueError
+        If ``best_epoch`` is outside the epochs of ``history``.
     """
+    n_epochs = max((len(v) for v in history.values() if v), default=0)
+    val_loss = history.get("val_loss")
+    if best_epoch is None and val_loss and len(val_loss) > 1:
+        best_epoch = int(np.nanargmin(np.asarray(val_loss, dtype=np.float64))) + 1
+    if best_epoch is not None and not 1 <= best_epoch <= n_epochs:
+        msg = f"best_epoch must be between 1 and {n_epochs} (the epochs of history); got {best_epoch}"
+        raise ValueError(msg)
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -203,17 +339,25 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None) 
             values = history.get(prefix + key)
             if values:
                 ax.plot(np.arange(1, len(values) + 1), values, style, marker="o", label=(prefix or "train_") + key)
+        if best_epoch is not None and ax.lines:
+            ax.axvline(best_epoch, color="0.35", ls=":", lw=1.5, label=f"kept: epoch {best_epoch}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
+        if n_epochs:
+            ax.xaxis.get_major_locator().set_params(integer=True)
         if ax.lines:
-            ax.legend()
+            ax.legend(fontsize="small")
     return axes
 
 
-def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_every: int = 2) -> Sequence[Axes]:
+def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_labels: int = 4,
+             min_label_gap: float = 0.08) -> Sequence[Axes]:
     """Plot the ROC curves of a :func:`sodinn.evaluate.roc.run_roc` run: TPR against mean false positives per frame.
 
     One panel per separation band; the x axis is symmetric-log (0 false positives stays visible).
+    A few thresholds are written beside their points, never where points crowd (e.g. the many
+    thresholds with no detection at all at the origin); the legend stands outside the panels, to
+    the right of the last one.
 
     Parameters
     ----------
@@ -222,44 +366,75 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, label_
         ``threshold``, ``tpr`` and ``mean_fp``.
     axes : sequence of matplotlib Axes, optional
         One per band, in band order (default: a new figure).
-    label_every : int
-        Write every ``label_every``-th threshold beside its point.
+    max_labels : int
+        At most this many threshold labels per curve (0: none).
+    min_label_gap : float
+        A threshold is written only at a point at least this far (fraction of the panel) from every
+        point already labelled in its panel.
 
     Returns
     -------
     sequence of matplotlib.axes.Axes
         One per band.
+
+    Raises
+    ------
+    ValueError
+        If ``max_labels`` is negative or ``min_label_gap`` is negative.
     """
     import matplotlib
 
+    if max_labels < 0 or not min_label_gap >= 0:
+        msg = f"max_labels and min_label_gap must be >= 0; got {max_labels} and {min_label_gap}"
+        raise ValueError(msg)
     bands = sorted({(r["band"], r["band_lambda_d"]) for r in rows})
     if axes is None:
         import matplotlib.pyplot as plt
 
-        _, grid = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
+        _, grid = plt.subplots(1, len(bands), figsize=(5 * len(bands) + 2, 4.5), squeeze=False, sharey=True)
         axes = list(grid.ravel())
     methods = list(dict.fromkeys(r["method"] for r in rows))
     colors = matplotlib.colormaps["tab10"](np.arange(len(methods)) % 10)
     for ax, (b, label) in zip(axes, bands):
+        ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_ylim(-0.02, 1.02)
+        curves = []
         for method, color in zip(methods, colors):
             sel = sorted((r for r in rows if r["band"] == b and r["method"] == method), key=lambda r: r["threshold"])
             fp = np.array([r["mean_fp"] for r in sel])
             tpr = np.array([r["tpr"] for r in sel])
             style = {"probability": "-", "calibrated": ":"}.get(sel[0]["kind"] if sel else "", "--")
             ax.plot(fp, tpr, style, marker="o", ms=3, color=color, label=method)
-            for j, r in enumerate(sel):
-                if j % max(1, label_every) == 0:
-                    ax.annotate(f"{r['threshold']:g}", (fp[j], tpr[j]), fontsize=6, color=color, xytext=(2, 2),
-                                textcoords="offset points")
-        ax.set_xscale("symlog", linthresh=0.1)
-        ax.set_xlim(left=0)
-        ax.set_ylim(-0.02, 1.02)
+            curves.append((sel, fp, tpr, color))
+        ax.set_xlim(left=0, right=max([1.0, *(float(np.nanmax(c[1])) * 1.3 for c in curves if c[1].size)]))
+        _label_thresholds(ax, curves, max_labels, min_label_gap)
         ax.set_xlabel("mean false positives per frame")
         ax.set_title(f"{label} λ/D")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("true positive rate")
-    axes[0].legend(fontsize="small")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0,
+                    title="method (thresholds\nbeside points)", title_fontsize="small")
     return axes
+
+
+def _label_thresholds(ax: Axes, curves, max_labels: int, min_gap: float) -> None:
+    """Write thresholds beside points spread along each curve, skipping points near one already labelled."""
+    to_fraction = ax.transScale + ax.transLimits  # data -> axes fraction, without drawing
+    taken: list[np.ndarray] = []
+    for sel, fp, tpr, color in curves:
+        if not sel or max_labels == 0:
+            continue
+        where = to_fraction.transform(np.column_stack([fp, tpr]))
+        written = 0
+        for j in np.unique(np.linspace(0, len(sel) - 1, min(len(sel), 3 * max_labels)).round().astype(int)):
+            if written >= max_labels or not np.all(np.isfinite(where[j])):
+                continue
+            if any(np.hypot(*(where[j] - t)) < min_gap for t in taken):
+                continue
+            taken.append(where[j])
+            written += 1
+            ax.annotate(f"{sel[j]['threshold']:g}", (fp[j], tpr[j]), fontsize=7, color=color, xytext=(3, 3),
+                        textcoords="offset points")
 
 
 def plot_contrast_curves(

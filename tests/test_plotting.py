@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import hypothesis
 import numpy as np
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from sodinn.evaluate.contrast import classical_contrast_curve
 from sodinn.plotting import (
@@ -150,9 +153,9 @@ def test_plot_roc_draws_one_line_per_method_per_band():
             np.testing.assert_allclose(line.get_xdata(), [2.0, 1.0, 0.0])  # sorted by threshold: 0.1, 0.5, 0.9
             np.testing.assert_allclose(line.get_ydata(), [0.6 + 0.1 * b, 0.4 + 0.1 * b, 0.2 + 0.1 * b])
         assert ax.get_title() == ("1-2 λ/D" if b == 0 else "2-3 λ/D") and ax.get_xscale() == "symlog"
-    assert axes[0].get_ylabel() == "true positive rate" and axes[0].get_legend() is not None
+    assert axes[0].get_ylabel() == "true positive rate" and axes[-1].get_legend() is not None  # beside the last panel
     labels = [t.get_text() for t in axes[0].texts]
-    assert labels == ["0.1", "0.9"] * 4  # every 2nd threshold is written
+    assert labels == ["0.1", "0.5", "0.9"]  # the four curves coincide: their thresholds are written once, not four times
 
 
 def test_plot_training_history_plots_loss_and_accuracy():
@@ -162,7 +165,7 @@ def test_plot_training_history_plots_loss_and_accuracy():
     plot_training_history(HISTORY, axes=axes)
     for ax, key in zip(axes, ("loss", "accuracy")):
         assert ax.get_ylabel() == key and ax.get_xlabel() == "epoch"
-        assert [line.get_label() for line in ax.lines] == ["train_" + key, "val_" + key]
+        assert [line.get_label() for line in ax.lines] == ["train_" + key, "val_" + key, "kept: epoch 3"]
         for line, prefix in zip(ax.lines, ("", "val_")):
             np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
             np.testing.assert_array_equal(line.get_ydata(), HISTORY[prefix + key])
@@ -184,3 +187,177 @@ def test_plot_contrast_curves_of_detection_limits():
     assert top.get_xlabel() == "separation [λ/D]"
     with pytest.raises(ValueError, match=r"star_flux must be > 0; got 0"):
         plot_contrast_curves(limits=limits, star_flux=0, ax=Figure().subplots())
+
+
+# --- figures an observer can put in a talk (issue 15) ---------------------------------------------------------------
+
+
+def _render(fig):
+    """Draw ``fig`` on an Agg canvas (no pyplot) so that text and legend extents are known; return the renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _direction_deg(annotation):
+    """Direction, degrees counter-clockwise from +x, from an arrow's origin (xy) to its label (xytext), axes fraction."""
+    (x0, y0), (x1, y1) = annotation.xy, annotation.xyann
+    return np.degrees(np.arctan2(y1 - y0, x1 - x0))
+
+
+def test_sky_axes_are_arcsec_offsets_from_the_star_east_left_with_north_and_east_arrows():
+    from matplotlib.figure import Figure
+
+    frame = np.zeros((64, 64))  # even N: the star is at pixel (32, 32)
+    ax = plot_frame(frame, ax=Figure().subplots(), coords="sky", pixel_scale_arcsec=0.01)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Δα (arcsec)", "Δδ (arcsec)")
+    left, right = ax.get_xlim()
+    assert left > right  # Δα increases to the left: east left
+    np.testing.assert_allclose(ax.images[0].get_extent(), [0.325, -0.315, -0.325, 0.315])
+    arrows = {t.get_text(): t for t in ax.texts}
+    assert set(arrows) == {"N", "E"}
+    np.testing.assert_allclose(_direction_deg(arrows["N"]), 90.0, atol=1e-9)  # north up
+    np.testing.assert_allclose(_direction_deg(arrows["E"]), 180.0, atol=1e-9)  # east left
+    odd = plot_frame(np.zeros((63, 63)), ax=Figure().subplots(), coords="sky", pixel_scale_arcsec=1.0)
+    np.testing.assert_allclose(odd.images[0].get_extent(), [31.5, -31.5, -31.5, 31.5])  # (N - 1) / 2 = 31
+    no_scale = plot_frame(frame, ax=Figure().subplots(), coords="sky")
+    assert (no_scale.get_xlabel(), no_scale.get_ylabel()) == ("Δα (px)", "Δδ (px)")  # pixels, said in the label
+
+
+@settings(max_examples=25, deadline=None)
+@hypothesis.given(n=st.integers(8, 80), x=st.floats(0, 1), y=st.floats(0, 1), scale=st.floats(0.001, 0.5),
+       offset=st.floats(-720, 720))
+def test_candidates_and_truth_land_on_their_sky_offsets_and_the_arrows_turn_with_the_north_offset(n, x, y, scale, offset):
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle, Rectangle
+
+    x_px, y_px = x * (n - 1), y * (n - 1)
+    ax = plot_frame(np.zeros((n, n)), ax=Figure().subplots(), coords="sky", pixel_scale_arcsec=scale,
+                    north_offset_deg=offset, candidates_xy=[(x_px, y_px)], truth_xy=[(x_px, y_px)], circle_radius_px=2.0)
+    expected = (-(x_px - n // 2) * scale, (y_px - n // 2) * scale)
+    circle = next(p for p in ax.patches if isinstance(p, Circle))
+    square = next(p for p in ax.patches if isinstance(p, Rectangle))
+    np.testing.assert_allclose(circle.center, expected, atol=1e-9)
+    assert circle.radius == pytest.approx(2.0 * scale)
+    np.testing.assert_allclose(np.add(square.get_xy(), (square.get_width() / 2, square.get_height() / 2)), expected,
+                               atol=1e-9)
+    arrows = {t.get_text(): t for t in ax.texts if t.get_text() in ("N", "E")}
+    north = _direction_deg(arrows["N"])
+    assert np.cos(np.radians(north - (90.0 - offset))) == pytest.approx(1.0)
+    assert np.cos(np.radians(_direction_deg(arrows["E"]) - north - 90.0)) == pytest.approx(1.0)  # east 90° from north
+    if offset != 0:  # the frame's axes are no longer RA and Dec
+        assert "Δα" not in ax.get_xlabel() and "arcsec" in ax.get_xlabel()
+
+
+def test_candidates_are_numbered_in_table_order_and_true_companions_are_marked_distinctly():
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle, Rectangle
+
+    cands = [(40.0, 30.0), (10.0, 12.0), (25.0, 50.0)]
+    ax = plot_snr_map(np.zeros((63, 63)), ax=Figure().subplots(), coords="sky", pixel_scale_arcsec=0.0272,
+                      candidates_xy=cands, truth_xy=[(10.0, 12.0)], truth_labels=["B"])
+    numbers = [t for t in ax.texts if t.get_text().isdigit()]
+    assert [t.get_text() for t in numbers] == ["1", "2", "3"]
+    circles = [p for p in ax.patches if isinstance(p, Circle)]
+    for number, circle in zip(numbers, circles):  # each number sits beside its circle
+        assert np.hypot(*np.subtract(number.xyann, circle.center)) < 2 * circle.radius
+    squares = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(squares) == 1 and squares[0].get_linestyle() == "--"
+    assert "B" in [t.get_text() for t in ax.texts]
+
+
+def test_bad_sky_options_are_refused():
+    from matplotlib.figure import Figure
+
+    with pytest.raises(ValueError, match=r"coords must be 'pixel' or 'sky'; got 'arcsec'"):
+        plot_frame(np.zeros((5, 5)), ax=Figure().subplots(), coords="arcsec")
+    with pytest.raises(ValueError, match=r"pixel_scale_arcsec must be a positive number; got -1"):
+        plot_frame(np.zeros((5, 5)), ax=Figure().subplots(), coords="sky", pixel_scale_arcsec=-1)
+    with pytest.raises(ValueError, match=r"north_offset_deg must be a finite number of degrees; got nan"):
+        plot_frame(np.zeros((5, 5)), ax=Figure().subplots(), coords="sky", north_offset_deg=float("nan"))
+
+
+def test_sky_frame_png_is_written_and_not_blank(tmp_path):
+    from matplotlib.image import imread
+
+    from sodinn.pipeline.figures import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(5.0, 4.5))
+    yy, xx = np.mgrid[:63, :63]
+    plot_frame(np.exp(-((xx - 40) ** 2 + (yy - 30) ** 2) / 8.0), ax=ax, coords="sky", pixel_scale_arcsec=0.0272,
+               candidates_xy=[(40.0, 30.0)], title="frame")
+    image = imread(save_figure(fig, tmp_path / "frame.png", dpi=60))
+    assert image.shape[:2] == (270, 300)
+    assert image[..., :3].std() > 0.05 and len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 50
+
+
+def _crowded_roc_rows():
+    """Twenty thresholds per method: the upper fifteen detect nothing (all at the origin), the rest spread out."""
+    rows = []
+    for m, kind in (("net", "probability"), ("annular-5", "snr")):
+        for j, t in enumerate(np.linspace(0.05, 0.99, 20)):
+            hit = j < 5
+            rows.append({"method": m, "kind": kind, "band": 0, "band_lambda_d": "1-2", "threshold": round(float(t), 3),
+                         "tpr": (5 - j) / 5 if hit else 0.0, "mean_fp": float(5 - j) if hit else 0.0})
+    return rows
+
+
+def test_roc_legend_stands_clear_of_the_curves_and_threshold_labels_do_not_pile_up(tmp_path):
+    from matplotlib.image import imread
+
+    from sodinn.pipeline.figures import new_figure, save_figure
+
+    fig, grid = new_figure(1, 2, figsize=(12.0, 4.5), squeeze=False, sharey=True)
+    axes = list(grid.ravel())
+    rows = _crowded_roc_rows() + [{**r, "band": 1, "band_lambda_d": "2-3"} for r in _crowded_roc_rows()]
+    plot_roc(rows, axes=axes, max_labels=4)
+    path = save_figure(fig, tmp_path / "roc.png")
+    renderer = _render(fig)
+    legend = axes[-1].get_legend()
+    assert legend is not None
+    box = legend.get_window_extent(renderer)
+    for ax in axes:
+        assert not box.overlaps(ax.get_window_extent(renderer))  # outside every panel: covers no curve
+    for ax in axes:
+        labels = ax.texts
+        assert 2 <= len(labels) <= 2 * 4  # a few per curve, at most max_labels
+        at_origin = [t for t in labels if t.xy == (0.0, 0.0)]
+        assert len(at_origin) <= 1  # fifteen thresholds x two methods at (0, 0): one label, not thirty
+        where = ax.transAxes.inverted().transform(ax.transData.transform([t.xy for t in labels]))
+        gaps = [np.hypot(*(a - b)) for i, a in enumerate(where) for b in where[i + 1:]]
+        assert min(gaps) >= 0.08
+    image = imread(path)
+    assert image.shape[:2] == (450, 1200) and image[..., :3].std() > 0.05
+    with pytest.raises(ValueError, match="max_labels and min_label_gap must be >= 0"):
+        plot_roc(rows, axes=axes, max_labels=-1)
+
+
+def test_training_curves_mark_the_kept_epoch(tmp_path):
+    from matplotlib.image import imread
+
+    from sodinn.pipeline.figures import new_figure, save_figure
+
+    history = {"loss": [0.9, 0.5, 0.4, 0.35], "val_loss": [0.8, 0.45, 0.5, 0.6], "accuracy": [0.5, 0.8, 0.85, 0.9],
+               "val_accuracy": [0.5, 0.78, 0.77, 0.76]}
+    fig, axes = new_figure(1, 2, figsize=(10.0, 4.0))
+    plot_training_history(history, axes=axes)
+    for ax in axes:
+        kept = [line for line in ax.lines if line.get_label() == "kept: epoch 2"]  # lowest val_loss: epoch 2
+        assert len(kept) == 1 and list(kept[0].get_xdata()) == [2, 2]
+        assert "kept: epoch 2" in [t.get_text() for t in ax.get_legend().get_texts()]
+    image = imread(save_figure(fig, tmp_path / "curves.png", dpi=50))
+    assert image.shape[:2] == (200, 500) and image[..., :3].std() > 0.05
+    axes = Figure_subplots(1, 2)
+    plot_training_history(history, axes=axes, best_epoch=4)
+    assert [line.get_xdata()[0] for line in axes[0].lines if line.get_label().startswith("kept")] == [4]
+    with pytest.raises(ValueError, match=r"best_epoch must be between 1 and 4 \(the epochs of history\); got 5"):
+        plot_training_history(history, axes=Figure_subplots(1, 2), best_epoch=5)
+
+
+def Figure_subplots(*grid):  # noqa: N802
+    """A 1 x n grid of axes of a pyplot-free Figure."""
+    from matplotlib.figure import Figure
+
+    return Figure().subplots(*grid)

@@ -319,7 +319,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     int
         Exit status (0).
     """
-    from sodinn.pipeline.demo import run_demo
+    from sodinn.pipeline.demo import COMPANION_NAMES, run_demo
 
     _output_folder(Path(args.output))
     result = run_demo(args.output, seed=args.seed, train=not args.no_train, progress=not args.quiet)
@@ -327,20 +327,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'companion':>10s} {'x':>6s} {'y':>6s} {'flux':>7s} " + " ".join(f"{'S/N ' + m:>12s}" for m in reductions))
     for i, c in enumerate(synth.companions):
         snrs = " ".join(f"{reductions[m].snr_at_truth[i]:12.2f}" for m in reductions)
-        print(f"{i + 1:10d} {c.x_px:6.1f} {c.y_px:6.1f} {c.flux:7.1f} {snrs}")
+        print(f"{COMPANION_NAMES[i]:>10s} {c.x_px:6.1f} {c.y_px:6.1f} {c.flux:7.1f} {snrs}")
     for m, r in reductions.items():
         print(f"{m:>10s}: S/N map peak {r.peak_snr:.2f} at (x={r.peak_xy[0]}, y={r.peak_xy[1]}); "
               f"files: {r.frame_file.name}, {r.snr_file.name}, {r.figure_file.name}")
     table = result.candidates
     if table is not None:
         print(f"SODINN: {len(table)} candidate(s) with P >= {result.threshold:g} "
-              "(files: predict/candidates.ecsv, predict/detection.png)")
+              "(files: predict/candidates.ecsv, predict/detection.png; PCA-ADI beside SODINN: demo.png)")
         for i, c in enumerate(synth.companions):
             x, y = c.x_px, c.y_px
             d = np.hypot(np.asarray(table["x"]) - x, np.asarray(table["y"]) - y) if len(table) else np.array([np.inf])
             k = int(np.argmin(d))
             found = f"found as candidate #{k + 1} (peak P {table['peak_probability'][k]:.3f})" if d[k] < 2 else "not found"
-            print(f"  companion {i + 1} at (x={x:.1f}, y={y:.1f}): {found}")
+            pca = reductions["annular"].snr_at_truth[i] if "annular" in reductions else float("nan")
+            print(f"  companion {COMPANION_NAMES[i]} at (x={x:.1f}, y={y:.1f}), annular PCA-ADI S/N {pca:.1f}: {found}")
     return 0
 
 

@@ -130,7 +130,7 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
     if radii_px is not None:
         lo, hi = float(radii_px[0]), float(radii_px[1])
         chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]
-    for i in tqdm(chosen, desc="annuli", unit="annulus", disable=not progress):
+    for i in tqdm(chosen, desc="annuli", unit="annulus", disable=None if progress else True):
         samples, pixels, k = annulus_feature_samples(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i])
         probs = np.concatenate([model.predict(samples[s : s + batch_size]) for s in range(0, len(samples), batch_size)])
         prob[pixels[:, 0], pixels[:, 1]] = probs

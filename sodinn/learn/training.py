@@ -203,7 +203,7 @@ def train(
     resume : bool
         Continue an interrupted training from its last epoch (default); False starts afresh.
     progress : bool
-        Show Keras' progress bar.
+        Show progress: one bar over the epochs on a terminal, one log line per epoch otherwise.
 
     Returns
     -------
@@ -285,10 +285,39 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
         keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume and backup.exists()),
     ]
-    fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
-                    verbose=1 if progress else 0)
+    if progress:
+        callbacks.append(_epoch_progress(config.epochs))
+    fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     history = {k: [float(x) for x in vals] for k, vals in fit.history.items()}
     return model, history
+
+
+def _epoch_progress(epochs: int):
+    """Return a Keras callback showing training as one progress bar over the epochs (a terminal) or one line per epoch.
+
+    Keras' own per-step bar rewrites its line with carriage returns and escape codes, which end up
+    in logs and pipes; this bar is tqdm's, shown only when stderr is a terminal (or in a notebook),
+    and otherwise each finished epoch is logged as one plain line.
+    """
+    import keras
+    from tqdm.auto import tqdm
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:
+            self.bar = tqdm(total=epochs, desc="training", unit="epoch", disable=None)
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            values = {k: float(x) for k, x in (logs or {}).items() if k in ("loss", "val_loss", "accuracy", "val_accuracy")}
+            if self.bar.disable:
+                logger.info("epoch %d/%d: %s", epoch + 1, epochs, ", ".join(f"{k} {x:.4f}" for k, x in values.items()))
+            else:
+                self.bar.set_postfix({k: f"{x:.3f}" for k, x in values.items()}, refresh=False)
+                self.bar.update(1)
+
+        def on_train_end(self, logs=None) -> None:
+            self.bar.close()
+
+    return EpochProgress()
 
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:

@@ -665,5 +665,5 @@ def make_samples(
         msg = f"flux_ranges must be an ({len(annuli)}, 2) array of positive (low, high) fluxes; got shape {flux_ranges.shape}"
         raise ValueError(msg)
     results = list(tqdm(iter_annulus_samples(sequence, config, plan, flux_ranges, n_jobs=n_jobs), total=len(annuli),
-                        desc="annuli", disable=not progress, unit="annulus"))
+                        desc="annuli", disable=None if progress else True, unit="annulus"))
     return MLARSamples(annuli=tuple(results), config=config, provenance=plan.provenance, oracle=oracle)

@@ -149,7 +149,7 @@ def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any,
         _atomic_text(state_file, json.dumps({"identity": identity, "oracle": oracle}))
     ranges = np.asarray(oracle["flux_range"], dtype=np.float64)
     todo = [i for i in range(len(annuli)) if not (parts / f"annulus_{i:03d}.npz").exists()]
-    bar = tqdm(total=len(annuli), initial=len(annuli) - len(todo), desc="annuli", unit="annulus", disable=not progress)
+    bar = tqdm(total=len(annuli), initial=len(annuli) - len(todo), desc="annuli", unit="annulus", disable=None if progress else True)
     for result in iter_annulus_samples(sequence, config, plan, ranges, indices=todo, n_jobs=n_jobs):
         _save_part(parts / f"annulus_{result.index:03d}.npz", result)
         bar.update(1)

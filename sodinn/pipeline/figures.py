@@ -13,7 +13,7 @@ from typing import Any
 
 from sodinn._atomic import atomic_path
 
-__all__ = ["new_figure", "save_figure"]
+__all__ = ["new_figure", "save_figure", "sky_axes"]
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.0, 4.5), **subplots: Any) -> tuple[Any, Any]:
@@ -66,3 +66,25 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100, tight
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     return target
+
+
+def sky_axes(sequence: Any) -> dict[str, Any]:
+    """Return the options of :func:`sodinn.plotting.plot_frame` that put a sequence's frames on sky axes.
+
+    Offsets from the star in arcsec (in px when the sequence has no pixel scale), east left, with
+    north and east arrows. The frames of the products are derotated with the sequence's angles; a
+    pupil or true-north offset the sequence carries as ``north_offset_deg`` (0 when it has none)
+    rotates the arrows.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data (its ``pixel_scale_arcsec``, arcsec/px, and ``north_offset_deg``, degrees, if any).
+
+    Returns
+    -------
+    dict
+        ``coords``, ``pixel_scale_arcsec`` and ``north_offset_deg``, to pass as keywords.
+    """
+    return {"coords": "sky", "pixel_scale_arcsec": sequence.pixel_scale_arcsec,
+            "north_offset_deg": float(getattr(sequence, "north_offset_deg", 0.0) or 0.0)}

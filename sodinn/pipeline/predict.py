@@ -6,7 +6,8 @@ candidates (:func:`sodinn.detect.candidates.find_candidates`), and writes into t
 
 - ``probability_map.fits`` and ``detection_map.fits`` (P >= threshold, 0/1), with a provenance header;
 - ``candidates.ecsv``, one row per candidate, brightest first;
-- ``detection.png``: the probability map beside the annular PCA-ADI S/N map, candidates circled;
+- ``detection.png``: the probability map beside the annular PCA-ADI S/N map on sky axes (arcsec,
+  N/E arrows), candidates circled and numbered with their row of the table;
 - ``config.toml``: the effective ``[data]`` and ``[predict]`` tables.
 """
 
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.baselines import annular_ncomp_limit, pca_annular
 from sodinn.adi.io import write_fits
@@ -31,10 +33,10 @@ from sodinn.detect.candidates import binary_map, find_candidates
 from sodinn.detect.probability import ProbabilityMap, probability_map
 from sodinn.learn.artifact import check_model_data, load_trained, read_metadata
 from sodinn.learn.models import import_keras_quietly
-from sodinn.pipeline.figures import new_figure, save_figure
+from sodinn.pipeline.figures import new_figure, save_figure, sky_axes
 from sodinn.plotting import plot_frame, plot_snr_map
 
-__all__ = ["PREDICT_FILES", "Prediction", "predict_products"]
+__all__ = ["PREDICT_FILES", "Prediction", "detection_figure", "predict_products"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ def predict_products(
     config: PredictConfig | None = None,
     data: Mapping[str, Any] | None = None,
     progress: bool = True,
+    truth_xy: Sequence[tuple[float, float]] = (),
 ) -> Prediction:
     """Apply a trained model to every pixel of the sequence's annuli and write the detection products.
 
@@ -89,6 +92,8 @@ def predict_products(
         The ``[data]`` table to record in ``config.toml`` (input files, FWHM, pixel scale).
     progress : bool
         Show a progress bar.
+    truth_xy : sequence of (x, y)
+        True companions where known (e.g. injected), px: marked in ``detection.png``.
 
     Returns
     -------
@@ -100,24 +105,27 @@ def predict_products(
     FileNotFoundError, ValueError
         Before any work and before Keras is loaded: ``model_dir`` is not a model folder, or the model
         cannot be applied to the sequence (:func:`sodinn.learn.artifact.check_model_data`: another
-        FWHM, too few frames for its ranks, frames too small for its patches).
+        FWHM, too few frames for its ranks, frames too small for its patches), or ``truth_xy`` is not
+        a list of (x, y) pairs inside the frame.
     OSError
         Before any work: ``output_dir`` cannot be written (a file, no permission).
     """
     config = config or PredictConfig()
     model_path = Path(model_dir)
     check_model_data(read_metadata(model_path), sequence)
+    truth_xy = _check_truth(truth_xy, sequence.frame_size)
     ncomp, delta_rot = _figure_pca(sequence)
     out = check_writable_output(output_dir, kind="folder", name="output_dir")
     logger.info("loading the model in %s", model_path)
     import_keras_quietly()
     model = load_trained(model_path)
     with output_folder(out):
-        return _predict_into(sequence, model, model_path, out, config, data, progress, (ncomp, delta_rot))
+        return _predict_into(sequence, model, model_path, out, config, data, progress, (ncomp, delta_rot), truth_xy)
 
 
 def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path, config: PredictConfig,
-                  data: Mapping[str, Any] | None, progress: bool, figure_pca: tuple[int, Any]) -> Prediction:
+                  data: Mapping[str, Any] | None, progress: bool, figure_pca: tuple[int, Any],
+                  truth_xy: Sequence[tuple[float, float]]) -> Prediction:
     ncomp, delta_rot = figure_pca
     pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
     table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec)
@@ -132,16 +140,66 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     with atomic_path(out / "candidates.ecsv") as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
     frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp, delta_rot=delta_rot)
-    fig, axes = new_figure(1, 2, figsize=(10, 4.2))
-    circles = [(float(r["x"]), float(r["y"])) for r in table[:10]]
-    plot_frame(pmap.probability, ax=axes[0], title=f"P(companion), {len(table)} candidates >= {config.threshold:g}",
-               cmap="viridis", vmin=0, vmax=1, circles_xy=circles, circle_radius_px=sequence.fwhm_px, label="probability")
-    plot_snr_map(snr_map(frame, sequence.fwhm_px), ax=axes[1], title=f"annular PCA-ADI S/N map, {ncomp} components",
-                 circles_xy=circles, circle_radius_px=sequence.fwhm_px)
+    fig = detection_figure(pmap.probability, snr_map(frame, sequence.fwhm_px), table, sequence,
+                           model_name=str(model.metadata.get("model", "model")), threshold=config.threshold,
+                           ncomp=ncomp, truth_xy=truth_xy)
     save_figure(fig, out / "detection.png")
     dump_toml(out / "config.toml", {"data": dict(data or {}),
                                     "predict": {"model": str(model_path.resolve()), **config.to_dict(), "output": str(out.resolve())}})
     return Prediction(probability=pmap, candidates=table, threshold=config.threshold, output_dir=out)
+
+
+def detection_figure(probability: np.ndarray, snr: np.ndarray, candidates: Any, sequence: ADISequence, *,
+                     model_name: str, threshold: float, ncomp: int, truth_xy: Sequence[tuple[float, float]] = (),
+                     max_numbered: int = 10) -> Any:
+    """Draw the model's probability map beside the annular PCA-ADI S/N map, the candidates numbered in both.
+
+    Both panels are on sky axes (:func:`sodinn.pipeline.figures.sky_axes`: offsets from the star in
+    arcsec, east left, N/E arrows); the first ``max_numbered`` candidates are circled and numbered
+    with their row of the candidate table (1 = its first row); true companions, where known, are
+    marked with dashed squares.
+
+    Parameters
+    ----------
+    probability : ndarray, shape (N, N)
+        P(companion) per pixel.
+    snr : ndarray, shape (N, N)
+        The S/N map of annular PCA-ADI with ``ncomp`` components.
+    candidates : astropy.table.Table
+        The candidate table (columns ``x`` and ``y``, px), in the order written to ``candidates.ecsv``.
+    sequence : ADISequence
+        The data (pixel scale, FWHM in px for the circles).
+    model_name : str
+        The model's registry name, for the title.
+    threshold : float
+        The probability threshold of the candidates.
+    ncomp : int
+        Principal components of the S/N map, for its title.
+    truth_xy : sequence of (x, y)
+        True companions, px (e.g. injected ones).
+    max_numbered : int
+        Candidates numbered at most.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels, not yet written (:func:`sodinn.pipeline.figures.save_figure`).
+    """
+    fig, axes = new_figure(1, 2, figsize=(11, 4.6))
+    numbered = [(float(r["x"]), float(r["y"])) for r in candidates[:max_numbered]]
+    shown = f", #1-{len(numbered)} numbered" if len(candidates) > len(numbered) else ""
+    common = {"circle_radius_px": sequence.fwhm_px, "candidates_xy": numbered, "truth_xy": list(truth_xy), **sky_axes(sequence)}
+    plot_frame(probability, ax=axes[0], title=f"SODINN ({model_name}): P(companion)\n{len(candidates)} candidates "
+               f"with P >= {threshold:g}{shown}", cmap="viridis", vmin=0, vmax=1, label="probability", **common)
+    plot_snr_map(snr, ax=axes[1], title=f"annular PCA-ADI, {ncomp} components: S/N map", **common)
+    return fig
+
+
+def _check_truth(truth_xy: Sequence[tuple[float, float]], frame_size: int) -> list[tuple[float, float]]:
+    """Return the true companions as (x, y) pairs inside the frame, or raise before any work."""
+    if len(truth_xy) == 0:
+        return []
+    return [(float(x), float(y)) for x, y in v.check_positions_xy(truth_xy, name="truth_xy", frame_size=frame_size)]
 
 
 def _figure_pca(sequence: ADISequence) -> tuple[int, tuple[float, float] | None]:

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from sodinn import _validation as v
 from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.baselines import get_baseline
 from sodinn.adi.io import write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr, snr_map
 from sodinn.config import dump_toml
-from sodinn.pipeline.figures import new_figure, save_figure
+from sodinn.pipeline.figures import new_figure, save_figure, sky_axes
 from sodinn.plotting import plot_frame, plot_snr_map
 
 __all__ = ["Reduction", "write_reductions"]
@@ -80,7 +81,7 @@ def write_reductions(
     provenance : mapping, optional
         Further header cards (e.g. the effective configuration).
     truth_xy : sequence of (x, y)
-        Known companions: circled in the figures, their S/N reported.
+        Known companions: marked (dashed squares) in the figures, their S/N reported.
     settings : mapping of table -> mapping, optional
         The effective configuration (``{"data": ..., "reduce": ...}``): written as ``config.toml``
         beside the products, last.
@@ -96,13 +97,16 @@ def write_reductions(
     Raises
     ------
     ValueError
-        For an unknown method, or ``ncomp`` at or above what a PCA method can use on these data (the
-        message gives the largest usable value), before any work; for a final frame that is
-        round-off (no S/N map is made of it).
+        For an unknown method, ``truth_xy`` not (x, y) pairs inside the frame, or ``ncomp`` at or
+        above what a PCA method can use on these data (the message gives the largest usable value),
+        before any work; for a final frame that is round-off (no S/N map is made of it).
     OSError
         If ``output_dir`` cannot be written (a file, no permission; before any work).
     """
     baselines = [get_baseline(m) for m in methods]
+    if len(truth_xy):
+        truth_xy = [(float(x), float(y)) for x, y in v.check_positions_xy(truth_xy, name="truth_xy",
+                                                                          frame_size=sequence.frame_size)]
     opts = dict(options or {})
     for baseline in baselines:
         if baseline.ranked:
@@ -136,9 +140,11 @@ def _reduce_all(sequence, baselines, out: Path, ncomp, provenance, truth_xy, set
         snr_file = write_fits(out / f"{method}_snrmap.fits", smap, provenance={**header, "product": "snr_map"})
         fig, axes = new_figure(1, 2, figsize=(10, 4.2))
         components = f", {ncomp_used} components" if ncomp_used is not None else ""
-        plot_frame(frame, ax=axes[0], title=f"{baseline.title} frame{components}", circles_xy=truth_xy,
-                   circle_radius_px=sequence.fwhm_px)
-        plot_snr_map(smap, ax=axes[1], circles_xy=truth_xy, circle_radius_px=sequence.fwhm_px)
+        sky = sky_axes(sequence)
+        plot_frame(frame, ax=axes[0], title=f"{baseline.title}{components}: final frame", truth_xy=truth_xy,
+                   circle_radius_px=sequence.fwhm_px, label="flux [cube units]", **sky)
+        plot_snr_map(smap, ax=axes[1], title=f"{baseline.title}{components}: S/N map", truth_xy=truth_xy,
+                     circle_radius_px=sequence.fwhm_px, **sky)
         figure_file = save_figure(fig, out / f"{method}_snrmap.png")
         py, px = np.unravel_index(int(np.argmax(smap)), smap.shape)
         results[method] = Reduction(

@@ -3,7 +3,7 @@
 Files of the output folder:
 
 - ``roc.csv``: per method, band and threshold, TP, FP, FN, TPR, mean false positives per frame, FDR, F1;
-- ``roc.png``: one panel per band (symlog axis, thresholds beside the points);
+- ``roc.png``: one panel per band (symlog axis, a few thresholds beside their points, the legend outside);
 - ``summary.txt``: TPR at <= 0.1, 0.5 and 1 false positive per frame, model/best-baseline ratios,
   the calibration check;
 - ``injections.ecsv``: every copy's companion; ``config.toml``: the effective configuration;
@@ -139,9 +139,9 @@ def _write_report(result: RocResult, sequence: ADISequence, config: RocConfig, o
     tables["roc"] = {**config.to_dict(), "models": [f"{k}={v}" for k, v in result.models.items()], "output": str(out.resolve())}
     dump_toml(out / "config.toml", tables)
     bands = sorted({r["band"] for r in result.rows})
-    fig, grid = new_figure(1, len(bands), figsize=(5 * len(bands), 4.5), squeeze=False, sharey=True)
+    fig, grid = new_figure(1, len(bands), figsize=(5 * len(bands) + 2, 4.5), squeeze=False, sharey=True)
     plot_roc(result.rows, axes=list(grid.ravel()))
-    save_figure(fig, out / "roc.png", dpi=120, tight=False)
+    save_figure(fig, out / "roc.png", dpi=120)  # tight: room for the legend beside the last panel
     record = {
         "sodinn_version": __version__,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -2,13 +2,15 @@
 
 :func:`train_model` runs :func:`sodinn.learn.training.train` (the model folder: weights,
 ``model.json``, ``history.csv``, checkpoints) and adds ``training_curves.png`` (loss and accuracy per
-epoch) and ``config.toml`` (the effective ``[train]`` table).
+epoch, the kept epoch marked) and ``config.toml`` (the effective ``[train]`` table).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
 
 from sodinn._atomic import check_writable_output, output_folder
 from sodinn.config import TrainConfig, dump_toml
@@ -43,7 +45,7 @@ def train_model(
     resume : bool
         Continue an interrupted training from its last epoch (default).
     progress : bool
-        Show Keras' progress bar.
+        Show progress: one bar over the epochs on a terminal, one log line per epoch otherwise.
 
     Returns
     -------
@@ -70,6 +72,9 @@ def train_model(
         result = train(samples_file, config, out, resume=resume, progress=progress)
         fig, axes = new_figure(1, 2, figsize=(10, 4))
         plot_training_history(result.history, axes=axes)
+        val_loss = result.history.get("val_loss") or []
+        kept = f" (kept: epoch {int(np.nanargmin(val_loss)) + 1}, lowest validation loss)" if len(val_loss) > 1 else ""
+        fig.suptitle(f"{config.model}: training curves{kept}")
         save_figure(fig, out / "training_curves.png")
         dump_toml(out / "config.toml", {"train": {**config.to_dict(), "samples": str(Path(samples_file).resolve()),
                                                   "output": str(out.resolve())}})

@@ -54,6 +54,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
         assert (tmp_path / name).is_file(), name
     assert not (tmp_path / "samples.h5.parts").exists()
     assert out.count("found as candidate") == 2  # SODINN finds both injected companions (within 2 px)
+    assert "companion B at (x=12.2, y=24.2), annular PCA-ADI S/N 2.2: found as candidate" in out  # PCA misses B
+    from matplotlib.image import imread
+
+    image = imread(tmp_path / "demo.png")  # PCA-ADI's S/N map beside the model's candidates
+    assert image.shape[0] > 400 and image.shape[1] > 2.5 * image.shape[0] and image[..., :3].std() > 0.05
 
 
 def test_demo_without_training(tmp_path, capsys):

@@ -47,7 +47,10 @@ def test_products_are_written_and_match_the_returned_prediction(prediction):
     seq, truth, out, result = prediction
     assert isinstance(result, Prediction) and result.output_dir == out and result.threshold == 0.9
     assert sorted(p.name for p in out.iterdir()) == sorted([*PREDICT_FILES, "config.toml"])
-    assert (out / "detection.png").read_bytes().startswith(b"\x89PNG")
+    from matplotlib.image import imread
+
+    image = imread(out / "detection.png")  # the figure opens: two panels side by side, not blank
+    assert image.shape[0] > 300 and image.shape[1] > 2 * image.shape[0] * 0.9 and image[..., :3].std() > 0.05
 
     # the maps: the returned probability map is the file, the detection map its threshold
     probability = fits.getdata(out / "probability_map.fits")
@@ -187,3 +190,40 @@ def test_a_failure_mid_run_leaves_no_output_folder(tmp_path, monkeypatch, error)
     with pytest.raises(type(error)):
         predict_products(seq, SHIPPED_MODEL, tmp_path / "a" / "predict", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def _candidate_table(xy, p):
+    return Table({"x": [c[0] for c in xy], "y": [c[1] for c in xy], "peak_probability": p})
+
+
+def test_detection_figure_numbers_the_candidates_as_the_table_and_marks_the_truth(tmp_path):
+    from matplotlib.image import imread
+    from matplotlib.patches import Circle, Rectangle
+
+    from sodinn.pipeline.figures import save_figure
+    from sodinn.pipeline.predict import detection_figure
+
+    seq, truth = _demo_like(size_px=41)
+    table = _candidate_table([(truth[0] + 0.3, truth[1]), (10.0, 30.0)], [0.99, 0.93])
+    rng = np.random.default_rng(0)
+    fig = detection_figure(rng.uniform(0, 1, (41, 41)), rng.normal(0, 1, (41, 41)), table, seq, model_name="sodinn",
+                           threshold=0.9, ncomp=10, truth_xy=[truth])
+    prob_ax, snr_ax = fig.axes[:2]
+    assert prob_ax.get_title() == "SODINN (sodinn): P(companion)\n2 candidates with P >= 0.9"
+    assert snr_ax.get_title() == "annular PCA-ADI, 10 components: S/N map"
+    for ax in (prob_ax, snr_ax):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("Δα (arcsec)", "Δδ (arcsec)")
+        assert [t.get_text() for t in ax.texts if t.get_text().isdigit()] == ["1", "2"]  # the table's rows
+        circles = [p.center for p in ax.patches if isinstance(p, Circle)]
+        np.testing.assert_allclose(circles[1], [-(10.0 - 20) * 0.0272, (30.0 - 20) * 0.0272], atol=1e-9)
+        assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 1
+        assert {"N", "E"} <= {t.get_text() for t in ax.texts}
+    image = imread(save_figure(fig, tmp_path / "detection.png", dpi=50))
+    assert image.shape[:2] == (230, 550) and image[..., :3].std() > 0.05
+
+
+def test_truth_outside_the_frame_is_refused_before_keras(tmp_path):
+    seq, _ = _demo_like(size_px=41)
+    with pytest.raises(ValueError, match=r"truth_xy: \(50, 3\) lies outside the 41x41 px frame"):
+        predict_products(seq, SHIPPED_MODEL, tmp_path / "out", truth_xy=[(50.0, 3.0)], progress=False)
+    assert not (tmp_path / "out").exists()

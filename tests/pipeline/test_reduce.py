@@ -157,3 +157,34 @@ def test_a_failure_mid_run_leaves_nothing_new(bright, tmp_path, monkeypatch, err
         write_reductions(seq, ["pca", "median"], tmp_path / "old", ncomp=NCOMP)
     assert [p.name for p in (tmp_path / "old").iterdir()] == ["median_frame.fits"]
     assert (tmp_path / "old" / "median_frame.fits").read_text() == "earlier run"
+
+
+def test_figure_is_on_sky_axes_with_method_components_and_the_truth_marked(bright, tmp_path, monkeypatch):
+    from matplotlib.image import imread
+    from matplotlib.patches import Rectangle
+
+    import sodinn.pipeline.reduce as reduce_module
+
+    seq, truth = bright
+    drawn = []
+    original = reduce_module.save_figure
+    monkeypatch.setattr(reduce_module, "save_figure", lambda fig, path, **kw: (drawn.append(fig), original(fig, path, **kw))[1])
+    red = write_reductions(seq, ["annular"], tmp_path, ncomp=NCOMP, truth_xy=[truth])["annular"]
+    frame_ax, snr_ax = drawn[0].axes[:2]  # the colour bars come after the two panels
+    assert frame_ax.get_title() == "annular PCA-ADI, 5 components: final frame"
+    assert snr_ax.get_title() == "annular PCA-ADI, 5 components: S/N map"
+    for ax in (frame_ax, snr_ax):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("Δα (arcsec)", "Δδ (arcsec)")
+        assert {"N", "E"} <= {t.get_text() for t in ax.texts}
+        square = next(p for p in ax.patches if isinstance(p, Rectangle))
+        centre = np.add(square.get_xy(), (square.get_width() / 2, square.get_height() / 2))
+        np.testing.assert_allclose(centre, [-(truth[0] - 24) * 0.0272, (truth[1] - 24) * 0.0272], atol=1e-9)
+    image = imread(red.figure_file)
+    assert image.shape[:2] == (420, 1000) and image[..., :3].std() > 0.05
+
+
+def test_truth_outside_the_frame_is_refused_before_any_file(bright, tmp_path):
+    seq, _ = bright
+    with pytest.raises(ValueError, match=r"truth_xy: \(60, 3\) lies outside the 49x49 px frame"):
+        write_reductions(seq, ["annular"], tmp_path / "out", ncomp=NCOMP, truth_xy=[(60.0, 3.0)])
+    assert not (tmp_path / "out").exists()

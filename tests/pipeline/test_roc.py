@@ -148,3 +148,24 @@ def test_a_failure_leaves_no_folder_unless_the_cache_holds_finished_copies(seque
     with pytest.raises(type(error)):
         roc_report(sequence, CONFIG, None, tmp_path / "roc", progress=False)
     assert (tmp_path / "roc" / "cache" / "key" / "copy-0.npy").is_file()  # a rerun resumes from it
+
+
+def test_roc_figure_opens_with_its_legend_outside_the_panels(report, sequence, tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imread
+
+    import sodinn.pipeline.roc as roc_module
+
+    _, result = report
+    drawn = []
+    original = roc_module.save_figure
+    monkeypatch.setattr(roc_module, "save_figure", lambda fig, path, **kw: (drawn.append(fig), original(fig, path, **kw))[1])
+    write_roc_report(result, sequence, CONFIG, tmp_path)
+    image = imread(tmp_path / "roc.png")
+    assert image.shape[0] == 540 and image.shape[1] >= 840 and image[..., :3].std() > 0.05
+    fig = drawn[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "mean false positives per frame"]
+    legend = panels[-1].get_legend()
+    assert legend is not None and legend.get_window_extent(renderer).x0 > panels[-1].get_window_extent(renderer).x1
+    assert legend.get_window_extent(renderer).x1 <= fig.bbox.x1  # inside the picture, not cropped

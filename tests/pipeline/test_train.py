@@ -120,3 +120,24 @@ def test_an_interrupted_training_keeps_its_backup_and_resumes(tiny_samples, tmp_
     with pytest.raises(KeyboardInterrupt):
         train_model(tiny_samples, out, TrainConfig(model="sodirf"), progress=False)
     assert (out / "backup" / "training_metadata.json").is_file()  # the resume state stays for the next run
+
+
+def test_training_output_off_a_terminal_is_one_plain_line_per_epoch(tiny_samples, tmp_path, capfd, caplog):
+    """Keras' per-step bars (carriage returns, escape codes) never reach a log or a pipe: one line per epoch."""
+    import logging
+
+    from matplotlib.image import imread
+
+    config = TrainConfig(model="conv3d", epochs=3, batch_size=16, patience=5)
+    with caplog.at_level(logging.INFO, logger="sodinn.learn.training"):
+        result = train_model(tiny_samples, tmp_path / "m", config, progress=True)
+    captured = capfd.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "\r" not in stream and "\x1b[" not in stream
+        assert len(stream.splitlines()) <= 3
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [e.split(":")[0] for e in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "val_loss" in epochs[0]
+    image = imread(tmp_path / "m" / "training_curves.png")
+    assert image.shape[:2] == (400, 1000) and image[..., :3].std() > 0.02
+    assert len(result.history["val_loss"]) == 3

@@ -43,6 +43,7 @@ import numpy as np
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path
+from sodinn.exceptions import SettingError
 
 __all__ = [
     "DataConfig",
@@ -527,6 +528,20 @@ class DataConfig(_Settings):
         Go on when the field rotation moves a source at the inner radius of the command's analysis by
         less than one FWHM (default False: the command stops before any work, since the angles are
         then often in radians, or the sequence too short; ``--allow-small-rotation``).
+    north_offset_deg : float
+        The instrument's pupil or true-north offset, degrees, added to the parallactic angles so that
+        the derotated frames are north-up, east-left (default 0: the angles as the file gives them;
+        ``--north-offset``; :mod:`sodinn.adi.sky`). -104.39 for the shared NACO beta Pic file.
+    psf_exposure_s, cube_exposure_s : float
+        Exposure times of the PSF and of the cube's frames, seconds (default 1 each): the star's flux
+        in the cube is the PSF's times ``cube_exposure_s / psf_exposure_s`` (for contrasts;
+        ``--psf-exposure``, ``--cube-exposure``).
+    psf_nd_transmission : float
+        Transmission of the neutral-density filter of the PSF, a fraction in (0, 1] (default 1: no
+        filter); the star's flux is further divided by it (``--psf-nd-transmission``).
+    star_flux : float, optional
+        The star's flux in the cube's units in a 1-FWHM-diameter aperture (VIP's ``starphot``); when
+        given it replaces the PSF-based value (``--star-flux``; 764939.6 for the shared NACO cube).
 
     Raises
     ------
@@ -536,7 +551,9 @@ class DataConfig(_Settings):
         false.
     ValueError
         For a FWHM or pixel scale that is not finite and positive, a negative HDU index or an unknown
-        ``nan_policy``.
+        ``nan_policy``; a :class:`~sodinn.exceptions.SettingError` naming the setting for an offset
+        that is not a finite number, an exposure time or star flux that is not a positive number or a
+        transmission outside (0, 1].
     """
 
     _WHAT = "data"
@@ -552,9 +569,15 @@ class DataConfig(_Settings):
     angles_column: str | None = None
     psf_hdu: int | str | None = None
     allow_small_rotation: bool = False
+    north_offset_deg: float = 0.0
+    psf_exposure_s: float = 1.0
+    cube_exposure_s: float = 1.0
+    psf_nd_transmission: float = 1.0
+    star_flux: float | None = None
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
+        _check_sky_settings(self)
         if not isinstance(self.allow_small_rotation, bool):
             msg = f"allow_small_rotation must be true or false; got {self.allow_small_rotation!r}"
             raise TypeError(msg)
@@ -584,6 +607,28 @@ class DataConfig(_Settings):
     def missing(self) -> tuple[str, ...]:
         """The input files not given (of ``cube``, ``angles``, ``psf``)."""
         return tuple(name for name in ("cube", "angles", "psf") if getattr(self, name) is None)
+
+
+def _check_sky_settings(config: DataConfig) -> None:
+    """Check the north offset and the PSF's flux scaling of a ``[data]`` table; errors name the setting."""
+    offset = config.north_offset_deg
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset):
+        raise SettingError(f"{{north_offset_deg}} must be a finite number of degrees; got {offset!r}",
+                           north_offset_deg=None)
+    object.__setattr__(config, "north_offset_deg", float(offset))
+    for name in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux"):
+        value = getattr(config, name)
+        if value is None and name == "star_flux":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            unit = {"psf_nd_transmission": "a fraction in (0, 1]",
+                    "star_flux": "the star's flux in the cube's units, > 0"}.get(name, "a time in seconds, > 0")
+            raise SettingError(f"{{{name}}} must be {unit}; got {value!r}", **{name: None})
+        object.__setattr__(config, name, float(value))
+    if config.psf_nd_transmission > 1:
+        raise SettingError(f"{{psf_nd_transmission}} is a transmission, a fraction in (0, 1]; got "
+                           f"{config.psf_nd_transmission!r} (for a filter of optical density d, pass 10**-d)",
+                           psf_nd_transmission=None)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 import dataclasses
 import inspect
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from sodinn.config import (
     field_names,
     load_toml,
 )
+from sodinn.exceptions import SettingError
 
 ALL = (DataConfig, EngineConfig, InjectionConfig, LimitConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig,
        TrainConfig)
@@ -79,7 +81,8 @@ def test_check_known_keys_and_its_extra_keys():
 
 def test_field_names_are_in_definition_order():
     assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu",
-                                       "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation")
+                                       "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation", "north_offset_deg",
+                                       "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux")
     assert field_names(ReduceConfig) == ("method", "ncomp", "delta_rot")
     assert field_names(PredictConfig) == ("threshold", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")
@@ -318,3 +321,19 @@ def test_an_old_key_of_the_other_experiment_is_refused_beside_its_own():
         RocConfig.from_dict({"annular_ncomps": [5], "annular_ncomp": 3})
     with pytest.raises(ValueError, match=r"unknown limits setting\(s\): annular_ncomps;"):
         LimitConfig.from_dict({"annular_ncomp": 5, "annular_ncomps": [5]})
+
+
+def test_data_config_sky_and_photometry_settings():
+    config = DataConfig.from_dict({"north_offset_deg": -104.39, "psf_exposure_s": 0.2, "cube_exposure_s": 0.4,
+                                   "psf_nd_transmission": 0.01, "star_flux": 764939.6})
+    assert (config.north_offset_deg, config.psf_exposure_s, config.star_flux) == (-104.39, 0.2, 764939.6)
+    default = DataConfig()
+    assert (default.north_offset_deg, default.psf_exposure_s, default.cube_exposure_s, default.psf_nd_transmission,
+            default.star_flux) == (0.0, 1.0, 1.0, 1.0, None)
+    for values, words in (({"north_offset_deg": "104"}, "north_offset_deg must be a finite number of degrees"),
+                          ({"cube_exposure_s": -1}, "cube_exposure_s must be a time in seconds"),
+                          ({"psf_nd_transmission": 0.0}, "psf_nd_transmission must be a fraction in (0, 1]"),
+                          ({"psf_nd_transmission": 3.0}, "pass 10**-d"),
+                          ({"star_flux": True}, "star_flux must be the star's flux")):
+        with pytest.raises(SettingError, match=re.escape(words)):
+            DataConfig.from_dict(values)

@@ -27,7 +27,7 @@ from sodinn._atomic import atomic_path
 from sodinn.exceptions import PSFWarning, SettingError, SodinnWarning
 
 __all__ = ["ANGLE_COLUMNS", "HDUChoice", "PSFStamp", "apply_nan_policy", "file_checksum", "read_angles", "read_cube",
-           "read_fits", "read_psf", "read_psf_stamp", "select_hdu", "unwrap_angles", "write_fits"]
+           "read_fits", "read_psf", "read_psf_stamp", "select_hdu", "sky_header", "unwrap_angles", "write_fits"]
 
 _NAN_POLICIES = ("raise", "zero")
 
@@ -701,14 +701,16 @@ def write_fits(
     data: npt.ArrayLike,
     *,
     provenance: Mapping[str, Any] | None = None,
+    header: Mapping[str, Any] | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Write an image product to FITS atomically, with a provenance header.
 
-    The header records ``CREATOR`` (sodinn and its version), ``DATE`` (UTC) and one ``HIERARCH
-    SODINN <KEY>`` card per provenance item (numbers and strings as they are; anything else as
-    JSON). The file is written to a temporary name in the same folder and renamed on success, so
-    an interrupted write never leaves a file that looks complete.
+    The header records ``CREATOR`` (sodinn and its version), ``DATE`` (UTC), the standard cards of
+    ``header`` (e.g. ``BUNIT`` and those of :func:`sky_header`) and one ``HIERARCH SODINN <KEY>``
+    card per provenance item (numbers and strings as they are; anything else as JSON). The file is
+    written to a temporary name in the same folder and renamed on success, so an interrupted write
+    never leaves a file that looks complete.
 
     Parameters
     ----------
@@ -719,6 +721,8 @@ def write_fits(
         float64.
     provenance : mapping, optional
         What produced the image: function, parameters, input files and checksums, seed.
+    header : mapping, optional
+        Standard FITS cards, keyword (8 characters at most) -> value or ``(value, comment)``.
     overwrite : bool
         Replace an existing file (default) or raise ``FileExistsError``.
 
@@ -745,14 +749,76 @@ def write_fits(
         pass
     else:
         arr = arr.astype(np.float64)
-    header = fits.Header()
-    header["CREATOR"] = (f"sodinn {__version__}", "software that wrote this file")
-    header["DATE"] = (_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "UTC time of writing")
+    cards = fits.Header()
+    cards["CREATOR"] = (f"sodinn {__version__}", "software that wrote this file")
+    cards["DATE"] = (_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "UTC time of writing")
+    for key, value in (header or {}).items():
+        cards[str(key).upper()] = value
     for key, value in (provenance or {}).items():
-        header[f"HIERARCH SODINN {str(key).upper()}"] = _header_value(value)
+        cards[f"HIERARCH SODINN {str(key).upper()}"] = _header_value(value)
     with atomic_path(p) as tmp:
-        fits.PrimaryHDU(data=arr, header=header).writeto(tmp, overwrite=True, checksum=True)
+        fits.PrimaryHDU(data=arr, header=cards).writeto(tmp, overwrite=True, checksum=True)
     return p
+
+
+def sky_header(frame_size: int, *, pixel_scale_arcsec: float | None = None, north_offset_deg: float = 0.0) -> dict[str, Any]:
+    """Return the FITS cards that say how a derotated frame lies on the sky (SPEC §8, :mod:`sodinn.adi.sky`).
+
+    The frame is north-up, east-left when it was derotated with the parallactic angles plus the
+    instrument's offset; ``NORTHOFF`` records the offset used (0: the angles as given, so north is up
+    only if the angle file already includes it). With a pixel scale, a linear world coordinate
+    system gives the offsets from the star in arcsec (axis 1 east, growing to the left; axis 2
+    north), which DS9 and astropy read.
+
+    Parameters
+    ----------
+    frame_size : int
+        Frame side N, px; the star is at pixel ``N // 2`` (0-based; SPEC §1).
+    pixel_scale_arcsec : float, optional
+        Plate scale, arcsec/px.
+    north_offset_deg : float
+        Offset added to the parallactic angles, degrees.
+
+    Returns
+    -------
+    dict
+        Keyword -> ``(value, comment)``: ``ORIENT``, ``NORTHOFF``, ``STARX``, ``STARY`` (1-based,
+        FITS convention) and, with a pixel scale, ``PIXSCALE`` (arcsec/px) and the WCS cards
+        ``WCSNAME``, ``CTYPE1/2``, ``CUNIT1/2``, ``CRPIX1/2``, ``CRVAL1/2``, ``CDELT1/2``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``frame_size`` is not a positive integer, ``pixel_scale_arcsec`` not a number > 0 or
+        ``north_offset_deg`` not a finite number.
+
+    Examples
+    --------
+    >>> sky_header(101, pixel_scale_arcsec=0.0272)["CDELT1"][0]
+    -0.0272
+    """
+    size = v.check_int(frame_size, name="frame_size", minimum=1)
+    offset = v.check_real(north_offset_deg, name="north_offset_deg")
+    star = float(size // 2 + 1)
+    cards: dict[str, Any] = {
+        "ORIENT": ("north up, east left" if offset else "north up, east left if the angles hold it",
+                   "after derotation"),
+        "NORTHOFF": (offset, "deg added to the parallactic angles"),
+        "STARX": (star, "star position, x (1-based pixel)"),
+        "STARY": (star, "star position, y (1-based pixel)"),
+    }
+    if pixel_scale_arcsec is not None:
+        scale = v.check_positive(pixel_scale_arcsec, name="pixel_scale_arcsec")
+        cards.update({
+            "PIXSCALE": (scale, "arcsec per pixel"),
+            "WCSNAME": ("STAR OFFSET", "offsets from the star, arcsec"),
+            "CTYPE1": ("LINEAR", "offset east of the star"), "CTYPE2": ("LINEAR", "offset north of the star"),
+            "CUNIT1": ("arcsec", ""), "CUNIT2": ("arcsec", ""),
+            "CRPIX1": (star, "the star"), "CRPIX2": (star, "the star"),
+            "CRVAL1": (0.0, ""), "CRVAL2": (0.0, ""),
+            "CDELT1": (-scale, "arcsec per px; east is left"), "CDELT2": (scale, "arcsec per px; north is up"),
+        })
+    return cards
 
 
 def _header_value(value: Any) -> Any:

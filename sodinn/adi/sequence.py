@@ -14,6 +14,7 @@ from sodinn import _validation as v
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.io import apply_nan_policy, file_checksum, read_angles, read_fits, read_psf_stamp, select_hdu
 from sodinn.adi.psf import fit_fwhm, normalize_psf
+from sodinn.adi.sky import derotation_angles_deg
 from sodinn.exceptions import SettingError
 
 __all__ = ["ADISequence"]
@@ -32,7 +33,9 @@ class ADISequence:
         Parallactic angles, degrees, counter-clockwise (SPEC §1; ``(n, 1)`` is flattened), in time
         order. Stored unwrapped (jumps of more than 180 deg between frames removed by multiples of
         360 deg, as :func:`sodinn.adi.io.read_angles` does) and read-only: the same sequence wrapped
-        anywhere gives the same sequence.
+        anywhere gives the same sequence. They are the angles the frames are derotated with: the
+        instrument's north offset, when one is applied (:meth:`from_fits`, :meth:`with_north_offset`),
+        is included (:attr:`north_offset_deg`).
     psf : ndarray, shape (p, p)
         Off-axis PSF, centred on its stamp (pixel ``p // 2``, SPEC §1), ``p <= N``. Kept as given
         (read-only) when its centroid is within 0.03 px of that pixel; otherwise recentred by a
@@ -47,6 +50,8 @@ class ADISequence:
         Plate scale, arcsec/px.
     provenance : dict
         Where the data came from (file names and SHA-256 checksums for :meth:`from_fits`); copied.
+        ``north_offset_deg``, when present, is the instrument offset already included in
+        ``angles_deg`` (see :attr:`north_offset_deg`).
         When the PSF was recentred, ``psf_offset_xy_px`` (its centroid offset ``[dx, dy]`` as given,
         px) and ``psf_recentred`` (True) are added.
 
@@ -132,6 +137,7 @@ class ADISequence:
         angles_hdu: int | str | None = None,
         angles_column: str | None = None,
         psf_hdu: int | str | None = None,
+        north_offset_deg: float = 0.0,
     ) -> ADISequence:
         """Read a sequence from three FITS files; the FWHM is fitted on the PSF when not given.
 
@@ -159,6 +165,10 @@ class ADISequence:
         angles_column : str, optional
             Column of the angles when they are stored in a table HDU (default: ``PARANG`` or another
             name of :data:`sodinn.adi.io.ANGLE_COLUMNS`, or the table's only numeric column).
+        north_offset_deg : float
+            The instrument's pupil or true-north offset, degrees, added to the file's angles so that
+            the derotated frames are north-up, east-left (:mod:`sodinn.adi.sky`; default 0: the
+            angles as the file gives them).
 
         Returns
         -------
@@ -167,7 +177,8 @@ class ADISequence:
             column) each array was read from (``cube_hdu``, ...), the frames dropped by the NaN policy
             (``dropped_frames``) and whether the FWHM was fitted or given (``fwhm_source``);
             ``psf_averaged_stamps`` (the number of stamps averaged) when the PSF file holds a cube of
-            them, and ``psf_offset_xy_px`` and ``psf_recentred`` when the PSF was recentred.
+            them, ``psf_offset_xy_px`` and ``psf_recentred`` when the PSF was recentred, and
+            ``north_offset_deg`` (always).
 
         Raises
         ------
@@ -208,7 +219,9 @@ class ADISequence:
             raise err.renamed(hdu="psf_hdu") from None
         psf = psf_read.stamp
         fwhm = fit_fwhm(psf) if fwhm_px is None else fwhm_px
-        provenance: dict[str, Any] = {"fwhm_source": "fit" if fwhm_px is None else "given"}
+        angles = derotation_angles_deg(angles, north_offset_deg)
+        provenance: dict[str, Any] = {"fwhm_source": "fit" if fwhm_px is None else "given",
+                                      "north_offset_deg": float(north_offset_deg)}
         if psf_read.n_averaged > 1:
             provenance["psf_averaged_stamps"] = psf_read.n_averaged
         if psf_read.recentred:
@@ -240,6 +253,47 @@ class ADISequence:
     def field_rotation_deg(self) -> float:
         """Total field rotation, degrees: the range of the unwrapped parallactic angles."""
         return float(self.angles_deg.max() - self.angles_deg.min())
+
+    @property
+    def north_offset_deg(self) -> float:
+        """The instrument offset included in :attr:`angles_deg`, degrees (0 unless one was applied).
+
+        Frames derotated by :attr:`angles_deg` are north-up, east-left when this is the instrument's
+        pupil or true-north offset (:mod:`sodinn.adi.sky`).
+        """
+        return float(self.provenance.get("north_offset_deg", 0.0))
+
+    def with_north_offset(self, north_offset_deg: float) -> ADISequence:
+        """Return the sequence with the instrument offset ``north_offset_deg`` in its angles instead of the present one.
+
+        Parameters
+        ----------
+        north_offset_deg : float
+            Pupil or true-north offset, degrees, added to the parallactic angles (:mod:`sodinn.adi.sky`).
+
+        Returns
+        -------
+        ADISequence
+            The same data, ``angles_deg`` shifted by ``north_offset_deg - self.north_offset_deg``,
+            and ``provenance["north_offset_deg"]`` set.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``north_offset_deg`` is not a finite real number.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> psf = np.exp(-np.hypot(*np.indices((9, 9)) - 4) ** 2 / 2)
+        >>> seq = ADISequence(rng.normal(size=(5, 33, 33)), np.linspace(0, 40, 5), psf, fwhm_px=2.4)
+        >>> seq.with_north_offset(-104.39).angles_deg[:2].tolist()
+        [-104.39, -94.39]
+        """
+        offset = v.check_real(north_offset_deg, name="north_offset_deg")
+        angles = derotation_angles_deg(self.angles_deg, offset - self.north_offset_deg)
+        provenance = {**self.provenance, "north_offset_deg": offset}
+        return ADISequence(self.cube, angles, self.psf, self.fwhm_px, self.pixel_scale_arcsec, provenance)
 
     @property
     def psf_normalized(self) -> np.ndarray:
@@ -276,7 +330,8 @@ class ADISequence:
         -------
         dict
             ``n_frames``, ``frame_size_px``, ``psf_size_px``, ``fwhm_px``, ``pixel_scale_arcsec``,
-            ``angles_deg_range`` (degrees), ``field_rotation_deg``, and the provenance items.
+            ``angles_deg_range`` (degrees), ``field_rotation_deg``, ``north_offset_deg`` (the offset in
+            the angles, degrees), and the provenance items.
         """
         return {
             "n_frames": self.n_frames,
@@ -285,6 +340,7 @@ class ADISequence:
             "fwhm_px": self.fwhm_px,
             "pixel_scale_arcsec": self.pixel_scale_arcsec,
             "angles_deg_range": [float(self.angles_deg.min()), float(self.angles_deg.max())],
+            "north_offset_deg": self.north_offset_deg,
             "field_rotation_deg": self.field_rotation_deg,
             **self.provenance,
         }

@@ -38,7 +38,7 @@ from sodinn.config import (
 from sodinn.exceptions import RotationWarning, python_setting, toml_setting
 
 __all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
-           "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
+           "candidate_summary", "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
            "cmd_survey", "cmd_train"]
 
 logger = logging.getLogger("sodinn")
@@ -63,7 +63,9 @@ TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
 FLAGS: dict[str, dict[str, str]] = {
     "data": {"cube": "cube", "angles": "angles", "psf": "psf", "fwhm": "fwhm_px", "pixel_scale": "pixel_scale_arcsec",
              "nan_policy": "nan_policy", "cube_hdu": "cube_hdu", "angles_hdu": "angles_hdu",
-             "angles_column": "angles_column", "psf_hdu": "psf_hdu", "allow_small_rotation": "allow_small_rotation"},
+             "angles_column": "angles_column", "psf_hdu": "psf_hdu", "allow_small_rotation": "allow_small_rotation",
+             "north_offset": "north_offset_deg", "psf_exposure": "psf_exposure_s", "cube_exposure": "cube_exposure_s",
+             "psf_nd_transmission": "psf_nd_transmission", "star_flux": "star_flux"},
     "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
@@ -218,7 +220,8 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
         seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
                                     pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
                                     cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
-                                    angles_column=config.angles_column, psf_hdu=config.psf_hdu)
+                                    angles_column=config.angles_column, psf_hdu=config.psf_hdu,
+                                    north_offset_deg=config.north_offset_deg)
     where = [f"{k} from {seq.provenance[k + '_hdu']}" for k in ("cube", "angles", "psf")
              if not seq.provenance[f"{k}_hdu"].startswith("HDU 0 ")]
     logger.info("%s: %d frames of %dx%d px, FWHM %.2f px%s", paths["cube"].name, seq.n_frames, seq.frame_size,
@@ -548,13 +551,61 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seq, data = _load_sequence(args, cfg, base)
     r_in_fwhm = float(read_metadata(model_dir).get("sample_config", {}).get("r_in_fwhm", SampleConfig.r_in_fwhm))
     _check_rotation(seq, data, (r_in_fwhm + 0.5) * seq.fwhm_px, "the centre of the model's innermost annulus")
-    table = predict_products(seq, model_dir, out, config=config, data=data, progress=not args.quiet).candidates
-    print(f"{len(table)} candidate(s) with P >= {config.threshold:g}; outputs in {out}")
-    for row in table[:10]:
-        sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
-        print(f"  x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg "
-              f"peak P={row['peak_probability']:.3f} area={row['area_px']} px")
+    from sodinn.adi.sky import PSFScaling
+
+    data_config = DataConfig.from_dict(data)
+    scaling = PSFScaling(psf_exposure_s=data_config.psf_exposure_s, cube_exposure_s=data_config.cube_exposure_s,
+                         psf_nd_transmission=data_config.psf_nd_transmission, star_flux=data_config.star_flux)
+    table = predict_products(seq, model_dir, out, config=config, data=data, psf_scaling=scaling,
+                             progress=not args.quiet).candidates
+    print(candidate_summary(table, config.threshold, out))
     return 0
+
+
+def candidate_summary(table: Any, threshold: float, out: Path | str, *, max_rows: int = 10) -> str:
+    """Return what ``sodinn predict`` prints: the number of candidates and the first ``max_rows`` in sky terms.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Candidates of :func:`sodinn.detect.candidates.measure_candidates`.
+    threshold : float
+        The probability threshold.
+    out : path-like
+        The output folder.
+    max_rows : int
+        Rows listed.
+
+    Returns
+    -------
+    str
+        Lines: the count, the north offset and PSF scaling used, then one line per listed candidate:
+        id, x, y (px), separation (arcsec, else px), PA (deg east of north), S/N, Δmag, peak P.
+    """
+    meta = table.meta
+    listed = min(len(table), max_rows)
+    shown = f"; the first {listed} (all in candidates.ecsv)" if len(table) > listed else ""
+    lines = [f"{len(table)} candidate(s) with P >= {threshold:g}{shown}; outputs in {out} (candidates.ecsv, candidates.reg)"]
+    lines.append(f"  PA east of north with north offset {meta.get('north_offset_deg', 0.0):g} deg added to the angles"
+                 + ("" if meta.get("north_offset_deg") else " (none: set --north-offset for true PAs)")
+                 + _star_text(meta))
+    for row in table[:listed]:
+        sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
+        snr = f"{row['snr']:5.1f}" if "snr" in table.colnames and np.isfinite(row["snr"]) else "  n/a"
+        dmag = f"{row['delta_mag']:5.2f}" if "delta_mag" in table.colnames and np.isfinite(row["delta_mag"]) else "  n/a"
+        lines.append(f"  #{row['id']:<3d} x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg E of N "
+                     f"S/N={snr} dmag={dmag} peak P={row['peak_probability']:.3f}")
+    return "\n".join(lines)
+
+
+def _star_text(meta: Mapping[str, Any]) -> str:
+    scaling = meta.get("psf_scaling") or {}
+    if not scaling:
+        return ""
+    if scaling.get("star_flux") is not None:
+        return f"; contrast to a star flux of {scaling['star_flux']:g} (--star-flux)"
+    return (f"; contrast to the PSF's flux x {scaling.get('cube_exposure_s', 1):g} s / {scaling.get('psf_exposure_s', 1):g} s"
+            f" / ND {scaling.get('psf_nd_transmission', 1):g}")
 
 
 def cmd_roc(args: argparse.Namespace) -> int:

@@ -259,6 +259,20 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-small-rotation", action="store_true",
                         help="go on when the field rotates too little to move a source at the inner radius of the "
                         "analysis by one FWHM (angles in radians? default: stop; [data] allow_small_rotation)")
+    parser.add_argument("--north-offset", type=float, metavar="DEG",
+                        help="instrument pupil or true-north offset, degrees, added to the parallactic angles so "
+                        "that derotated frames are north-up, east-left (default 0: the angles as given; "
+                        "[data] north_offset_deg; -104.39 for the NACO beta Pic file)")
+    parser.add_argument("--psf-exposure", type=float, metavar="S",
+                        help="exposure time of the PSF, seconds (default 1; for contrasts; [data] psf_exposure_s)")
+    parser.add_argument("--cube-exposure", type=float, metavar="S",
+                        help="exposure time of the cube's frames, seconds (default 1; [data] cube_exposure_s)")
+    parser.add_argument("--psf-nd-transmission", type=float, metavar="FRACTION",
+                        help="transmission of the neutral-density filter the PSF was taken through, in (0, 1] "
+                        "(default 1: none; [data] psf_nd_transmission)")
+    parser.add_argument("--star-flux", type=float, metavar="FLUX",
+                        help="the star's flux in the cube's units in a 1-FWHM-diameter aperture, for contrasts "
+                        "(default: the PSF's, scaled by the exposures and ND; [data] star_flux)")
     parser.add_argument("--nan-policy", choices=("raise", "zero"),
                         help="NaN/inf pixels of the cube: refuse them (default), or set them to 0 and drop frames "
                         "without any finite pixel with their angles")

@@ -72,19 +72,20 @@ def sky_axes(sequence: Any) -> dict[str, Any]:
     """Return the options of :func:`sodinn.plotting.plot_frame` that put a sequence's frames on sky axes.
 
     Offsets from the star in arcsec (in px when the sequence has no pixel scale), east left, with
-    north and east arrows. The frames of the products are derotated with the sequence's angles; a
-    pupil or true-north offset the sequence carries as ``north_offset_deg`` (0 when it has none)
-    rotates the arrows.
+    north and east arrows. The frames of the products are derotated with the sequence's angles, which
+    already include its pupil or true-north offset (:attr:`sodinn.adi.sequence.ADISequence.north_offset_deg`,
+    :func:`sodinn.adi.sky.derotation_angles_deg`): north is up when that offset is right, so the arrows
+    are drawn for a north-up, east-left frame.
 
     Parameters
     ----------
     sequence : ADISequence
-        The data (its ``pixel_scale_arcsec``, arcsec/px, and ``north_offset_deg``, degrees, if any).
+        The data (its ``pixel_scale_arcsec``, arcsec/px).
 
     Returns
     -------
     dict
-        ``coords``, ``pixel_scale_arcsec`` and ``north_offset_deg``, to pass as keywords.
+        ``coords``, ``pixel_scale_arcsec`` and ``north_offset_deg`` (0: the offset is in the angles), to
+        pass as keywords.
     """
-    return {"coords": "sky", "pixel_scale_arcsec": sequence.pixel_scale_arcsec,
-            "north_offset_deg": float(getattr(sequence, "north_offset_deg", 0.0) or 0.0)}
+    return {"coords": "sky", "pixel_scale_arcsec": sequence.pixel_scale_arcsec, "north_offset_deg": 0.0}

@@ -4,8 +4,12 @@
 loaded), computes the probability map (:func:`sodinn.detect.probability.probability_map`) and the
 candidates (:func:`sodinn.detect.candidates.find_candidates`), and writes into the output folder:
 
-- ``probability_map.fits`` and ``detection_map.fits`` (P >= threshold, 0/1), with a provenance header;
-- ``candidates.ecsv``, one row per candidate, brightest first;
+- ``probability_map.fits`` and ``detection_map.fits`` (P >= threshold, 0/1), with a provenance header
+  and the frame's sky orientation and pixel scale (:func:`sodinn.adi.io.sky_header`);
+- ``candidates.ecsv``, one row per candidate, brightest first, in pixels and on the sky (separation in
+  arcsec and mas, position angle east of north), with its annular PCA-ADI S/N, flux, contrast and Δmag
+  (:func:`sodinn.detect.candidates.measure_candidates`; the method and conventions in its metadata);
+- ``candidates.reg``: a DS9 region file, one circle of 1 FWHM per candidate labelled with its ``id``;
 - ``detection.png``: the probability map beside the annular PCA-ADI S/N map on sky axes (arcsec,
   N/E arrows), candidates circled and numbered with their row of the table;
 - ``config.toml``: the effective ``[data]`` and ``[predict]`` tables.
@@ -25,23 +29,24 @@ import numpy as np
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.baselines import annular_ncomp_limit, pca_annular
-from sodinn.adi.io import write_fits
+from sodinn.adi.io import sky_header, write_fits
 from sodinn.adi.sequence import ADISequence
+from sodinn.adi.sky import PSFScaling
 from sodinn.adi.snr import snr_map
 from sodinn.config import PredictConfig, dump_toml
-from sodinn.detect.candidates import binary_map, find_candidates
+from sodinn.detect.candidates import binary_map, find_candidates, measure_candidates
 from sodinn.detect.probability import ProbabilityMap, probability_map
 from sodinn.learn.artifact import check_model_data, load_trained, read_metadata
 from sodinn.learn.models import import_keras_quietly
 from sodinn.pipeline.figures import new_figure, save_figure, sky_axes
 from sodinn.plotting import plot_frame, plot_snr_map
 
-__all__ = ["PREDICT_FILES", "Prediction", "detection_figure", "predict_products"]
+__all__ = ["PREDICT_FILES", "Prediction", "detection_figure", "predict_products", "write_ds9_regions"]
 
 logger = logging.getLogger(__name__)
 
 #: The files :func:`predict_products` writes (besides ``config.toml``)
-PREDICT_FILES = ("probability_map.fits", "detection_map.fits", "candidates.ecsv", "detection.png")
+PREDICT_FILES = ("probability_map.fits", "detection_map.fits", "candidates.ecsv", "candidates.reg", "detection.png")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ def predict_products(
     *,
     config: PredictConfig | None = None,
     data: Mapping[str, Any] | None = None,
+    psf_scaling: PSFScaling | None = None,
     progress: bool = True,
     truth_xy: Sequence[tuple[float, float]] = (),
 ) -> Prediction:
@@ -90,6 +96,9 @@ def predict_products(
         Threshold and batch size (default: :class:`~sodinn.config.PredictConfig`).
     data : mapping, optional
         The ``[data]`` table to record in ``config.toml`` (input files, FWHM, pixel scale).
+    psf_scaling : PSFScaling, optional
+        Exposure times and neutral-density transmission of the PSF relative to the cube, for the
+        candidates' contrasts (default: all 1; :class:`sodinn.adi.sky.PSFScaling`).
     progress : bool
         Show a progress bar.
     truth_xy : sequence of (x, y)
@@ -115,31 +124,42 @@ def predict_products(
     check_model_data(read_metadata(model_path), sequence)
     truth_xy = _check_truth(truth_xy, sequence.frame_size)
     ncomp, delta_rot = _figure_pca(sequence)
+    scaling = PSFScaling() if psf_scaling is None else psf_scaling
+    if not isinstance(scaling, PSFScaling):
+        msg = f"psf_scaling must be a PSFScaling; got {type(scaling).__name__}"
+        raise TypeError(msg)
     out = check_writable_output(output_dir, kind="folder", name="output_dir")
     logger.info("loading the model in %s", model_path)
     import_keras_quietly()
     model = load_trained(model_path)
     with output_folder(out):
-        return _predict_into(sequence, model, model_path, out, config, data, progress, (ncomp, delta_rot), truth_xy)
+        return _predict_into(sequence, model, model_path, out, config, data, progress, (ncomp, delta_rot), truth_xy,
+                             scaling)
 
 
 def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path, config: PredictConfig,
                   data: Mapping[str, Any] | None, progress: bool, figure_pca: tuple[int, Any],
-                  truth_xy: Sequence[tuple[float, float]]) -> Prediction:
+                  truth_xy: Sequence[tuple[float, float]], scaling: PSFScaling) -> Prediction:
     ncomp, delta_rot = figure_pca
     pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
-    table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec)
+    frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp, delta_rot=delta_rot)
+    table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
+                            north_offset_deg=sequence.north_offset_deg)
+    table = measure_candidates(table, sequence, frame, ncomp=ncomp, delta_rot=delta_rot, psf_scaling=scaling)
+    sky = sky_header(sequence.frame_size, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
+                     north_offset_deg=sequence.north_offset_deg)
     provenance = {
         "function": "probability_map", "model": str(model_path.resolve()),
         "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": config.threshold,
         **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
     }
-    write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance)
+    write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance,
+               header={**sky, "BUNIT": ("", "P(companion), dimensionless")})
     write_fits(out / "detection_map.fits", binary_map(pmap.probability, config.threshold).astype(np.int16),
-               provenance=provenance)
+               provenance=provenance, header={**sky, "BUNIT": ("", f"1 where P >= {config.threshold:g}, else 0")})
     with atomic_path(out / "candidates.ecsv") as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
-    frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp, delta_rot=delta_rot)
+    write_ds9_regions(table, out / "candidates.reg", radius_px=sequence.fwhm_px)
     fig = detection_figure(pmap.probability, snr_map(frame, sequence.fwhm_px), table, sequence,
                            model_name=str(model.metadata.get("model", "model")), threshold=config.threshold,
                            ncomp=ncomp, truth_xy=truth_xy)
@@ -218,3 +238,52 @@ def _figure_pca(sequence: ADISequence) -> tuple[int, tuple[float, float] | None]
         msg = f"no annular PCA-ADI S/N map can be made of these data ({why}); use more frames"
         raise ValueError(msg)
     return ncomp, delta_rot
+
+
+def write_ds9_regions(table: Any, path: str | os.PathLike[str], *, radius_px: float) -> Path:
+    """Write a DS9 region file of the candidates: one circle per row at ``(x, y)``, labelled with its ``id``.
+
+    Written with astropy ``regions`` in image coordinates, which DS9 counts from 1 (``regions`` adds
+    the 1 to the 0-based positions of the table), so the circles fall on the candidates of the FITS
+    maps written beside the file.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Candidates with columns ``x``, ``y`` (0-based px) and ``id`` (default: 1, 2, ... in row order).
+    path : path-like
+        Output file (``.reg``), written atomically.
+    radius_px : float
+        Circle radius, px (predict uses 1 FWHM).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``radius_px`` is not a finite number > 0, or ``table`` lacks ``x`` or ``y``.
+    """
+    from regions import CirclePixelRegion, PixCoord, RegionMeta, Regions, RegionVisual
+
+    from sodinn._validation import check_positive
+
+    radius = check_positive(radius_px, name="radius_px")
+    missing = [c for c in ("x", "y") if c not in table.colnames]
+    if missing:
+        msg = f"table lacks the column(s) {', '.join(missing)}; pass a table of find_candidates"
+        raise ValueError(msg)
+    ids = table["id"] if "id" in table.colnames else range(1, len(table) + 1)
+    shapes = [CirclePixelRegion(PixCoord(float(row["x"]), float(row["y"])), radius=radius,
+                                meta=RegionMeta({"text": str(int(i)), "tag": ["sodinn"]}),
+                                visual=RegionVisual({"color": "green"}))
+              for row, i in zip(table, ids)]
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        if shapes:
+            Regions(shapes).write(str(tmp), format="ds9", overwrite=True)
+        else:
+            Path(tmp).write_text("# Region file format: DS9 astropy/regions\n# no candidates\nimage\n")
+    return p

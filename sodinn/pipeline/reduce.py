@@ -2,7 +2,8 @@
 
 For every method (a baseline of :data:`sodinn.adi.baselines.BASELINES`), the final frame and its S/N
 map are written as FITS with a provenance header (function, parameters, input files and their
-SHA-256), with a figure of both.
+SHA-256) and the frame's sky orientation and pixel scale (:func:`sodinn.adi.io.sky_header`), with a
+figure of both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from sodinn import _validation as v
 from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.baselines import get_baseline
-from sodinn.adi.io import write_fits
+from sodinn.adi.io import sky_header, write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr, snr_map
 from sodinn.config import dump_toml
@@ -136,8 +137,12 @@ def _reduce_all(sequence, baselines, out: Path, ncomp, provenance, truth_xy, set
             **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
             **dict(provenance or {}),
         }
-        frame_file = write_fits(out / f"{method}_frame.fits", frame, provenance=header)
-        snr_file = write_fits(out / f"{method}_snrmap.fits", smap, provenance={**header, "product": "snr_map"})
+        sky = sky_header(sequence.frame_size, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
+                         north_offset_deg=sequence.north_offset_deg)
+        frame_file = write_fits(out / f"{method}_frame.fits", frame, provenance=header,
+                                header={**sky, "BUNIT": ("", "the units of the input cube")})
+        snr_file = write_fits(out / f"{method}_snrmap.fits", smap, provenance={**header, "product": "snr_map"},
+                              header={**sky, "BUNIT": ("", "S/N (Mawet et al. 2014), dimensionless")})
         fig, axes = new_figure(1, 2, figsize=(10, 4.2))
         components = f", {ncomp_used} components" if ncomp_used is not None else ""
         sky = sky_axes(sequence)

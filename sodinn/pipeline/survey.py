@@ -45,6 +45,7 @@ from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.io import file_checksum, select_hdu, write_fits
 from sodinn.adi.sequence import ADISequence
+from sodinn.adi.sky import PSFScaling
 from sodinn.config import DataConfig, EngineConfig, PredictConfig, SampleConfig, TrainConfig, field_names, load_toml
 from sodinn.datasets import make_adi_sequence
 from sodinn.engine import check_scheduler, map_jobs, runs_in_process
@@ -426,8 +427,10 @@ def _run_target(target: Target, out: Path, restart: bool, progress: bool) -> dic
                                 "threshold": target.threshold}, [predict / f for f in PREDICT_FILES]) as resume:
         if resume is not None:
             logger.info("%s: probability map and candidates", target.name)
+            scaling = PSFScaling(**{k: data[k] for k in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission",
+                                                         "star_flux") if data.get(k) is not None})
             predict_products(_sequence(data, config.r_in_fwhm), model, predict, config=PredictConfig(threshold=target.threshold), data=data,
-                             progress=progress)
+                             psf_scaling=scaling, progress=progress)
     return _summary(target, out, truth, steps.ran)
 
 
@@ -528,7 +531,8 @@ def _sequence(data: Mapping[str, Any], r_in_fwhm: float) -> ADISequence:
 
     As the other commands do, unless the target's data table sets ``allow_small_rotation = true``.
     """
-    options = ("fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu", "angles_hdu", "angles_column", "psf_hdu")
+    options = ("fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu", "angles_hdu", "angles_column", "psf_hdu",
+               "north_offset_deg")
     with warnings.catch_warnings():  # judged below, at the radius the samples start from
         warnings.simplefilter("ignore", RotationWarning)
         seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],

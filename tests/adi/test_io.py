@@ -138,3 +138,21 @@ def test_a_psf_cube_averaged_into_one_stamp_is_reported(tmp_path):
         single = read_psf_stamp(_write(tmp_path / "one.fits", cube[:1]))  # one stamp in a cube: nothing averaged
     assert single.n_averaged == 1
     np.testing.assert_array_equal(single.stamp, cube[0])
+
+
+def test_sky_header_gives_the_scale_the_orientation_and_a_readable_wcs(tmp_path):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from sodinn.adi.io import sky_header, write_fits
+
+    path = write_fits(tmp_path / "frame.fits", np.zeros((101, 101)), provenance={"function": "f"},
+                      header={**sky_header(101, pixel_scale_arcsec=0.0272, north_offset_deg=-104.39), "BUNIT": ("adu", "")})
+    h = fits.getheader(path)
+    assert h["PIXSCALE"] == 0.0272 and h["NORTHOFF"] == -104.39 and h["ORIENT"] == "north up, east left"
+    assert h["BUNIT"] == "adu" and h["STARX"] == 51.0 and h["SODINN FUNCTION"] == "f"
+    east, north = WCS(h).wcs_pix2world([[50.0, 60.0], [40.0, 50.0]], 0).T  # 10 px north, then 10 px east of the star
+    np.testing.assert_allclose(east, [0.0, 0.272], atol=1e-9)
+    np.testing.assert_allclose(north, [0.272, 0.0], atol=1e-9)
+    plain = sky_header(64)
+    assert "PIXSCALE" not in plain and plain["STARX"][0] == 33.0 and "if the angles hold it" in plain["ORIENT"][0]

@@ -105,6 +105,7 @@ def test_describe_is_json_and_carries_provenance():
         "pixel_scale_arcsec": 0.0272,
         "angles_deg_range": [-5.0, 20.0],
         "field_rotation_deg": 25.0,
+        "north_offset_deg": 0.0,
         "origin": "unit test",
     }
 
@@ -232,3 +233,19 @@ def test_angles_in_radians_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ADISequence(np.ones((30, 51, 51)), np.linspace(160.0, 200.0, 30), psf, fwhm_px=4.0)  # 40 deg: no warning
+
+
+def test_the_north_offset_is_added_to_the_angles_and_recorded(naco_paths):
+    from sodinn.adi.sky import NACO_BETAPIC_NORTH_OFFSET_DEG
+
+    plain = ADISequence.from_fits(naco_paths["cube"], naco_paths["angles"], naco_paths["psf"])
+    turned = ADISequence.from_fits(naco_paths["cube"], naco_paths["angles"], naco_paths["psf"],
+                                   north_offset_deg=NACO_BETAPIC_NORTH_OFFSET_DEG)
+    np.testing.assert_allclose(turned.angles_deg, plain.angles_deg + NACO_BETAPIC_NORTH_OFFSET_DEG)
+    assert plain.north_offset_deg == 0.0 and plain.provenance["north_offset_deg"] == 0.0
+    assert turned.north_offset_deg == NACO_BETAPIC_NORTH_OFFSET_DEG and turned.describe()["north_offset_deg"] == -104.39
+    back = turned.with_north_offset(0.0)  # replaces the offset, never adds twice
+    np.testing.assert_allclose(back.angles_deg, plain.angles_deg, atol=1e-12)
+    np.testing.assert_allclose(plain.with_north_offset(10.0).with_north_offset(10.0).angles_deg, plain.angles_deg + 10)
+    with pytest.raises(TypeError, match="north_offset_deg must be a real number"):
+        plain.with_north_offset("north")

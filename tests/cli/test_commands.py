@@ -473,3 +473,51 @@ def test_reduce_refuses_ncomp_at_the_rank(wrapped_files, tmp_path, capsys, ncomp
     assert "mean subtraction leaves rank 19 in 20 frames" in err and "at most 18" in err
     assert not (tmp_path / "p").exists()
     assert _reduce(wrapped_files, tmp_path / "p", "--method", "pca", "--ncomp", "18") == 0
+
+
+def test_reduce_with_the_naco_north_offset_puts_beta_pic_b_south_west(naco_paths, tmp_path):
+    from sodinn.adi.sky import sky_position
+
+    out = tmp_path / "out"
+    args = ["reduce", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
+            str(naco_paths["psf"]), "--pixel-scale", "0.0272", "--north-offset", "-104.39", "--ncomp", "10",
+            "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    smap = fits.getdata(out / "annular_snrmap.fits")
+    py, px = np.unravel_index(np.argmax(smap), smap.shape)
+    assert 209 < float(sky_position(px, py, smap.shape).pa_deg) < 217  # beta Pic b, PA 211.2 +- 1.3 (Absil 2013)
+    header = fits.getheader(out / "annular_frame.fits")
+    assert header["NORTHOFF"] == -104.39 and header["PIXSCALE"] == 0.0272 and header["ORIENT"] == "north up, east left"
+    assert 'north_offset_deg = -104.39' in (out / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--psf-nd-transmission", "2", "--psf-nd-transmission is a transmission, a fraction in (0, 1]"),
+    ("--psf-exposure", "0", "--psf-exposure must be a time in seconds"),
+    ("--star-flux", "-5", "--star-flux must be the star's flux"),
+    ("--north-offset", "nan", "--north-offset must be a finite number of degrees"),
+])
+def test_bad_sky_and_photometry_settings_name_their_flag(naco_paths, tmp_path, capsys, flag, value, words):
+    args = ["reduce", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
+            str(naco_paths["psf"]), flag, value, "--output", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_candidate_summary_lists_sky_terms_and_says_how_many():
+    from astropy.table import Table
+
+    from sodinn.cli.commands import candidate_summary
+
+    n = 12
+    table = Table({"id": np.arange(1, n + 1), "x": np.full(n, 62.2), "y": np.full(n, 63.3), "sep_arcsec": np.full(n, 0.484),
+                   "sep_px": np.full(n, 17.8), "pa_deg": np.full(n, 212.9), "snr": np.full(n, 9.1),
+                   "delta_mag": np.full(n, 7.65), "peak_probability": np.full(n, 0.99)})
+    table.meta.update(north_offset_deg=-104.39, psf_scaling={"star_flux": 764939.6})
+    text = candidate_summary(table, 0.9, "out")
+    lines = text.splitlines()
+    assert lines[0].startswith("12 candidate(s) with P >= 0.9; the first 10 (all in candidates.ecsv)")
+    assert "north offset -104.39 deg" in lines[1] and "764940" in lines[1]
+    assert len(lines) == 12 and 'sep=0.484" PA=212.9 deg E of N S/N=  9.1 dmag= 7.65' in lines[2]

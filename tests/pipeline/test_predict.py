@@ -82,6 +82,30 @@ def test_products_are_written_and_match_the_returned_prediction(prediction):
     for row in table:  # every candidate is a detected pixel
         assert detection[int(row["y_peak"]), int(row["x_peak"])] == 1
 
+    # in an observer's terms: units, sky position, S/N, contrast; the method and conventions in the metadata
+    assert table["sep_mas"].unit == "mas" and table["pa_deg"].unit == "deg" and table["delta_mag"].unit == "mag"
+    assert "east of north" in table.meta["conventions"] and "self-subtraction" in table.meta["photometry_method"]
+    assert table.meta["north_offset_deg"] == 0.0 and table.meta["psf_scaling"]["psf_exposure_s"] == 1.0
+    k = int(np.argmin(distance))
+    assert table["snr"][k] > 5 and table["flux"][k] > 0 and np.isfinite(table["delta_mag"][k])
+    assert table["flux"][k] == pytest.approx(1500.0, rel=0.35)  # the injected flux, corrected for self-subtraction
+
+    # the DS9 region file opens, one circle of 1 FWHM per candidate on its (x, y), labelled with its id
+    from regions import Regions
+
+    regions = Regions.read(out / "candidates.reg", format="ds9")
+    assert len(regions) == len(table)
+    for region, row in zip(regions, table):
+        assert (region.center.x, region.center.y) == pytest.approx((row["x"], row["y"]), abs=1e-6)
+        assert region.radius == pytest.approx(seq.fwhm_px) and str(region.meta["text"]) == str(row["id"])
+    assert "circle(" in (out / "candidates.reg").read_text()
+
+    # the FITS maps carry the pixel scale, units and orientation
+    for name in ("probability_map.fits", "detection_map.fits"):
+        h = fits.getheader(out / name)
+        assert h["PIXSCALE"] == 0.0272 and h["NORTHOFF"] == 0.0 and "BUNIT" in h and "north up" in h["ORIENT"]
+        assert h["CDELT1"] == -0.0272 and h["CRPIX1"] == 21.0  # star at 0-based pixel 20
+
     # the effective settings
     settings = tomllib.loads((out / "config.toml").read_text())
     assert settings["data"] == DATA

@@ -414,5 +414,5 @@ def plot_delta_mag_curves(table: Any, *, ax: Axes | None = None, title: str | No
     if title:
         import textwrap
 
-        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize="medium", pad=34 if "sep_lambda_d" in colnames else 6)
+        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize="medium", pad=44 if "sep_lambda_d" in colnames else 6)
     return ax

@@ -10,6 +10,7 @@ import pytest
 from sodinn.evaluate.contrast import classical_contrast_curve
 from sodinn.plotting import (
     plot_contrast_curves,
+    plot_delta_mag_curves,
     plot_flux_oracle,
     plot_frame,
     plot_roc,
@@ -91,6 +92,9 @@ def _draw_every_plot():
     pairs.append((axes, list(plot_roc(_roc_rows(), axes=axes))))
     ax = Figure().subplots()
     pairs.append((ax, plot_contrast_curves(limits=_limits(), ax=ax)))
+    ax = Figure().subplots()
+    table = {"curve": ["classical", "classical"], "method": ["annular-10"] * 2, "sep_arcsec": [0.1, 0.2], "delta_mag": [8.0, 10.0]}
+    pairs.append((ax, plot_delta_mag_curves(table, ax=ax)))
     return pairs
 
 

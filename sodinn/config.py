@@ -114,6 +114,7 @@ def check_known_keys(cls: type, values: Mapping[str, Any], what: str, *, extra: 
 _K_POLICIES = ("cevr", "fixed")
 _FLUX_DISTRIBUTIONS = ("uniform", "log-uniform")
 _LINALG_BACKENDS = ("numpy", "keras")
+_CONVENTIONS = ("mawet", "vip")
 
 
 @dataclass(frozen=True)
@@ -1011,6 +1012,35 @@ class LimitConfig(InjectionConfig):
         rank, as in :attr:`RocConfig.baselines`).
     tpr_target : float
         The TPR at which the limit is read (0.95).
+    classical : bool
+        Also compute the classical ``sigma``-sigma contrast curve of annular PCA-ADI (``sodinn limits``;
+        :func:`sodinn.evaluate.contrast.classical_contrast_curve`).
+    sigma : float
+        Gaussian-equivalent significance of the classical curve (5: FPF 2.87e-7), Student-corrected.
+    classical_ncomp : int
+        Principal components of the classical curve's annular PCA-ADI.
+    classical_step_fwhm : float
+        Separations of the classical curve: every ``classical_step_fwhm`` FWHM from 1 FWHM to ``N/2 - FWHM``.
+    classical_azimuths : int
+        Fake companions per separation for the classical curve's throughput.
+    injection_snr : float
+        Flux of those fake companions, in units of the noise at their separation.
+    convention : {"mawet", "vip"}
+        Noise apertures and fake companions of the classical curve: ``"mawet"`` (Mawet et al. 2014:
+        ``floor(pi / asin(FWHM / 2r))`` apertures from a random azimuth, std with ``ddof=1``, ``n - 1`` apertures in
+        the Student factor) or ``"vip"`` (vip-hci's ``contrast_curve``: ``floor(2 pi r / FWHM)`` apertures from
+        azimuth 0, ``ddof=0``, all of them in the Student factor, companions from azimuth 0), to compare with VIP
+        (see :func:`sodinn.evaluate.contrast.classical_contrast_curve`).
+    psf_exposure_s : float
+        Exposure time of the off-axis PSF, seconds (per frame, as the cube's): the star's flux is the
+        PSF's aperture flux times ``cube_exposure_s / psf_exposure_s / psf_nd_transmission``.
+    cube_exposure_s : float
+        Exposure time of each frame of the cube, seconds.
+    psf_nd_transmission : float
+        Transmission, in (0, 1], of the neutral-density filter the PSF was taken through (1: none).
+    star_flux : float, optional
+        The star's flux in a 1-FWHM-diameter aperture of a frame of the cube, in the cube's units; when
+        given it is used as it is and the three settings above are not.
     lambda_d_px : float, optional
         See :class:`InjectionConfig`.
     known_sources_xy : tuple of (x, y)
@@ -1038,6 +1068,17 @@ class LimitConfig(InjectionConfig):
     snr_threshold: float = 5.0
     baselines: tuple[str, ...] = ("annular-10",)
     tpr_target: float = 0.95
+    classical: bool = True
+    sigma: float = 5.0
+    classical_ncomp: int = 10
+    classical_step_fwhm: float = 0.5
+    classical_azimuths: int = 4
+    injection_snr: float = 50.0
+    convention: str = "mawet"
+    psf_exposure_s: float = 1.0
+    cube_exposure_s: float = 1.0
+    psf_nd_transmission: float = 1.0
+    star_flux: float | None = None
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
@@ -1066,6 +1107,27 @@ class LimitConfig(InjectionConfig):
         if not 0 < self.tpr_target < 1:
             msg = f"tpr_target must lie in (0, 1); got {self.tpr_target}"
             raise ValueError(msg)
+        if not isinstance(self.classical, bool):
+            msg = f"classical must be true or false; got {self.classical!r}"
+            raise TypeError(msg)
+        for name in ("sigma", "classical_step_fwhm", "injection_snr", "psf_exposure_s", "cube_exposure_s"):
+            set_(self, name, v.check_positive(getattr(self, name), name=name))
+        v.check_int(self.classical_ncomp, name="classical_ncomp", minimum=1)
+        v.check_int(self.classical_azimuths, name="classical_azimuths", minimum=1)
+        v.check_choice(self.convention, _CONVENTIONS, name="convention")
+        nd = v.check_positive(self.psf_nd_transmission, name="psf_nd_transmission")
+        if nd > 1:
+            msg = (f"psf_nd_transmission is the fraction of the light a neutral-density filter lets through, in (0, 1]; "
+                   f"got {nd} (an attenuation factor? pass 1 / {nd:g})")
+            raise ValueError(msg)
+        set_(self, "psf_nd_transmission", nd)
+        if self.star_flux is not None:
+            set_(self, "star_flux", v.check_positive(self.star_flux, name="star_flux"))
+
+    @property
+    def star_flux_scale(self) -> float:
+        """``cube_exposure_s / psf_exposure_s / psf_nd_transmission``: the PSF's flux to the star's in a frame of the cube."""
+        return self.cube_exposure_s / self.psf_exposure_s / self.psf_nd_transmission
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> LimitConfig:

@@ -17,7 +17,8 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_contrast_curves", "plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map", "plot_training_history"]
+__all__ = ["plot_contrast_curves", "plot_delta_mag_curves", "plot_flux_oracle", "plot_frame", "plot_roc", "plot_snr_map",
+           "plot_training_history"]
 
 
 def plot_frame(
@@ -504,4 +505,89 @@ def plot_contrast_curves(
     top.set_xlabel("separation [λ/D]")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
+    return ax
+
+
+def plot_delta_mag_curves(table: Any, *, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Plot detection limits as delta mag against separation in arcsec (fainter down), one line per curve and method.
+
+    The convention of direct-imaging papers: the limiting magnitude difference to the star grows
+    downwards (the y axis is inverted), so the region above a curve is what a method detects.
+
+    Parameters
+    ----------
+    table : astropy.table.Table or mapping of column name -> sequence
+        Rows of :meth:`sodinn.evaluate.limits.ContrastLimits.table`: columns ``curve`` (``"classical"``
+        or ``"tpr"``), ``method``, ``sep_arcsec``, ``delta_mag`` and (for the top axis) ``sep_lambda_d``;
+        ``meta["limits_config"]``, if any, gives ``sigma`` and ``tpr_target`` for the labels.
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+    title : str, optional
+        The title (default: none).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Separation in arcsec on the bottom axis, in lambda/D on the top one (when the table gives both),
+        delta mag (mag) on the inverted y axis; separations without a limit (NaN) are left out. Classical
+        curves are black, solid; each detection limit has its own colour, models solid and baselines
+        (``annular-K``, ``pca``...) dashed, with markers.
+
+    Raises
+    ------
+    ValueError
+        If the table misses a column. Without any finite delta mag, the axes say that no limit was reached.
+    """
+    import matplotlib
+
+    colnames = list(getattr(table, "colnames", table))
+    missing = [c for c in ("curve", "method", "sep_arcsec", "delta_mag") if c not in colnames]
+    if missing:
+        msg = f"table misses the column(s) {missing}; pass ContrastLimits.table()"
+        raise ValueError(msg)
+    curve = np.asarray(table["curve"]).astype(str)
+    method = np.asarray(table["method"]).astype(str)
+    sep = np.asarray(table["sep_arcsec"], dtype=np.float64)
+    dmag = np.asarray(table["delta_mag"], dtype=np.float64)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    meta = dict(getattr(table, "meta", {}) or {})
+    config = dict(meta.get("limits_config", {}))
+    sigma = float(config.get("sigma", 5.0))
+    tpr = float(config.get("tpr_target", 0.95))
+    keys = list(dict.fromkeys(zip(curve.tolist(), method.tolist())))
+    colors = matplotlib.colormaps["tab10"](np.arange(len(keys)) % 10)
+    for (kind, name), color in zip(keys, colors):
+        sel = (curve == kind) & (method == name)
+        order = np.argsort(sep[sel])
+        x, y = sep[sel][order], dmag[sel][order]
+        ok = np.isfinite(y)
+        if kind == "classical":
+            ncomp = name.rpartition("-")[2]
+            ax.plot(x[ok], y[ok], "-", color="k", lw=1.8,
+                    label=f"annular PCA-ADI ({ncomp} PC), {sigma:g}σ Student-corrected")
+        else:
+            baseline = name.partition("-")[0] in ("annular", "pca", "median")
+            ax.plot(x[ok], y[ok], "--" if baseline else "-", marker="o", ms=5, color=color,
+                    label=f"{name}, {100 * tpr:g}% TPR")
+    if not np.isfinite(dmag).any():
+        ax.text(0.5, 0.5, "no limit reached within the flux ladder", transform=ax.transAxes, ha="center", va="center")
+    ax.invert_yaxis()
+    ax.set_xlabel("separation [arcsec]")
+    ax.set_ylabel("Δmag (contrast to the star)")
+    if "sep_lambda_d" in colnames:
+        ld = np.asarray(table["sep_lambda_d"], dtype=np.float64)
+        good = np.isfinite(ld) & (sep > 0)
+        if good.any():
+            ratio = float(np.median(ld[good] / sep[good]))  # lambda/D per arcsec
+            top = ax.secondary_xaxis("top", functions=(lambda a: np.asarray(a) * ratio, lambda x: np.asarray(x) / ratio))
+            top.set_xlabel("separation [λ/D]")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="lower left")
+    if title:
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize="medium", pad=44 if "sep_lambda_d" in colnames else 6)
     return ax

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sodinn.evaluate.contrast import classical_contrast_curve
 from sodinn.plotting import (
     plot_contrast_curves,
+    plot_delta_mag_curves,
     plot_flux_oracle,
     plot_frame,
     plot_roc,
@@ -94,6 +95,9 @@ def _draw_every_plot():
     pairs.append((axes, list(plot_roc(_roc_rows(), axes=axes))))
     ax = Figure().subplots()
     pairs.append((ax, plot_contrast_curves(limits=_limits(), ax=ax)))
+    ax = Figure().subplots()
+    table = {"curve": ["classical", "classical"], "method": ["annular-10"] * 2, "sep_arcsec": [0.1, 0.2], "delta_mag": [8.0, 10.0]}
+    pairs.append((ax, plot_delta_mag_curves(table, ax=ax)))
     return pairs
 
 
@@ -361,3 +365,27 @@ def Figure_subplots(*grid):  # noqa: N802
     from matplotlib.figure import Figure
 
     return Figure().subplots(*grid)
+
+
+def test_plot_delta_mag_curves_inverts_delta_mag_against_arcsec():
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+    from sodinn.plotting import plot_delta_mag_curves
+
+    table = Table({"curve": ["classical"] * 3 + ["tpr"] * 2, "method": ["annular-10"] * 3 + ["sodinn"] * 2,
+                   "sep_arcsec": [0.1, 0.2, 0.3, 0.15, 0.25], "sep_lambda_d": [1.0, 2.0, 3.0, 1.5, 2.5],
+                   "delta_mag": [8.0, 10.0, 11.0, 9.0, np.nan]})
+    ax = Figure().subplots()
+    assert plot_delta_mag_curves(table, ax=ax, title="limits") is ax
+    bottom, top = ax.get_ylim()
+    assert bottom > top  # fainter down
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["annular PCA-ADI (10 PC), 5σ Student-corrected", "sodinn, 95% TPR"]
+    assert list(ax.get_lines()[1].get_xdata()) == [0.15]  # the NaN limit is left out
+    assert ax.get_xlabel() == "separation [arcsec]" and "Δmag" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="misses the column"):
+        plot_delta_mag_curves({"curve": []}, ax=ax)
+    empty = Figure().subplots()
+    plot_delta_mag_curves(Table({"curve": ["tpr"], "method": ["m"], "sep_arcsec": [0.1], "delta_mag": [np.nan]}), ax=empty)
+    assert [t.get_text() for t in empty.texts] == ["no limit reached within the flux ladder"]

@@ -10,6 +10,7 @@ that sets a setting to its dataclass field of :mod:`sodinn.config`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -27,6 +28,7 @@ from sodinn.cli.info import info_text
 from sodinn.config import (
     DataConfig,
     EngineConfig,
+    LimitConfig,
     PredictConfig,
     ReduceConfig,
     RocConfig,
@@ -38,7 +40,7 @@ from sodinn.config import (
 from sodinn.exceptions import RotationWarning, python_setting, toml_setting
 
 __all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
-           "candidate_summary", "cmd_demo", "cmd_info", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
+           "candidate_summary", "cmd_demo", "cmd_info", "cmd_limits", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
            "cmd_survey", "cmd_train"]
 
 logger = logging.getLogger("sodinn")
@@ -56,6 +58,7 @@ TABLES: dict[str, tuple[type | None, tuple[str, ...]]] = {
     "train": (TrainConfig, ("samples", "output")),
     "predict": (PredictConfig, ("model", "output")),
     "roc": (None, ()),  # checked by RocConfig.from_dict in its command (with "models" and "output")
+    "limits": (None, ()),  # checked by LimitConfig.from_dict in its command (with "models" and "output")
     "engine": (EngineConfig, ()),
 }
 
@@ -73,6 +76,9 @@ FLAGS: dict[str, dict[str, str]] = {
               "random_split": "report_random_split"},
     "predict": {"threshold": "threshold"},
     "roc": {"copies": "copies_per_band", "seed": "seed"},
+    "limits": {"copies": "copies_per_flux", "seed": "seed", "separations": "separations_lambda_d", "baselines": "baselines",
+               "threshold": "prob_threshold", "snr_threshold": "snr_threshold", "sigma": "sigma",
+               "classical_ncomp": "classical_ncomp", "convention": "convention"},
     "engine": {"scheduler": "scheduler", "jobs": "n_workers"},
 }
 
@@ -84,6 +90,7 @@ COMMAND_TABLES: dict[str, tuple[str, ...]] = {
     "train": ("train", "engine"),
     "predict": ("predict", "data", "engine"),
     "roc": ("roc", "data", "engine"),
+    "limits": ("limits", "data", "engine"),
     "survey": ("samples", "train", "predict", "data", "engine"),
     "info": ("data",),
     "demo": (),
@@ -144,8 +151,9 @@ def _flag_value(value: Any) -> str:
 
 def _table_keys(section: str) -> tuple[str, ...]:
     cls, extra = TABLES.get(section, (None, ()))
-    if section == "roc":
-        cls = RocConfig
+    if section in ("roc", "limits"):
+        cls = RocConfig if section == "roc" else LimitConfig
+        extra = ("models", "output")
     return (*field_names(cls), *extra) if cls is not None else extra
 
 
@@ -653,6 +661,87 @@ def cmd_roc(args: argparse.Namespace) -> int:
                         resume=not args.no_resume, progress=not args.quiet)
     print(result.summary)
     print(f"{len(result.injections)} copies in {time.perf_counter() - start:.0f} s; roc.csv, roc.png, summary.txt in {out}")
+    return 0
+
+
+def _models_from(args: argparse.Namespace, table: dict[str, Any], base: Path) -> dict[str, str]:
+    """Return ``{name: folder}`` from ``--model [NAME=]DIR`` flags (relative to the working folder), else the table's ``models``."""
+    specs = args.model if args.model is not None else table.get("models", [])
+    models: dict[str, str] = {}
+    for spec in ([specs] if isinstance(specs, str) else specs):
+        name, _, path = str(spec).rpartition("=")
+        resolved = Path(path) if args.model is not None else base / path
+        name = name or resolved.name
+        if name in models:
+            raise UserError(f"two models are named {name!r}; name them with NAME=DIR")
+        models[name] = str(resolved)
+    return models
+
+
+def _settings_error(err: Exception, section: str) -> UserError:
+    """Name the flag (if any) and the configuration key of the setting a dataclass's message starts with."""
+    text = str(err)
+    for dest, field in FLAGS.get(section, {}).items():
+        if text.startswith(field + " ") or text.startswith(field + "["):
+            return UserError(f"{text} (set by --{dest.replace('_', '-')} or [{section}] {field})")
+    return UserError(f"{text} (a setting of the [{section}] table)")
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    """``sodinn limits``: contrast curves and detection limits (:func:`sodinn.pipeline.limits.limits_report`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+    """
+    from sodinn.evaluate.copies import check_methods
+    from sodinn.pipeline.limits import limits_report
+
+    cfg, base = _load_config(args)
+    table = dict(cfg.get("limits", {}))
+    models = _models_from(args, table, base)
+    table.pop("models", None)
+    output = table.pop("output", None)
+    table = _apply_flags(table, args, "limits")
+    if args.no_classical:
+        table["classical"] = False
+    try:
+        config = LimitConfig.from_dict(table)
+    except (TypeError, ValueError) as err:
+        raise _settings_error(err, "limits") from None
+    check_methods(models, config.baselines)  # before the data are read
+    engine = _engine_settings(args, cfg)
+    out = _output_folder(_output_path(args.output, output, base, "limits_output"), "limits")
+    seq, data = _load_sequence(args, cfg, base)
+    photometry = {k: data[k] for k in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux")
+                  if data.get(k) is not None and k not in table}  # the [data] settings (--psf-exposure, ...)
+    if photometry:
+        config = dataclasses.replace(config, **photometry)
+    _check_rotation(seq, data, config.separations_lambda_d[0] * (config.lambda_d_px or seq.fwhm_px),
+                    "the innermost [limits] separations_lambda_d")
+    start = time.perf_counter()
+    result = limits_report(seq, config, models, out, data=data, n_jobs=engine.n_workers, scheduler=engine.scheduler,
+                           progress=not args.quiet)
+    rows = result.table()
+    how = "given" if config.star_flux is not None else f"PSF in 1 FWHM x {config.star_flux_scale:g}"
+    print(f"star flux {result.star_flux:.6g} ({how}); delta mag limits:")
+    print(f"{'curve':>28s} " + " ".join(f"{s:>7.3f}\"" for s in result.detection.radii_px * result.pixel_scale_arcsec))
+    for m in result.detection.methods:
+        sel = rows[(rows["curve"] == "tpr") & (rows["method"] == m)]
+        print(f"{m + ' ' + format(100 * config.tpr_target, 'g') + '% TPR':>28s} "
+              + " ".join(f"{x:8.2f}" for x in np.asarray(sel["delta_mag"])))
+    if result.classical is not None:
+        c = rows[rows["curve"] == "classical"]
+        sep, dmag = np.asarray(c["sep_px"]), np.asarray(c["delta_mag"])
+        interp = np.interp(result.detection.radii_px, sep, dmag, left=np.nan, right=np.nan)
+        print(f"{f'annular-{config.classical_ncomp} {config.sigma:g}-sigma':>28s} " + " ".join(f"{x:8.2f}" for x in interp))
+    print(f"done in {time.perf_counter() - start:.0f} s; limits.ecsv, tpr.ecsv, limits.png, config.toml in {out}")
     return 0
 
 

@@ -18,7 +18,7 @@ from sodinn._version import __version__
 from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
-from sodinn.config import EngineConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
+from sodinn.config import EngineConfig, LimitConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
 from sodinn.exceptions import SettingError, SodinnWarning
 from sodinn.learn.models import MODEL_NAMES
 
@@ -230,6 +230,39 @@ def build_parser() -> argparse.ArgumentParser:
     roc.add_argument("--output", "-o", help="output folder (default: roc_output)")
     roc.add_argument("--no-resume", action="store_true", help="recompute every copy instead of reusing the cache")
     roc.set_defaults(func=commands.cmd_roc)
+
+    limits = sub.add_parser(
+        "limits", parents=[common], help="contrast curves: the classical 5-sigma curve and the models' 95%%-TPR limits",
+        description="Measure the classical contrast curve of annular PCA-ADI (5-sigma, Student-corrected, Mawet et al. "
+        "2014) and the flux at which each model and baseline detects 95%% of fake companions injected one per copy "
+        "of the cube (the same copies for every method); write both as contrast and delta mag against separation "
+        "in arcsec, px and lambda/D (limits.ecsv, tpr.ecsv), a figure (limits.png: delta mag against arcsec, "
+        "fainter down) and config.toml. The star's flux is the PSF's in an aperture of diameter 1 FWHM, scaled by "
+        "the exposure times and the ND transmission. Settings come from the [data] and [limits] tables of --config "
+        "and the flags; an interrupted run resumes from the copies it finished (cache/).",
+    )
+    _add_data_options(limits)
+    limits.add_argument("--model", "-m", action="append", metavar="[NAME=]DIR",
+                        help="a model folder written by 'sodinn train' (repeatable; default: [limits] models; none: "
+                        "the baselines only)")
+    limits.add_argument("--baselines", nargs="+", metavar="METHOD",
+                        help=f"classical methods measured beside the models (default: {' '.join(LimitConfig.baselines)})")
+    limits.add_argument("--separations", type=float, nargs="+", metavar="LAMBDA_D",
+                        help="separations of the 95%%-TPR limits, in lambda/D "
+                        f"(default: {' '.join(f'{s:g}' for s in LimitConfig.separations_lambda_d)})")
+    limits.add_argument("--copies", type=int, help=f"injected copies per separation and flux level (default {LimitConfig.copies_per_flux})")
+    limits.add_argument("--threshold", type=float, help=f"probability threshold of the models (default {LimitConfig.prob_threshold})")
+    limits.add_argument("--snr-threshold", type=float, help=f"S/N threshold of the baselines (default {LimitConfig.snr_threshold:g})")
+    limits.add_argument("--sigma", type=float, help=f"significance of the classical curve (default {LimitConfig.sigma:g})")
+    limits.add_argument("--classical-ncomp", type=int,
+                        help=f"principal components of the classical curve's annular PCA-ADI (default {LimitConfig.classical_ncomp})")
+    limits.add_argument("--no-classical", action="store_true", help="skip the classical curve ([limits] classical = false)")
+    limits.add_argument("--convention", choices=("mawet", "vip"),
+                        help="noise apertures of the classical curve: Mawet et al. 2014's ring (default) or vip-hci's")
+    limits.add_argument("--seed", type=int, help=f"random seed of the injections (default {LimitConfig.seed})")
+    _add_engine_options(limits, "the copies")
+    limits.add_argument("--output", "-o", help="output folder (default: limits_output)")
+    limits.set_defaults(func=commands.cmd_limits)
 
     survey = sub.add_parser(
         "survey", parents=[common], help="samples, training and prediction for a list of targets (resumable)",

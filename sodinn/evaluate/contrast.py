@@ -18,8 +18,11 @@ the recovered flux taken on ``reduced(with companions) - reduced(without)``. The
 SPEC §1), so every flux here is in those units: the aperture flux of a companion in the cube's units.
 A contrast is that flux divided by the star's flux in the same aperture, ``star_flux`` (e.g.
 :func:`sodinn.adi.psf.aperture_flux` of an unsaturated PSF of the star taken with the science exposure
-settings); it is reported only when ``star_flux`` is given. The detection limits of the models, on
-injected copies, are in :mod:`sodinn.evaluate.limits`.
+settings; :func:`star_flux` measures it so and scales it by the exposure times and the neutral-density
+transmission); it is reported only when ``star_flux`` is given, and ``delta_mag = -2.5 log10(contrast)``
+(:func:`delta_mag`). With ``convention="vip"`` the noise ring, the Student factor and the layout of
+the fake companions are those of vip-hci's ``contrast_curve``, to compare with it. The detection limits of the models, on injected copies,
+are in :mod:`sodinn.evaluate.limits`.
 """
 
 from __future__ import annotations
@@ -38,18 +41,23 @@ from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.baselines import annular_ncomp_limit, pca_annular
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.injection import cube_inject_companions
+from sodinn.adi.psf import aperture_flux
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.snr import snr_details
 from sodinn.config import SampleConfig
+from sodinn.exceptions import SettingError
 from sodinn.mlar.samples import sample_psf
 
 __all__ = [
+    "CONVENTIONS",
     "ContrastCurve",
     "RingNoise",
     "classical_contrast_curve",
     "default_radii",
+    "delta_mag",
     "known_positions",
     "ring_noise",
+    "star_flux",
     "student_factor",
     "throughput",
 ]
@@ -58,6 +66,10 @@ logger = logging.getLogger(__name__)
 
 _GOLDEN_DEG = 137.50776405003785
 _PATTERN_SPACING_FWHM = 2.0  # companions injected together are at least this far apart in separation
+_VIP_PATTERN_SPACING_FWHM = 3.0  # vip-hci's contrast_curve default fc_rad_sep
+
+#: The conventions of a contrast curve: sodinn's (Mawet et al. 2014's ring), or vip-hci's ``contrast_curve``
+CONVENTIONS = ("mawet", "vip")
 
 
 
@@ -146,6 +158,7 @@ def ring_noise(
     theta0_deg: float = 0.0,
     known_sources_xy: Sequence[tuple[float, float]] | npt.ArrayLike = (),
     exclusion_px: float = 0.0,
+    apertures: str = "mawet",
 ) -> RingNoise:
     """Measure the sums of the apertures of radius ``FWHM / 2`` around the circle of radius ``sep_px``.
 
@@ -167,6 +180,10 @@ def ring_noise(
         Known sources (x, y), px; none by default.
     exclusion_px : float
         Apertures whose centre lies within this distance of a known source are dropped, px.
+    apertures : {"mawet", "vip"}
+        ``"mawet"``: the apertures above, standard deviation with ``ddof=1``; ``"vip"``: vip-hci's
+        ``noise_per_annulus`` ring, ``floor(2 pi sep / FWHM)`` apertures ``FWHM / sep`` rad apart counter-clockwise
+        from ``theta0_deg``, standard deviation with ``ddof=0``.
 
     Returns
     -------
@@ -179,18 +196,24 @@ def ring_noise(
         If ``frame`` or ``known_sources_xy`` is not numeric, or a scalar argument is not a real number.
     ValueError
         If ``frame`` is not a square 2-D image of finite values, ``fwhm_px`` is implausible for it,
-        ``sep_px`` is not > 0, ``known_sources_xy`` is not ``(m, 2)``, or fewer than 3 apertures remain
-        (no Student threshold is defined).
+        ``sep_px`` is not > 0, ``known_sources_xy`` is not ``(m, 2)``, ``apertures`` is unknown, or fewer
+        than 3 apertures remain (no Student threshold is defined).
     """
     arr = v.check_frame(frame)
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
     sep = v.check_positive(sep_px, name="sep_px")
     theta = math.radians(v.check_real(theta0_deg, name="theta0_deg"))
+    v.check_choice(apertures, CONVENTIONS, name="apertures")
     sources = known_positions(known_sources_xy, arr.shape[0])
     cy, cx = frame_center(arr.shape)
-    details = snr_details(arr, (cx + sep * math.cos(theta), cy + sep * math.sin(theta)), fwhm)
-    fluxes = np.r_[details.signal_flux, details.noise_fluxes]
-    centres = details.apertures_xy
+    if apertures == "vip":
+        phi = theta + np.arange(int(2 * math.pi * sep / fwhm)) * fwhm / sep
+        centres = np.column_stack([cx + sep * np.cos(phi), cy + sep * np.sin(phi)])
+        fluxes = aperture_sums(arr, centres, fwhm / 2)
+    else:
+        details = snr_details(arr, (cx + sep * math.cos(theta), cy + sep * math.sin(theta)), fwhm)
+        fluxes = np.r_[details.signal_flux, details.noise_fluxes]
+        centres = details.apertures_xy
     keep = np.ones(len(centres), dtype=bool)
     for sx, sy in sources:
         keep &= np.hypot(centres[:, 0] - sx, centres[:, 1] - sy) > exclusion_px
@@ -199,8 +222,8 @@ def ring_noise(
                "from the known sources; at least 3 are needed. Lower the mask radius or drop this separation")
         raise ValueError(msg)
     kept = fluxes[keep]
-    return RingNoise(sep_px=sep, sigma=float(np.std(kept, ddof=1)), fluxes=kept, apertures_xy=centres[keep],
-                     n_dropped=int((~keep).sum()))
+    return RingNoise(sep_px=sep, sigma=float(np.std(kept, ddof=0 if apertures == "vip" else 1)), fluxes=kept,
+                     apertures_xy=centres[keep], n_dropped=int((~keep).sum()))
 
 
 def throughput(
@@ -460,6 +483,7 @@ def classical_contrast_curve(
     lambda_d_px: float | None = None,
     reduce: Callable[[np.ndarray], np.ndarray] | None = None,
     seed: int = 0,
+    convention: str = "mawet",
 ) -> ContrastCurve:
     """Compute the ``sigma``-sigma contrast curve of annular PCA-ADI with the small-sample correction.
 
@@ -492,6 +516,13 @@ def classical_contrast_curve(
         the curve of any reduction.
     seed : int
         Seeds the azimuth of the first aperture and of the fake companions.
+    convention : {"mawet", "vip"}
+        ``"mawet"`` (default): Mawet et al. 2014's ring from a random azimuth (see :func:`ring_noise`), ``n2 = n - 1``
+        noise apertures in the Student factor, fake companions as in the Notes. ``"vip"``: as vip-hci's
+        ``contrast_curve`` (``nbranch=n_azimuths, theta=0, fc_rad_sep=3``), to compare with it: its ring from
+        azimuth 0 (``floor(2 pi r / FWHM)`` apertures, ``ddof=0``), its Student factor with
+        ``n2 = floor(2 pi r / FWHM)``, fake companions at azimuths ``360 a / n_azimuths`` from 0, every third
+        separation together.
 
     Returns
     -------
@@ -504,7 +535,7 @@ def classical_contrast_curve(
         If ``reduce`` is not callable, or a number is of the wrong kind.
     ValueError
         If ``radii_px`` is empty, not finite or outside 1 FWHM .. ``N/2 - FWHM/2``, ``ncomp`` does not fit
-        the number of frames, ``n_azimuths < 1``, ``seed < 0``, one of ``sigma``, ``injection_snr``,
+        the number of frames, ``n_azimuths < 1``, ``seed < 0``, ``convention`` is unknown, one of ``sigma``, ``injection_snr``,
         ``star_flux``, ``lambda_d_px``, ``mask_radius_fwhm`` is not > 0, fewer than 3 noise apertures
         remain at a separation, or no azimuth at a separation is clear of the known sources.
 
@@ -540,9 +571,12 @@ def classical_contrast_curve(
         ncomp = v.check_int(ncomp, name="ncomp", minimum=1)
         most, why = annular_ncomp_limit(sequence.angles_deg, fwhm, sequence.frame_size, delta_rot=delta_rot)
         if ncomp > most:
-            usable = f"use at most ncomp={most}" if most >= 1 else "no ncomp is usable"
-            msg = f"ncomp={ncomp} is more than annular PCA-ADI can use on these data ({why}); {usable} or lower delta_rot"
-            raise ValueError(msg)
+            why = why.replace("{", "{{").replace("}", "}}")
+            if most >= 1:
+                msg = f"{ncomp} components are more than annular PCA-ADI can use on these data ({why}); use at most {{ncomp}}"
+                raise SettingError(msg, ncomp=most)
+            msg = f"annular PCA-ADI can use no components on these data ({why}); lower {{delta_rot}}"
+            raise SettingError(msg, delta_rot=None)
     n_az = v.check_int(n_azimuths, name="n_azimuths", minimum=1)
     v.check_positive(injection_snr, name="injection_snr")
     v.check_positive(sigma, name="sigma")
@@ -552,6 +586,7 @@ def classical_contrast_curve(
     sources = known_positions(known_sources_xy, sequence.frame_size)
     exclusion = v.check_positive(mask_radius_fwhm, name="mask_radius_fwhm") * fwhm
     rng = np.random.default_rng(v.check_int(seed, name="seed", minimum=0))
+    v.check_choice(convention, CONVENTIONS, name="convention")
 
     algorithm = "pca_annular" if reduce is None else getattr(reduce, "__name__", type(reduce).__name__)
     if reduce is None:
@@ -561,21 +596,26 @@ def classical_contrast_curve(
         raise TypeError(msg)
     base = reduce(sequence.cube)
     theta0 = float(rng.uniform(0.0, 360.0))
-    rings = [ring_noise(base, r, fwhm, theta0_deg=theta0, known_sources_xy=sources, exclusion_px=exclusion) for r in radii]
+    ring_theta0 = 0.0 if convention == "vip" else theta0
+    rings = [ring_noise(base, r, fwhm, theta0_deg=ring_theta0, known_sources_xy=sources, exclusion_px=exclusion,
+                        apertures=convention) for r in radii]
     noise = np.array([ring.sigma for ring in rings])
-    n_noise = np.array([ring.n_noise for ring in rings])
+    # VIP counts every aperture of the ring in its Student factor; Mawet's test aperture is compared with the n - 1 others
+    n_noise = np.array([ring.fluxes.size if convention == "vip" else ring.n_noise for ring in rings])
 
     psf = sample_psf(sequence, SampleConfig())
     order = np.argsort(radii)
     step = np.min(np.diff(radii[order])) if radii.size > 1 else np.inf
-    n_patterns = max(1, min(radii.size, math.ceil(_PATTERN_SPACING_FWHM * fwhm / step - 1e-9))) if np.isfinite(step) else 1
+    spacing = _VIP_PATTERN_SPACING_FWHM if convention == "vip" else _PATTERN_SPACING_FWHM
+    n_patterns = max(1, min(radii.size, math.ceil(spacing * fwhm / step - 1e-9))) if np.isfinite(step) else 1
     centre = frame_center(sequence.cube.shape)[::-1]
     tau = np.full((radii.size, n_az), np.nan)
-    offset = float(rng.uniform(0.0, 360.0))
+    offset = 0.0 if convention == "vip" else float(rng.uniform(0.0, 360.0))
+    stagger = 0.0 if convention == "vip" else _GOLDEN_DEG
     for a in range(n_az):
         for p in range(n_patterns):
             members = order[p::n_patterns]
-            thetas = [_free_theta(offset + 360.0 * a / n_az + _GOLDEN_DEG * j, radii[j], centre, sources, exclusion) for j in members]
+            thetas = [_free_theta(offset + 360.0 * a / n_az + stagger * j, radii[j], centre, sources, exclusion) for j in members]
             tau[members, a] = throughput(sequence.cube, sequence.angles_deg, psf, fwhm, reduce, sep_px=radii[members],
                                          theta_deg=thetas, flux=injection_snr * noise[members], frame_without=base)
         logger.info("contrast curve: throughput azimuth %d/%d done", a + 1, n_az)
@@ -587,7 +627,89 @@ def classical_contrast_curve(
     if algorithm == "pca_annular":
         settings.update(ncomp=ncomp, delta_rot=delta_rot)
     settings.update(n_azimuths=n_az, n_patterns=n_patterns, injection_snr=float(injection_snr), mask_radius_fwhm=float(mask_radius_fwhm),
-                    seed=int(seed), theta0_deg=theta0, known_sources_xy=sources.tolist())
+                    seed=int(seed), theta0_deg=ring_theta0, convention=convention, known_sources_xy=sources.tolist())
     return ContrastCurve(radii_px=radii, noise=noise, n_noise=n_noise, factor=factor, threshold=threshold, throughput=mean_tau,
                          throughput_all=tau, flux_limit=flux_limit, sigma=float(sigma), star_flux=star_flux, lambda_d_px=lam,
                          settings=settings)
+
+
+def star_flux(
+    psf: npt.ArrayLike,
+    fwhm_px: float,
+    *,
+    psf_exposure_s: float = 1.0,
+    cube_exposure_s: float = 1.0,
+    psf_nd_transmission: float = 1.0,
+) -> float:
+    """Return the star's flux in an aperture of diameter 1 FWHM, as it would be in a frame of the cube.
+
+    The off-axis (unsaturated) PSF is measured the way companions are (:func:`sodinn.adi.psf.aperture_flux`:
+    the exact sum in a circle of diameter ``fwhm_px`` on its centre), then scaled to the cube's exposure:
+    ``aperture_flux(psf) * cube_exposure_s / psf_exposure_s / psf_nd_transmission``. A companion's
+    contrast is its flux in the same aperture divided by this.
+
+    Parameters
+    ----------
+    psf : array-like, shape (p, p)
+        The off-axis PSF as taken (not normalised), centred on its central pixel, in counts per frame.
+    fwhm_px : float
+        FWHM, px: the aperture's diameter.
+    psf_exposure_s : float
+        Exposure time of the PSF frame, seconds (> 0).
+    cube_exposure_s : float
+        Exposure time of a frame of the cube, seconds (> 0).
+    psf_nd_transmission : float
+        Transmission of the neutral-density filter of the PSF, in (0, 1] (1: none).
+
+    Returns
+    -------
+    float
+        The star's flux, the cube's units.
+
+    Raises
+    ------
+    TypeError
+        If ``psf`` is not numeric or a number is not a real number.
+    ValueError
+        If ``psf`` is not a finite square image, ``fwhm_px`` is implausible, an exposure is not > 0,
+        ``psf_nd_transmission`` is not in (0, 1], or the aperture flux is not > 0.
+
+    Examples
+    --------
+    >>> psf = np.zeros((9, 9)); psf[4, 4] = 2.0
+    >>> star_flux(psf, 3.0, psf_exposure_s=0.5, cube_exposure_s=2.0, psf_nd_transmission=0.02)
+    400.0
+    """
+    scale = v.check_positive(cube_exposure_s, name="cube_exposure_s") / v.check_positive(psf_exposure_s, name="psf_exposure_s")
+    nd = v.check_positive(psf_nd_transmission, name="psf_nd_transmission")
+    if nd > 1:
+        msg = f"psf_nd_transmission must be in (0, 1] (the fraction of light the filter lets through); got {nd}"
+        raise ValueError(msg)
+    flux = aperture_flux(psf, fwhm_px)
+    if not flux > 0:
+        msg = f"the PSF's flux in an aperture of diameter {fwhm_px:g} px is {flux:g}, not > 0; pass the unsaturated PSF of the star"
+        raise ValueError(msg)
+    return flux * scale / nd
+
+
+def delta_mag(contrast: npt.ArrayLike) -> np.ndarray:
+    """Return the magnitude difference ``-2.5 log10(contrast)`` (NaN where the contrast is not finite and > 0).
+
+    Parameters
+    ----------
+    contrast : array-like
+        Flux ratios companion / star (dimensionless).
+
+    Returns
+    -------
+    ndarray, the shape of ``contrast``
+        Delta mag, mag (larger: fainter).
+
+    Examples
+    --------
+    >>> delta_mag([1e-2, 1e-4, 0.0]).tolist()
+    [5.0, 10.0, nan]
+    """
+    c = np.asarray(contrast, dtype=np.float64)
+    ok = np.isfinite(c) & (c > 0)
+    return np.where(ok, -2.5 * np.log10(np.where(ok, c, 1.0)), np.nan)

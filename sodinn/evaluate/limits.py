@@ -34,13 +34,14 @@ from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import LimitConfig, SampleConfig
 from sodinn.detect.scoring import score_blobs
-from sodinn.evaluate.contrast import known_positions
+from sodinn.evaluate.contrast import ContrastCurve, classical_contrast_curve, default_radii, delta_mag, known_positions, star_flux
 from sodinn.evaluate.copies import Injection, check_method_ranks, check_methods, free_position, method_names, run_copies
+from sodinn.exceptions import SettingError
 from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_psf
 
-__all__ = ["DetectionLimits", "detection_limits", "flux_at_tpr", "limit_injections"]
+__all__ = ["ContrastLimits", "DetectionLimits", "contrast_limits", "detection_limits", "flux_at_tpr", "limit_injections"]
 
 logger = logging.getLogger(__name__)
 
@@ -382,25 +383,40 @@ def detection_limits(
         If ``cache_dir`` cannot be written (a file, no permission), before any work.
     """
     config = config or LimitConfig()
+    model_paths, names, radii, lam, levels = _prepare(sequence, config, models, thresholds, cache_dir)
+    return _run(sequence, config, model_paths, names, radii, lam, levels, cache_dir=cache_dir, n_jobs=n_jobs,
+                scheduler=scheduler, progress=progress)
+
+
+def _prepare(sequence: ADISequence, config: LimitConfig, models: Mapping[str, str | os.PathLike[str]] | None,
+             thresholds: Mapping[str, float | Sequence[float]] | None, cache_dir: str | os.PathLike[str] | None,
+             ) -> tuple[dict[str, str], list[str], np.ndarray, float, dict[str, np.ndarray]]:
+    """Check, before any work, what :func:`detection_limits` is given: models, baselines, separations, thresholds, cache."""
     v.check_sources_in_frame(config, sequence.frame_size)
     model_paths = check_methods(models, config.baselines)
     names = method_names(model_paths, config.baselines)
+    for name, path in model_paths.items():
+        check_model_data(read_metadata(path), sequence, name=name)
     fwhm = sequence.fwhm_px
     lam = config.lambda_d_px or fwhm
     radii = np.asarray(config.separations_lambda_d) * lam
     limit = sequence.frame_size / 2 - fwhm
     if radii.min() < fwhm * (1 - 1e-9) or radii.max() > limit:
         msg = (f"separations must lie between 1 FWHM ({fwhm:.2f} px = {fwhm / lam:.2f} lambda/D) and N/2 - FWHM ({limit:.2f} px = "
-               f"{limit / lam:.2f} lambda/D); got {radii.min():.2f}-{radii.max():.2f} px")
-        raise ValueError(msg)
+               f"{limit / lam:.2f} lambda/D); got {radii.min():.2f}-{radii.max():.2f} px; choose ").replace("{", "{{").replace("}", "}}")
+        raise SettingError(msg + "{separations_lambda_d} in that range", separations_lambda_d=None)
     check_method_ranks(sequence, config.baselines, r_in_px=[max(0.0, _ring(r, fwhm)[0] - 2 * fwhm) for r in radii],
                        oracle_ncomp=config.oracle_ncomp if config.flux_ladder is None else None)
     levels = _method_thresholds(config, list(model_paths), names, radii.size, thresholds)
-    for name, path in model_paths.items():
-        check_model_data(read_metadata(path), sequence, name=name)
     if cache_dir is not None:
         check_writable_output(cache_dir, kind="folder", name="cache_dir")
+    return dict(model_paths), list(names), radii, lam, levels
 
+
+def _run(sequence: ADISequence, config: LimitConfig, model_paths: Mapping[str, str], names: Sequence[str], radii: np.ndarray,
+         lam: float, levels: Mapping[str, np.ndarray], *, cache_dir: str | os.PathLike[str] | None, n_jobs: int | None,
+         scheduler: Any, progress: bool) -> DetectionLimits:
+    fwhm = sequence.fwhm_px
     psf = sample_psf(sequence, SampleConfig())
     fluxes, snr1 = _ladder(sequence, config, radii, psf)
     injections = limit_injections(sequence, config, fluxes)
@@ -445,3 +461,201 @@ def _score(sequence: ADISequence, config: LimitConfig, names: Sequence[str], lev
                            detected=detected, false_positives=false_pos, tpr_fit=tpr_fit, flux_limit=flux_limit,
                            tpr_target=config.tpr_target, injections=list(injections),
                            models=[m for m in names if m not in config.baselines])
+
+
+@dataclass(frozen=True)
+class ContrastLimits:
+    """What :func:`contrast_limits` measured: the classical curve and the 95%-TPR limits, as contrast and delta mag.
+
+    Attributes
+    ----------
+    classical : ContrastCurve or None
+        The classical ``sigma``-sigma curve of annular PCA-ADI, Student-corrected (None with
+        ``config.classical = False``).
+    detection : DetectionLimits
+        The flux at which each model and baseline detects ``tpr_target`` of the injected companions.
+    star_flux : float
+        The star's flux in an aperture of diameter 1 FWHM, the cube's units (:func:`sodinn.evaluate.contrast.star_flux`).
+    pixel_scale_arcsec : float
+        Pixel scale, arcsec per px.
+    config : LimitConfig
+        The settings.
+    """
+
+    classical: ContrastCurve | None
+    detection: DetectionLimits
+    star_flux: float
+    pixel_scale_arcsec: float
+    config: LimitConfig
+
+    def table(self):
+        """Return both curves in one table: one row per curve, method and separation, with units.
+
+        Returns
+        -------
+        astropy.table.Table
+            Columns ``curve`` (``"classical"``: the ``sigma``-sigma Student curve; ``"tpr"``: the
+            ``tpr_target`` detection limit), ``method`` (``annular-K`` for annular PCA-ADI at K
+            components, or a model's name), ``sep_px`` [pix], ``sep_lambda_d``, ``sep_arcsec`` [arcsec],
+            ``sep_mas`` [mas], ``flux_limit`` (cube units, in an aperture of diameter 1 FWHM),
+            ``contrast`` (flux_limit / star_flux), ``delta_mag`` [mag] (``-2.5 log10 contrast``; NaN where
+            the limit was not reached), then the classical curve's ``noise``, ``student_factor`` and
+            ``throughput`` and the detection limits' ``threshold`` (S/N or probability), ``mean_fp`` and
+            ``n_copies`` (NaN or 0 in the rows of the other curve). ``meta`` holds the star flux, its
+            scaling, the pixel scale and the methods in words.
+        """
+        import astropy.units as u
+        from astropy.table import Table
+
+        cfg = self.config
+        rows: list[dict[str, Any]] = []
+        nan = float("nan")
+        if self.classical is not None:
+            c = self.classical
+            for i, r in enumerate(c.radii_px):
+                rows.append({"curve": "classical", "method": f"annular-{cfg.classical_ncomp}", "sep_px": float(r),
+                             "flux_limit": float(c.flux_limit[i]), "noise": float(c.noise[i]),
+                             "student_factor": float(c.factor[i]), "throughput": float(c.throughput[i]), "threshold": nan,
+                             "mean_fp": nan, "n_copies": 0})
+        d = self.detection
+        for m in d.methods:
+            fp = d.mean_fp(m)
+            for i, r in enumerate(d.radii_px):
+                rows.append({"curve": "tpr", "method": m, "sep_px": float(r), "flux_limit": float(d.flux_limit[m][i]),
+                             "noise": nan, "student_factor": nan, "throughput": nan, "threshold": float(d.thresholds[m][i]),
+                             "mean_fp": float(fp[i]), "n_copies": int(d.detected[m][i].size)})
+        sep = np.array([row["sep_px"] for row in rows], dtype=np.float64)
+        flux = np.array([row["flux_limit"] for row in rows], dtype=np.float64)
+        contrast = flux / self.star_flux
+        table = Table()
+        table["curve"] = [row["curve"] for row in rows]
+        table["method"] = [row["method"] for row in rows]
+        table["sep_px"] = sep * u.pix
+        table["sep_lambda_d"] = sep / d.lambda_d_px
+        table["sep_arcsec"] = sep * self.pixel_scale_arcsec * u.arcsec
+        table["sep_mas"] = sep * self.pixel_scale_arcsec * 1000.0 * u.mas
+        table["flux_limit"] = flux
+        table["contrast"] = contrast
+        table["delta_mag"] = delta_mag(contrast) * u.mag
+        for key in ("noise", "student_factor", "throughput", "threshold", "mean_fp"):
+            table[key] = np.array([row[key] for row in rows], dtype=np.float64)
+        table["n_copies"] = np.array([row["n_copies"] for row in rows], dtype=np.int64)
+        table["sep_lambda_d"].description = f"separation in lambda/D ({d.lambda_d_px:.3f} px)"
+        table["flux_limit"].description = "limiting flux, the cube's units, in an aperture of diameter 1 FWHM"
+        table["contrast"].description = "flux_limit / star flux (same aperture)"
+        table["delta_mag"].description = "-2.5 log10(contrast)"
+        table.meta.update(self.meta())
+        return table
+
+    def meta(self) -> dict[str, Any]:
+        """Return what the table's numbers mean, in words and values (the ECSV header).
+
+        Returns
+        -------
+        dict
+            Star flux and its scaling, pixel scale, lambda/D, the two curves' methods, the settings.
+        """
+        cfg = self.config
+        out: dict[str, Any] = {
+            "star_flux": self.star_flux,
+            "star_flux_method": ("exact sum of the off-axis PSF in an aperture of diameter 1 FWHM on its centre, "
+                                 "times cube_exposure_s / psf_exposure_s / psf_nd_transmission"),
+            "psf_exposure_s": cfg.psf_exposure_s,
+            "cube_exposure_s": cfg.cube_exposure_s,
+            "psf_nd_transmission": cfg.psf_nd_transmission,
+            "pixel_scale_arcsec": self.pixel_scale_arcsec,
+            "lambda_d_px": self.detection.lambda_d_px,
+            "tpr_method": (f"flux at which each method detects {100 * self.detection.tpr_target:g}% of the companions injected "
+                           f"one per copy ({cfg.copies_per_flux} copies per flux level and separation; isotonic fit in log "
+                           f"flux), at its threshold: S/N {cfg.snr_threshold:g} for the baselines, probability "
+                           f"{cfg.prob_threshold:g} for the models unless given per separation"),
+            "limits_config": cfg.to_dict(),
+        }
+        if self.classical is not None:
+            out["classical_method"] = (
+                f"annular PCA-ADI, {cfg.classical_ncomp} components: {cfg.sigma:g}-sigma threshold with the Student-t "
+                f"small-sample correction (Mawet et al. 2014; {cfg.convention} noise apertures) over the throughput of "
+                f"{cfg.classical_azimuths} fake companion(s) per separation at {cfg.injection_snr:g} x noise")
+        return out
+
+
+def contrast_limits(
+    sequence: ADISequence,
+    config: LimitConfig | None = None,
+    models: Mapping[str, str | os.PathLike[str]] | None = None,
+    *,
+    thresholds: Mapping[str, float | Sequence[float]] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+) -> ContrastLimits:
+    """Measure the classical contrast curve and the models' detection limits, as contrast and delta mag.
+
+    Every check of both is made before any work: the pixel scale, the star flux, the models against
+    the data (Keras is not loaded), the baselines, separations and thresholds
+    (:func:`detection_limits`), the classical curve's components against the frames. Then the
+    classical ``config.sigma``-sigma curve of annular PCA-ADI at ``config.classical_ncomp`` components
+    (Student-corrected; every ``config.classical_step_fwhm`` FWHM), then the ``config.tpr_target``
+    limits of the models and baselines on the same injected copies.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The real data, without injections; its pixel scale is needed (for the separations in arcsec).
+    config : LimitConfig, optional
+        Settings (default ``LimitConfig()``), including the star-flux scaling ``psf_exposure_s``,
+        ``cube_exposure_s`` and ``psf_nd_transmission``.
+    models : mapping of name -> model folder, optional
+        Trained models (``sodinn train``).
+    thresholds : mapping of method name -> float or sequence, optional
+        Thresholds per method (see :func:`detection_limits`).
+    cache_dir : path, optional
+        Each copy's maps are cached there; a rerun reuses them.
+    n_jobs : int, optional
+        Worker processes (default: all cores).
+    scheduler : None, str or dask.distributed.Client
+        Where the copies run (see :mod:`sodinn.engine`).
+    progress : bool
+        Show a progress bar over the copies.
+
+    Returns
+    -------
+    ContrastLimits
+        Both curves, the star flux and the pixel scale; :meth:`ContrastLimits.table` gives contrast and
+        delta mag against separation in px, lambda/D, arcsec and mas.
+
+    Raises
+    ------
+    SettingError
+        If the sequence has no pixel scale (``pixel_scale_arcsec``).
+    ValueError
+        As :func:`detection_limits` and :func:`sodinn.evaluate.contrast.classical_contrast_curve`, and if the
+        PSF's aperture flux is not > 0; all before any work.
+    FileNotFoundError
+        For a model folder without ``model.json``.
+    OSError
+        If ``cache_dir`` cannot be written.
+    """
+    config = config or LimitConfig()
+    if sequence.pixel_scale_arcsec is None:
+        raise SettingError("the separations in arcsec need the pixel scale: pass {pixel_scale_arcsec}",
+                           pixel_scale_arcsec=None)
+    star = config.star_flux if config.star_flux is not None else star_flux(
+        sequence.psf, sequence.fwhm_px, psf_exposure_s=config.psf_exposure_s, cube_exposure_s=config.cube_exposure_s,
+        psf_nd_transmission=config.psf_nd_transmission)
+    model_paths, names, radii, lam, levels = _prepare(sequence, config, models, thresholds, cache_dir)
+    classical = None
+    if config.classical:
+        try:
+            classical = classical_contrast_curve(
+                sequence, radii_px=default_radii(sequence, step_fwhm=config.classical_step_fwhm), ncomp=config.classical_ncomp,
+                sigma=config.sigma, n_azimuths=config.classical_azimuths, injection_snr=config.injection_snr, star_flux=star,
+                known_sources_xy=config.known_sources_xy, mask_radius_fwhm=config.mask_radius_fwhm,
+                lambda_d_px=config.lambda_d_px, seed=config.seed, convention=config.convention)
+        except SettingError as err:
+            raise err.renamed(ncomp="classical_ncomp") from None
+    detection = _run(sequence, config, model_paths, names, radii, lam, levels, cache_dir=cache_dir, n_jobs=n_jobs,
+                     scheduler=scheduler, progress=progress)
+    return ContrastLimits(classical=classical, detection=detection, star_flux=star,
+                          pixel_scale_arcsec=float(sequence.pixel_scale_arcsec), config=config)

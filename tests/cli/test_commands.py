@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -255,11 +256,12 @@ def _argv(command, small_fits, tmp_path, out):
         "train": ["train", str(tmp_path / "s.h5"), "-o", out],
         "predict": ["predict", str(SHIPPED_MODEL), *_data_flags(small_fits), "-o", out],
         "roc": ["roc", "--model", str(SHIPPED_MODEL), *_data_flags(small_fits), "-o", out],
+        "limits": ["limits", "--model", str(SHIPPED_MODEL), *_data_flags(small_fits), "--pixel-scale", "0.0272", "-o", out],
         "demo": ["demo", "-o", out],
     }[command] + ["--quiet"]
 
 
-COMMANDS = ["reduce", "samples", "train", "predict", "roc", "survey", "demo"]
+COMMANDS = ["reduce", "samples", "train", "predict", "roc", "limits", "survey", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -308,6 +310,7 @@ def _interrupt(*args, **kwargs):
     ("samples", "sodinn.mlar.store.fit_flux_ranges"),  # the S/N oracle: no .parts/ either
     ("predict", "sodinn.pipeline.predict.find_candidates"),
     ("roc", "sodinn.pipeline.roc.write_roc_report"),
+    ("limits", "sodinn.pipeline.limits.write_limits_report"),
     ("demo", "sodinn.pipeline.demo.write_reductions"),
 ])
 def test_a_run_interrupted_midway_leaves_nothing_new(command, step, small_fits, tmp_path, monkeypatch, capsys):
@@ -321,6 +324,8 @@ def test_a_run_interrupted_midway_leaves_nothing_new(command, step, small_fits, 
             ks=np.array([[1]])))
     if command == "roc":  # no copies either: the harness's result stands in
         monkeypatch.setattr("sodinn.pipeline.roc.run_roc", lambda *a, cache_dir, **k: cache_dir.mkdir(parents=True))
+    if command == "limits":  # no copies: an empty cache stands in for the measurement
+        monkeypatch.setattr("sodinn.pipeline.limits.contrast_limits", lambda *a, cache_dir, **k: cache_dir.mkdir(parents=True))
     monkeypatch.setattr(step, _interrupt)
     (tmp_path / "kept.txt").write_text("x")
     out = tmp_path / "new" / ("s.h5" if command == "samples" else "out")
@@ -336,7 +341,7 @@ def test_a_training_interrupted_before_its_first_epoch_leaves_no_model_folder(ti
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["predict", "roc"])
+@pytest.mark.parametrize("command", ["predict", "roc", "limits"])
 def test_a_model_of_another_fwhm_is_refused_before_keras_is_loaded(command, small_fits, tmp_path):
     """The FWHM is in model.json: the refusal needs neither Keras nor TensorFlow (a fresh process, as a user's)."""
     out = tmp_path / "out"
@@ -521,3 +526,93 @@ def test_candidate_summary_lists_sky_terms_and_says_how_many():
     assert lines[0].startswith("12 candidate(s) with P >= 0.9; the first 10 (all in candidates.ecsv)")
     assert "north offset -104.39 deg" in lines[1] and "764940" in lines[1]
     assert len(lines) == 12 and 'sep=0.484" PA=212.9 deg E of N S/N=  9.1 dmag= 7.65' in lines[2]
+
+
+# ---------------------------------------------------------------- sodinn limits
+
+LIMITS_QUICK = ["--copies", "1", "--separations", "2.5", "-j", "1", "--pixel-scale", "0.0272", "--quiet"]
+
+
+def _limits_config(tmp_path, extra=""):
+    cfg = tmp_path / "limits.toml"
+    cfg.write_text("[limits]\nflux_ladder = [5.0, 50.0]\nclassical_azimuths = 1\nclassical_step_fwhm = 2.0\n"
+                   f"oracle_azimuths = 1\n{extra}")
+    return str(cfg)
+
+
+def test_limits_command_with_a_baseline_writes_delta_mag_against_arcsec(small_fits, tmp_path, capsys):
+    from astropy.table import Table
+    from matplotlib.image import imread
+
+    out = tmp_path / "limits"
+    argv = ["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK,
+            "--psf-exposure", "0.5", "--cube-exposure", "2", "--psf-nd-transmission", "0.01", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "delta mag limits" in printed and "annular-10 95% TPR" in printed and "annular-10 5-sigma" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["cache", "config.toml", "limits.ecsv", "limits.png", "tpr.ecsv"]
+    table = Table.read(out / "limits.ecsv", format="ascii.ecsv")
+    for name, unit in (("sep_px", "pix"), ("sep_arcsec", "arcsec"), ("sep_mas", "mas"), ("delta_mag", "mag")):
+        assert str(table[name].unit) == unit, name
+    assert {"curve", "method", "sep_lambda_d", "flux_limit", "contrast"} <= set(table.colnames)
+    ok = np.isfinite(table["contrast"]) & (np.asarray(table["contrast"]) > 0)
+    assert ok.any()
+    np.testing.assert_allclose(table["delta_mag"][ok], -2.5 * np.log10(table["contrast"][ok]), rtol=1e-12)
+    np.testing.assert_allclose(table["sep_arcsec"], table["sep_px"] * 0.0272, rtol=1e-15)
+    from sodinn.adi.psf import aperture_flux
+
+    psf = fits.getdata(small_fits / "fwhm4" / "psf.fits")
+    fwhm = table.meta["lambda_d_px"]  # the fitted FWHM (lambda/D defaults to it)
+    assert table.meta["star_flux"] == pytest.approx(aperture_flux(psf, fwhm) * 2.0 / 0.5 / 0.01, rel=1e-6)
+    assert (table.meta["psf_exposure_s"], table.meta["cube_exposure_s"], table.meta["psf_nd_transmission"]) == (0.5, 2.0, 0.01)
+    image = imread(out / "limits.png")
+    assert image.shape[:2] == (600, 840) and (image[..., :3] < 0.5).mean() > 0.005
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["limits"]["psf_nd_transmission"] == 0.01 and config["limits"]["copies_per_flux"] == 1
+    assert config["limits"]["flux_ladder"] == [5.0, 50.0] and config["data"]["pixel_scale_arcsec"] == 0.0272
+
+
+def test_limits_command_with_the_shipped_model(small_fits, tmp_path, capsys):
+    from astropy.table import Table
+
+    out = tmp_path / "limits"
+    argv = ["limits", "--config", _limits_config(tmp_path, "classical = false\n"), "--model", f"net={SHIPPED_MODEL}",
+            *_data_flags(small_fits), *LIMITS_QUICK, "-o", str(out)]
+    assert main(argv) == 0
+    assert "net 95% TPR" in capsys.readouterr().out
+    table = Table.read(out / "limits.ecsv", format="ascii.ecsv")
+    assert set(table["curve"]) == {"tpr"} and set(table["method"]) == {"net", "annular-10"}
+    assert tomllib.loads((out / "config.toml").read_text())["limits"]["models"] == [f"net={SHIPPED_MODEL}"]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--copies", "0"], "copies_per_flux must be >= 1; got 0 (set by --copies or [limits] copies_per_flux)"),
+    (["--psf-nd-transmission", "50"], "--psf-nd-transmission is a transmission, a fraction in (0, 1]"),
+    (["--psf-exposure", "0"], "--psf-exposure must be a time in seconds"),
+    (["--separations", "9"], "separations must lie between 1 FWHM"),
+    (["--classical-ncomp", "500"], "500 components are more than annular PCA-ADI can use on these data"),
+    (["--baselines", "loci-3"], "unknown baseline 'loci'"),
+])
+def test_limits_command_refuses_bad_settings_in_one_line(small_fits, tmp_path, capsys, flags, message):
+    out = tmp_path / "limits"
+    argv = ["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK, *flags, "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sodinn limits: error: {message}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_limits_command_names_the_flag_of_a_missing_pixel_scale_and_of_too_many_components(small_fits, tmp_path, capsys):
+    out = tmp_path / "limits"
+    quick = [a for a in LIMITS_QUICK if a not in ("--pixel-scale", "0.0272")]
+    assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *quick, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == ("sodinn limits: error: the separations in arcsec need the pixel scale: pass "
+                                       "--pixel-scale\n")
+    assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK, "--separations",
+                 "9", "-o", str(out)]) == 2
+    assert "; choose --separations in that range\n" in capsys.readouterr().err
+    assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK, "--classical-ncomp",
+                 "500", "-o", str(out)]) == 2
+    assert re.search(r"; use at most --classical-ncomp \d+\n$", capsys.readouterr().err)
+    assert not out.exists()

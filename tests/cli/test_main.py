@@ -13,6 +13,7 @@ from sodinn.cli.main import build_parser
 from sodinn.config import (
     DataConfig,
     EngineConfig,
+    LimitConfig,
     PredictConfig,
     ReduceConfig,
     RocConfig,
@@ -25,13 +26,13 @@ SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodi
 
 #: The settings dataclass of each table of a configuration file
 CLASSES = {"data": DataConfig, "reduce": ReduceConfig, "samples": SampleConfig, "train": TrainConfig,
-           "predict": PredictConfig, "roc": RocConfig, "engine": EngineConfig}
+           "predict": PredictConfig, "roc": RocConfig, "limits": LimitConfig, "engine": EngineConfig}
 #: The keys of paths a table holds besides its dataclass fields
 PATH_KEYS = {"data": (), "reduce": ("output",), "samples": ("output",), "train": ("samples", "output"),
              "predict": ("model", "output"), "engine": ()}
 #: The least arguments each command parses with
 COMMANDS = {"demo": [], "info": ["x.fits"], "reduce": [], "samples": [], "train": [], "predict": [], "roc": [],
-            "survey": ["survey.toml"]}
+            "limits": [], "survey": ["survey.toml"]}
 
 
 def test_help_and_version(capsys):
@@ -112,11 +113,11 @@ def test_every_flag_destination_is_an_argument_of_a_command():
         missing = sorted(set(mapping) - everywhere)
         assert not missing, f"FLAGS[{table!r}]: no command has the argument(s) {missing}"
     # the commands that read a table take all its flags
-    for command in ("reduce", "samples", "predict", "roc"):
+    for command in ("reduce", "samples", "predict", "roc", "limits"):
         assert set(FLAGS["data"]) <= dests[command], command
-    for command in ("samples", "roc"):
+    for command in ("samples", "roc", "limits"):
         assert set(FLAGS["engine"]) <= dests[command], command
-    for table in ("reduce", "samples", "train", "predict", "roc"):
+    for table in ("reduce", "samples", "train", "predict", "roc", "limits"):
         assert set(FLAGS[table]) <= dests[table], table
 
 
@@ -133,6 +134,7 @@ def test_a_flag_reaches_its_destination():
 def test_tables_allow_the_dataclass_fields_and_their_path_keys():
     assert set(TABLES) == set(CLASSES)
     assert TABLES["roc"] == (None, ())  # RocConfig.from_dict checks [roc] in its command (with models and output)
+    assert TABLES["limits"] == (None, ())  # LimitConfig.from_dict checks [limits] in its command (with models and output)
     for table, keys in PATH_KEYS.items():
         cls, extra = TABLES[table]
         assert cls is CLASSES[table], table

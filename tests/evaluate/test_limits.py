@@ -116,3 +116,89 @@ def test_bad_settings_are_refused_before_work(synthetic):
         detection_limits(synthetic, LimitConfig(flux_ladder=(1.0, 2.0)), {"net": "/nonexistent"}, progress=False)
     with pytest.raises(ValueError, match="unknown baseline 'loci'"):
         detection_limits(synthetic, LimitConfig(flux_ladder=(1.0, 2.0), baselines=("loci-3",)), progress=False)
+
+
+# ---------------------------------------------------------------- contrast limits (sodinn limits)
+
+def _scaled(seq, scale=0.0272):
+    return ADISequence(cube=seq.cube, angles_deg=seq.angles_deg, psf=seq.psf, fwhm_px=seq.fwhm_px, pixel_scale_arcsec=scale)
+
+
+QUICK = dict(copies_per_flux=1, flux_ladder=(5.0, 50.0), classical_azimuths=1, classical_step_fwhm=2.0, oracle_azimuths=1)
+
+
+@pytest.fixture(scope="module")
+def quick_limits(synthetic):
+    """Both curves on the 63 px synthetic sequence, star flux scaled by 10 s / 0.5 s / 1 % ND = 2000 x the PSF's."""
+    from sodinn.evaluate.limits import contrast_limits
+
+    config = LimitConfig(**QUICK, psf_exposure_s=0.5, cube_exposure_s=10.0, psf_nd_transmission=0.01)
+    return contrast_limits(_scaled(synthetic), config, n_jobs=1, progress=False)
+
+
+def test_contrast_limits_table_speaks_contrast_delta_mag_and_arcsec(quick_limits, synthetic):
+    import astropy.units as u
+
+    from sodinn.adi.psf import aperture_flux
+
+    r = quick_limits
+    assert r.star_flux == pytest.approx(aperture_flux(synthetic.psf, 4.0) * 10.0 / 0.5 / 0.01, rel=1e-12)
+    t = r.table()
+    assert t.colnames[:9] == ["curve", "method", "sep_px", "sep_lambda_d", "sep_arcsec", "sep_mas", "flux_limit", "contrast",
+                              "delta_mag"]
+    assert (t["sep_px"].unit, t["sep_arcsec"].unit, t["sep_mas"].unit, t["delta_mag"].unit) == (u.pix, u.arcsec, u.mas, u.mag)
+    assert set(t["curve"]) == {"classical", "tpr"} and set(t["method"]) == {"annular-10"}
+    np.testing.assert_allclose(t["sep_arcsec"], t["sep_px"] * 0.0272, rtol=1e-15)
+    np.testing.assert_allclose(t["sep_mas"], t["sep_px"] * 27.2, rtol=1e-12)
+    np.testing.assert_allclose(t["sep_lambda_d"], t["sep_px"] / 4.0, rtol=1e-15)
+    np.testing.assert_allclose(t["contrast"], t["flux_limit"] / r.star_flux, rtol=1e-15)
+    ok = np.isfinite(t["contrast"]) & (t["contrast"] > 0)
+    assert ok.sum() >= 3
+    np.testing.assert_allclose(t["delta_mag"][ok], -2.5 * np.log10(t["contrast"][ok]), rtol=1e-12)
+    assert np.all(np.isnan(t["delta_mag"][~ok]))  # a limit not reached (NaN flux) has no delta mag
+    classical = t[t["curve"] == "classical"]
+    np.testing.assert_allclose(classical["flux_limit"], r.classical.flux_limit, rtol=1e-15)
+    np.testing.assert_allclose(classical["sep_px"], [4.0, 12.0, 20.0], rtol=1e-12)  # every 2 FWHM from 1 FWHM
+    assert list(t[t["curve"] == "tpr"]["sep_px"]) == pytest.approx([6.0, 10.0, 14.0])  # 1.5, 2.5, 3.5 lambda/D
+    assert t.meta["star_flux"] == r.star_flux and t.meta["pixel_scale_arcsec"] == 0.0272
+    assert "Student" in t.meta["classical_method"] and "95% of the companions" in t.meta["tpr_method"]
+
+
+def test_contrast_limits_refuse_before_any_work(synthetic, monkeypatch):
+    from sodinn.evaluate.limits import contrast_limits
+    from sodinn.exceptions import SettingError
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr("sodinn.evaluate.limits.classical_contrast_curve", no_work)
+    monkeypatch.setattr("sodinn.evaluate.limits._run", no_work)
+    with pytest.raises(SettingError, match=r"^the separations in arcsec need the pixel scale: pass pixel_scale_arcsec$"):
+        contrast_limits(synthetic, LimitConfig(**QUICK), n_jobs=1)
+    with pytest.raises(SettingError, match="choose separations_lambda_d in that range"):
+        contrast_limits(_scaled(synthetic), LimitConfig(**{**QUICK, "separations_lambda_d": (9.0,)}), n_jobs=1)
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        contrast_limits(_scaled(synthetic), LimitConfig(**QUICK), {"net": "/nonexistent"}, n_jobs=1)
+
+
+def test_too_many_classical_components_name_their_setting(synthetic):
+    from sodinn.evaluate.limits import contrast_limits
+    from sodinn.exceptions import SettingError
+
+    with pytest.raises(SettingError, match=r"are more than annular PCA-ADI can use .*use at most classical_ncomp=\d+$"):
+        contrast_limits(_scaled(synthetic), LimitConfig(**{**QUICK, "classical_ncomp": 500}), n_jobs=1, progress=False)
+
+
+def test_limit_settings_are_checked():
+    with pytest.raises(ValueError, match=r"psf_nd_transmission .* in \(0, 1\]; got 50.0 \(an attenuation factor\? pass 1 / 50\)"):
+        LimitConfig(psf_nd_transmission=50.0)
+    for name in ("psf_exposure_s", "cube_exposure_s", "sigma", "injection_snr", "classical_step_fwhm"):
+        with pytest.raises(ValueError, match=f"{name} must be > 0"):
+            LimitConfig(**{name: 0.0})
+    with pytest.raises(ValueError, match="convention must be one of 'mawet', 'vip'"):
+        LimitConfig(convention="photutils")
+    with pytest.raises(TypeError, match="classical must be true or false"):
+        LimitConfig(classical="yes")  # type: ignore[arg-type]
+    assert LimitConfig(psf_exposure_s=0.5, cube_exposure_s=2.0, psf_nd_transmission=0.25).star_flux_scale == 16.0
+    config = LimitConfig(convention="vip", classical=False, psf_nd_transmission=0.02)
+    assert LimitConfig.from_dict(config.to_dict()) == config

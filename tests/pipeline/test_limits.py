@@ -132,3 +132,53 @@ def test_a_failure_while_writing_leaves_no_folder(curve, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_limits(tmp_path / "a" / "limits", classical=curve)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- the report of sodinn limits
+
+QUICK = dict(copies_per_flux=1, flux_ladder=(5.0, 50.0), classical_azimuths=1, classical_step_fwhm=2.0, oracle_azimuths=1,
+             separations_lambda_d=(2.5,), psf_nd_transmission=0.01)
+
+
+@pytest.fixture(scope="module")
+def scaled_sequence(tiny_sequence):
+    return ADISequence(tiny_sequence.cube, tiny_sequence.angles_deg, tiny_sequence.psf, tiny_sequence.fwhm_px, 0.0272)
+
+
+def test_limits_report_writes_ecsv_figure_and_config(scaled_sequence, tmp_path):
+    import tomllib
+
+    from matplotlib.image import imread
+
+    from sodinn.config import LimitConfig
+    from sodinn.pipeline.limits import limits_report
+
+    out = tmp_path / "limits"
+    result = limits_report(scaled_sequence, LimitConfig(**QUICK), None, out, data={"cube": "cube.fits"}, n_jobs=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["cache", "config.toml", "limits.ecsv", "limits.png", "tpr.ecsv"]
+    table = Table.read(out / "limits.ecsv", format="ascii.ecsv")
+    assert str(table["sep_arcsec"].unit) == "arcsec" and str(table["delta_mag"].unit) == "mag"
+    np.testing.assert_allclose(table["delta_mag"], result.table()["delta_mag"], rtol=1e-15)
+    assert table.meta["psf_nd_transmission"] == 0.01 and table.meta["star_flux"] == pytest.approx(result.star_flux)
+    image = imread(out / "limits.png")
+    assert image.shape[0] >= 500 and image.shape[1] >= 700  # 7 x 5 in at 120 dpi
+    rgb = image[..., :3]
+    assert (rgb < 0.5).mean() > 0.005 and (rgb > 0.9).mean() > 0.5  # drawn, on a white page
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["limits"]["psf_nd_transmission"] == 0.01 and config["limits"]["separations_lambda_d"] == [2.5]
+    assert config["data"] == {"cube": "cube.fits"} and config["limits"]["output"] == str(out.resolve())
+    assert len(Table.read(out / "tpr.ecsv", format="ascii.ecsv")) == 2  # one separation x 2 flux levels
+
+
+def test_limits_report_refuses_before_any_file(scaled_sequence, tmp_path):
+    from sodinn.config import LimitConfig
+    from sodinn.exceptions import SettingError
+    from sodinn.pipeline.limits import limits_report
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError, match="it is a file, not a folder; choose another output_dir"):
+        limits_report(scaled_sequence, LimitConfig(**QUICK), None, tmp_path / "file", n_jobs=1)
+    no_scale = ADISequence(scaled_sequence.cube, scaled_sequence.angles_deg, scaled_sequence.psf, 4.0)
+    with pytest.raises(SettingError, match="pixel scale"):
+        limits_report(no_scale, LimitConfig(**QUICK), None, tmp_path / "out", n_jobs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

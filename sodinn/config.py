@@ -503,7 +503,7 @@ class TrainConfig(_Settings):
 
 @dataclass(frozen=True)
 class DataConfig(_Settings):
-    """The input files of a sequence (the ``[data]`` table): cube, angles and PSF (FITS), and what the files omit.
+    """The input files of a sequence (the ``[data]`` table): cube, angles and PSF (FITS) or a VIP ``.npz``, and what they omit.
 
     Attributes
     ----------
@@ -527,6 +527,11 @@ class DataConfig(_Settings):
         Go on when the field rotation moves a source at the inner radius of the command's analysis by
         less than one FWHM (default False: the command stops before any work, since the angles are
         then often in radians, or the sequence too short; ``--allow-small-rotation``).
+    npz : str, optional
+        A VIP ``Dataset`` saved as ``.npz`` (``Dataset.save``), instead of the three FITS files: its
+        cube, angles, PSF and, when saved, FWHM and pixel scale (``fwhm_px`` and ``pixel_scale_arcsec``
+        override them); read with :meth:`sodinn.adi.sequence.ADISequence.from_npz`, arrays only.
+        In a configuration file, relative to the file's folder.
 
     Raises
     ------
@@ -535,8 +540,8 @@ class DataConfig(_Settings):
         an HDU that is neither an index nor a name, or an ``allow_small_rotation`` that is not true or
         false.
     ValueError
-        For a FWHM or pixel scale that is not finite and positive, a negative HDU index or an unknown
-        ``nan_policy``.
+        For a FWHM or pixel scale that is not finite and positive, a negative HDU index, an unknown
+        ``nan_policy``, or ``npz`` given with FITS files or their HDU settings.
     """
 
     _WHAT = "data"
@@ -552,6 +557,7 @@ class DataConfig(_Settings):
     angles_column: str | None = None
     psf_hdu: int | str | None = None
     allow_small_rotation: bool = False
+    npz: str | None = None
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
@@ -569,7 +575,7 @@ class DataConfig(_Settings):
         if self.angles_column is not None and not isinstance(self.angles_column, str):
             msg = f"angles_column must be a column name in quotes; got {self.angles_column!r}"
             raise TypeError(msg)
-        for name in ("cube", "angles", "psf"):
+        for name in ("cube", "angles", "psf", "npz"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 msg = f"{name} must be a file name in quotes; got {value!r}"
@@ -579,10 +585,21 @@ class DataConfig(_Settings):
         for name in ("fwhm_px", "pixel_scale_arcsec"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, v.check_positive(getattr(self, name), name=name))
+        if self.npz is not None:
+            both = [name for name in ("cube", "angles", "psf") if getattr(self, name) is not None]
+            if both:
+                msg = f"npz and {', '.join(both)} both name the data; keep npz (a VIP Dataset) or the three FITS files"
+                raise ValueError(msg)
+            fits_only = [name for name in ("cube_hdu", "angles_hdu", "angles_column", "psf_hdu") if getattr(self, name) is not None]
+            if fits_only:
+                msg = f"{', '.join(fits_only)} apply to FITS files, not to npz; remove them"
+                raise ValueError(msg)
 
     @property
     def missing(self) -> tuple[str, ...]:
-        """The input files not given (of ``cube``, ``angles``, ``psf``)."""
+        """The input files not given (of ``cube``, ``angles``, ``psf``; none when ``npz`` names the data)."""
+        if self.npz is not None:
+            return ()
         return tuple(name for name in ("cube", "angles", "psf") if getattr(self, name) is None)
 
 

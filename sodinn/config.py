@@ -505,7 +505,7 @@ class TrainConfig(_Settings):
 
 @dataclass(frozen=True)
 class DataConfig(_Settings):
-    """The input files of a sequence (the ``[data]`` table): cube, angles and PSF (FITS), and what the files omit.
+    """The input files of a sequence (the ``[data]`` table): cube, angles and PSF (FITS) or a VIP ``.npz``, and what they omit.
 
     Attributes
     ----------
@@ -543,6 +543,11 @@ class DataConfig(_Settings):
     star_flux : float, optional
         The star's flux in the cube's units in a 1-FWHM-diameter aperture (VIP's ``starphot``); when
         given it replaces the PSF-based value (``--star-flux``; 764939.6 for the shared NACO cube).
+    npz : str, optional
+        A VIP ``Dataset`` saved as ``.npz`` (``Dataset.save``), instead of the three FITS files: its
+        cube, angles, PSF and, when saved, FWHM and pixel scale (``fwhm_px`` and ``pixel_scale_arcsec``
+        override them); read with :meth:`sodinn.adi.sequence.ADISequence.from_npz`, arrays only.
+        In a configuration file, relative to the file's folder.
 
     Raises
     ------
@@ -551,10 +556,11 @@ class DataConfig(_Settings):
         an HDU that is neither an index nor a name, or an ``allow_small_rotation`` that is not true or
         false.
     ValueError
-        For a FWHM or pixel scale that is not finite and positive, a negative HDU index or an unknown
-        ``nan_policy``; a :class:`~sodinn.exceptions.SettingError` naming the setting for an offset
-        that is not a finite number, an exposure time or star flux that is not a positive number or a
-        transmission outside (0, 1].
+        For a FWHM or pixel scale that is not finite and positive, a negative HDU index, an unknown
+        ``nan_policy``, or ``npz`` given with FITS files or their HDU settings; a
+        :class:`~sodinn.exceptions.SettingError` naming the setting for an offset that is not a finite
+        number, an exposure time or star flux that is not a positive number or a transmission outside
+        (0, 1].
     """
 
     _WHAT = "data"
@@ -575,6 +581,7 @@ class DataConfig(_Settings):
     cube_exposure_s: float = 1.0
     psf_nd_transmission: float = 1.0
     star_flux: float | None = None
+    npz: str | None = None
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
@@ -593,7 +600,7 @@ class DataConfig(_Settings):
         if self.angles_column is not None and not isinstance(self.angles_column, str):
             msg = f"angles_column must be a column name in quotes; got {self.angles_column!r}"
             raise TypeError(msg)
-        for name in ("cube", "angles", "psf"):
+        for name in ("cube", "angles", "psf", "npz"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 msg = f"{name} must be a file name in quotes; got {value!r}"
@@ -603,10 +610,21 @@ class DataConfig(_Settings):
         for name in ("fwhm_px", "pixel_scale_arcsec"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, v.check_positive(getattr(self, name), name=name))
+        if self.npz is not None:
+            both = [name for name in ("cube", "angles", "psf") if getattr(self, name) is not None]
+            if both:
+                msg = f"npz and {', '.join(both)} both name the data; keep npz (a VIP Dataset) or the three FITS files"
+                raise ValueError(msg)
+            fits_only = [name for name in ("cube_hdu", "angles_hdu", "angles_column", "psf_hdu") if getattr(self, name) is not None]
+            if fits_only:
+                msg = f"{', '.join(fits_only)} apply to FITS files, not to npz; remove them"
+                raise ValueError(msg)
 
     @property
     def missing(self) -> tuple[str, ...]:
-        """The input files not given (of ``cube``, ``angles``, ``psf``)."""
+        """The input files not given (of ``cube``, ``angles``, ``psf``; none when ``npz`` names the data)."""
+        if self.npz is not None:
+            return ()
         return tuple(name for name in ("cube", "angles", "psf") if getattr(self, name) is None)
 
 

@@ -82,7 +82,7 @@ def test_check_known_keys_and_its_extra_keys():
 def test_field_names_are_in_definition_order():
     assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu",
                                        "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation", "north_offset_deg",
-                                       "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux")
+                                       "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux", "npz")
     assert field_names(ReduceConfig) == ("method", "ncomp", "delta_rot")
     assert field_names(PredictConfig) == ("threshold", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")
@@ -204,6 +204,18 @@ def test_data_config_paths_and_missing():
     assert cfg.missing == ("angles", "psf")
     assert DataConfig().missing == ("cube", "angles", "psf")
     assert NON_DEFAULT[DataConfig].missing == ()
+
+
+def test_data_config_npz_names_the_data_alone():
+    cfg = DataConfig(npz=Path("data/ds.npz"), fwhm_px=4)
+    assert cfg.npz == "data/ds.npz" and cfg.missing == ()
+    assert DataConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="npz and cube, psf both name the data; keep npz"):
+        DataConfig(npz="ds.npz", cube="c.fits", psf="p.fits")
+    with pytest.raises(ValueError, match="cube_hdu, angles_column apply to FITS files, not to npz"):
+        DataConfig(npz="ds.npz", cube_hdu=1, angles_column="PARANG")
+    with pytest.raises(TypeError, match="npz must be a file name in quotes"):
+        DataConfig(npz=3)
 
 
 @pytest.mark.parametrize(

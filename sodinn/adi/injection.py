@@ -342,7 +342,7 @@ class FourierShifter:
         self._stamp = np.ascontiguousarray(stamp, dtype=np.float64)
 
     def shifted(self, dy: np.ndarray, dx: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Return the stamp shifted by ``(dy, dx)`` (|d| < 1, shape (b, n)) times ``scale`` (b,): shape (b, n, p, p).
+        """Return the stamp shifted by ``(dy, dx)`` (``|d| < 1``, shape (b, n)) times ``scale`` (b,): shape (b, n, p, p).
 
         Every product is per row of the batch, so a row's result does not depend on the others.
 

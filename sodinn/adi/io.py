@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +28,9 @@ from sodinn import _validation as v
 from sodinn._atomic import atomic_path
 from sodinn.exceptions import PSFWarning, SettingError, SodinnWarning
 
-__all__ = ["ANGLE_COLUMNS", "HDUChoice", "PSFStamp", "apply_nan_policy", "file_checksum", "read_angles", "read_cube",
-           "read_fits", "read_psf", "read_psf_stamp", "select_hdu", "sky_header", "unwrap_angles", "write_fits"]
+__all__ = ["ANGLE_COLUMNS", "HDUChoice", "PSFStamp", "VIPArrays", "apply_nan_policy", "file_checksum", "read_angles",
+           "read_cube", "read_fits", "read_psf", "read_psf_stamp", "read_vip_npz", "select_hdu", "sky_header", "unwrap_angles",
+           "write_fits"]
 
 _NAN_POLICIES = ("raise", "zero")
 
@@ -591,7 +594,11 @@ def read_psf_stamp(path: str | os.PathLike[str], *, hdu: int | str | None = None
         If stamps were averaged, or the stamp was recentred.
     """
     data, _ = _read(path, "psf", hdu, None)
-    name = Path(path).name
+    return _psf_stamp(data, Path(path).name, f"psf in {Path(path).name}", stacklevel=3)
+
+
+def _psf_stamp(data: np.ndarray, name: str, what: str, *, stacklevel: int) -> PSFStamp:
+    """Average a cube of PSF stamps (with a warning) and centre the stamp (see :func:`read_psf_stamp`)."""
     n_stamps = 1
     if data.ndim == 3:
         n_stamps = int(data.shape[0])
@@ -606,10 +613,10 @@ def read_psf_stamp(path: str | os.PathLike[str], *, hdu: int | str | None = None
                 f"{data.shape[1]}x{data.shape[2]} px stamp.{drift} Pass a single (p, p) stamp (e.g. the channel or "
                 "the exposure matching the cube) to use it as it is",
                 PSFWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
         data = data.mean(axis=0)
-    stamp, offset, recentred = v.center_psf(data, name=f"psf in {name}")
+    stamp, offset, recentred = v.center_psf(data, name=what)
     return PSFStamp(stamp=stamp, n_averaged=n_stamps, offset_xy_px=(float(offset[0]), float(offset[1])),
                     recentred=recentred)
 
@@ -830,3 +837,194 @@ def _header_value(value: Any) -> Any:
     if isinstance(value, (str, os.PathLike)):
         return str(value)
     return json.dumps(value, default=str, sort_keys=True)
+
+
+# ---------------------------------------------------------------- VIP datasets saved as .npz
+
+
+@dataclass(frozen=True)
+class VIPArrays:
+    """The arrays of a VIP ``Dataset`` saved as ``.npz`` (:func:`read_vip_npz`), before they form a sequence.
+
+    Attributes
+    ----------
+    cube : ndarray, shape (n_frames, N, N), float64
+        The cube as stored (NaN/inf kept: :func:`apply_nan_policy` decides).
+    angles_deg : ndarray, shape (n_frames,), float64
+        Parallactic angles, degrees, unwrapped (see :func:`unwrap_angles`).
+    psf : PSFStamp
+        The off-axis PSF stamp, averaged and centred as :func:`read_psf_stamp` does.
+    psf_key : str
+        The archive member the PSF was read from: ``"psf"`` (VIP's PSF as measured), else ``"psfn"``
+        (VIP's normalised PSF: flux 1 in a 1-FWHM aperture, so fluxes and contrasts measured with it are
+        relative to that normalisation).
+    fwhm_px : float or None
+        The dataset's ``fwhm``, px, or None when it was not saved (VIP saves a missing value as an
+        object, which is not read).
+    pixel_scale_arcsec : float or None
+        The dataset's ``px_scale``, arcsec/px, or None.
+    vip_version : str or None
+        The VIP version that saved the file (``_vip_version``), when recorded.
+    """
+
+    cube: np.ndarray
+    angles_deg: np.ndarray
+    psf: PSFStamp
+    psf_key: str
+    fwhm_px: float | None
+    pixel_scale_arcsec: float | None
+    vip_version: str | None
+
+
+#: Members of a VIP ``Dataset`` archive read as the PSF, in order of preference
+_VIP_PSF_KEYS = ("psf", "psfn")
+
+
+def read_vip_npz(path: str | os.PathLike[str], *, psf_key: str | None = None) -> VIPArrays:
+    """Read a VIP ``Dataset`` saved with ``Dataset.save`` (a NumPy ``.npz`` archive): arrays only, no pickles.
+
+    VIP (``vip_hci.objects.Dataset.save``) stores the dataset's attributes as members of the archive:
+    ``cube``, ``angles`` (degrees, VIP's convention, the same as sodinn's), ``psf`` and/or ``psfn``
+    (normalised), ``fwhm`` (px) and ``px_scale`` (arcsec/px); attributes that were ``None`` are
+    stored as Python objects. The archive is opened with ``allow_pickle=False``: a pickled member can
+    run arbitrary code when loaded, so it is never read; unused members (``cuberef``, ``wavelengths``,
+    ``injections_yx``, ...) are not touched, and a ``fwhm`` or ``px_scale`` stored as an object counts
+    as missing.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file.
+    psf_key : {"psf", "psfn"}, optional
+        The member to read the PSF from; default ``"psf"`` when the archive holds it as an array,
+        else ``"psfn"``.
+
+    Returns
+    -------
+    VIPArrays
+        The cube, the unwrapped angles (degrees), the centred PSF stamp and the member it came from,
+        the FWHM (px) and pixel scale (arcsec/px) when saved, and the VIP version.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not a NumPy ``.npz`` archive, lacks the cube, the angles or a PSF, stores one of
+        them as a Python object (pickle: refused, the message says how to save it as an array), holds
+        a 4-D (IFS) cube, or its arrays fail the checks of the FITS readers (shape, angles per frame,
+        NaN in the angles, PSF centring); a :class:`~sodinn.exceptions.SettingError` names ``psf_key``
+        when the member it names is missing or unknown.
+
+    Warns
+    -----
+    PSFWarning
+        If the PSF was a cube of stamps (averaged), or was recentred.
+
+    Examples
+    --------
+    >>> data = read_vip_npz("betapic_dataset.npz")  # doctest: +SKIP
+    >>> data.cube.shape, data.psf_key, data.fwhm_px  # doctest: +SKIP
+    ((61, 101, 101), 'psf', 4.8)
+    """
+    p = Path(path)
+    if p.is_dir():
+        msg = f"{p} is a folder; pass the .npz file of a VIP Dataset (Dataset.save)"
+        raise ValueError(msg)
+    if not p.is_file():
+        msg = f"file not found: {p}; check the path"
+        raise FileNotFoundError(msg)
+    if psf_key is not None and psf_key not in _VIP_PSF_KEYS:
+        raise SettingError(f"{{psf_key}} must be one of {', '.join(map(repr, _VIP_PSF_KEYS))}; got {psf_key!r}",
+                           psf_key=None)
+    with open(p, "rb") as fh:  # numpy leaves the file open when it is not a zip archive: read through our handle
+        magic = fh.read(6)
+        if magic.startswith(b"\x93NUMPY"):
+            msg = f"{p} holds a single NumPy array (.npy), not a VIP Dataset archive (.npz with cube, angles and psf)"
+            raise ValueError(msg)
+        if not magic.startswith(b"PK"):
+            msg = f"{p} is not a NumPy .npz archive (a zip file); pass the file written by VIP's Dataset.save"
+            raise ValueError(msg)
+        fh.seek(0)
+        try:
+            archive = np.load(fh, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            msg = f"cannot read {p} as a NumPy .npz archive ({err}); is it complete? pass the file written by VIP's Dataset.save"
+            raise ValueError(msg) from err
+        with archive:
+            keys = tuple(archive.files)
+            cube = _npz_array(archive, p, "cube", keys)
+            angles = _npz_array(archive, p, "angles", keys)
+            if psf_key is None:
+                present = [k for k in _VIP_PSF_KEYS if k in keys and _npz_optional(archive, k) is not None]
+                if not present:
+                    _npz_array(archive, p, "psf", keys)  # raises: missing, or stored as an object
+                psf_key = present[0]
+            elif psf_key not in keys:
+                raise SettingError(f"{p} has no member {psf_key!r} (its members: {', '.join(keys)}); fix {{psf_key}}",
+                                   psf_key=None)
+            psf = _npz_array(archive, p, psf_key, keys)
+            fwhm = _npz_optional(archive, "fwhm")
+            scale = _npz_optional(archive, "px_scale")
+            version = _npz_optional(archive, "_vip_version", numeric=False)
+    name = p.name
+    if cube.ndim == 4:
+        msg = (f"cube in {name} is 4-D {cube.shape} (an IFS cube: channels, frames, N, N); sodinn reads ADI cubes "
+               "(n_frames, N, N): save one channel, e.g. Dataset(cube=dataset.cube[channel], ...)")
+        raise ValueError(msg)
+    cube = v.check_cube(cube, name=f"cube in {name}", allow_nonfinite=True)
+    angles = v.check_angles(angles, cube.shape[0], name=f"angles in {name}")  # unwrapped, as read_angles does
+    if psf.ndim not in (2, 3):
+        msg = f"{psf_key} in {name} is {psf.ndim}-D {psf.shape}; a PSF is a (p, p) stamp or a (n, p, p) cube of them"
+        raise ValueError(msg)
+    stamp = _psf_stamp(psf, f"{psf_key} in {name}", f"{psf_key} in {name}", stacklevel=3)
+    return VIPArrays(cube=cube, angles_deg=angles, psf=stamp, psf_key=psf_key,
+                     fwhm_px=_npz_scalar(fwhm, "fwhm", name), pixel_scale_arcsec=_npz_scalar(scale, "px_scale", name),
+                     vip_version=None if version is None else str(version))
+
+
+def _npz_array(archive: Any, p: Path, key: str, keys: tuple[str, ...]) -> np.ndarray:
+    """Return a numeric member of an archive as float64, or refuse: missing, pickled, or not numbers."""
+    if key not in keys:
+        msg = (f"{p} has no {key!r} array (its members: {', '.join(keys) or 'none'}); a VIP Dataset saved with "
+               f"Dataset.save holds cube, angles and psf (or psfn): set dataset.{key} before saving")
+        raise ValueError(msg)
+    try:
+        arr = archive[key]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        msg = f"cannot read {key!r} in {p} ({err}); the file is damaged or incomplete: copy or save it again"
+        raise ValueError(msg) from err
+    except ValueError as err:  # "Object arrays cannot be loaded when allow_pickle=False"
+        msg = (f"{key!r} in {p} is stored as a Python object (pickle; None when the Dataset had no {key}); sodinn "
+               f"reads arrays only (allow_pickle=False), since loading a pickle can run arbitrary code: set "
+               f"dataset.{key} to a numeric array before Dataset.save, or pass FITS files instead")
+        raise ValueError(msg) from err
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        msg = f"{key!r} in {p} holds {arr.dtype} values, not numbers; save it as a numeric array"
+        raise ValueError(msg)
+    return np.array(arr, dtype=np.float64)
+
+
+def _npz_optional(archive: Any, key: str, *, numeric: bool = True) -> Any:
+    """Return a member, or None when it is missing or stored as an object (VIP's None); never unpickle."""
+    if key not in archive.files:
+        return None
+    try:
+        arr = archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):  # an object (VIP's None), or damaged
+        return None
+    if numeric and not np.issubdtype(arr.dtype, np.number):
+        return None
+    return arr.item() if arr.ndim == 0 else arr
+
+
+def _npz_scalar(value: Any, key: str, name: str) -> float | None:
+    """Return a saved ``fwhm`` or ``px_scale`` as a positive float (None when missing)."""
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != 1:
+        msg = (f"{key} in {name} holds {arr.size} values (one per IFS channel?); sodinn needs one number for an "
+               "ADI sequence")
+        raise ValueError(msg)
+    return v.check_positive(float(arr.reshape(())), name=f"{key} in {name}")

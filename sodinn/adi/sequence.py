@@ -11,8 +11,18 @@ import numpy as np
 import numpy.typing as npt
 
 from sodinn import _validation as v
+from sodinn._atomic import check_writable_output
 from sodinn.adi.geometry import frame_center
-from sodinn.adi.io import apply_nan_policy, file_checksum, read_angles, read_fits, read_psf_stamp, select_hdu
+from sodinn.adi.io import (
+    apply_nan_policy,
+    file_checksum,
+    read_angles,
+    read_fits,
+    read_psf_stamp,
+    read_vip_npz,
+    select_hdu,
+    write_fits,
+)
 from sodinn.adi.psf import fit_fwhm, normalize_psf
 from sodinn.adi.sky import derotation_angles_deg
 from sodinn.exceptions import SettingError
@@ -344,3 +354,133 @@ class ADISequence:
             "field_rotation_deg": self.field_rotation_deg,
             **self.provenance,
         }
+
+    @classmethod
+    def from_npz(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        fwhm_px: float | None = None,
+        pixel_scale_arcsec: float | None = None,
+        nan_policy: str = "raise",
+        psf_key: str | None = None,
+    ) -> ADISequence:
+        """Read a sequence from a VIP ``Dataset`` saved as ``.npz`` (arrays only, never a pickle).
+
+        The archive written by VIP's ``Dataset.save`` holds the cube, the parallactic angles (degrees,
+        the same convention as sodinn's), the PSF (``psf``, else the normalised ``psfn``), and the FWHM
+        and pixel scale when the dataset had them (see :func:`sodinn.adi.io.read_vip_npz`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.npz`` file.
+        fwhm_px : float, optional
+            PSF FWHM, px; default: the archive's ``fwhm``, else fitted on the PSF with
+            :func:`sodinn.adi.psf.fit_fwhm`.
+        pixel_scale_arcsec : float, optional
+            Plate scale, arcsec/px; default: the archive's ``px_scale``, if any.
+        nan_policy : {"raise", "zero"}
+            NaN/inf pixels of the cube, as in :meth:`from_fits`.
+        psf_key : {"psf", "psfn"}, optional
+            The member holding the PSF; default ``"psf"`` when present, else ``"psfn"``.
+
+        Returns
+        -------
+        ADISequence
+            Its provenance records the file, its SHA-256 checksum (``npz_file``, ``npz_sha256``), the PSF
+            member (``psf_key``), where the FWHM and the pixel scale came from (``fwhm_source``:
+            ``"npz"``, ``"given"`` or ``"fit"``), the VIP version that saved it, and what
+            :meth:`from_fits` records about dropped frames and the PSF.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If the file is not a VIP ``.npz`` archive of a 3-D cube, angles and a PSF, stores one of them
+            as a Python object (refused), or the data fail the checks of :class:`ADISequence`; a
+            :class:`~sodinn.exceptions.SettingError` names ``nan_policy`` or ``psf_key`` when one of them
+            fixes it.
+
+        Warns
+        -----
+        PSFWarning
+            If PSF stamps were averaged, or the PSF was recentred.
+
+        See Also
+        --------
+        to_fits : Write the sequence as the three FITS files :meth:`from_fits` reads.
+
+        Examples
+        --------
+        >>> seq = ADISequence.from_npz("betapic_dataset.npz")  # doctest: +SKIP
+        """
+        data = read_vip_npz(path, psf_key=psf_key)
+        name = f"cube in {Path(path).name}"
+        cube, angles, dropped = apply_nan_policy(data.cube, data.angles_deg, nan_policy, name=name)
+        psf = data.psf.stamp
+        if fwhm_px is not None:
+            fwhm, source = fwhm_px, "given"
+        elif data.fwhm_px is not None:
+            fwhm, source = data.fwhm_px, "npz"
+        else:
+            fwhm, source = fit_fwhm(psf), "fit"
+        scale = pixel_scale_arcsec if pixel_scale_arcsec is not None else data.pixel_scale_arcsec
+        provenance: dict[str, Any] = {"fwhm_source": source, "npz_file": str(Path(path).resolve()),
+                                      "npz_sha256": file_checksum(path), "psf_key": data.psf_key}
+        if data.vip_version is not None:
+            provenance["vip_version"] = data.vip_version
+        if data.psf.n_averaged > 1:
+            provenance["psf_averaged_stamps"] = data.psf.n_averaged
+        if data.psf.recentred:
+            provenance.update(psf_offset_xy_px=[round(d, 4) for d in data.psf.offset_xy_px], psf_recentred=True)
+        if dropped.size:
+            provenance["dropped_frames"] = [int(i) for i in dropped]
+        return cls(cube, angles, psf, fwhm, scale, provenance)
+
+    def to_fits(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the sequence as FITS: ``cube.fits``, ``angles.fits`` and ``psf.fits`` in ``folder``.
+
+        The three files are what :meth:`from_fits` (and ``sodinn COMMAND --cube --angles --psf``) read
+        back: the cube ``(n_frames, N, N)``, the angles (degrees, as held: unwrapped) and the centred PSF
+        stamp, float64, each written atomically by :func:`sodinn.adi.io.write_fits` with a header that
+        records the FWHM (px), the pixel scale (arcsec/px) when known, and the sequence's provenance.
+
+        Parameters
+        ----------
+        folder : str or path-like
+            Output folder (created, with its parents, if missing).
+        overwrite : bool
+            Replace existing files of those names (default False: refuse before writing anything).
+
+        Returns
+        -------
+        dict of str to Path
+            ``{"cube": ..., "angles": ..., "psf": ...}``, the files written.
+
+        Raises
+        ------
+        OSError
+            If ``folder`` cannot be written (a file, no permission: the message names ``folder``).
+        FileExistsError
+            If one of the files exists and ``overwrite`` is False.
+
+        Examples
+        --------
+        >>> ADISequence.from_npz("betapic_dataset.npz").to_fits("betapic_fits")  # doctest: +SKIP
+        """
+        out = check_writable_output(folder, kind="folder", name="folder")
+        paths = {role: out / f"{role}.fits" for role in ("cube", "angles", "psf")}
+        existing = [str(p) for p in paths.values() if p.exists()]
+        if existing and not overwrite:
+            msg = f"{', '.join(existing)} exist(s); pass overwrite=True or choose another folder"
+            raise FileExistsError(msg)
+        out.mkdir(parents=True, exist_ok=True)
+        header: dict[str, Any] = {"fwhm_px": self.fwhm_px, "angles_unit": "deg, counter-clockwise from +x (VIP)"}
+        if self.pixel_scale_arcsec is not None:
+            header["pixel_scale_arcsec"] = self.pixel_scale_arcsec
+        header.update({k: val for k, val in self.provenance.items() if k not in header})
+        for role, data in (("cube", self.cube), ("angles", self.angles_deg), ("psf", self.psf)):
+            write_fits(paths[role], data, provenance={"role": role, **header}, overwrite=True)
+        return paths

@@ -40,7 +40,8 @@ from sodinn.config import (
 from sodinn.exceptions import RotationWarning, python_setting, toml_setting
 
 __all__ = ["COMMAND_TABLES", "FLAGS", "TABLES", "UserError", "cli_setting",
-           "candidate_summary", "cmd_demo", "cmd_info", "cmd_limits", "cmd_predict", "cmd_reduce", "cmd_roc", "cmd_samples",
+           "candidate_summary", "cmd_convert", "cmd_demo", "cmd_info", "cmd_limits", "cmd_predict", "cmd_reduce", "cmd_roc",
+           "cmd_samples",
            "cmd_survey", "cmd_train"]
 
 logger = logging.getLogger("sodinn")
@@ -68,7 +69,8 @@ FLAGS: dict[str, dict[str, str]] = {
              "nan_policy": "nan_policy", "cube_hdu": "cube_hdu", "angles_hdu": "angles_hdu",
              "angles_column": "angles_column", "psf_hdu": "psf_hdu", "allow_small_rotation": "allow_small_rotation",
              "north_offset": "north_offset_deg", "psf_exposure": "psf_exposure_s", "cube_exposure": "cube_exposure_s",
-             "psf_nd_transmission": "psf_nd_transmission", "star_flux": "star_flux"},
+             "psf_nd_transmission": "psf_nd_transmission", "star_flux": "star_flux",
+             "npz": "npz"},
     "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
@@ -93,6 +95,7 @@ COMMAND_TABLES: dict[str, tuple[str, ...]] = {
     "limits": ("limits", "data", "engine"),
     "survey": ("samples", "train", "predict", "data", "engine"),
     "info": ("data",),
+    "convert": ("data",),
     "demo": (),
 }
 
@@ -201,39 +204,89 @@ def _check_tables(cfg: Mapping[str, Any], path: str) -> None:
             raise UserError(msg)
 
 
+_FITS_INPUTS = ("cube", "angles", "psf")
+_FITS_ONLY = ("cube_hdu", "angles_hdu", "angles_column", "psf_hdu")
+
+
+def _data_table(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """Return the effective [data] table: the configuration's, the flags put in, input paths resolved.
+
+    The data come either from three FITS files (cube, angles, psf) or from one VIP ``.npz``: a flag
+    naming one kind replaces the configuration's inputs of the other kind; both kinds in the flags, or
+    both in the table, are refused.
+    """
+    table = dict(cfg.get("data", {}))
+    flag_fits = [k for k in _FITS_INPUTS if getattr(args, k, None) is not None]
+    if getattr(args, "npz", None) is not None:
+        if flag_fits:
+            raise UserError(f"--npz and --{' --'.join(flag_fits)} both name the input data; pass either --npz FILE "
+                            "(a VIP Dataset) or --cube, --angles and --psf (FITS)")
+        for key in (*_FITS_INPUTS, *_FITS_ONLY):  # the flag replaces the configuration's FITS inputs
+            table.pop(key, None)
+    elif flag_fits:
+        table.pop("npz", None)
+    if "npz" in table and any(k in table for k in _FITS_INPUTS):
+        both = ", ".join(k for k in _FITS_INPUTS if k in table)
+        raise UserError(f"[data] of --config names both npz and {both}; keep npz (a VIP Dataset) or the three FITS files")
+    data = _apply_flags(table, args, "data")
+    for key in (*_FITS_INPUTS, "npz"):  # a flag's path is relative to the working folder, the config's to its folder
+        if getattr(args, key, None) is not None:
+            data[key] = str(Path(getattr(args, key)).resolve())
+    if "npz" in data:
+        fits_only = [k for k in _FITS_ONLY if data.get(k) is not None]
+        if fits_only:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in fits_only)
+            raise UserError(f"{flags} (or [data] {', '.join(fits_only)}): settings of FITS files, not of --npz; remove them")
+        if not isinstance(data["npz"], str):
+            raise UserError(f"[data] npz must be a file name in quotes; got {data['npz']!r}")
+        return data
+    missing = [k for k in _FITS_INPUTS if k not in data]
+    if missing:
+        msg = (f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE, --npz FILE (a VIP Dataset) or a "
+               "--config with a [data] table")
+        raise UserError(msg)
+    for key in _FITS_INPUTS:
+        if not isinstance(data[key], str):
+            msg = f"[data] {key} must be a file name in quotes; got {data[key]!r}"
+            raise UserError(msg)
+    return data
+
+
 def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path) -> tuple[Any, dict[str, Any]]:
     """Read the ADISequence named by --config [data] and the flags; return it and the effective [data] table."""
     from sodinn.adi.sequence import ADISequence
 
-    data = _apply_flags(dict(cfg.get("data", {})), args, "data")
-    for key in ("cube", "angles", "psf"):  # a flag's path is relative to the working folder, the config's to its folder
-        if getattr(args, key) is not None:
-            data[key] = str(Path(getattr(args, key)).resolve())
-    missing = [k for k in ("cube", "angles", "psf") if k not in data]
-    if missing:
-        msg = f"missing input(s): {', '.join(missing)}; pass --{missing[0]} FILE or a --config with a [data] table"
-        raise UserError(msg)
-    for key in ("cube", "angles", "psf"):
-        if not isinstance(data[key], str):
-            msg = f"[data] {key} must be a file name in quotes; got {data[key]!r}"
-            raise UserError(msg)
+    data = _data_table(args, cfg, base)
     config = DataConfig.from_dict(data)
-    paths = {k: (base / getattr(config, k)).resolve() for k in ("cube", "angles", "psf")}
+    keys = ("npz",) if config.npz is not None else _FITS_INPUTS
+    paths = {k: (base / getattr(config, k)).resolve() for k in keys}
     for key, path in paths.items():
         if path.is_dir():
-            msg = f"{key} {path} is a folder; pass the FITS file of the {key}"
+            what = "the .npz file of a VIP Dataset" if key == "npz" else f"the FITS file of the {key}"
+            msg = f"{key} {path} is a folder; pass {what}"
             raise UserError(msg)
     with warnings.catch_warnings():  # the command judges the rotation at its own radius (_check_rotation)
         warnings.simplefilter("ignore", RotationWarning)
-        seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
-                                    pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
-                                    cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
-                                    angles_column=config.angles_column, psf_hdu=config.psf_hdu,
-                                    north_offset_deg=config.north_offset_deg)
-    where = [f"{k} from {seq.provenance[k + '_hdu']}" for k in ("cube", "angles", "psf")
-             if not seq.provenance[f"{k}_hdu"].startswith("HDU 0 ")]
-    logger.info("%s: %d frames of %dx%d px, FWHM %.2f px%s", paths["cube"].name, seq.n_frames, seq.frame_size,
-                seq.frame_size, seq.fwhm_px, f" ({', '.join(where)})" if where else "")
+        if config.npz is not None:
+            seq = ADISequence.from_npz(paths["npz"], fwhm_px=config.fwhm_px, pixel_scale_arcsec=config.pixel_scale_arcsec,
+                                       nan_policy=config.nan_policy)
+            if config.north_offset_deg:
+                seq = seq.with_north_offset(config.north_offset_deg)
+        else:
+            seq = ADISequence.from_fits(paths["cube"], paths["angles"], paths["psf"], fwhm_px=config.fwhm_px,
+                                        pixel_scale_arcsec=config.pixel_scale_arcsec, nan_policy=config.nan_policy,
+                                        cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
+                                        angles_column=config.angles_column, psf_hdu=config.psf_hdu,
+                                        north_offset_deg=config.north_offset_deg)
+    if config.npz is not None:
+        logger.info("%s: VIP Dataset, %d frames of %dx%d px, FWHM %.2f px (%s), PSF from %r", paths["npz"].name,
+                    seq.n_frames, seq.frame_size, seq.frame_size, seq.fwhm_px, seq.provenance["fwhm_source"],
+                    seq.provenance["psf_key"])
+    else:
+        where = [f"{k} from {seq.provenance[k + '_hdu']}" for k in _FITS_INPUTS
+                 if not seq.provenance[f"{k}_hdu"].startswith("HDU 0 ")]
+        logger.info("%s: %d frames of %dx%d px, FWHM %.2f px%s", paths["cube"].name, seq.n_frames, seq.frame_size,
+                    seq.frame_size, seq.fwhm_px, f" ({', '.join(where)})" if where else "")
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 
@@ -400,6 +453,43 @@ def cmd_info(args: argparse.Namespace) -> int:
         msg = (f"{small[0]['file']}: {small[0]['rotation_note']}; pass the angles in degrees, or "
                "--allow-small-rotation if the rotation is right")
         raise UserError(msg)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``sodinn convert``: write a sequence (a VIP ``.npz``, or FITS) as FITS (:meth:`ADISequence.to_fits`).
+
+    The sequence is read as every command reads it (``--npz``, or ``--cube``/``--angles``/``--psf``,
+    and ``--config``), checked, and written as ``cube.fits``, ``angles.fits`` and ``psf.fits`` in
+    ``--output``, which the other commands read with ``--cube``, ``--angles`` and ``--psf``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status (0).
+
+    Raises
+    ------
+    UserError
+        If the output cannot be written, or holds those files and ``--overwrite`` is not given.
+    """
+    cfg, base = _load_config(args)
+    out = _output_folder(Path(args.output))
+    existing = [name for name in ("cube.fits", "angles.fits", "psf.fits") if (out / name).exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{out} already holds {', '.join(existing)}; pass --overwrite or choose another --output")
+    seq, _ = _load_sequence(args, cfg, base)
+    paths = seq.to_fits(out, overwrite=args.overwrite)
+    scale = f", {seq.pixel_scale_arcsec:g} arcsec/px" if seq.pixel_scale_arcsec is not None else ""
+    print(f"{seq.n_frames} frames of {seq.frame_size}x{seq.frame_size} px, FWHM {seq.fwhm_px:.2f} px{scale}: "
+          f"{', '.join(str(p) for p in paths.values())}")
+    flags = f"--cube {paths['cube']} --angles {paths['angles']} --psf {paths['psf']} --fwhm {seq.fwhm_px:.6g}"
+    print(f"read them back with: {flags}" + (f" --pixel-scale {seq.pixel_scale_arcsec:g}" if scale else ""))
     return 0
 
 

@@ -144,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
                       "the star would move by less than one FWHM (angles in radians?)")
     info.set_defaults(func=commands.cmd_info)
 
+    convert = sub.add_parser(
+        "convert", parents=[common], help="write a sequence (a VIP Dataset .npz, or FITS) as three FITS files",
+        description="Read a sequence as the other commands do (--npz FILE for a VIP Dataset saved with Dataset.save, "
+        "or --cube/--angles/--psf, or --config), check it, and write cube.fits, angles.fits (degrees) and psf.fits "
+        "(the centred stamp) into OUTPUT, with the FWHM and pixel scale in their headers.",
+    )
+    _add_data_options(convert)
+    convert.add_argument("--output", "-o", required=True, help="output folder")
+    convert.add_argument("--overwrite", action="store_true", help="replace cube.fits, angles.fits and psf.fits if there")
+    convert.set_defaults(func=commands.cmd_convert)
+
     reduce = sub.add_parser(
         "reduce", parents=[common], help="classical reduction (PCA-ADI) and S/N map of an ADI sequence",
         description="Reduce an ADI sequence with a classical method (annular PCA-ADI, full-frame PCA-ADI or "
@@ -287,6 +298,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cube", help="FITS cube (n_frames, N, N)")
     parser.add_argument("--angles", help="FITS parallactic angles, degrees")
     parser.add_argument("--psf", help="FITS off-axis PSF")
+    parser.add_argument("--npz", metavar="FILE", help="a VIP Dataset saved as .npz (Dataset.save: cube, angles, psf, fwhm, "
+                        "px_scale; arrays only) instead of --cube, --angles and --psf")
     parser.add_argument("--fwhm", type=float, help="PSF FWHM in px (default: 2-D Gaussian fit of the PSF)")
     parser.add_argument("--pixel-scale", type=float, help="arcsec per pixel")
     parser.add_argument("--allow-small-rotation", action="store_true",

@@ -184,7 +184,7 @@ def _samples_info(path: Path) -> dict[str, Any]:
             "known_sources_xy": [list(xy) for xy in config.known_sources_xy],
             "fwhm_px": sequence.get("fwhm_px"), "pixel_scale_arcsec": sequence.get("pixel_scale_arcsec"),
             "sources": {k: {"file": sequence.get(f"{k}_file"), "sha256": sequence.get(f"{k}_sha256")}
-                        for k in ("cube", "angles", "psf") if f"{k}_file" in sequence},
+                        for k in ("cube", "angles", "psf", "npz") if f"{k}_file" in sequence},
             "config_sha256": f.provenance.get("config_sha256"), "sodinn_version": f.provenance.get("sodinn_version"),
         }
 

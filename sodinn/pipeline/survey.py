@@ -43,7 +43,7 @@ import numpy as np
 
 from sodinn import _validation as v
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
-from sodinn.adi.io import file_checksum, select_hdu, write_fits
+from sodinn.adi.io import file_checksum, read_vip_npz, select_hdu, write_fits
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.sky import PSFScaling
 from sodinn.config import DataConfig, EngineConfig, PredictConfig, SampleConfig, TrainConfig, field_names, load_toml
@@ -223,7 +223,8 @@ def _target(entry: dict[str, Any], i: int, shared_samples: dict[str, Any], share
         known = [*samples.get("known_sources_xy", []), *entry.get("known_sources_xy", [])]
         sample_config = SampleConfig.from_dict({**samples, "known_sources_xy": known})
         if data is not None:  # positions against the frame size in the file's header, before any target runs
-            shape = select_hdu(data["cube"], "cube", hdu=data.get("cube_hdu")).shape
+            shape = (read_vip_npz(data["npz"]).cube.shape if "npz" in data
+                     else select_hdu(data["cube"], "cube", hdu=data.get("cube_hdu")).shape)
             v.check_sources_in_frame(sample_config, shape[-1])
         train_config = TrainConfig.from_dict({**shared_train, **_sub_table(entry, "train")})
         check_model_name(train_config.model)
@@ -245,11 +246,14 @@ def _sub_table(entry: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _data(table: Any, base: Path) -> dict[str, Any]:
-    if not isinstance(table, dict) or set(table) - set(field_names(DataConfig)) or not {"cube", "angles", "psf"} <= set(table):
-        msg = f"data must be a table with cube, angles and psf (paths) and optionally fwhm_px, pixel_scale_arcsec; got {table!r}"
+    inputs = ("npz",) if isinstance(table, dict) and "npz" in table else ("cube", "angles", "psf")
+    if not isinstance(table, dict) or set(table) - set(field_names(DataConfig)) or not set(inputs) <= set(table):
+        msg = (f"data must be a table with cube, angles and psf (paths), or npz (a VIP Dataset), and optionally fwhm_px, "
+               f"pixel_scale_arcsec; got {table!r}")
         raise ValueError(msg)
+    DataConfig.from_dict(table)  # npz with FITS inputs or their HDU settings is refused here
     data = dict(table)
-    for key in ("cube", "angles", "psf"):
+    for key in inputs:
         if not isinstance(data[key], str):
             msg = f"data {key} must be a path in quotes; got {data[key]!r}"
             raise ValueError(msg)
@@ -474,7 +478,8 @@ class _Steps:
 def _prepare_data(target: Target, out: Path, steps: _Steps) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     """Return the target's data table (paths, FWHM, pixel scale), the truth of a synthetic target, and a data digest."""
     if target.data is not None:
-        key: dict[str, Any] = {k: file_checksum(target.data[k]) for k in ("cube", "angles", "psf")}
+        key: dict[str, Any] = {k: file_checksum(target.data[k]) for k in ("cube", "angles", "psf", "npz")
+                               if k in target.data}
         key.update({k: target.data.get(k) for k in ("fwhm_px", "pixel_scale_arcsec")})
         return dict(target.data), None, json.dumps(key, sort_keys=True)
     if target.synthetic is None:
@@ -535,8 +540,14 @@ def _sequence(data: Mapping[str, Any], r_in_fwhm: float) -> ADISequence:
                "north_offset_deg")
     with warnings.catch_warnings():  # judged below, at the radius the samples start from
         warnings.simplefilter("ignore", RotationWarning)
-        seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
-                                    **{key: data[key] for key in options if data.get(key) is not None})
+        if "npz" in data:
+            seq = ADISequence.from_npz(data["npz"], **{key: data[key] for key in ("fwhm_px", "pixel_scale_arcsec",
+                                                                                  "nan_policy") if data.get(key) is not None})
+            if data.get("north_offset_deg"):
+                seq = seq.with_north_offset(data["north_offset_deg"])
+        else:
+            seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
+                                        **{key: data[key] for key in options if data.get(key) is not None})
     problem = v.rotation_shortfall(seq.angles_deg, seq.fwhm_px, (r_in_fwhm + 0.5) * seq.fwhm_px,
                                    radius_name="the centre of the innermost sample annulus")
     if problem is not None and not data.get("allow_small_rotation"):

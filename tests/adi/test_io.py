@@ -4,10 +4,12 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sodinn.adi.io import read_angles, read_cube, read_psf, read_psf_stamp, unwrap_angles, write_fits
+from sodinn.adi.io import read_angles, read_cube, read_psf, read_psf_stamp, read_vip_npz, unwrap_angles, write_fits
 from sodinn.adi.psf import psf_centroid
-from sodinn.exceptions import PSFWarning, SodinnWarning
+from sodinn.exceptions import PSFWarning, SettingError, SodinnWarning
 
 from ..conftest import gaussian_psf, offset_psf
 
@@ -156,3 +158,106 @@ def test_sky_header_gives_the_scale_the_orientation_and_a_readable_wcs(tmp_path)
     np.testing.assert_allclose(north, [0.272, 0.0], atol=1e-9)
     plain = sky_header(64)
     assert "PIXSCALE" not in plain and plain["STARX"][0] == 33.0 and "if the angles hold it" in plain["ORIENT"][0]
+
+
+# ---------------------------------------------------------------- VIP datasets saved as .npz
+
+
+def _vip_save(vip, path, *, cube, angles, psf=None, psfn=None, fwhm=None, px_scale=None):
+    """Save a VIP Dataset with vip-hci's own Dataset.save (prints its shapes: silenced)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from vip_hci.objects import Dataset
+
+        Dataset(cube=cube, angles=angles, psf=psf, psfn=psfn, fwhm=fwhm, px_scale=px_scale).save(str(path))
+    return path
+
+
+@pytest.mark.vip
+def test_read_vip_npz_reads_what_vip_dataset_save_wrote(vip, tmp_path, rng):
+    cube, angles, psf = rng.normal(size=(6, 21, 21)), np.linspace(-20.0, 80.0, 6), gaussian_psf(9, 2.8)
+    path = _vip_save(vip, tmp_path / "ds.npz", cube=cube, angles=angles, psf=psf, fwhm=2.8, px_scale=0.0272)
+    raw = np.load(path, allow_pickle=True)  # what VIP wrote: None attributes as pickled objects
+    assert raw["psfn"].dtype == object and raw["cuberef"].dtype == object
+    data = read_vip_npz(path)
+    assert np.array_equal(data.cube, cube) and np.array_equal(data.angles_deg, angles)
+    assert np.array_equal(data.psf.stamp, psf) and not data.psf.recentred and data.psf_key == "psf"
+    assert data.fwhm_px == 2.8 and data.pixel_scale_arcsec == 0.0272
+    assert data.vip_version == vip.__version__
+
+
+@pytest.mark.vip
+def test_read_vip_npz_takes_psfn_without_psf_and_missing_fwhm_as_none(vip, tmp_path, rng):
+    psfn = gaussian_psf(9, 3.0)
+    path = _vip_save(vip, tmp_path / "ds.npz", cube=rng.normal(size=(5, 15, 15)), angles=np.arange(5.0) * 20, psfn=psfn)
+    data = read_vip_npz(path)
+    assert data.psf_key == "psfn" and np.array_equal(data.psf.stamp, psfn)
+    assert data.fwhm_px is None and data.pixel_scale_arcsec is None
+    with pytest.raises(ValueError, match="'psf' in .* is stored as a Python object .pickle; None when the Dataset had no psf"):
+        read_vip_npz(path, psf_key="psf")  # asked for, but saved as None: an object, never unpickled
+    np.savez(tmp_path / "plain.npz", cube=np.zeros((3, 9, 9)), angles=np.zeros(3), psfn=psfn)
+    with pytest.raises(SettingError, match="has no member 'psf' .its members: cube, angles, psfn.; fix psf_key"):
+        read_vip_npz(tmp_path / "plain.npz", psf_key="psf")
+
+
+def test_read_vip_npz_refuses_pickled_members_with_the_fix(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, cube=np.zeros((3, 9, 9)), angles=np.array([None, 1, 2], dtype=object), psf=gaussian_psf(5, 2.0))
+    with pytest.raises(ValueError, match=r"'angles' in .* is stored as a Python object .*allow_pickle=False.*"
+                                         r"set dataset.angles to a numeric array"):
+        read_vip_npz(path)
+    np.savez(path, cube=np.zeros((3, 9, 9)), angles=np.zeros(3), psf=np.array(None), psfn=np.array(None))
+    with pytest.raises(ValueError, match="'psf' in .* is stored as a Python object"):
+        read_vip_npz(path)
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda p: p.mkdir(), "is a folder; pass the .npz file"),
+    (lambda p: p.write_text("[data]\n"), "is not a NumPy .npz archive"),
+    (lambda p: p.write_bytes(b"\x93NUMPY" + b"\0" * 40), r"holds a single NumPy array \(.npy\)"),
+    (lambda p: p.write_bytes(b"PK\x03\x04" + b"\0" * 40), "cannot read .* as a NumPy .npz archive"),
+    (lambda p: np.savez(p, angles=np.zeros(3), psf=np.ones((3, 3))), r"has no 'cube' array \(its members: angles, psf\)"),
+    (lambda p: np.savez(p, cube=np.zeros((3, 9, 9)), psf=np.ones((3, 3))), "has no 'angles' array"),
+    (lambda p: np.savez(p, cube=np.zeros((3, 9, 9)), angles=np.zeros(3)), "has no 'psf' array"),
+    (lambda p: np.savez(p, cube=np.zeros((2, 3, 9, 9)), angles=np.zeros(3), psf=np.ones((3, 3))),
+     r"4-D \(2, 3, 9, 9\) \(an IFS cube.*save one channel"),
+    (lambda p: np.savez(p, cube=np.zeros((3, 9, 9)), angles=np.zeros(4), psf=gaussian_psf(5, 2.0)),
+     "angles in bad.npz has 4 values but the cube has 3 frames"),
+    (lambda p: np.savez(p, cube=np.zeros((3, 9, 9)), angles=np.array(["a", "b", "c"]), psf=np.ones((3, 3))),
+     "'angles' in .* holds <U1 values, not numbers"),
+    (lambda p: np.savez(p, cube=np.zeros((3, 9, 9)), angles=np.zeros(3), psf=gaussian_psf(5, 2.0),
+                        fwhm=np.array([3.0, 3.1])), "fwhm in bad.npz holds 2 values"),
+])
+def test_read_vip_npz_refuses_what_is_not_a_vip_dataset_in_one_message(tmp_path, make, expected):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(ValueError, match=expected):
+        read_vip_npz(path)
+
+
+def test_read_vip_npz_names_missing_files_and_bad_psf_keys(tmp_path):
+    with pytest.raises(FileNotFoundError, match="file not found: .*none.npz; check the path"):
+        read_vip_npz(tmp_path / "none.npz")
+    path = tmp_path / "ok.npz"
+    np.savez(path, cube=np.zeros((3, 9, 9)), angles=np.zeros(3), psf=gaussian_psf(5, 2.0))
+    with pytest.raises(SettingError, match="psf_key must be one of 'psf', 'psfn'; got 'PSF'"):
+        read_vip_npz(path, psf_key="PSF")
+
+
+@settings(max_examples=25, deadline=None)
+@given(turns=st.lists(st.integers(-2, 2), min_size=6, max_size=6), offset=st.floats(-180, 180))
+def test_read_vip_npz_unwraps_angles_as_the_fits_reader_does(tmp_path_factory, turns, offset):
+    """Angles wrapped by any whole turns per frame read back as the same continuous sequence, from .npz and from FITS."""
+    angles = offset + np.linspace(0.0, 100.0, 6)
+    wrapped = angles + 360.0 * np.asarray(turns)
+    folder = tmp_path_factory.mktemp("wrap")
+    np.savez(folder / "ds.npz", cube=np.zeros((6, 9, 9)), angles=wrapped, psf=gaussian_psf(5, 2.0))
+    from_npz = read_vip_npz(folder / "ds.npz").angles_deg
+    from_fits = read_angles(_write(folder / "angles.fits", wrapped))
+    assert np.array_equal(from_npz, from_fits)
+    np.testing.assert_allclose(np.diff(from_npz), np.diff(angles), atol=1e-9)
+    assert (from_npz[0] - angles[0]) % 360.0 == pytest.approx(0.0, abs=1e-9) or \
+        (from_npz[0] - angles[0]) % 360.0 == pytest.approx(360.0, abs=1e-9)

@@ -12,7 +12,7 @@ from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.io import file_checksum
 from sodinn.adi.psf import psf_centroid
 from sodinn.adi.sequence import ADISequence
-from sodinn.exceptions import PSFWarning, RotationWarning
+from sodinn.exceptions import PSFWarning, RotationWarning, SodinnWarning
 
 from ..conftest import gaussian_psf, offset_psf
 
@@ -249,3 +249,79 @@ def test_the_north_offset_is_added_to_the_angles_and_recorded(naco_paths):
     np.testing.assert_allclose(plain.with_north_offset(10.0).with_north_offset(10.0).angles_deg, plain.angles_deg + 10)
     with pytest.raises(TypeError, match="north_offset_deg must be a real number"):
         plain.with_north_offset("north")
+
+
+# ---------------------------------------------------------------- VIP .npz in, FITS out
+
+
+def _npz(path, n_frames=6, size=21, fwhm=None, px_scale=None, **extra):
+    rng = np.random.default_rng(3)
+    members = {"cube": rng.normal(size=(n_frames, size, size)), "angles": np.linspace(-30.0, 70.0, n_frames),
+               "psf": 5.0 * gaussian_psf(9, 3.0), **extra}
+    if fwhm is not None:
+        members["fwhm"] = np.array(fwhm)
+    if px_scale is not None:
+        members["px_scale"] = np.array(px_scale)
+    np.savez(path, **members)
+    return path, members
+
+
+def test_from_npz_then_to_fits_round_trips_bit_for_bit(tmp_path):
+    path, members = _npz(tmp_path / "ds.npz", fwhm=3.1, px_scale=0.0272)
+    seq = ADISequence.from_npz(path)
+    assert np.array_equal(seq.cube, members["cube"]) and np.array_equal(seq.angles_deg, members["angles"])
+    assert np.array_equal(seq.psf, members["psf"]) and seq.fwhm_px == 3.1 and seq.pixel_scale_arcsec == 0.0272
+    assert seq.provenance["fwhm_source"] == "npz" and seq.provenance["psf_key"] == "psf"
+    assert seq.provenance["npz_sha256"] == file_checksum(path) and seq.provenance["npz_file"] == str(path.resolve())
+    files = seq.to_fits(tmp_path / "fits")
+    assert sorted(p.name for p in files.values()) == ["angles.fits", "cube.fits", "psf.fits"]
+    back = ADISequence.from_fits(files["cube"], files["angles"], files["psf"], fwhm_px=seq.fwhm_px,
+                                 pixel_scale_arcsec=seq.pixel_scale_arcsec)
+    assert np.array_equal(back.cube, seq.cube) and np.array_equal(back.angles_deg, seq.angles_deg)
+    assert np.array_equal(back.psf, seq.psf)
+    header = fits.getheader(files["cube"])
+    assert header["HIERARCH SODINN FWHM_PX"] == 3.1 and header["HIERARCH SODINN PIXEL_SCALE_ARCSEC"] == 0.0272
+    assert header["HIERARCH SODINN NPZ_SHA256"] == file_checksum(path)
+
+
+def test_from_npz_fwhm_and_scale_given_win_over_the_file_and_a_missing_fwhm_is_fitted(tmp_path):
+    path, _ = _npz(tmp_path / "ds.npz", fwhm=3.1, px_scale=0.0272)
+    seq = ADISequence.from_npz(path, fwhm_px=2.5, pixel_scale_arcsec=0.01225)
+    assert (seq.fwhm_px, seq.pixel_scale_arcsec, seq.provenance["fwhm_source"]) == (2.5, 0.01225, "given")
+    path, _ = _npz(tmp_path / "nofwhm.npz")
+    seq = ADISequence.from_npz(path)
+    assert seq.provenance["fwhm_source"] == "fit" and seq.fwhm_px == pytest.approx(3.0, rel=0.02)
+    assert seq.pixel_scale_arcsec is None
+
+
+def test_from_npz_applies_the_nan_policy_and_names_it(tmp_path):
+    rng = np.random.default_rng(0)
+    cube = rng.normal(size=(6, 21, 21))
+    cube[2] = np.nan
+    cube[4, 3, 3] = np.inf
+    path, _ = _npz(tmp_path / "nan.npz", cube=cube)
+    with pytest.raises(ValueError, match="NaN or infinite value.*nan_policy='zero'"):
+        ADISequence.from_npz(path)
+    with pytest.warns(SodinnWarning):
+        seq = ADISequence.from_npz(path, nan_policy="zero")
+    assert seq.n_frames == 5 and seq.provenance["dropped_frames"] == [2] and np.isfinite(seq.cube).all()
+
+
+def test_from_npz_recentres_an_offset_psf_as_from_fits_does(tmp_path):
+    path, _ = _npz(tmp_path / "off.npz", psf=offset_psf(15, dx=0.4, dy=-0.3, fwhm=3.0))
+    with pytest.warns(PSFWarning, match="recentred"):
+        seq = ADISequence.from_npz(path)
+    assert seq.provenance["psf_recentred"] and seq.provenance["psf_offset_xy_px"] == pytest.approx([0.4, -0.3], abs=0.02)
+
+
+def test_to_fits_refuses_existing_files_and_unwritable_folders_before_writing(tmp_path):
+    seq = _sequence()
+    seq.to_fits(tmp_path / "out")
+    stamp = (tmp_path / "out" / "cube.fits").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="exist.*pass overwrite=True or choose another folder"):
+        seq.to_fits(tmp_path / "out")
+    assert (tmp_path / "out" / "cube.fits").stat().st_mtime_ns == stamp
+    seq.to_fits(tmp_path / "out", overwrite=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError, match="cannot write .*file: it is a file, not a folder; choose another folder"):
+        seq.to_fits(tmp_path / "file")

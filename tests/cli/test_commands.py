@@ -616,3 +616,97 @@ def test_limits_command_names_the_flag_of_a_missing_pixel_scale_and_of_too_many_
                  "500", "-o", str(out)]) == 2
     assert re.search(r"; use at most --classical-ncomp \d+\n$", capsys.readouterr().err)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- a VIP Dataset (.npz) wherever FITS files are read
+
+
+@pytest.fixture(scope="module")
+def vip_npz(tmp_path_factory):
+    """A VIP-style Dataset archive (the members Dataset.save writes, None attributes as objects) and the same data as FITS."""
+    from sodinn.adi.io import write_fits
+    from sodinn.datasets import make_adi_sequence
+
+    root = tmp_path_factory.mktemp("npz")
+    data = make_adi_sequence(n_frames=20, size_px=49, fwhm_px=4.0, seed=2)
+    np.savez_compressed(root / "ds.npz", _vip_version=np.array("2.1.1"), _vip_object=np.array("Dataset"),
+                        cube=data.cube, angles=data.angles_deg, psf=data.psf, psfn=np.array(None), fwhm=np.array(4.0),
+                        px_scale=np.array(0.0272), wavelengths=np.array(None), cuberef=np.array(None))
+    for name, arr in (("cube", data.cube), ("angles", data.angles_deg), ("psf", data.psf)):
+        write_fits(root / f"{name}.fits", arr)
+    return root
+
+
+def test_reduce_reads_a_vip_npz_as_it_reads_the_fits_files(vip_npz, tmp_path, capsys):
+    fits_flags = ["--cube", str(vip_npz / "cube.fits"), "--angles", str(vip_npz / "angles.fits"),
+                  "--psf", str(vip_npz / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272"]
+    assert main(["reduce", *fits_flags, "--ncomp", "3", "-o", str(tmp_path / "fits"), "--quiet"]) == 0
+    assert main(["reduce", "--npz", str(vip_npz / "ds.npz"), "--ncomp", "3", "-o", str(tmp_path / "npz"), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split("outputs")[0] == out[1].split("outputs")[0]  # the same S/N peak, value and position
+    a = fits.getdata(tmp_path / "fits" / "annular_frame.fits")
+    b = fits.getdata(tmp_path / "npz" / "annular_frame.fits")
+    assert np.array_equal(a, b)
+    saved = tomllib.loads((tmp_path / "npz" / "config.toml").read_text())["data"]
+    assert saved["npz"] == str((vip_npz / "ds.npz").resolve()) and "cube" not in saved
+
+
+def test_a_config_names_the_npz_relative_to_itself_and_a_flag_replaces_its_fits_inputs(vip_npz, tmp_path, capsys):
+    (tmp_path / "npz.toml").write_text(f'[data]\nnpz = "{os.path.relpath(vip_npz / "ds.npz", tmp_path)}"\n')
+    assert main(["reduce", "--config", str(tmp_path / "npz.toml"), "--ncomp", "3", "-o", str(tmp_path / "a"), "-q"]) == 0
+    (tmp_path / "fits.toml").write_text('[data]\ncube = "none.fits"\nangles = "none.fits"\npsf = "none.fits"\ncube_hdu = 1\n')
+    assert main(["reduce", "--config", str(tmp_path / "fits.toml"), "--npz", str(vip_npz / "ds.npz"), "--ncomp", "3",
+                 "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert np.array_equal(fits.getdata(tmp_path / "a" / "annular_frame.fits"),
+                          fits.getdata(tmp_path / "b" / "annular_frame.fits"))
+
+
+@pytest.mark.parametrize("command", ["reduce", "samples", "predict", "roc", "convert"])
+def test_npz_with_fits_inputs_is_refused_in_one_line_before_any_work(command, vip_npz, tmp_path, capsys):
+    npz = str(vip_npz / "ds.npz")
+    head = {"predict": ["predict", str(SHIPPED_MODEL)], "roc": ["roc", "--model", str(SHIPPED_MODEL)]}.get(command, [command])
+    both = tmp_path / "both.toml"
+    both.write_text(f'[data]\nnpz = "{npz}"\ncube = "cube.fits"\n')
+    cases = [
+        (["--npz", npz, "--cube", "c.fits", "--psf", "p.fits"], "--npz and --cube --psf both name the input data; "
+                                                                 "pass either --npz FILE"),
+        (["--npz", npz, "--cube-hdu", "1"], "--cube-hdu (or [data] cube_hdu): settings of FITS files, not of --npz"),
+        (["--config", str(both)], "[data] of --config names both npz and cube; keep npz"),
+        (["--npz", str(tmp_path)], f"npz {tmp_path} is a folder; pass the .npz file of a VIP Dataset"),
+        (["--npz", str(tmp_path / "none.npz")], "file not found"),
+        (["--npz", str(both)], "is not a NumPy .npz archive"),
+    ]
+    for flags, expected in cases:
+        assert main([*head, *flags, "-o", str(tmp_path / "out")]) == 2, flags
+        err = capsys.readouterr().err
+        assert err.startswith(f"sodinn {command}: error: ") and expected in err, (flags, err)
+        assert err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pickled_member_is_refused_on_the_command_line_with_the_fix(tmp_path, capsys):
+    np.savez(tmp_path / "obj.npz", cube=np.zeros((4, 21, 21)), angles=np.array([None] * 4, dtype=object),
+             psf=np.ones((5, 5)))
+    assert main(["reduce", "--npz", str(tmp_path / "obj.npz"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "'angles' in" in err and "stored as a Python object" in err and "allow_pickle=False" in err
+    assert err.count("\n") == 1
+
+
+def test_convert_writes_the_npz_as_fits_that_every_command_reads(vip_npz, tmp_path, capsys):
+    from sodinn.adi.sequence import ADISequence
+
+    out = tmp_path / "fits"
+    assert main(["convert", "--npz", str(vip_npz / "ds.npz"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "20 frames of 49x49 px, FWHM 4.00 px, 0.0272 arcsec/px" in printed and "--fwhm 4 --pixel-scale 0.0272" in printed
+    seq = ADISequence.from_npz(vip_npz / "ds.npz")
+    back = ADISequence.from_fits(out / "cube.fits", out / "angles.fits", out / "psf.fits", fwhm_px=4.0)
+    assert np.array_equal(back.cube, seq.cube) and np.array_equal(back.angles_deg, seq.angles_deg)
+    assert np.array_equal(back.psf, seq.psf)
+    assert main(["convert", "--npz", str(vip_npz / "ds.npz"), "-o", str(out)]) == 2
+    assert "already holds cube.fits, angles.fits, psf.fits; pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", "--npz", str(vip_npz / "ds.npz"), "-o", str(out), "--overwrite", "-q"]) == 0
+    (tmp_path / "file").write_text("x")
+    assert main(["convert", "--npz", str(vip_npz / "ds.npz"), "-o", str(tmp_path / "file")]) == 2
+    assert "it is a file, not a folder; choose another --output" in capsys.readouterr().err

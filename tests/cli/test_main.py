@@ -32,7 +32,7 @@ PATH_KEYS = {"data": (), "reduce": ("output",), "samples": ("output",), "train":
              "predict": ("model", "output"), "engine": ()}
 #: The least arguments each command parses with
 COMMANDS = {"demo": [], "info": ["x.fits"], "reduce": [], "samples": [], "train": [], "predict": [], "roc": [],
-            "limits": [], "survey": ["survey.toml"]}
+            "limits": [], "survey": ["survey.toml"], "convert": ["-o", "out"]}
 
 
 def test_help_and_version(capsys):
@@ -113,7 +113,7 @@ def test_every_flag_destination_is_an_argument_of_a_command():
         missing = sorted(set(mapping) - everywhere)
         assert not missing, f"FLAGS[{table!r}]: no command has the argument(s) {missing}"
     # the commands that read a table take all its flags
-    for command in ("reduce", "samples", "predict", "roc", "limits"):
+    for command in ("reduce", "samples", "predict", "roc", "limits", "convert"):
         assert set(FLAGS["data"]) <= dests[command], command
     for command in ("samples", "roc", "limits"):
         assert set(FLAGS["engine"]) <= dests[command], command

@@ -165,6 +165,8 @@ BAD = [
     ("[[targets]]\nname = \"x\"\nsynthetic = { seed = 1 }\n[[targets]]\nname = \"x\"\nsynthetic = { seed = 2 }\n",
      "repeated: x"),
     ("[[targets]]\nname = \"x\"\ndata = { cube = \"c.fits\", angles = \"a.fits\", psf = \"p.fits\" }\n", "file not found"),
+    ("[[targets]]\nname = \"x\"\ndata = { npz = \"ds.npz\" }\n", "file not found"),
+    ("[[targets]]\nname = \"x\"\ndata = { npz = \"ds.npz\", cube = \"c.fits\" }\n", "npz and cube both name the data"),
     ("[[targets]]\nname = \"x\"\nsynthetic = { seed = 1 }\ntrain = { model = \"lstm\" }\n", "model must be one of"),
     ("[[targets]]\nname = \"x\"\nsynthetic = { seed = 1 }\ncolour = \"red\"\n", "unknown key(s) colour"),
 ]
@@ -219,3 +221,17 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_target(tmp_path,
     assert err == (f"sodinn survey: error: cannot write {tmp_path / 'out'}: it is a file, not a folder; "
                    "choose another --output (or [survey] output)\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "survey.toml"]
+
+
+def test_a_target_may_be_a_vip_dataset_npz(tmp_path, capsys):
+    """``data = { npz = ... }``: the archive is read as ADISequence.from_npz reads it (here too short to sample)."""
+    from sodinn.datasets import make_adi_sequence
+
+    s = make_adi_sequence(n_frames=5, size_px=45, fwhm_px=4.0, seed=4)
+    np.savez(tmp_path / "ds.npz", cube=s.cube, angles=s.angles_deg, psf=s.psf, fwhm=np.array(4.0), psfn=np.array(None))
+    cfg = tmp_path / "survey.toml"
+    cfg.write_text(TINY.split("[[targets]]")[0] + '\n[[targets]]\nname = "vip"\ndata = { npz = "ds.npz" }\n')
+    survey = load_survey(cfg)
+    assert survey.targets[0].data == {"npz": str((tmp_path / "ds.npz").resolve())}
+    assert _survey(cfg, "--scheduler", "synchronous") == 1
+    assert "vip              FAILED: ValueError: n_ranks=6 needs more frames" in capsys.readouterr().out

@@ -43,7 +43,7 @@ def test_k_list_policy():
     assert ks[-1] == np.argmax(c >= 0.99) + 1
     assert k_list_from_cevr(np.r_[0.2, 0.995, np.ones(38)], 5).tolist() == [1, 2, 3, 4, 5]  # k_max=2 -> padded
     assert k_list_from_cevr(np.r_[np.linspace(0.1, 0.98, 9), np.ones(11)], 4).tolist() == [1, 4, 7, 10]
-    with pytest.raises(ValueError, match="30 PCA ranks need more frames"):
+    with pytest.raises(ValueError, match="n_ranks=30 needs more frames"):
         k_list_from_cevr(c[:20], 30)
 
 

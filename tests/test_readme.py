@@ -48,3 +48,8 @@ def test_every_python_block_of_the_readme_runs(naco_paths, tmp_path, monkeypatch
     assert np.asarray(namespace["pmap"].probability).shape == (101, 101)  # type: ignore[attr-defined]
     assert outputs[3].splitlines() == ["[5.0, 13.0]", "[17.0] {0: 5.0, 1: 13.0}"] or \
         outputs[3].splitlines() == ["[5.0, 13.0]", "[17.0] {1: 13.0, 0: 5.0}"]
+
+
+def test_the_images_the_readme_shows_exist():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (REPO / "README.md").read_text())
+    assert images and all((REPO / path).is_file() for path in images)

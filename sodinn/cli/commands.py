@@ -128,15 +128,17 @@ def cli_setting(command: str, dests: Collection[str] | None = None) -> Callable[
             return flag if value is None else f"{flag} {_flag_value(value)}"
         if command == "survey":  # configured by its TOML file alone (targets and shared tables)
             return f"{toml_setting(name, value)} in the survey configuration"
-        for section in COMMAND_TABLES.get(command, ()):
+        sections = COMMAND_TABLES.get(command, ())
+        for section in sections:  # a flag first, in whichever table it sets
             key = f"[{section}] {toml_setting(name, value)}"
             for dest, field in FLAGS.get(section, {}).items():
                 if field == name and (dests is None or dest in dests):
                     flag = "--" + dest.replace("_", "-")
                     flag = flag if value is None or value is True else f"{flag} {_flag_value(value)}"
                     return f"{flag} (or {key})"
+        for section in sections:
             if name in _table_keys(section):
-                return f"{key} in --config"
+                return f"[{section}] {toml_setting(name, value)} in --config"
         return python_setting(name, value)
 
     return form

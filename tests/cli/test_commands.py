@@ -497,10 +497,10 @@ def test_reduce_with_the_naco_north_offset_puts_beta_pic_b_south_west(naco_paths
 
 
 @pytest.mark.parametrize(("flag", "value", "words"), [
-    ("--psf-nd-transmission", "2", "--psf-nd-transmission is a transmission, a fraction in (0, 1]"),
-    ("--psf-exposure", "0", "--psf-exposure must be a time in seconds"),
-    ("--star-flux", "-5", "--star-flux must be the star's flux"),
-    ("--north-offset", "nan", "--north-offset must be a finite number of degrees"),
+    ("--psf-nd-transmission", "2", "--psf-nd-transmission (or [data] psf_nd_transmission) is a transmission, a fraction in (0, 1]"),
+    ("--psf-exposure", "0", "--psf-exposure (or [data] psf_exposure_s) must be a time in seconds"),
+    ("--star-flux", "-5", "--star-flux (or [data] star_flux) must be the star's flux"),
+    ("--north-offset", "nan", "--north-offset (or [data] north_offset_deg) must be a finite number of degrees"),
 ])
 def test_bad_sky_and_photometry_settings_name_their_flag(naco_paths, tmp_path, capsys, flag, value, words):
     args = ["reduce", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
@@ -587,8 +587,8 @@ def test_limits_command_with_the_shipped_model(small_fits, tmp_path, capsys):
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--copies", "0"], "copies_per_flux must be >= 1; got 0 (set by --copies or [limits] copies_per_flux)"),
-    (["--psf-nd-transmission", "50"], "--psf-nd-transmission is a transmission, a fraction in (0, 1]"),
-    (["--psf-exposure", "0"], "--psf-exposure must be a time in seconds"),
+    (["--psf-nd-transmission", "50"], "--psf-nd-transmission (or [data] psf_nd_transmission) is a transmission, a fraction in (0, 1]"),
+    (["--psf-exposure", "0"], "--psf-exposure (or [data] psf_exposure_s) must be a time in seconds"),
     (["--separations", "9"], "separations must lie between 1 FWHM"),
     (["--classical-ncomp", "500"], "500 components are more than annular PCA-ADI can use on these data"),
     (["--baselines", "loci-3"], "unknown baseline 'loci'"),
@@ -608,13 +608,13 @@ def test_limits_command_names_the_flag_of_a_missing_pixel_scale_and_of_too_many_
     quick = [a for a in LIMITS_QUICK if a not in ("--pixel-scale", "0.0272")]
     assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *quick, "-o", str(out)]) == 2
     assert capsys.readouterr().err == ("sodinn limits: error: the separations in arcsec need the pixel scale: pass "
-                                       "--pixel-scale\n")
+                                       "--pixel-scale (or [data] pixel_scale_arcsec)\n")
     assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK, "--separations",
                  "9", "-o", str(out)]) == 2
-    assert "; choose --separations in that range\n" in capsys.readouterr().err
+    assert "; choose --separations (or [limits] separations_lambda_d) in that range\n" in capsys.readouterr().err
     assert main(["limits", "--config", _limits_config(tmp_path), *_data_flags(small_fits), *LIMITS_QUICK, "--classical-ncomp",
                  "500", "-o", str(out)]) == 2
-    assert re.search(r"; use at most --classical-ncomp \d+\n$", capsys.readouterr().err)
+    assert re.search(r"; use at most --classical-ncomp \d+ \(or \[limits\] classical_ncomp = \d+\)\n$", capsys.readouterr().err)
     assert not out.exists()
 
 

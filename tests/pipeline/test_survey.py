@@ -134,7 +134,7 @@ synthetic = { seed = 4, n_frames = 5, size_px = 45, fwhm_px = 4.0 }
     assert _survey(cfg, "--scheduler", "synchronous") == 1
     captured = capsys.readouterr()
     assert "too-few-frames   FAILED: SettingError: 6 PCA ranks need more frames" in captured.out
-    assert Table.read(tmp_path / "out" / "summary.ecsv")["error"][0].startswith("ValueError")
+    assert Table.read(tmp_path / "out" / "summary.ecsv")["error"][0].startswith("SettingError")
     data = tmp_path / "out" / "too-few-frames" / "data" / "cube.fits"
     first = data.stat().st_mtime_ns
     assert _survey(cfg, "--scheduler", "synchronous") == 1
@@ -234,4 +234,4 @@ def test_a_target_may_be_a_vip_dataset_npz(tmp_path, capsys):
     survey = load_survey(cfg)
     assert survey.targets[0].data == {"npz": str((tmp_path / "ds.npz").resolve())}
     assert _survey(cfg, "--scheduler", "synchronous") == 1
-    assert "vip              FAILED: ValueError: n_ranks=6 needs more frames" in capsys.readouterr().out
+    assert "vip              FAILED: SettingError: 6 PCA ranks need more frames" in capsys.readouterr().out

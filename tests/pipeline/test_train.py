@@ -122,9 +122,11 @@ def test_an_interrupted_training_keeps_its_backup_and_resumes(tiny_samples, tmp_
     assert (out / "backup" / "training_metadata.json").is_file()  # the resume state stays for the next run
 
 
-def test_training_output_off_a_terminal_is_one_plain_line_per_epoch(tiny_samples, tmp_path, capfd, caplog):
+def test_training_output_off_a_terminal_is_one_plain_line_per_epoch(tiny_samples, tmp_path, capfd, caplog, monkeypatch):
     """Keras' per-step bars (carriage returns, escape codes) never reach a log or a pipe: one line per epoch."""
     import logging
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # a command-line test earlier may have left its handler
 
     from matplotlib.image import imread
 

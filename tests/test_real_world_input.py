@@ -335,6 +335,9 @@ def test_an_output_that_would_overwrite_the_configuration_is_refused(tmp_path, c
     before = {p.name: p.read_text() for p in tmp_path.glob("*.toml")}
     assert "would overwrite the configuration file x.toml" in _cli_error(capsys, ["samples", "-c", "x.toml"])
     assert "would overwrite the configuration file config.toml" in _cli_error(capsys, ["reduce", "-c", "config.toml"])
+    (tmp_path / "config.toml").write_text(data + '[limits]\noutput = "."\n')
+    before["config.toml"] = (tmp_path / "config.toml").read_text()
+    assert "would overwrite the configuration file config.toml" in _cli_error(capsys, ["limits", "-c", "config.toml"])
     assert {p.name: p.read_text() for p in tmp_path.glob("*.toml")} == before
 
 

@@ -809,7 +809,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
         raise _settings_error(err, "limits") from None
     check_methods(models, config.baselines)  # before the data are read
     engine = _engine_settings(args, cfg)
-    out = _output_folder(_output_path(args.output, output, base, "limits_output"), "limits")
+    out = _output_folder(_output_path(args.output, output, base, "limits_output"), "limits", config=args.config)
     seq, data = _load_sequence(args, cfg, base)
     photometry = {k: data[k] for k in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux")
                   if data.get(k) is not None and k not in table}  # the [data] settings (--psf-exposure, ...)

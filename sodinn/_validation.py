@@ -82,12 +82,13 @@ def check_angles(
 
 
 def rotation_shortfall(angles_deg: np.ndarray, fwhm_px: float, radius_px: float, *,
-                       radius_name: str = "the inner radius of the analysis") -> str | None:
+                       radius_name: str = "the inner radius of the analysis", scale_name: str | None = None) -> str | None:
     """Say why ``angles_deg`` rotate too little for ADI at ``radius_px``, or return None when they suffice.
 
     Too little: the total field rotation moves a source at ``radius_px`` by less than one FWHM along
     its arc (``radius_px * rotation_rad < fwhm_px``). The text names the likely causes (angles in
     radians, a sequence too short), not the fix: each caller adds the setting that exists for it.
+    ``scale_name`` is how the text names ``fwhm_px`` (default: ``one FWHM (x px)``).
     """
     angles = np.asarray(angles_deg, dtype=np.float64)
     rotation = float(np.ptp(angles)) if angles.size else 0.0
@@ -100,8 +101,24 @@ def rotation_shortfall(angles_deg: np.ndarray, fwhm_px: float, radius_px: float,
                  "or the sequence too short")
     return (
         f"the field rotates by only {rotation:.3g} deg: a source at {radius_px:.3g} px ({radius_name}) moves "
-        f"{arc:.2g} px, less than one FWHM ({fwhm_px:.3g} px), so ADI cannot tell it from the star's speckles; {cause}"
+        f"{arc:.2g} px, less than {scale_name or f'one FWHM ({fwhm_px:.3g} px)'}, so ADI cannot tell it from the star's "
+        f"speckles; {cause}"
     )
+
+
+def check_rotation(angles_deg: np.ndarray, fwhm_px: float, radius_px: float, *, radius_name: str,
+                   allow: bool) -> str | None:
+    """Refuse too little rotation (:func:`rotation_shortfall`) unless ``allow``; return the problem found, or None.
+
+    The :class:`~sodinn.exceptions.SettingError` names ``allow_small_rotation`` (``[data]``, the command
+    lines' ``--allow-small-rotation``), the setting that lets a run go on; with ``allow`` the caller
+    reports the returned text as a warning.
+    """
+    problem = rotation_shortfall(angles_deg, fwhm_px, radius_px, radius_name=radius_name)
+    if problem is not None and not allow:
+        raise SettingError(problem + "; pass the angles in degrees, or set {allow_small_rotation} if the rotation is "
+                           "right", allow_small_rotation=True)
+    return problem
 
 
 def warn_small_rotation(angles_deg: np.ndarray, fwhm_px: float, radius_px: float, *, stacklevel: int = 3) -> None:
@@ -121,11 +138,11 @@ def warn_small_rotation_without_fwhm(angles_deg: np.ndarray, frame_size: int, *,
     For the reductions that take no FWHM (full-frame PCA-ADI, median-ADI): the most lenient form of
     :func:`rotation_shortfall`, which still catches angles given in radians.
     """
-    problem = rotation_shortfall(angles_deg, 1.0, frame_size / 2,
+    problem = rotation_shortfall(angles_deg, 1.0, frame_size / 2, scale_name="one pixel",
                                  radius_name="the edge of the frame; no FWHM is given, so judged against 1 px")
     if problem is not None:
-        msg = (f"{problem.replace('one FWHM (1 px)', 'one pixel')}. Pass the angles in degrees (np.rad2deg), or, if "
-               "the rotation is right, filter sodinn.exceptions.RotationWarning")
+        msg = (f"{problem}. Pass the angles in degrees (np.rad2deg), or, if the rotation is right, filter "
+               "sodinn.exceptions.RotationWarning")
         warnings.warn(msg, RotationWarning, stacklevel=stacklevel)
 
 
@@ -369,7 +386,7 @@ def psf_centroid_xy(psf: np.ndarray, *, max_iter: int = 100) -> tuple[float, flo
     yy, xx = np.indices(psf.shape, dtype=np.float64)
     py, px = np.unravel_index(int(np.argmax(psf)), psf.shape)
     x, y = float(px), float(py)
-    keep = ~_other_sources(psf, int(py), int(px))
+    keep = ~other_sources_mask(psf, mirror_yx=(int(py), int(px)))
     for _ in range(max_iter):
         d2 = (xx - x) ** 2 + (yy - y) ** 2
         weighted = np.where((d2 <= 4.0 * fwhm * fwhm) & keep, np.exp(-d2 / two_sigma2), 0.0) * psf
@@ -384,11 +401,13 @@ def psf_centroid_xy(psf: np.ndarray, *, max_iter: int = 100) -> tuple[float, flo
     return x, y
 
 
-def _other_sources(psf: np.ndarray, py: int, px: int) -> np.ndarray:
-    """Return the pixels to leave out of the centroid: other sources above half maximum, grown by a core FWHM.
+def other_sources_mask(psf: np.ndarray, *, mirror_yx: tuple[int, int] | None = None) -> np.ndarray:
+    """Return the pixels of other sources in a PSF stamp: those above half maximum apart from the core, grown by a core FWHM.
 
-    Mirrored through the peak pixel so that the window stays symmetric about the core; empty for a PSF
-    whose core is the only part above half maximum.
+    A neighbour or a ghost, left out of the centroid (:func:`psf_centroid_xy`) and of the FWHM fit
+    (:func:`sodinn.adi.psf.fit_gaussian_2d`); the core and the pixels touching it are never in it.
+    With ``mirror_yx`` (a pixel, e.g. the peak) the mask is mirrored through it, so that a window about
+    the core stays symmetric. Empty for a PSF whose core is the only part above half maximum.
     """
     from scipy import ndimage
 
@@ -398,6 +417,9 @@ def _other_sources(psf: np.ndarray, py: int, px: int) -> np.ndarray:
         return others
     grow = max(1, int(np.ceil(psf_core_fwhm_px(psf))))
     masked = ndimage.binary_dilation(others, iterations=grow) & ~ndimage.binary_dilation(core, iterations=1)
+    if mirror_yx is None:
+        return masked
+    py, px = mirror_yx
     ys, xs = np.nonzero(masked)
     ry, rx = 2 * py - ys, 2 * px - xs
     inside = (ry >= 0) & (ry < psf.shape[0]) & (rx >= 0) & (rx < psf.shape[1])

@@ -166,21 +166,14 @@ def fit_gaussian_2d(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> Gaussian
 
 
 def _other_sources_weights(arr: np.ndarray) -> np.ndarray | None:
-    """Zero weights on other sources above half maximum (a neighbour, a ghost) and a core FWHM around them.
+    """Zero weights on other sources (:func:`sodinn._validation.other_sources_mask`: a neighbour, a ghost).
 
     ``None`` (all pixels count) when the core is the only part above half maximum, as for a clean PSF.
     """
-    from scipy import ndimage
-
     if not arr.max() > 0:
         return None
-    core = v.psf_core_mask(arr)
-    others = (arr >= 0.5 * arr.max()) & ~core
-    if not others.any():
-        return None
-    grow = max(1, int(np.ceil(v.psf_core_fwhm_px(arr))))
-    masked = ndimage.binary_dilation(others, iterations=grow) & ~ndimage.binary_dilation(core, iterations=1)
-    return np.where(masked, 0.0, 1.0)
+    masked = v.other_sources_mask(arr)
+    return np.where(masked, 0.0, 1.0) if masked.any() else None
 
 
 def fit_fwhm(psf: npt.ArrayLike, *, crop_px: int | None = 15) -> float:

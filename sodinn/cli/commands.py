@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import check_writable_output
-from sodinn._validation import ROTATION_RADIUS_FWHM, rotation_shortfall
+from sodinn._validation import ROTATION_RADIUS_FWHM, check_rotation
 from sodinn.cli.info import info_text
 from sodinn.config import (
     DataConfig,
@@ -292,26 +292,19 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
     return seq, {**data, **{k: str(v) for k, v in paths.items()}}
 
 
-#: How the commands' errors name the way past the rotation check
-_ROTATION_FIX = ("pass the angles in degrees, or --allow-small-rotation (or [data] allow_small_rotation = true) to go on "
-                 "if the rotation is right")
-
-
 def _check_rotation(seq: Any, data: Mapping[str, Any], radius_px: float, radius_name: str) -> None:
     """Stop before any work when the field rotation moves a source at ``radius_px`` by less than one FWHM.
 
     Each command passes the inner radius of what it analyses: ``reduce`` the centre of the S/N map's
     innermost annulus (1.5 FWHM), ``samples`` and ``predict`` the centre of the innermost sample
     annulus, ``roc`` the centre of the innermost separation band. ``--allow-small-rotation`` (or
-    ``[data] allow_small_rotation = true``) turns the error into a logged warning.
+    ``[data] allow_small_rotation = true``) turns the error into a logged warning
+    (:func:`sodinn._validation.check_rotation`).
     """
-    problem = rotation_shortfall(seq.angles_deg, seq.fwhm_px, radius_px, radius_name=radius_name)
-    if problem is None:
-        return
-    if data.get("allow_small_rotation"):
+    problem = check_rotation(seq.angles_deg, seq.fwhm_px, radius_px, radius_name=radius_name,
+                             allow=bool(data.get("allow_small_rotation")))
+    if problem is not None:
         logger.warning("warning: %s (going on: allow_small_rotation)", problem)
-        return
-    raise UserError(f"{problem}; {_ROTATION_FIX}")
 
 
 def _output_folder(path: Path, table: str | None = None, *, kind: str = "folder", config: str | None = None) -> Path:

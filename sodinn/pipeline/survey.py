@@ -548,11 +548,8 @@ def _sequence(data: Mapping[str, Any], r_in_fwhm: float) -> ADISequence:
         else:
             seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
                                         **{key: data[key] for key in options if data.get(key) is not None})
-    problem = v.rotation_shortfall(seq.angles_deg, seq.fwhm_px, (r_in_fwhm + 0.5) * seq.fwhm_px,
-                                   radius_name="the centre of the innermost sample annulus")
-    if problem is not None and not data.get("allow_small_rotation"):
-        raise SettingError(problem + "; pass the angles in degrees, or set {allow_small_rotation} if the rotation is "
-                           "right", allow_small_rotation=True)
+    v.check_rotation(seq.angles_deg, seq.fwhm_px, (r_in_fwhm + 0.5) * seq.fwhm_px,
+                     radius_name="the centre of the innermost sample annulus", allow=bool(data.get("allow_small_rotation")))
     return seq
 
 

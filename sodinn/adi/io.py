@@ -233,18 +233,22 @@ def _open(p: Path) -> Iterator[Any]:
 
 
 def _hdu_content(h: Any) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
-    """(kind, shape, numeric scalar columns) of an HDU; kind is "image", "table" or "empty"."""
+    """(kind, shape, numeric scalar columns) of an HDU, from its header; kind is "image", "table" or "empty".
+
+    Choosing an HDU loads no data: only the array read (:func:`_read`) is.
+    """
     from astropy.io import fits
 
     if isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
-        if h.data is None:
+        rows = int(h.header.get("NAXIS2", 0))
+        if rows == 0 or not h.columns:
             return "empty", (), ()
-        names = tuple(name for name in h.columns.names
-                      if np.issubdtype(h.data[name].dtype, np.number) and h.data[name].ndim == 1)
-        return "table", (len(h.data),), names
-    if h.data is None:
+        names = tuple(c.name for c in h.columns if c.dtype.shape == () and np.issubdtype(c.dtype, np.number))
+        return "table", (rows,), names
+    shape = tuple(int(n) for n in h.shape)
+    if not shape or 0 in shape:
         return "empty", (), ()
-    return "image", tuple(int(n) for n in h.data.shape), ()
+    return "image", shape, ()
 
 
 def _squeezed(shape: tuple[int, ...], role: str) -> tuple[int, ...]:

@@ -72,7 +72,7 @@ def check_angles(
     if arr.ndim != 1:
         msg = f"{name} must be 1-D (one angle per frame); got shape {arr.shape}"
         raise ValueError(msg)
-    _check_finite(arr, name)
+    _check_finite(arr, name, _GIVE_FINITE)
     if n_frames is not None and arr.size != n_frames:
         msg = f"{name} has {arr.size} values but the cube has {n_frames} frames; pass one angle per frame"
         raise ValueError(msg)
@@ -455,7 +455,7 @@ def check_positions_xy(positions: npt.ArrayLike, *, name: str = "positions_xy", 
     if arr.ndim != 2 or arr.shape[1] != 2:
         msg = f"{name} must be (x, y) or an (n, 2) array of (x, y) pairs; got shape {arr.shape}"
         raise ValueError(msg)
-    _check_finite(arr, name)
+    _check_finite(arr, name, _GIVE_FINITE)
     if frame_size is not None:
         outside = np.flatnonzero(((arr < 0) | (arr > frame_size - 1)).any(axis=1))
         if outside.size:
@@ -488,12 +488,15 @@ def _as_float_array(value: npt.ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+#: The fix for non-finite values in images (cubes, frames, PSFs); numbers given one by one take ``_GIVE_FINITE``
+_IMAGE_FIX = "replace them (e.g. np.nan_to_num, or interpolate bad pixels) before calling"
+_GIVE_FINITE = "give finite numbers"
+
+
+def _check_finite(arr: np.ndarray, name: str, fix: str = _IMAGE_FIX) -> None:
     finite = np.isfinite(arr)
     if not finite.all():
         n_bad = int(arr.size - np.count_nonzero(finite))
         first = tuple(int(i) for i in np.argwhere(~finite)[0])
-        fix = ("give finite numbers" if arr.ndim <= 2 and arr.size <= 64
-               else "replace them (e.g. np.nan_to_num, or interpolate bad pixels) before calling")
         msg = f"{name} contains {n_bad} NaN or infinite value(s) (first at index {first}); {fix}"
         raise ValueError(msg)

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from sodinn import _validation as v
 from sodinn.adi.aperture import aperture_sums, aperture_weights, block_size, gather_blocks
 from sodinn.adi.geometry import frame_center
+from sodinn.exceptions import SettingError
 
 __all__ = ["SNRResult", "snr", "snr_details", "snr_map", "snr_map_region"]
 
@@ -56,7 +57,15 @@ class SNRResult:
     apertures_xy: np.ndarray
 
 
-def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *, exclude_negative_lobes: bool = False) -> float:
+def snr(
+    frame: npt.ArrayLike,
+    source_xy: tuple[float, float],
+    fwhm_px: float,
+    *,
+    exclude_negative_lobes: bool = False,
+    exclude_xy: npt.ArrayLike = (),
+    exclude_radius_px: float = 0.0,
+) -> float:
     """Compute the S/N (Mawet et al. 2014) of a test position in a post-processed frame.
 
     Parameters
@@ -69,6 +78,11 @@ def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *,
         PSF FWHM, px. Apertures have radius ``fwhm_px / 2``.
     exclude_negative_lobes : bool
         Drop the two noise apertures adjacent to the test aperture (ADI self-subtraction lobes).
+    exclude_xy : array-like, shape (m, 2)
+        Known sources ``(x, y)``, px (none by default): the noise apertures whose centre lies within
+        ``exclude_radius_px`` of one of them are dropped, and the formula uses the remaining ones.
+    exclude_radius_px : float
+        The distance to a known source within which a noise aperture is dropped, px (>= 0).
 
     Returns
     -------
@@ -82,8 +96,9 @@ def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *,
         If ``frame`` or ``source_xy`` is not array-like of numbers, or ``fwhm_px`` is not a real number.
     ValueError
         If ``frame`` is not a finite square 2-D array, ``fwhm_px`` is implausible, ``source_xy`` is
-        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star, or
-        fewer than 2 noise apertures fit.
+        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star,
+        ``exclude_xy`` is not ``(m, 2)`` positions or ``exclude_radius_px`` is negative, or fewer than 2
+        noise apertures fit (or remain outside the exclusion).
 
     See Also
     --------
@@ -103,11 +118,18 @@ def snr(frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *,
     >>> snr(frame, (32, 20), 3.0) > 5
     True
     """
-    return snr_details(frame, source_xy, fwhm_px, exclude_negative_lobes=exclude_negative_lobes).snr
+    return snr_details(frame, source_xy, fwhm_px, exclude_negative_lobes=exclude_negative_lobes, exclude_xy=exclude_xy,
+                       exclude_radius_px=exclude_radius_px).snr
 
 
 def snr_details(
-    frame: npt.ArrayLike, source_xy: tuple[float, float], fwhm_px: float, *, exclude_negative_lobes: bool = False
+    frame: npt.ArrayLike,
+    source_xy: tuple[float, float],
+    fwhm_px: float,
+    *,
+    exclude_negative_lobes: bool = False,
+    exclude_xy: npt.ArrayLike = (),
+    exclude_radius_px: float = 0.0,
 ) -> SNRResult:
     """Compute the S/N like :func:`snr`, returning the aperture fluxes and positions too.
 
@@ -121,20 +143,27 @@ def snr_details(
         PSF FWHM, px. Apertures have radius ``fwhm_px / 2``.
     exclude_negative_lobes : bool
         Drop the two noise apertures adjacent to the test aperture (ADI self-subtraction lobes).
+    exclude_xy : array-like, shape (m, 2)
+        Known sources ``(x, y)``, px (none by default): the noise apertures whose centre lies within
+        ``exclude_radius_px`` of one of them are dropped (the test aperture is always kept).
+    exclude_radius_px : float
+        The distance to a known source within which a noise aperture is dropped, px (>= 0).
 
     Returns
     -------
     SNRResult
-        The S/N, the signal and noise aperture sums, and the aperture centres.
+        The S/N, the signal and the kept noise aperture sums, and the centres of all apertures.
 
     Raises
     ------
     TypeError
-        If ``frame`` or ``source_xy`` is not array-like of numbers, or ``fwhm_px`` is not a real number.
+        If ``frame``, ``source_xy`` or ``exclude_xy`` is not array-like of numbers, or ``fwhm_px`` or
+        ``exclude_radius_px`` is not a real number.
     ValueError
         If ``frame`` is not a finite square 2-D array, ``fwhm_px`` is implausible, ``source_xy`` is
-        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star, or
-        fewer than 2 noise apertures fit.
+        not one finite ``(x, y)`` position, the position is within ``FWHM/2 + 1`` px of the star,
+        ``exclude_xy`` is not ``(m, 2)`` finite positions, ``exclude_radius_px`` is negative, or fewer
+        than 2 noise apertures fit (or remain outside the exclusion).
     """
     arr = v.check_frame(frame)
     fwhm = v.check_fwhm(fwhm_px, frame_size=arr.shape[0])
@@ -151,6 +180,7 @@ def snr_details(
     centers = _ring_apertures(np.array([dx]), np.array([dy]), fwhm)[0] + np.array([cx, cy])
     fluxes = aperture_sums(arr, centers, fwhm / 2)
     noise = _noise_selection(len(centers), exclude_negative_lobes)
+    noise = _outside_sources(noise, centers, exclude_xy, exclude_radius_px, sep)
     value = _snr_from_fluxes(fluxes[0], fluxes[noise])
     return SNRResult(snr=float(value), signal_flux=float(fluxes[0]), noise_fluxes=fluxes[noise], apertures_xy=centers)
 
@@ -353,6 +383,25 @@ def _noise_selection(n_apertures: int, exclude_negative_lobes: bool) -> np.ndarr
         msg = "fewer than 2 noise apertures at this separation; move the test position farther from the star"
         raise ValueError(msg)
     return idx
+
+
+def _outside_sources(noise: np.ndarray, centers: np.ndarray, exclude_xy: npt.ArrayLike, exclude_radius_px: float,
+                     sep_px: float) -> np.ndarray:
+    """Return the indices in ``noise`` of the apertures centred farther than ``exclude_radius_px`` from every source."""
+    radius = v.check_real(exclude_radius_px, name="exclude_radius_px")
+    if radius < 0:
+        msg = f"exclude_radius_px must be >= 0 px; got {radius:g}"
+        raise ValueError(msg)
+    if (isinstance(exclude_xy, (list, tuple)) and len(exclude_xy) == 0) or (isinstance(exclude_xy, np.ndarray) and exclude_xy.size == 0):
+        return noise
+    sources = v.check_positions_xy(exclude_xy, name="exclude_xy")
+    dist = np.hypot(centers[noise, 0, None] - sources[None, :, 0], centers[noise, 1, None] - sources[None, :, 1])
+    kept = noise[(dist > radius).all(axis=1)]
+    if kept.size < 2:
+        raise SettingError(f"only {kept.size} of the {noise.size} noise apertures at {sep_px:.1f} px lie farther than "
+                           f"{radius:g} px from the known sources; the S/N needs 2. Lower {{exclude_radius_px}} or measure "
+                           "at another separation", exclude_radius_px=None)
+    return kept
 
 
 def _snr_from_fluxes(signal: float, noise: np.ndarray) -> float:

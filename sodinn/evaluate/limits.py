@@ -304,8 +304,11 @@ def _ladder(sequence: ADISequence, config: LimitConfig, radii: np.ndarray, psf: 
     if config.flux_ladder is not None:
         return np.tile(np.asarray(config.flux_ladder), (radii.size, 1)), None
     est = FluxRangeEstimator((1.0, 3.0), ncomp=config.oracle_ncomp, n_azimuths=config.oracle_azimuths, rng=config.seed)
-    est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
-            exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    try:  # known sources out of the injections and of the noise apertures of every companion's S/N
+        est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
+                exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    except SettingError as err:  # the estimator names its parameter; here the setting is mask_radius_fwhm
+        raise SettingError(err.template.replace("{exclude_radius_px}", "{mask_radius_fwhm}"), mask_radius_fwhm=None) from None
     snr1 = np.asarray(est.flux_range_)[:, 0]
     return snr1[:, None] * np.asarray(config.flux_factors)[None, :], snr1
 

@@ -140,8 +140,11 @@ def _flux_curve(sequence: ADISequence, config: RocConfig, psf: np.ndarray) -> tu
     radii = np.unique(np.concatenate([np.linspace(lo, hi, 3) for lo, hi in _band_px(config, lambda_d)]))
     radii = np.clip(radii, sequence.fwhm_px, None)
     est = FluxRangeEstimator(config.snr_range, ncomp=config.oracle_ncomp, n_azimuths=config.oracle_azimuths, rng=config.seed)
-    est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
-            exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    try:  # known sources out of the injections and of the noise apertures of every companion's S/N
+        est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
+                exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    except SettingError as err:  # the estimator names its parameter; here the setting is mask_radius_fwhm
+        raise SettingError(err.template.replace("{exclude_radius_px}", "{mask_radius_fwhm}"), mask_radius_fwhm=None) from None
     return radii, np.asarray(est.flux_range_)
 
 

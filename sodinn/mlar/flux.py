@@ -5,6 +5,14 @@ the cube is reduced with annular PCA-ADI, and the S/N (Mawet et al. 2014) is mea
 injected position. A monotone (isotonic) fit of S/N against flux is inverted at the bounds of
 ``snr_range``. One companion per annulus is injected in each reduction (azimuths staggered by the
 golden angle between neighbouring annuli), so a reduction serves every annulus at once.
+
+Known sources (``exclude_xy``, e.g. beta Pic b) are kept out of both apertures: no companion is
+injected within ``exclude_radius_px`` of them, and the S/N of each injected companion is Mawet's formula
+over the noise apertures whose centres lie farther than ``exclude_radius_px`` from them (the
+``exclude_xy`` option of :func:`sodinn.adi.snr.snr`). The two noise apertures beside the companion
+(its ADI self-subtraction lobes) are left out too by default, as vip-hci's ``snr(...,
+exclude_negative_lobes=True)`` does. Before issue 14 a bright known source in the noise apertures
+inflated the S/N 1-3 fluxes of its annulus several times (see the README, *Evaluation*).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from sodinn.adi.baselines import pca_annular
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.snr import snr, snr_details
+from sodinn.exceptions import SettingError
 
 __all__ = ["FluxRangeEstimator"]
 
@@ -42,6 +51,9 @@ class FluxRangeEstimator:
         Injections per separation and flux level.
     n_levels : int
         Flux levels, spread geometrically from 0.3 to 40 times the aperture noise at that separation.
+    exclude_negative_lobes : bool
+        Leave the two noise apertures beside each injected companion (its negative ADI lobes) out of
+        its S/N (default, as vip-hci's ``snr(..., exclude_negative_lobes=True)``).
     rng : int, Generator or None
         Seeds the azimuth offset.
 
@@ -56,8 +68,18 @@ class FluxRangeEstimator:
     snr_curve_ : ndarray, shape (n_radii, n_levels)
         Isotonic fit of S/N against flux.
     noise_px_ : ndarray, shape (n_radii,)
-        Standard deviation of aperture sums in the reduced real cube at each separation.
+        Standard deviation of aperture sums in the reduced real cube at each separation (apertures
+        near the known sources left out).
+    azimuths_deg_ : ndarray, shape (n_radii, n_azimuths)
+        Where the companions were injected: angle counter-clockwise from +x, degrees.
+    radii_px_ : ndarray, shape (n_radii,)
+        The separations, px.
     """
+
+    #: Version of the oracle's method, recorded with its table: 2 = known sources out of the signal and
+    #: noise apertures and negative lobes excluded (issue 14); 1 (before) = every noise aperture counted.
+    method_version = 2
+
 
     def __init__(
         self,
@@ -66,12 +88,14 @@ class FluxRangeEstimator:
         ncomp: int = 10,
         n_azimuths: int = 3,
         n_levels: int = 6,
+        exclude_negative_lobes: bool = True,
         rng: int | np.random.Generator | None = None,
     ) -> None:
         self.snr_range = snr_range
         self.ncomp = ncomp
         self.n_azimuths = n_azimuths
         self.n_levels = n_levels
+        self.exclude_negative_lobes = exclude_negative_lobes
         self.rng = rng
 
     def fit(
@@ -101,10 +125,11 @@ class FluxRangeEstimator:
             PSF FWHM, px.
         radii_px : array-like, shape (n_radii,)
             Separations, px (e.g. annulus centres).
-        exclude_xy : sequence of (float, float)
-            Known sources ``(x, y)``, px: no injection and no noise aperture near them.
+        exclude_xy : array-like, shape (m, 2)
+            Known sources ``(x, y)``, px (none by default): no companion is injected, and no noise aperture
+            of its S/N is centred, within ``exclude_radius_px`` of them.
         exclude_radius_px : float
-            The radius around each known source, px.
+            The radius around each known source, px (>= 0).
 
         Returns
         -------
@@ -117,7 +142,10 @@ class FluxRangeEstimator:
             If an input is not numeric, or ``n_azimuths`` or ``n_levels`` is not an integer.
         ValueError
             If the cube, angles, PSF or FWHM are malformed, ``snr_range`` is not positive ``(low, high)``
-            with low < high, ``n_azimuths < 1`` or ``n_levels < 3``.
+            with low < high, ``n_azimuths < 1``, ``n_levels < 3``, ``exclude_xy`` is not ``(m, 2)``
+            positions in the frame or ``exclude_radius_px < 0``; a
+            :class:`~sodinn.exceptions.SettingError` naming ``exclude_radius_px`` if a separation has no
+            azimuth outside it, or fewer than 2 noise apertures outside it (checked before any reduction).
         """
         from sklearn.isotonic import IsotonicRegression
 
@@ -132,27 +160,37 @@ class FluxRangeEstimator:
         n_az = v.check_int(self.n_azimuths, name="n_azimuths", minimum=1)
         n_lev = v.check_int(self.n_levels, name="n_levels", minimum=3)
         radii = np.atleast_1d(np.asarray(radii_px, dtype=np.float64))
+        sources = (np.zeros((0, 2)) if np.size(exclude_xy) == 0
+                   else v.check_positions_xy(exclude_xy, name="exclude_xy", frame_size=arr.shape[-1]))
+        radius = v.check_real(exclude_radius_px, name="exclude_radius_px")
+        if radius < 0:
+            msg = f"exclude_radius_px must be >= 0 px; got {radius:g}"
+            raise ValueError(msg)
         rng = np.random.default_rng(self.rng)
         cy, cx = frame_center(arr.shape)
-        sources = np.asarray(exclude_xy, dtype=np.float64).reshape(-1, 2)
+        offset = float(rng.uniform(0, 360))
+        thetas = np.array([[self._free_azimuth(offset + 360.0 * z / n_az + _GOLDEN_DEG * a, r, (cx, cy), sources, radius)
+                            for a, r in enumerate(radii)] for z in range(n_az)])  # (n_az, n_radii)
+        positions = [[(cx + r * math.cos(math.radians(t)), cy + r * math.sin(math.radians(t))) for r, t in zip(radii, row)]
+                     for row in thetas]
+        with np.errstate(all="ignore"):  # only the aperture geometry counts here: enough noise apertures outside the mask
+            for row in positions:
+                for xy in row:
+                    snr(arr[0], xy, fwhm, exclude_negative_lobes=self.exclude_negative_lobes, exclude_xy=sources,
+                        exclude_radius_px=radius)
 
         base = pca_annular(arr, angles, fwhm, ncomp=self.ncomp)
-        noise = np.array([self._aperture_noise(base, r, fwhm, (cx, cy), sources, exclude_radius_px) for r in radii])
+        noise = np.array([self._aperture_noise(base, r, fwhm, (cx, cy), sources, radius) for r in radii])
         levels = np.geomspace(0.3, 40.0, n_lev)
         fluxes = noise[:, None] * levels[None, :]
         snrs = np.empty((radii.size, n_lev, n_az))
-        offset = float(rng.uniform(0, 360))
         for z in range(n_az):
-            thetas = np.array([
-                self._free_azimuth(offset + 360.0 * z / n_az + _GOLDEN_DEG * a, r, (cx, cy), sources, exclude_radius_px)
-                for a, r in enumerate(radii)
-            ])
             for level in range(n_lev):
-                injected = cube_inject_companions(arr, psf, angles, sep_px=radii, theta_deg=thetas, flux=fluxes[:, level])
+                injected = cube_inject_companions(arr, psf, angles, sep_px=radii, theta_deg=thetas[z], flux=fluxes[:, level])
                 frame = pca_annular(injected, angles, fwhm, ncomp=self.ncomp)
-                for a, (r, t) in enumerate(zip(radii, thetas)):
-                    xy = (cx + r * math.cos(math.radians(t)), cy + r * math.sin(math.radians(t)))
-                    snrs[a, level, z] = snr(frame, xy, fwhm)
+                for a, xy in enumerate(positions[z]):
+                    snrs[a, level, z] = snr(frame, xy, fwhm, exclude_negative_lobes=self.exclude_negative_lobes,
+                                            exclude_xy=sources, exclude_radius_px=radius)
             logger.info("S/N oracle: azimuth set %d/%d done", z + 1, n_az)
         curve = np.empty((radii.size, n_lev))
         flux_range = np.empty((radii.size, 2))
@@ -167,6 +205,7 @@ class FluxRangeEstimator:
         self.snr_curve_ = curve
         self.flux_range_ = flux_range
         self.radii_px_ = radii
+        self.azimuths_deg_ = thetas.T.copy()
         return self
 
     @staticmethod
@@ -182,13 +221,16 @@ class FluxRangeEstimator:
     @staticmethod
     def _free_azimuth(theta, radius, center, sources, exclude_radius) -> float:
         cx, cy = center
-        for _ in range(32):
+        for _ in range(64):
             x = cx + radius * math.cos(math.radians(theta))
             y = cy + radius * math.sin(math.radians(theta))
             if all(math.hypot(x - sx, y - sy) > exclude_radius for sx, sy in sources):
                 return theta % 360.0
-            theta += 23.0
-        return theta % 360.0
+            theta += 23.0  # 64 steps of 23 deg visit the circle every 4 deg or less
+        xy = ", ".join(f"({sx:g}, {sy:g})" for sx, sy in sources)
+        raise SettingError(
+            f"no azimuth at {radius:.1f} px from the star lies farther than {exclude_radius:.1f} px from the known "
+            f"sources {xy}; lower {{exclude_radius_px}} or leave this separation out", exclude_radius_px=None)
 
 
 def _invert(fluxes: np.ndarray, curve: np.ndarray, target: float) -> float:

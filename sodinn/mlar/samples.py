@@ -462,18 +462,29 @@ def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli,
     dict
         Lists: ``radii_px`` (n_annuli,), ``flux_range`` (n_annuli, 2), ``fluxes`` (n_annuli,
         n_levels), ``snrs`` (n_annuli, n_levels, n_azimuths), ``snr_curve`` (n_annuli, n_levels),
-        ``noise_px`` (n_annuli,); see :class:`~sodinn.mlar.flux.FluxRangeEstimator`.
+        ``noise_px`` (n_annuli,), ``azimuths_deg`` (n_annuli, n_azimuths), and how known sources were
+        kept out: ``known_sources_xy``, ``exclusion_px`` (``mask_radius_fwhm`` times the FWHM),
+        ``exclude_negative_lobes`` and ``method_version``; see :class:`~sodinn.mlar.flux.FluxRangeEstimator`.
+
+    Raises
+    ------
+    SettingError
+        Naming ``mask_radius_fwhm``, if an annulus has no azimuth (or too few noise apertures) outside
+        the masks of the known sources.
     """
     from sodinn.mlar.flux import FluxRangeEstimator
 
     radii = 0.5 * (annuli.r_in_px + annuli.r_out_px)
+    exclusion_px = config.mask_radius_fwhm * sequence.fwhm_px
     est = FluxRangeEstimator(
         config.snr_range, ncomp=min(config.oracle_ncomp, sequence.n_frames - 2), n_azimuths=config.oracle_azimuths,
         rng=np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(_ORACLE_KEY,))),
-    ).fit(
-        sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii,
-        exclude_xy=config.known_sources_xy, exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px,
     )
+    try:
+        est.fit(sequence.cube, sequence.angles_deg, psf, sequence.fwhm_px, radii, exclude_xy=config.known_sources_xy,
+                exclude_radius_px=exclusion_px)
+    except SettingError as err:  # the estimator names its parameter; here the setting is mask_radius_fwhm
+        raise SettingError(err.template.replace("{exclude_radius_px}", "{mask_radius_fwhm}"), mask_radius_fwhm=None) from None
     return {
         "radii_px": radii.tolist(),
         "flux_range": est.flux_range_.tolist(),
@@ -481,6 +492,11 @@ def fit_flux_ranges(sequence: ADISequence, config: SampleConfig, annuli: Annuli,
         "snrs": est.snrs_.tolist(),
         "snr_curve": est.snr_curve_.tolist(),
         "noise_px": est.noise_px_.tolist(),
+        "azimuths_deg": est.azimuths_deg_.tolist(),
+        "known_sources_xy": [list(xy) for xy in config.known_sources_xy],
+        "exclusion_px": exclusion_px,
+        "exclude_negative_lobes": est.exclude_negative_lobes,
+        "method_version": est.method_version,
     }
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
+from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import AnnulusSamples, MLARSamples, fit_flux_ranges, iter_annulus_samples, minmax_normalize, plan_samples
 
 __all__ = ["SampleFile", "generate_sample_file", "write_samples"]
@@ -128,7 +129,9 @@ def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any,
     from tqdm.auto import tqdm
 
     annuli, psf, provenance = plan.annuli, plan.psf, plan.provenance
-    identity = {"config_sha256": config.digest(), "sequence": _sequence_identity(sequence)}
+    # the oracle's method is part of the identity: a state saved by another method (e.g. before issue 14) is not resumed
+    identity = {"config_sha256": config.digest(), "sequence": _sequence_identity(sequence),
+                "oracle_method": FluxRangeEstimator.method_version}
     if parts.exists() and not resume:
         shutil.rmtree(parts)
     state_file = parts / "state.json"

@@ -1,0 +1,108 @@
+"""Tests of sodinn.mlar.features: S/N curves of MLAR samples across their K ranks (NA-SODINN)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sodinn.adi.geometry import frame_center
+from sodinn.adi.injection import cube_inject_companions
+from sodinn.adi.rotation import cube_derotate
+from sodinn.adi.snr import snr
+from sodinn.config import SampleConfig
+from sodinn.datasets import make_adi_sequence
+from sodinn.mlar.features import annulus_snr_curves, snr_curves
+from sodinn.mlar.operator import AnnulusOperator
+
+FWHM = 4.0
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_adi_sequence(n_frames=24, size_px=49, fwhm_px=FWHM, seed=3)
+
+
+def _operator(cube, angles, r_in=10.0):
+    config = SampleConfig(patch_px=9, n_ranks=3, k_policy="fixed", k_list=(1, 4, 10))
+    return AnnulusOperator(np.asarray(cube), angles, r_in, r_in + FWHM, config, np.ones(cube.shape[1:], dtype=bool))
+
+
+def _slow_frames(op, cube, angles):
+    """Residual frames by the slow path: region SVD, residual per rank in full frames, derotation, mean."""
+    n, size, _ = cube.shape
+    yy, xx = op.region
+    m = cube[:, yy, xx]
+    lam, u = np.linalg.eigh(m @ m.T)
+    u = u[:, ::-1]
+    out = []
+    for k in op.ks:
+        uk = u[:, :k]
+        resid = np.zeros((n, size, size))
+        resid[:, yy, xx] = m - uk @ (uk.T @ m)
+        out.append(cube_derotate(resid, angles).mean(axis=0))
+    return np.stack(out)
+
+
+def test_snr_curves_equal_snr_at_every_position_and_frame():
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(3, 41, 41))
+    frames[:, 20, 32] += [5.0, 10.0, 20.0]
+    xy = np.array([[32.0, 20.0], [14.3, 27.8], [20.0, 6.0], [35.0, 31.0]])
+    for lobes in (False, True):
+        curves = snr_curves(frames, xy, 3.0, exclude_negative_lobes=lobes)
+        assert curves.shape == (4, 3)
+        expected = [[snr(f, tuple(p), 3.0, exclude_negative_lobes=lobes) for f in frames] for p in xy]
+        np.testing.assert_allclose(curves, expected, rtol=1e-13, atol=0)
+
+
+def test_annulus_snr_curves_equal_snr_on_the_slow_residual_frames(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    idx = np.arange(0, len(op.centers), 9)
+    curves = annulus_snr_curves(op, idx, FWHM)
+    frames = _slow_frames(op, cube, angles)
+    expected = [[snr(f, (float(x), float(y)), FWHM) for f in frames] for y, x in op.centers[idx]]
+    assert curves.shape == (idx.size, 3)
+    np.testing.assert_allclose(curves, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_annulus_snr_curves_with_minus_angles_match_the_flipped_frames(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    idx = np.arange(3, len(op.centers), 17)
+    curves = annulus_snr_curves(op, idx, FWHM, angles_deg=op.minus, exclude_negative_lobes=True)
+    frames = _slow_frames(op, cube, -angles)
+    expected = [[snr(f, (float(x), float(y)), FWHM, exclude_negative_lobes=True) for f in frames]
+                for y, x in op.centers[idx]]
+    np.testing.assert_allclose(curves, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_snr_curve_of_an_injected_companion_rises_with_flux(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    cy, cx = frame_center(cube.shape)
+    sep, theta = 12.0, 30.0
+    x = cx + sep * np.cos(np.deg2rad(theta))
+    y = cy + sep * np.sin(np.deg2rad(theta))
+    previous = None
+    for flux in (0.0, 300.0, 1000.0, 3000.0):
+        injected = cube_inject_companions(cube, synthetic.psf, angles, sep_px=sep, theta_deg=theta, flux=flux)
+        op = _operator(injected, angles)
+        row = int(np.flatnonzero((op.centers[:, 0] == round(y)) & (op.centers[:, 1] == round(x)))[0])
+        curve = annulus_snr_curves(op, [row], FWHM)[0]
+        if previous is not None:
+            assert np.all(curve > previous)
+        previous = curve
+    assert previous.min() > 5  # the brightest companion is detected at every rank
+
+
+def test_errors_name_the_problem(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    with pytest.raises(ValueError, match="centre_idx"):
+        annulus_snr_curves(op, [len(op.centers)], FWHM)
+    with pytest.raises(TypeError, match="AnnulusOperator"):
+        annulus_snr_curves(cube, [0], FWHM)
+    with pytest.raises(ValueError, match="patch"):
+        annulus_snr_curves(op, [0], 9.0)  # apertures wider than the patches
+    with pytest.raises(ValueError, match="from the star"):
+        snr_curves(np.zeros((1, 41, 41)), [(21.0, 20.0)], 3.0)

@@ -50,6 +50,7 @@ __all__ = [
     "EngineConfig",
     "InjectionConfig",
     "LimitConfig",
+    "PROBABILITY_THRESHOLD",
     "PredictConfig",
     "ReduceConfig",
     "RocConfig",
@@ -703,39 +704,83 @@ def _check_delta_rot(value: Any) -> float | tuple[float, float]:
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
+#: The probability threshold used where a model's probability is thresholded directly: ``sodinn predict
+#: --threshold`` examples, the detection limits' default and the README's uncalibrated trials. ``sodinn
+#: predict`` itself thresholds at a calibrated false-alarm budget (:attr:`PredictConfig.fp_budget`).
+PROBABILITY_THRESHOLD = 0.9
+
+
 @dataclass(frozen=True)
 class PredictConfig(_Settings):
-    """Probability maps and candidates (the ``[predict]`` table). The default threshold lives here only.
+    """Detection maps and candidates (the ``[predict]`` table). The default false-alarm budget lives here only.
 
     Attributes
     ----------
-    threshold : float
-        Probability threshold of the detection map and the candidates, in (0, 1). ``PredictConfig.threshold``
-        (the class attribute) is the default every other part of sodinn uses.
+    fp_budget : float
+        False-alarm budget: the detection map and the candidates keep the pixels whose expected number of
+        false positives per frame, measured on null draws of the same data (:mod:`sodinn.detect.calibration`),
+        is at most this (> 0). Default 1: on average one false candidate per data set, each candidate
+        carrying its own level (see the README, "What a candidate's false-alarm level means").
+    threshold : float, optional
+        A probability threshold in (0, 1) instead of the calibrated budget (no null draws are scored; the
+        candidates carry no false-alarm level). Default: None (use ``fp_budget``).
+    calibration_nulls : int
+        0 (default): calibrate the map on its own blobs, known sources left out
+        (:func:`sodinn.detect.calibration.calibrate_self`: no extra cost, and exchangeable with the map's
+        false positives). N >= 1: on N null draws of every pixel (negated, then permuted angles,
+        :func:`sodinn.detect.calibration.calibrate_nulls`), each costing about one probability map.
+    seed : int
+        Seeds the null draws' angle permutations.
+    known_sources_xy : tuple of (x, y)
+        Known real sources (px, on the derotated frame): left out of the calibration's null draws, where
+        they would trace bright arcs (e.g. the sources masked in the model's training samples). They stay in
+        the probability map and the candidates.
     batch_size : int
         Samples per call of the model.
 
     Raises
     ------
     ValueError
-        For a threshold outside (0, 1) or a batch size below 1.
+        For a budget that is not > 0, a threshold outside (0, 1), fewer than 1 null draw or a batch size
+        below 1.
     TypeError
-        For a batch size that is not an integer.
+        For a batch size, seed or number of null draws that is not an integer.
     """
 
     _WHAT = "predict"
 
-    threshold: float = 0.9
+    fp_budget: float = 1.0
+    threshold: float | None = None
+    calibration_nulls: int = 0
+    seed: int = 0
+    known_sources_xy: tuple[tuple[float, float], ...] = ()
     batch_size: int = 512
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
         value = self.threshold
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            msg = f"threshold must be a probability in (0, 1), e.g. 0.9; got {value!r}"
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                msg = f"threshold must be a probability in (0, 1), e.g. {PROBABILITY_THRESHOLD}; got {value!r}"
+                raise ValueError(msg)
+            object.__setattr__(self, "threshold", float(value))
+        budget = self.fp_budget
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
+            msg = f"fp_budget must be a number of false positives per frame > 0, e.g. 1.0; got {budget!r}"
             raise ValueError(msg)
-        object.__setattr__(self, "threshold", float(value))
+        object.__setattr__(self, "fp_budget", float(budget))
+        v.check_int(self.calibration_nulls, name="calibration_nulls", minimum=0)
+        v.check_int(self.seed, name="seed", minimum=0)
+        sources = tuple(
+            tuple(float(c) for c in v.check_positions_xy(xy, name="known_sources_xy")[0]) for xy in self.known_sources_xy
+        )
+        object.__setattr__(self, "known_sources_xy", sources)
         v.check_int(self.batch_size, name="batch_size", minimum=1)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the products are thresholded at the false-alarm budget (no probability threshold given)."""
+        return self.threshold is None
 
 
 @dataclass(frozen=True)
@@ -862,8 +907,9 @@ def _default_snr_thresholds() -> tuple[float, ...]:
 
 
 def _default_prob_thresholds() -> tuple[float, ...]:
-    # up to 0.9999: trained on faint companions, a network is often over-confident on speckles
-    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
+    # up to 1 - 1e-6 (model maps are logits, so these stay distinct): trained on faint companions, a network is
+    # often over-confident on speckles
+    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999, 0.99999, 0.999999)
 
 
 def _thresholds(values: Iterable[Any], name: str) -> tuple[float, ...]:
@@ -906,7 +952,9 @@ class RocConfig(InjectionConfig):
     fp_targets : tuple of float
         Expected false positives per frame at which the calibrated models are scored.
     calibration_nulls : int
-        Null draws per pixel of the calibration.
+        0 (default): each copy's map is calibrated on its own blobs, as ``sodinn predict`` does
+        (:func:`sodinn.detect.calibration.calibrate_self`); N >= 1: one calibration of the real data on N
+        null draws per pixel.
     lambda_d_px : float, optional
         See :class:`InjectionConfig`.
     known_sources_xy : tuple of (x, y)
@@ -936,7 +984,7 @@ class RocConfig(InjectionConfig):
     prob_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_default_prob_thresholds)
     calibrate: bool = True
     fp_targets: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-    calibration_nulls: int = 4
+    calibration_nulls: int = 0
 
     def __post_init__(self) -> None:
         """Check and normalise every setting; raise ``TypeError`` or ``ValueError`` naming a bad one."""
@@ -967,7 +1015,7 @@ class RocConfig(InjectionConfig):
             msg = f"prob_thresholds must lie in (0, 1); got {self.prob_thresholds}"
             raise ValueError(msg)
         set_(self, "fp_targets", tuple(sorted(v.check_positive(f, name="fp_targets") for f in self.fp_targets)))
-        v.check_int(self.calibration_nulls, name="calibration_nulls", minimum=1)
+        v.check_int(self.calibration_nulls, name="calibration_nulls", minimum=0)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RocConfig:
@@ -1021,7 +1069,7 @@ class LimitConfig(InjectionConfig):
     flux_ladder : tuple of float, optional
         Absolute fluxes instead (same ladder at every separation; no oracle run).
     prob_threshold : float
-        Probability threshold of the models (default :attr:`PredictConfig.threshold`; overridden per
+        Probability threshold of the models (default :data:`PROBABILITY_THRESHOLD`; overridden per
         model by ``detection_limits(thresholds=...)``).
     snr_threshold : float
         S/N threshold of the baselines.
@@ -1082,7 +1130,7 @@ class LimitConfig(InjectionConfig):
     copies_per_flux: int = 20
     flux_factors: tuple[float, ...] = dataclasses.field(default_factory=_default_flux_factors)
     flux_ladder: tuple[float, ...] | None = None
-    prob_threshold: float = PredictConfig.threshold
+    prob_threshold: float = PROBABILITY_THRESHOLD
     snr_threshold: float = 5.0
     baselines: tuple[str, ...] = ("annular-10",)
     tpr_target: float = 0.95

@@ -84,7 +84,7 @@ def test_field_names_are_in_definition_order():
                                        "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation", "north_offset_deg",
                                        "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux", "npz")
     assert field_names(ReduceConfig) == ("method", "ncomp", "delta_rot")
-    assert field_names(PredictConfig) == ("threshold", "batch_size")
+    assert field_names(PredictConfig) == ("fp_budget", "threshold", "calibration_nulls", "seed", "known_sources_xy", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")
     assert field_names(SampleConfig)[:3] == ("patch_px", "n_ranks", "k_policy")
     assert field_names(SampleConfig)[-2:] == ("memory_budget_gib", "linalg_backend")
@@ -167,16 +167,24 @@ def test_good_baseline_specs_are_kept_as_written(cls):
 # ---------------------------------------------------------------- the default threshold
 
 
-def test_predict_config_owns_the_default_threshold():
-    from sodinn.detect.candidates import binary_map, find_candidates
+def test_predict_config_owns_the_default_budget_and_the_probability_threshold_is_one_constant():
+    from sodinn.config import PROBABILITY_THRESHOLD
+    from sodinn.detect.candidates import binary_map, find_calibrated_candidates, find_candidates
     from sodinn.pipeline.survey import Target
 
-    default = PredictConfig.threshold
-    assert default == PredictConfig().threshold == 0.9
+    assert PredictConfig().fp_budget == PredictConfig.fp_budget == 1.0 and PredictConfig().calibrated
+    assert PredictConfig().threshold is None and not PredictConfig(threshold=0.9).calibrated
+    assert inspect.signature(find_calibrated_candidates).parameters["fp_budget"].default == PredictConfig.fp_budget
     for func in (find_candidates, binary_map):
-        assert inspect.signature(func).parameters["threshold"].default == default
-    assert LimitConfig().prob_threshold == default
-    assert {f.name: f.default for f in dataclasses.fields(Target)}["threshold"] == default
+        assert inspect.signature(func).parameters["threshold"].default == PROBABILITY_THRESHOLD == 0.9
+    assert LimitConfig().prob_threshold == PROBABILITY_THRESHOLD
+    assert {f.name: f.default_factory() for f in dataclasses.fields(Target) if f.name == "predict"} == {"predict": PredictConfig()}
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, float("inf"), float("nan"), True, "1"])
+def test_predict_config_budget_must_be_a_positive_number(budget):
+    with pytest.raises(ValueError, match=r"fp_budget must be a number of false positives per frame > 0"):
+        PredictConfig(fp_budget=budget)
 
 
 # ---------------------------------------------------------------- validation
@@ -253,7 +261,7 @@ def test_reduce_config_errors(kwargs, error, match):
         ReduceConfig(**kwargs)
 
 
-@pytest.mark.parametrize("threshold", [0, 1, 1.5, -0.1, True, "0.9", None])
+@pytest.mark.parametrize("threshold", [0, 1, 1.5, -0.1, True, "0.9"])
 def test_predict_config_threshold_must_be_a_probability(threshold):
     with pytest.raises(ValueError, match=r"threshold must be a probability in \(0, 1\), e.g. 0.9; got"):
         PredictConfig(threshold=threshold)

@@ -76,7 +76,8 @@ FLAGS: dict[str, dict[str, str]] = {
                 "mask": "known_sources_xy"},
     "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
               "random_split": "report_random_split"},
-    "predict": {"threshold": "threshold"},
+    "predict": {"fp_budget": "fp_budget", "threshold": "threshold", "calibration_nulls": "calibration_nulls",
+                "mask": "known_sources_xy"},
     "roc": {"copies": "copies_per_band", "seed": "seed"},
     "limits": {"copies": "copies_per_flux", "seed": "seed", "separations": "separations_lambda_d", "baselines": "baselines",
                "threshold": "prob_threshold", "snr_threshold": "snr_threshold", "sigma": "sigma",
@@ -392,13 +393,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"files: {r.frame_file.name}, {r.snr_file.name}, {r.figure_file.name}")
     table = result.candidates
     if table is not None:
-        print(f"SODINN: {len(table)} candidate(s) with P >= {result.threshold:g} "
+        print(f"SODINN: {len(table)} candidate(s) with {result.criterion} "
               "(files: predict/candidates.ecsv, predict/detection.png; PCA-ADI beside SODINN: demo.png)")
         for i, c in enumerate(synth.companions):
             x, y = c.x_px, c.y_px
             d = np.hypot(np.asarray(table["x"]) - x, np.asarray(table["y"]) - y) if len(table) else np.array([np.inf])
             k = int(np.argmin(d))
-            found = f"found as candidate #{k + 1} (peak P {table['peak_probability'][k]:.3f})" if d[k] < 2 else "not found"
+            found = "not found"
+            fp_file = Path(args.output) / "predict" / "false_alarm_map.fits"
+            if fp_file.is_file():  # the calibrated level where the companion is, candidate or not
+                from sodinn.adi.io import read_fits
+
+                fp_map = read_fits(fp_file)
+                yy, xx = np.indices(fp_map.shape)
+                near = fp_map[(np.hypot(xx - x, yy - y) <= 2) & np.isfinite(fp_map)]
+                if near.size:
+                    found = f"not within the budget (its level there: {near.min():.2g} false positives per frame)"
+            if d[k] < 2:
+                level = (f"{table['expected_fp'][k]:.2g} false positives per frame, {table['significance_sigma'][k]:.1f} "
+                         "sigma" if "expected_fp" in table.colnames else f"peak P {table['peak_probability'][k]:.3f}")
+                found = f"found as candidate #{k + 1} ({level})"
             pca = reductions["annular"].snr_at_truth[i] if "annular" in reductions else float("nan")
             print(f"  companion {COMPANION_NAMES[i]} at (x={x:.1f}, y={y:.1f}), annular PCA-ADI S/N {pca:.1f}: {found}")
     return 0
@@ -639,6 +653,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError(msg) from None
     model_folder(model_dir)
     output = settings.pop("output", None)
+    if args.fp_budget is not None and args.threshold is not None:
+        msg = "give --fp-budget (a calibrated false-alarm budget) or --threshold (a probability), not both"
+        raise UserError(msg)
+    if args.threshold is not None:
+        settings.pop("fp_budget", None)
+    if args.fp_budget is not None:
+        settings.pop("threshold", None)
     config = PredictConfig.from_dict(_apply_flags(settings, args, "predict"))
     out = _output_folder(_output_path(args.output, output, base, "predict_output"), "predict", config=args.config)
     seq, data = _load_sequence(args, cfg, base)
@@ -651,34 +672,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
                          psf_nd_transmission=data_config.psf_nd_transmission, star_flux=data_config.star_flux)
     table = predict_products(seq, model_dir, out, config=config, data=data, psf_scaling=scaling,
                              progress=not args.quiet).candidates
-    print(candidate_summary(table, config.threshold, out))
+    print(candidate_summary(table, out, max_rows=args.max_rows or None))
     return 0
 
 
-def candidate_summary(table: Any, threshold: float, out: Path | str, *, max_rows: int = 10) -> str:
-    """Return what ``sodinn predict`` prints: the number of candidates and the first ``max_rows`` in sky terms.
+def candidate_summary(table: Any, out: Path | str, *, max_rows: int | None = 20) -> str:
+    """Return what ``sodinn predict`` prints: how many candidates there are, and each listed one in sky terms.
 
     Parameters
     ----------
     table : astropy.table.Table
-        Candidates of :func:`sodinn.detect.candidates.measure_candidates`.
-    threshold : float
-        The probability threshold.
+        Candidates of :func:`sodinn.detect.candidates.measure_candidates` (``meta`` holds ``fp_budget``
+        or ``threshold``).
     out : path-like
         The output folder.
-    max_rows : int
-        Rows listed.
+    max_rows : int, optional
+        Rows listed at most (None: all); the count always covers every candidate.
 
     Returns
     -------
     str
-        Lines: the count, the north offset and PSF scaling used, then one line per listed candidate:
-        id, x, y (px), separation (arcsec, else px), PA (deg east of north), S/N, Δmag, peak P.
+        Lines: the count and the criterion, the north offset and PSF scaling used, then one line per listed
+        candidate: id, x, y (px), separation (arcsec, else px), PA (deg east of north), false-alarm level
+        (expected false positives per frame and sigma) when calibrated, S/N, Δmag, peak P.
     """
     meta = table.meta
-    listed = min(len(table), max_rows)
-    shown = f"; the first {listed} (all in candidates.ecsv)" if len(table) > listed else ""
-    lines = [f"{len(table)} candidate(s) with P >= {threshold:g}{shown}; outputs in {out} (candidates.ecsv, candidates.reg)"]
+    listed = len(table) if max_rows is None else min(len(table), max_rows)
+    shown = f"; the first {listed} listed (all in candidates.ecsv; --max-rows)" if len(table) > listed else ""
+    if meta.get("fp_budget") is not None:
+        criterion = (f"within the false-alarm budget of {meta['fp_budget']:g} expected false positive(s) per frame "
+                     "(--fp-budget)")
+    else:
+        criterion = f"with P >= {meta.get('threshold', float('nan')):g} (uncalibrated)"
+    lines = [f"{len(table)} candidate(s) {criterion}{shown}; outputs in {out} (candidates.ecsv, candidates.reg)"]
     lines.append(f"  PA east of north with north offset {meta.get('north_offset_deg', 0.0):g} deg added to the angles"
                  + ("" if meta.get("north_offset_deg") else " (none: set --north-offset for true PAs)")
                  + _star_text(meta))
@@ -686,8 +712,10 @@ def candidate_summary(table: Any, threshold: float, out: Path | str, *, max_rows
         sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"
         snr = f"{row['snr']:5.1f}" if "snr" in table.colnames and np.isfinite(row["snr"]) else "  n/a"
         dmag = f"{row['delta_mag']:5.2f}" if "delta_mag" in table.colnames and np.isfinite(row["delta_mag"]) else "  n/a"
+        level = (f"FP/frame={row['expected_fp']:.2g} ({row['significance_sigma']:.1f} sigma) "
+                 if "expected_fp" in table.colnames else "")
         lines.append(f"  #{row['id']:<3d} x={row['x']:6.2f} y={row['y']:6.2f} sep={sep} PA={row['pa_deg']:5.1f} deg E of N "
-                     f"S/N={snr} dmag={dmag} peak P={row['peak_probability']:.3f}")
+                     f"{level}S/N={snr} dmag={dmag} peak P={row['peak_probability']:.3f}")
     return "\n".join(lines)
 
 

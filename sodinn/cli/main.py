@@ -18,7 +18,16 @@ from sodinn._version import __version__
 from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
-from sodinn.config import EngineConfig, LimitConfig, PredictConfig, ReduceConfig, RocConfig, SampleConfig, TrainConfig
+from sodinn.config import (
+    PROBABILITY_THRESHOLD,
+    EngineConfig,
+    LimitConfig,
+    PredictConfig,
+    ReduceConfig,
+    RocConfig,
+    SampleConfig,
+    TrainConfig,
+)
 from sodinn.exceptions import SettingError, SodinnWarning
 from sodinn.learn.models import MODEL_NAMES
 
@@ -220,7 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model folder written by 'sodinn train' (default: [predict] model, else the [train] "
                          "output of --config)")
     _add_data_options(predict)
-    predict.add_argument("--threshold", type=float, help=f"probability threshold in (0, 1) (default: {PredictConfig.threshold})")
+    predict.add_argument("--fp-budget", type=float, metavar="F",
+                         help="false-alarm budget: keep what is expected to give at most F false positives per frame, "
+                         f"calibrated on null draws of the data (default: {PredictConfig.fp_budget:g})")
+    predict.add_argument("--threshold", type=float,
+                         help="a probability threshold in (0, 1) instead of the calibrated budget (e.g. "
+                         f"{PROBABILITY_THRESHOLD}; no null draws, no false-alarm levels)")
+    predict.add_argument("--calibration-nulls", type=int, metavar="N",
+                         help="calibrate on N null draws of every pixel (negated, then permuted angles; each costs about one "
+                         "probability map) instead of the map's own blobs (the default, 0)")
+    predict.add_argument("--mask", type=float, nargs=2, action="append", metavar=("X", "Y"),
+                         help="a known source to keep out of the calibration's null draws (repeatable; it stays a candidate)")
+    predict.add_argument("--max-rows", type=int, default=20, metavar="N",
+                         help="candidates listed on the terminal (default: 20; 0: all); the count covers every one")
     predict.add_argument("--output", "-o", help="output folder (default: predict_output)")
     predict.set_defaults(func=commands.cmd_predict)
 

@@ -24,9 +24,12 @@ from sodinn.adi.psf import aperture_flux
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.sky import PSFScaling, sky_position
 from sodinn.adi.snr import snr
-from sodinn.config import PredictConfig
+from sodinn.config import PROBABILITY_THRESHOLD, PredictConfig
+from sodinn.detect.calibration import Calibration, significance_sigma
+from sodinn.detect.probability import ProbabilityMap
 
-__all__ = ["CONVENTIONS", "PHOTOMETRY_METHOD", "binary_map", "find_candidates", "measure_candidates"]
+__all__ = ["CONVENTIONS", "PHOTOMETRY_METHOD", "STATISTIC", "binary_map", "find_calibrated_candidates", "find_candidates",
+           "measure_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,15 @@ CONVENTIONS = ("x, y: 0-based pixel position (probability-weighted centroid) on 
                "frame_center; the frame is north-up, east-left when it was derotated with the parallactic angles "
                "plus north_offset_deg; pa_deg: position angle east of north, (theta_deg - 90) mod 360; theta_deg: "
                "counter-clockwise from +x; sep_arcsec, sep_mas from pixel_scale_arcsec")
+
+#: What a calibrated candidate's false-alarm columns mean (written in the table's metadata)
+STATISTIC = (
+    "expected_fp: expected number of false positives per frame at least as strong as the candidate, from the model's "
+    "null blob counts on this data set (residuals derotated with negated and permuted parallactic angles), per annulus, "
+    "spread evenly over the field (sodinn.detect.calibration); significance_sigma: the Gaussian equivalent of the "
+    "probability 1 - exp(-expected_fp) that a frame of null data holds at least one such false positive (no further "
+    "look-elsewhere correction needed); peak_logit: the model's largest pre-sigmoid score in the blob."
+)
 
 #: How :func:`measure_candidates` measures a candidate (written in the table's metadata)
 PHOTOMETRY_METHOD = (
@@ -48,7 +60,7 @@ PHOTOMETRY_METHOD = (
 )
 
 
-def binary_map(probability: npt.ArrayLike, threshold: float = PredictConfig.threshold) -> np.ndarray:
+def binary_map(probability: npt.ArrayLike, threshold: float = PROBABILITY_THRESHOLD) -> np.ndarray:
     """Return the binary detection map: the pixels with P(companion) >= ``threshold`` (SPEC §4).
 
     Parameters
@@ -56,7 +68,7 @@ def binary_map(probability: npt.ArrayLike, threshold: float = PredictConfig.thre
     probability : array-like, shape (N, N)
         Probability map (:func:`sodinn.detect.probability.probability_map`).
     threshold : float
-        Probability threshold, in (0, 1); default ``PredictConfig.threshold``.
+        Probability threshold, in (0, 1); default :data:`sodinn.config.PROBABILITY_THRESHOLD`.
 
     Returns
     -------
@@ -84,7 +96,7 @@ def binary_map(probability: npt.ArrayLike, threshold: float = PredictConfig.thre
 
 def find_candidates(
     probability: npt.ArrayLike,
-    threshold: float = PredictConfig.threshold,
+    threshold: float = PROBABILITY_THRESHOLD,
     *,
     pixel_scale_arcsec: float | None = None,
     north_offset_deg: float = 0.0,
@@ -124,12 +136,26 @@ def find_candidates(
         If ``probability`` is not a square 2-D image of finite values, ``threshold`` is not in (0, 1),
         ``pixel_scale_arcsec`` is not > 0 or ``north_offset_deg`` is not finite.
     """
+    prob = v.check_frame(probability, name="probability")
+    mask = binary_map(prob, threshold)
+    table = _blob_table(mask, prob, {}, ("peak_probability", "mean_probability", "area_px"), (True, True, True),
+                        pixel_scale_arcsec=pixel_scale_arcsec, north_offset_deg=north_offset_deg)
+    table.meta["threshold"] = float(v.check_real(threshold, name="threshold"))
+    return table
+
+
+def _blob_table(mask: np.ndarray, prob: np.ndarray, extra: dict[str, tuple[np.ndarray, str, Any]],
+                sort_keys: tuple[str, ...], descending: tuple[bool, ...], *, pixel_scale_arcsec: float | None,
+                north_offset_deg: float):
+    """Tabulate the 4-connected blobs of ``mask`` (positions weighted by ``prob``), sorted by ``sort_keys``.
+
+    ``extra`` maps a column name to ``(map, reduction, unit)``: the value of ``map`` over the blob reduced by
+    ``"max"``, ``"min"`` or ``"at_peak"`` (at the blob's highest-``prob`` pixel; ties to the first).
+    """
     from astropy import units as u
     from astropy.table import Table
     from scipy import ndimage
 
-    prob = v.check_frame(probability, name="probability")
-    mask = binary_map(prob, threshold)
     scale = None if pixel_scale_arcsec is None else v.check_positive(pixel_scale_arcsec, name="pixel_scale_arcsec")
     offset = v.check_real(north_offset_deg, name="north_offset_deg")
     labelled = ndimage.label(mask)
@@ -141,15 +167,24 @@ def find_candidates(
     for i in range(1, n + 1):
         sel: np.ndarray = labels == i
         w = prob[sel]
-        x = float((xx[sel] * w).sum() / w.sum())
-        y = float((yy[sel] * w).sum() / w.sum())
+        wsum = w.sum()
+        ww = w / wsum if wsum > 0 else np.full(w.shape, 1 / w.size)
+        x = float((xx[sel] * ww).sum())
+        y = float((yy[sel] * ww).sum())
         peak = int(np.argmax(w))
-        rows.append((x, y, int(xx[sel][peak]), int(yy[sel][peak]), float(w.max()), float(w.mean()), int(sel.sum())))
-    names = ("x", "y", "x_peak", "y_peak", "peak_probability", "mean_probability", "area_px")
-    dtypes = [float, float, int, int, float, float, int]
+        values = []
+        for m, how, _ in extra.values():
+            vals = m[sel]
+            values.append(float(vals.max() if how == "max" else vals.min() if how == "min" else vals[peak]))
+        rows.append((x, y, int(xx[sel][peak]), int(yy[sel][peak]), *values, float(w.max()), float(w.mean()),
+                     int(sel.sum())))
+    names = ("x", "y", "x_peak", "y_peak", *extra, "peak_probability", "mean_probability", "area_px")
+    dtypes = [float, float, int, int, *[float] * len(extra), float, float, int]
     table = Table(rows=rows, names=names, dtype=dtypes) if rows else Table(names=names, dtype=dtypes)
     if len(table):
-        table.sort(["peak_probability", "mean_probability", "area_px"], reverse=True)
+        order = np.lexsort([np.asarray(table[k]) * (-1 if d else 1) for k, d in zip(sort_keys[::-1], descending[::-1],
+                                                                                       strict=True)])
+        table = table[order]
     pos = sky_position(np.asarray(table["x"], dtype=float), np.asarray(table["y"], dtype=float), prob.shape,
                        pixel_scale_arcsec=scale)
     table.add_column(np.arange(1, len(table) + 1), name="id", index=0)
@@ -160,11 +195,77 @@ def find_candidates(
     sky_cols += [("pa_deg", pos.pa_deg, u.deg), ("theta_deg", pos.theta_deg, u.deg)]
     for k, (name, values, _) in enumerate(sky_cols):
         table.add_column(np.asarray(values, dtype=float), name=name, index=at + k)
+    units = [(c, unit) for c, (_, _, unit) in extra.items() if unit]
     for name, unit in (("x", u.pix), ("y", u.pix), ("x_peak", u.pix), ("y_peak", u.pix), ("area_px", u.pix**2),
-                       *((c, unit) for c, _, unit in sky_cols)):
+                       *((c, unit) for c, _, unit in sky_cols), *units):
         table[name].unit = unit
-    table.meta.update({"conventions": CONVENTIONS, "north_offset_deg": offset, "pixel_scale_arcsec": scale,
-                       "threshold": float(v.check_real(threshold, name="threshold"))})
+    table.meta.update({"conventions": CONVENTIONS, "north_offset_deg": offset, "pixel_scale_arcsec": scale})
+    return table
+
+
+def find_calibrated_candidates(
+    pmap: ProbabilityMap,
+    calibration: Calibration,
+    fp_budget: float = PredictConfig.fp_budget,
+    *,
+    pixel_scale_arcsec: float | None = None,
+    north_offset_deg: float = 0.0,
+):
+    """Find the blobs within a false-alarm budget, most significant first, each with its false-alarm level.
+
+    The pixels whose expected number of false positives per frame ``c`` (:mod:`sodinn.detect.calibration`)
+    is at most ``fp_budget`` form 4-connected blobs; a blob's level is the smallest ``c`` it holds. Blobs of
+    fewer than ``calibration.npix`` pixels are dropped, as the calibration does not count them.
+
+    Parameters
+    ----------
+    pmap : ProbabilityMap
+        The model's map of the sequence (:func:`sodinn.detect.probability.probability_map`).
+    calibration : Calibration
+        The model's calibration on the same sequence (:func:`sodinn.detect.calibration.calibrate_nulls`).
+    fp_budget : float
+        Expected false positives per frame of the whole field (> 0); default
+        :attr:`sodinn.config.PredictConfig.fp_budget`.
+    pixel_scale_arcsec : float, optional
+        Pixel scale, arcsec/px; adds the ``sep_arcsec`` and ``sep_mas`` columns.
+    north_offset_deg : float
+        The offset included in the angles the map was derotated with (recorded in the metadata).
+
+    Returns
+    -------
+    astropy.table.Table
+        The columns of :func:`find_candidates` and ``expected_fp`` (the blob's smallest expected false
+        positives per frame), ``log10_expected_fp``, ``significance_sigma`` (its Gaussian equivalent,
+        :func:`sodinn.detect.calibration.significance_sigma`) and ``peak_logit`` (the model's largest
+        pre-sigmoid score in the blob); sorted by increasing ``log10_expected_fp``, then decreasing
+        ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``.
+
+    Raises
+    ------
+    TypeError
+        If ``fp_budget``, ``pixel_scale_arcsec`` or ``north_offset_deg`` is not a real number.
+    ValueError
+        If ``fp_budget`` is not > 0, or ``pmap`` and ``calibration`` do not cover the same annuli.
+    """
+    budget = v.check_positive(fp_budget, name="fp_budget")
+    if not np.array_equal(np.asarray(pmap.edges_px, dtype=np.float64), calibration.edges_px):
+        msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
+        raise ValueError(msg)
+    from scipy import ndimage
+
+    log10_c = calibration.log10_expected_false_positives(pmap.logit)
+    mask = pmap.evaluated & (log10_c <= math.log10(budget))
+    labels, n = ndimage.label(mask)
+    mask &= (np.bincount(labels.ravel(), minlength=n + 1) >= calibration.npix)[labels]  # as the calibration counts
+    # rank within a blob by -log10 c then logit: the peak pixel is the most significant one
+    extra = {"log10_expected_fp": (log10_c, "min", None), "peak_logit": (pmap.logit, "max", None)}
+    table = _blob_table(mask, pmap.probability, extra, ("log10_expected_fp", "peak_logit"), (False, True),
+                        pixel_scale_arcsec=pixel_scale_arcsec, north_offset_deg=north_offset_deg)
+    log10 = np.asarray(table["log10_expected_fp"], dtype=float)
+    at = table.colnames.index("log10_expected_fp")
+    table.add_column(np.power(10.0, log10), name="expected_fp", index=at)
+    table.add_column(significance_sigma(log10), name="significance_sigma", index=at + 2)
+    table.meta.update({"fp_budget": budget, "statistic": STATISTIC})
     return table
 
 

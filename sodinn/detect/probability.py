@@ -20,36 +20,128 @@ from sodinn.learn.artifact import TrainedModel
 from sodinn.mlar.operator import AnnulusOperator
 from sodinn.mlar.samples import sample_annuli
 
-__all__ = ["ProbabilityMap", "annulus_feature_samples", "probability_map"]
+__all__ = ["UNEVALUATED_LOGIT", "ProbabilityMap", "annulus_feature_samples", "null_angle_sets", "null_arc_mask",
+           "probability_map"]
 
 logger = logging.getLogger(__name__)
 
 
+#: The logit given to pixels the model did not evaluate: P = expit(-1e4) = 0 exactly, and finite for blob scoring
+UNEVALUATED_LOGIT = -1.0e4
+
+
 @dataclass(frozen=True)
 class ProbabilityMap:
-    """P(companion) at every evaluated pixel (0 elsewhere), with the annuli it covers.
+    """The model's score at every evaluated pixel, as a logit and a probability, with the annuli it covers.
 
     Attributes
     ----------
-    probability : ndarray, shape (N, N)
-        P(companion) of each pixel's sample, in [0, 1]; 0 where not evaluated.
+    logit : ndarray of float64, shape (N, N)
+        The model's pre-sigmoid output of each pixel's sample (:meth:`TrainedModel.predict_logits`):
+        the score to rank and calibrate by, since it does not saturate; :data:`UNEVALUATED_LOGIT`
+        where not evaluated.
+    probability : ndarray of float64, shape (N, N)
+        P(companion) = ``expit(logit)``, in [0, 1]; 0 where not evaluated.
     evaluated : ndarray of bool, shape (N, N)
         The pixels the model was applied to.
     edges_px : ndarray, shape (n_annuli + 1,)
         Boundaries of the annuli of the model's partition, px from the star.
     ks : ndarray, shape (n_evaluated_annuli, K)
         Ranks (principal components) of each evaluated annulus, in partition order.
+    null_logit : ndarray of float64, shape (n_null, N, N), or None
+        The logit maps of the null draws (:func:`null_angle_sets`) when asked for (``n_null > 0``);
+        :data:`UNEVALUATED_LOGIT` where not evaluated and on the arcs of known sources (:func:`null_arc_mask`).
     """
 
+    logit: np.ndarray
     probability: np.ndarray
     evaluated: np.ndarray
     edges_px: np.ndarray
     ks: np.ndarray
+    null_logit: np.ndarray | None = None
+
+
+def null_angle_sets(angles_deg: np.ndarray, n_null: int, seed: int = 0) -> list[np.ndarray]:
+    """Return the angles of the null draws: the negated angles, then ``n_null - 1`` random permutations.
+
+    Residuals derotated with these angles keep the speckles' statistics while a real companion is
+    smeared out (the C- rule of SPEC §3); they are the null hypothesis the calibration measures
+    (:mod:`sodinn.detect.calibration`).
+
+    Parameters
+    ----------
+    angles_deg : ndarray, shape (n_frames,)
+        Parallactic angles, degrees.
+    n_null : int
+        Number of null draws (>= 0).
+    seed : int
+        Seeds the permutations.
+
+    Returns
+    -------
+    list of ndarray, shape (n_frames,) each
+        ``n_null`` angle sets, degrees.
+
+    Raises
+    ------
+    TypeError
+        If ``n_null`` is not an integer.
+    ValueError
+        If ``n_null`` is negative.
+    """
+    from sodinn import _validation as v
+
+    n_null = v.check_int(n_null, name="n_null", minimum=0)
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    return ([-angles] + [rng.permutation(angles) for _ in range(n_null - 1)]) if n_null else []
+
+
+def null_arc_mask(shape: tuple[int, int], sources_xy: np.ndarray | list, angles_deg: np.ndarray, null_angles_deg: np.ndarray,
+                  radius_px: float) -> np.ndarray:
+    """Return where known sources land in a null draw: the arcs they trace when derotated with the null angles.
+
+    A source at angle ``theta`` lies at ``theta - PA_i`` in frame ``i`` (SPEC conventions); derotated by the
+    null angle ``alpha_i`` instead of ``PA_i`` it lands at ``theta - PA_i + alpha_i``. A bright source's
+    smeared arc is no sample of the null hypothesis (its flux is real), so the calibration leaves these
+    pixels out, as training leaves known sources out of its C- samples.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Frame shape ``(N, N)``.
+    sources_xy : array-like, shape (n, 2)
+        Known sources (x, y), px, on the frame derotated with the true angles.
+    angles_deg : ndarray, shape (n_frames,)
+        The true parallactic angles, degrees.
+    null_angles_deg : ndarray, shape (n_frames,)
+        The angles of the null draw, degrees.
+    radius_px : float
+        Pixels within this distance of an arc point are masked, px.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, N)
+        True on the arcs.
+    """
+    from sodinn.adi.geometry import frame_center
+
+    out = np.zeros(shape, dtype=bool)
+    cy, cx = frame_center(shape)
+    yy, xx = np.indices(shape)
+    shift = np.deg2rad(np.asarray(null_angles_deg, dtype=np.float64) - np.asarray(angles_deg, dtype=np.float64))
+    for x, y in np.asarray(sources_xy, dtype=np.float64).reshape(-1, 2):
+        r, theta = np.hypot(x - cx, y - cy), np.arctan2(y - cy, x - cx)
+        px, py = cx + r * np.cos(theta + shift), cy + r * np.sin(theta + shift)
+        for ax, ay in zip(px, py, strict=True):
+            out |= (xx - ax) ** 2 + (yy - ay) ** 2 <= radius_px**2
+    return out
 
 
 def annulus_feature_samples(
-    sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float,
+    *, null_angles: list[np.ndarray] | tuple[np.ndarray, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Build the samples of every pixel of an annulus from the real cube (+PA derotation, no injection).
 
     Parameters
@@ -60,6 +152,9 @@ def annulus_feature_samples(
         Sample settings (patch size, number of ranks, k policy), normally the model's.
     r_in_px, r_out_px : float
         Inner and outer radius of the annulus, px.
+    null_angles : sequence of ndarray, shape (n_frames,) each
+        Also build the samples of the same pixels with the residuals derotated by each of these angle
+        sets (:func:`null_angle_sets`), from the same PCA basis (it does not depend on the angles).
 
     Returns
     -------
@@ -69,6 +164,8 @@ def annulus_feature_samples(
         The (y, x) pixel of each sample.
     ks : ndarray of int, shape (K,)
         The ranks of the annulus.
+    null_samples : list of ndarray, shape (n_pixels, K, P, P) each
+        Only when ``null_angles`` is given: the samples of each null draw.
 
     Raises
     ------
@@ -79,13 +176,23 @@ def annulus_feature_samples(
     cube = np.asarray(sequence.cube)
     with threadpool_limits(limits=1, user_api="blas"):
         op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
-        values = op.residual_means(op.m_ext, op.basis(op.m_ext), op.plus)
-    return op.patches(values, np.arange(len(op.centers))), op.centers, op.ks
+        basis = op.basis(op.m_ext)
+        every = np.arange(len(op.centers))
+        samples = op.patches(op.residual_means(op.m_ext, basis, op.plus), every)
+        if not len(null_angles):
+            return samples, op.centers, op.ks
+        nulls = [op.patches(op.residual_means(op.m_ext, basis, np.asarray(a, dtype=np.float64)), every) for a in null_angles]
+    return samples, op.centers, op.ks, nulls
+
+
+def _logits(model: TrainedModel, samples: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([model.predict_logits(samples[s : s + batch_size]) for s in range(0, len(samples), batch_size)])
 
 
 def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: int = PredictConfig.batch_size,
-                    radii_px: tuple[float, float] | None = None, progress: bool = True) -> ProbabilityMap:
-    """Apply a trained model to every pixel of the sequence's annuli (SPEC §4).
+                    radii_px: tuple[float, float] | None = None, progress: bool = True, n_null: int = 0,
+                    seed: int = 0, known_sources_xy: np.ndarray | list | tuple = ()) -> ProbabilityMap:
+    """Apply a trained model to every pixel of the sequence's annuli (SPEC §4), and to null draws if asked.
 
     Parameters
     ----------
@@ -100,30 +207,43 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
         ``r_min <= r < r_max`` (the pixels of those whole annuli; the others stay 0). Default: all annuli.
     progress : bool
         Show a progress bar over the annuli.
+    n_null : int
+        Also score ``n_null`` null draws of every pixel (:func:`null_angle_sets`; the samples share each
+        annulus's PCA basis with the real ones), for :func:`sodinn.detect.calibration.calibrate_nulls`.
+        Each draw costs about as much as the map itself.
+    seed : int
+        Seeds the null draws' angle permutations.
+    known_sources_xy : array-like, shape (n, 2)
+        Known real sources (x, y), px: left out of the null draws along the arcs they trace there
+        (:func:`null_arc_mask`, 1 FWHM wide; :data:`UNEVALUATED_LOGIT`): e.g. the sources masked in the
+        model's training samples, when the model was trained on these data.
 
     Returns
     -------
     ProbabilityMap
-        P(companion) at every evaluated pixel, shape (N, N).
+        The logit and P(companion) at every evaluated pixel, shape (N, N), and the null logits.
 
     Raises
     ------
     ValueError
-        If the model was trained on data of a very different FWHM, or no annulus of the model's sample
-        settings fits in the frames.
+        If the model was trained on data of a very different FWHM, no annulus of the model's sample
+        settings fits in the frames, or ``n_null`` is negative.
 
     See Also
     --------
     sodinn.detect.candidates.find_candidates : Threshold the map into a table of candidates.
-    sodinn.detect.calibration.calibrate : Give a probability a meaning in false positives per frame.
+    sodinn.detect.calibration.calibrate : Give a score a meaning in false positives per frame.
     """
+    from scipy.special import expit
     from tqdm.auto import tqdm
 
     config = model.sample_config
     model.check_compatible(sequence.fwhm_px, config)
+    null_angles = null_angle_sets(sequence.angles_deg, n_null, seed)
     annuli = sample_annuli(sequence, config)
     size = sequence.frame_size
-    prob = np.zeros((size, size))
+    logit = np.full((size, size), UNEVALUATED_LOGIT)
+    nulls = np.full((len(null_angles), size, size), UNEVALUATED_LOGIT)
     evaluated = np.zeros((size, size), dtype=bool)
     ks = []
     chosen = list(range(len(annuli)))
@@ -131,9 +251,18 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
         lo, hi = float(radii_px[0]), float(radii_px[1])
         chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]
     for i in tqdm(chosen, desc="annuli", unit="annulus", disable=None if progress else True):
-        samples, pixels, k = annulus_feature_samples(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i])
-        probs = np.concatenate([model.predict(samples[s : s + batch_size]) for s in range(0, len(samples), batch_size)])
-        prob[pixels[:, 0], pixels[:, 1]] = probs
-        evaluated[pixels[:, 0], pixels[:, 1]] = True
+        built = annulus_feature_samples(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i], null_angles=null_angles)
+        samples, pixels, k = built[:3]
+        rows, cols = pixels[:, 0], pixels[:, 1]
+        logit[rows, cols] = _logits(model, samples, batch_size)
+        for j, null_samples in enumerate(built[3] if null_angles else []):
+            nulls[j, rows, cols] = _logits(model, null_samples, batch_size)
+        evaluated[rows, cols] = True
         ks.append(k)
-    return ProbabilityMap(probability=prob, evaluated=evaluated, edges_px=annuli.edges_px, ks=np.array(ks))
+    sources = [tuple(map(float, xy)) for xy in np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2)]
+    for j, angles in enumerate(null_angles):
+        if sources:
+            arcs = null_arc_mask((size, size), sources, sequence.angles_deg, angles, sequence.fwhm_px)
+            nulls[j][arcs] = UNEVALUATED_LOGIT
+    return ProbabilityMap(logit=logit, probability=np.where(evaluated, expit(logit), 0.0), evaluated=evaluated,
+                          edges_px=annuli.edges_px, ks=np.array(ks), null_logit=nulls if null_angles else None)

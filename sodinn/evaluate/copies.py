@@ -248,7 +248,7 @@ def method_tags(models: Mapping[str, str], baselines: Sequence[str]) -> dict[str
     FileNotFoundError
         For a model folder without ``model.json``.
     """
-    tags = {name: "model-" + metadata_digest(path)[:12] for name, path in models.items()}
+    tags = {name: "model-logit-" + metadata_digest(path)[:12] for name, path in models.items()}
     for method in baselines:
         baseline, ncomp = parse_method(method)
         tags[method] = baseline.tag(ncomp)
@@ -283,7 +283,7 @@ def load_model(path: str) -> TrainedModel:
 
 def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radii_px: tuple[float, float], *,
               models: Mapping[str, str], baselines: Sequence[str], only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Every method's detection map of one injected copy (probability maps and S/N maps, float32).
+    """Every method's detection map of one injected copy (models' logit maps and S/N maps, float32).
 
     Parameters
     ----------
@@ -298,7 +298,8 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
         The separations that will be scored: models evaluate only the annuli that overlap them, annular
         baselines start 2 FWHM inside.
     models : mapping of name -> model folder
-        Trained models; each gives a probability map.
+        Trained models; each gives a logit map (:attr:`~sodinn.detect.probability.ProbabilityMap.logit`:
+        threshold it at ``logit(p)`` for a probability ``p``).
     baselines : sequence of str
         Baseline methods (``"annular-10"``, ...); each gives an S/N map.
     only : sequence of str, optional
@@ -325,7 +326,7 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     for name, path in models.items():
         if name in wanted:
             prob = probability_map(copy, load_model(str(path)), radii_px=radii_px, progress=False)
-            maps[name] = prob.probability.astype(np.float32)
+            maps[name] = prob.logit.astype(np.float32)  # the logit: a probability in float32 saturates at 1
     fwhm = sequence.fwhm_px
     r_in = max(0.0, radii_px[0] - 2 * fwhm)
     with threadpool_limits(limits=1, user_api="blas"):

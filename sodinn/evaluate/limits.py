@@ -20,6 +20,7 @@ the report (tables and figure) is written by :mod:`sodinn.pipeline.limits`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -444,12 +445,16 @@ def _score(sequence: ADISequence, config: LimitConfig, names: Sequence[str], lev
     shape = (radii.size, fluxes.shape[1], config.copies_per_flux)
     detected = {m: np.zeros(shape, dtype=bool) for m in names}
     false_pos = {m: np.zeros(shape) for m in names}
+    models = {m for m in names if m not in config.baselines}
     for i, inj in enumerate(injections):
         lo, hi = _ring(inj.sep_px, fwhm)
         region = (rr >= lo) & (rr < hi)
         level, c = divmod(inj.copy, config.copies_per_flux)
         for m in names:
-            s = score_blobs(maps[i][m], float(levels[m][inj.band]), [(inj.x, inj.y)], fwhm, region=region, **config.scoring())
+            cut = float(levels[m][inj.band])
+            if m in models:  # model maps are logits: P > t where logit > logit(t)
+                cut = math.log(cut) - math.log1p(-cut)
+            s = score_blobs(maps[i][m], cut, [(inj.x, inj.y)], fwhm, region=region, **config.scoring())
             detected[m][inj.band, level, c] = bool(s.detected[0])
             false_pos[m][inj.band, level, c] = s.false_positives
     tpr_fit, flux_limit = {}, {}

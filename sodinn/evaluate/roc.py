@@ -36,7 +36,8 @@ from sodinn.adi.baselines import BASELINES, parse_method
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import RocConfig, SampleConfig
-from sodinn.detect.calibration import Calibration, calibrate
+from sodinn.detect.calibration import Calibration, calibrate, calibrate_self
+from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap
 from sodinn.detect.scoring import score_blobs
 from sodinn.engine import check_scheduler
 from sodinn.evaluate.copies import (
@@ -52,9 +53,10 @@ from sodinn.evaluate.copies import (
 from sodinn.exceptions import SettingError
 from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
-from sodinn.mlar.samples import sample_psf
+from sodinn.mlar.samples import sample_annuli, sample_psf
 
-__all__ = ["RocResult", "comparison_groups", "roc_injections", "run_roc", "score_copies", "summarize", "tpr_at"]
+__all__ = ["RocResult", "best_f1", "calibration_checks", "comparison_groups", "roc_injections", "run_roc", "score_copies",
+           "summarize", "tpr_at"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ class RocResult:
     ----------
     rows : list of dict
         One per (method, band, threshold): ``method, kind, band, band_lambda_d, threshold, n_copies,
-        n_injections, tp, fp, fn, tpr, mean_fp, fdr, f1, expected_fp``.
+        n_injections, tp, true_blobs, fp, fn, tpr, mean_fp, fdr, f1, expected_fp``.
     injections : list of Injection
         The companion of each copy.
     summary : str
@@ -288,7 +290,11 @@ def run_roc(
     if config.calibrate:
         for name, path in model_paths.items():
             logger.info("calibrating %s on the null draws of the data", name)
-            calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed)
+            if config.calibration_nulls:
+                calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed,
+                                               known_sources_xy=config.known_sources_xy)
+            else:  # self-calibration of every copy: the model's annuli on these data
+                calibrations[name] = sample_annuli(sequence, load_model(path).sample_config).edges_px
     rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)
     scored = [m for name in model_paths for m in (name, f"{name}-cal") if m == name or name in calibrations]
     return RocResult(rows=rows, injections=injections, summary=summarize(rows, scored), calibrations=calibrations,
@@ -321,8 +327,9 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
         Per copy, the map of each method.
     bands_px : sequence of (float, float)
         Inner and outer radius of each band, px.
-    calibrations : mapping of str -> Calibration, optional
-        Calibration of some models, by name.
+    calibrations : mapping of str -> Calibration or ndarray, optional
+        Calibration of some models, by name: a :class:`~sodinn.detect.calibration.Calibration` of the real
+        data (null draws), or the model's annulus edges (px), to calibrate every copy on its own blobs.
 
     Returns
     -------
@@ -346,10 +353,19 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
         region = (rr >= lo) & (rr < hi)
         members = [i for i, inj in enumerate(injections) if inj.band == b]
         n_inj = sum(injections[i].flux > 0 for i in members)
-        derived, band_area = {}, {}
+        derived, band_share = {}, {}
         for name, cal in calibrations.items():
-            derived[name] = {i: cal.score_map(maps[i][name]) for i in members}
-            band_area[name] = int((region & (rr >= cal.edges_px[0]) & (rr < cal.edges_px[-1])).sum())
+            if isinstance(cal, Calibration):  # null draws of the real data, one calibration for every copy
+                derived[name] = {i: cal.score_map(maps[i][name]) for i in members}
+                band_share[name] = int((region & (rr >= cal.edges_px[0]) & (rr < cal.edges_px[-1])).sum()) / cal.area_px
+            else:  # each copy calibrated on its own blobs (what a user gets), known sources left out
+                derived[name], shares = {}, []
+                for i in members:
+                    own = _self_calibration(maps[i][name], np.asarray(cal), sequence.fwhm_px, config.known_sources_xy)
+                    derived[name][i] = own.score_map(maps[i][name])
+                    shares.append(int((region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (maps[i][name] > -5e3)).sum())
+                                  / max(own.area_px, 1))
+                band_share[name] = float(np.mean(shares)) if shares else 0.0
         for method, kind, thresholds in methods:
             for t in thresholds:
                 tp = true_blobs = 0
@@ -359,6 +375,8 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                     xy = [(inj.x, inj.y)] if inj.flux > 0 else []
                     if kind == "calibrated":
                         frame, level = derived[method[:-4]][i], -math.log10(t)
+                    elif kind == "probability":  # model maps are logits: P > t where logit > logit(t)
+                        frame, level = maps[i][method], math.log(t) - math.log1p(-t)
                     else:
                         frame, level = maps[i][method], t
                     s = score_blobs(frame, level, xy, sequence.fwhm_px, region=region, **config.scoring())
@@ -369,17 +387,29 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                 fn = n_inj - tp
                 extra = {}
                 if kind == "calibrated":
-                    extra["expected_fp"] = t * band_area[method[:-4]] / calibrations[method[:-4]].area_px
+                    extra["expected_fp"] = t * band_share[method[:-4]]
                 rows.append({
                     "method": method, "kind": kind, "band": b,
                     "band_lambda_d": "{:g}-{:g}".format(*config.bands_lambda_d[b]), "threshold": float(t),
-                    "n_copies": n, "n_injections": int(n_inj), "tp": int(tp), "fp": float(fp), "fn": int(fn),
+                    "n_copies": n, "n_injections": int(n_inj), "tp": int(tp), "true_blobs": int(true_blobs), "fp": float(fp),
+                    "fn": int(fn),
                     "tpr": tp / n_inj if n_inj else float("nan"), "mean_fp": fp / n if n else float("nan"),
                     "fdr": fp / (true_blobs + fp) if (true_blobs + fp) > 0 else float("nan"),
                     "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else float("nan"),
                     "expected_fp": float("nan"), **extra,
                 })
     return rows
+
+
+def _self_calibration(logit: np.ndarray, edges_px: np.ndarray, fwhm_px: float, known_sources_xy: Any) -> Calibration:
+    """Calibrate one copy's logit map on its own blobs (:func:`sodinn.detect.calibration.calibrate_self`)."""
+    from scipy.special import expit
+
+    logit = np.asarray(logit, dtype=np.float64)
+    evaluated = logit > UNEVALUATED_LOGIT / 2
+    pmap = ProbabilityMap(logit=logit, probability=np.where(evaluated, expit(logit), 0.0), evaluated=evaluated,
+                          edges_px=edges_px, ks=np.zeros((len(edges_px) - 1, 1)))
+    return calibrate_self(pmap, fwhm_px, known_sources_xy=known_sources_xy)
 
 
 def tpr_at(rows: Sequence[Mapping[str, Any]], method: str, band: int, max_fp: float) -> float:
@@ -489,13 +519,110 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
                     ratios.append(mine / ref if ref > 0 else (float("inf") if mine > 0 else float("nan")))
                 lines.append(f"{label:<12}{(model + ' / ' + group_label):<{width}}" + "".join(f"{x:9.2f}x" for x in ratios))
         lines.append("")
+    lines.append("Best single threshold over all bands (as a data challenge scores): F1, TPR, false discovery rate")
+    for m in methods:
+        best = best_f1(rows, m)
+        if best is not None:
+            lines.append(f"{'all':<12}{m:<{width}}F1 {best['f1']:.2f}  TPR {best['tpr']:.2f}  FDR {best['fdr']:.2f}  "
+                         f"FP/frame {best['mean_fp']:.2g}  at threshold {best['threshold']:g}")
+    lines.append("")
     cal_rows = [r for r in rows if r.get("kind") == "calibrated"]
     if cal_rows:
-        lines.append("Calibration check: false positives per frame in the band, expected from the null draws vs counted")
+        lines.append("Calibration check: false positives per frame in the band, expected from the null draws -> counted "
+                     "[Poisson 95% range of the count; ok/OFF]")
+        checks = calibration_checks(rows)
         for b, label in bands:
             for m in dict.fromkeys(r["method"] for r in cal_rows):
-                sel = sorted((r for r in cal_rows if r["method"] == m and r["band"] == b), key=lambda r: r["threshold"])
-                pairs = ", ".join(f"{r['expected_fp']:.2g}->{r['mean_fp']:.2g}" for r in sel)
+                sel = [c for c in checks if c["method"] == m and c["band"] == b]
+                pairs = ", ".join(f"{c['expected_fp']:.2g}->{c['mean_fp']:.2g}{'' if c['ok'] else ' OFF'}" for c in sel)
                 lines.append(f"{label:<12}{m:<{width}}{pairs}")
-        lines.append("(target F per frame over the whole field; the band holds its area share of F)")
+        n_ok = sum(c["ok"] for c in checks)
+        lines.append(f"{n_ok} of {len(checks)} counts within the Poisson 95% range of their expectation "
+                     "(target F per frame over the whole field; the band holds its area share of F)")
     return "\n".join(lines)
+
+
+def best_f1(rows: Sequence[Mapping[str, Any]], method: str) -> dict[str, float] | None:
+    """Return the one threshold of ``method`` with the best F1 over all bands together, as a data challenge scores.
+
+    The true positives, false positives and misses of every band at the same threshold are summed before
+    F1 = 2 TP / (2 TP + FP + FN), TPR = TP / injections and FDR = FP / (true blobs + FP) are computed.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The rows of :func:`score_copies`.
+    method : str
+        The method.
+
+    Returns
+    -------
+    dict or None
+        ``threshold``, ``f1``, ``tpr``, ``fdr`` and ``mean_fp`` (false positives per frame) at the best
+        threshold; None when the method has no rows.
+
+    Examples
+    --------
+    >>> rows = [{"method": "m", "band": b, "threshold": t, "tp": tp, "fp": fp, "fn": 10 - tp, "n_copies": 10,
+    ...          "n_injections": 10} for b in (0, 1) for t, tp, fp in ((1.0, 9, 6.0), (2.0, 8, 0.0))]
+    >>> best_f1(rows, "m")["threshold"]
+    2.0
+    """
+    by_threshold: dict[float, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["method"] == method and all(k in r for k in ("tp", "fp", "fn", "n_injections", "n_copies")):
+            by_threshold.setdefault(float(r["threshold"]), []).append(r)
+    best = None
+    for t, group in sorted(by_threshold.items()):
+        tp = sum(r["tp"] for r in group)
+        fp = sum(r["fp"] for r in group)
+        fn = sum(r["fn"] for r in group)
+        n_inj = sum(r["n_injections"] for r in group)
+        n = sum(r["n_copies"] for r in group)
+        true_blobs = sum(r.get("true_blobs", r["tp"]) for r in group)
+        f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 0.0
+        if best is None or f1 > best["f1"]:
+            best = {"threshold": t, "f1": f1, "tpr": tp / n_inj if n_inj else float("nan"),
+                    "fdr": fp / (true_blobs + fp) if (true_blobs + fp) > 0 else 0.0, "mean_fp": fp / n if n else float("nan")}
+    return best
+
+
+def calibration_checks(rows: Sequence[Mapping[str, Any]], *, level: float = 0.95) -> list[dict[str, Any]]:
+    """Compare each calibrated row's counted false positives with the expected ones, within Poisson noise.
+
+    For a calibrated method, band and target ``F``, the expected count over the band's copies is
+    ``lambda = expected_fp * n_copies``; the counted one (rounded) is ``ok`` when it lies in the central
+    ``level`` range of a Poisson law of mean ``lambda``.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The rows of :func:`score_copies` (only ``kind == "calibrated"`` rows are checked).
+    level : float
+        Probability of the central range, in (0, 1).
+
+    Returns
+    -------
+    list of dict
+        One per calibrated row, sorted by method, band and target: ``method``, ``band``, ``threshold`` (the
+        target F), ``expected_fp`` and ``mean_fp`` (per frame), ``expected_count``, ``count``, ``low``,
+        ``high`` (the Poisson range) and ``ok``.
+
+    Examples
+    --------
+    >>> rows = [{"kind": "calibrated", "method": "m-cal", "band": 0, "threshold": 1.0, "expected_fp": 0.3, "fp": 31.0,
+    ...          "mean_fp": 0.31, "n_copies": 100}]
+    >>> calibration_checks(rows)[0]["ok"]
+    True
+    """
+    from scipy.stats import poisson
+
+    out = []
+    for r in sorted((r for r in rows if r.get("kind") == "calibrated"), key=lambda r: (r["method"], r["band"], r["threshold"])):
+        lam = float(r["expected_fp"]) * int(r["n_copies"])
+        count = round(float(r["fp"]))
+        low, high = (float(x) for x in poisson.interval(level, lam)) if lam > 0 else (0.0, 0.0)
+        out.append({"method": r["method"], "band": r["band"], "threshold": float(r["threshold"]),
+                    "expected_fp": float(r["expected_fp"]), "mean_fp": float(r["mean_fp"]), "expected_count": lam,
+                    "count": count, "low": low, "high": high, "ok": bool(low <= count <= high)})
+    return out

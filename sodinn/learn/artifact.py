@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,13 @@ from sodinn.mlar.samples import NORMALIZATION, minmax_normalize, sample_annuli
 __all__ = [
     "FORMAT",
     "METADATA_FILE",
+    "OUTPUT_LAYER",
     "TrainedModel",
     "check_compatible",
     "check_model_data",
+    "feature_model",
     "load_trained",
+    "logits",
     "metadata_digest",
     "model_folder",
     "probabilities",
@@ -246,6 +249,73 @@ def probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(out)[:, 0]
 
 
+#: Name of the output layer of every Keras model of :data:`sodinn.learn.models.MODELS` (a 1-unit sigmoid Dense)
+OUTPUT_LAYER = "probability"
+
+
+def logits(model: Any, x: np.ndarray, *, features: Any = None) -> np.ndarray:
+    """Return the logit (pre-sigmoid output, float64) of normalised samples: a score that never saturates.
+
+    A probability rounded to float32 is exactly 1 above a logit of about 17, so ranking pixels by
+    probability ties every confident score; the logit keeps their order. For a Keras model the
+    output layer's input (``features``) is computed by the network and the last affine map is applied
+    in float64; for a model without that layer (a SODIRF), the logit of its probability, clipped at
+    half a tree's vote from 0 and 1.
+
+    Parameters
+    ----------
+    model : keras.Model or SODIRF
+        A trained model.
+    x : ndarray, shape (n, K, P, P, 1)
+        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis.
+    features : keras.Model, optional
+        The model from the inputs to the output layer's input (:func:`feature_model`); built here when
+        not given.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        ``log(p / (1 - p))`` of every sample.
+    """
+    if hasattr(model, "compile"):
+        features = feature_model(model) if features is None else features
+        if features is not None:
+            kernel, bias = (np.asarray(w, dtype=np.float64) for w in model.get_layer(OUTPUT_LAYER).get_weights())
+            h = np.asarray(features.predict(x, verbose=0), dtype=np.float64)
+            return h @ kernel[:, 0] + bias[0]
+        eps = 1e-15
+    else:
+        eps = 0.5 / (getattr(model, "n_estimators", 1) + 1)
+    p = np.clip(probabilities(model, x).astype(np.float64), eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def feature_model(model: Any) -> Any:
+    """Return the Keras model from ``model``'s inputs to the input of its output layer, or None without one.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A trained model of :data:`sodinn.learn.models.MODELS` (its last layer is named :data:`OUTPUT_LAYER`).
+
+    Returns
+    -------
+    keras.Model or None
+        The sub-model (sharing ``model``'s weights); None when ``model`` has no layer :data:`OUTPUT_LAYER`
+        or that layer is not a one-unit sigmoid ``Dense``.
+    """
+    import keras
+
+    try:
+        layer = model.get_layer(OUTPUT_LAYER)
+    except ValueError:
+        return None
+    config = layer.get_config()
+    if config.get("activation") != "sigmoid" or config.get("units") != 1:
+        return None
+    return keras.Model(model.inputs, layer.input, name=f"{model.name}_features")
+
+
 def save_model(
     model: Any,
     out: str | os.PathLike[str],
@@ -341,6 +411,7 @@ class TrainedModel:
 
     model: Any
     metadata: dict[str, Any]
+    _features: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def sample_config(self) -> SampleConfig:
@@ -361,6 +432,26 @@ class TrainedModel:
             P(companion) of every sample.
         """
         return probabilities(self.model, minmax_normalize(samples)[..., None])
+
+    def predict_logits(self, samples: np.ndarray) -> np.ndarray:
+        """Predict the logit of P(companion) of raw samples (normalised here as in training), in float64.
+
+        The score to rank and calibrate by: unlike a probability it does not saturate at 1
+        (:func:`logits`). ``expit(predict_logits(s))`` equals ``predict(s)`` to float32 precision.
+
+        Parameters
+        ----------
+        samples : ndarray, shape (n, K, P, P)
+            Raw residual patches (as made by :mod:`sodinn.mlar.samples` or read with ``normalize=False``).
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+            The logit of every sample.
+        """
+        if self._features is None and hasattr(self.model, "compile"):
+            object.__setattr__(self, "_features", feature_model(self.model) or False)
+        return logits(self.model, minmax_normalize(samples)[..., None], features=self._features or None)
 
     def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *,
                          fwhm_tolerance: float = 0.15) -> None:

@@ -65,8 +65,8 @@ class DemoResult:
         The model's candidates (None with ``train=False``).
     metrics : dict or None
         The model's held-out metrics.
-    threshold : float
-        The probability threshold of the candidates.
+    criterion : str
+        What made a candidate (the false-alarm budget, in words).
     seconds : float
         Wall-clock time of the whole run.
     """
@@ -76,7 +76,7 @@ class DemoResult:
     reductions: dict[str, Reduction]
     candidates: Any
     metrics: dict[str, Any] | None
-    threshold: float
+    criterion: str
     seconds: float
 
 
@@ -132,7 +132,7 @@ def _demo(out: Path, seed: int, train: bool, progress: bool) -> DemoResult:
     logger.info("2/%d reducing with annular and full-frame PCA-ADI, S/N maps", steps)
     reductions = write_reductions(seq, ["annular", "pca"], out, ncomp=DEMO_NCOMP, provenance={"data": str(data)}, truth_xy=truth)
     candidates, metrics = None, None
-    config = PredictConfig()
+    config = PredictConfig(known_sources_xy=tuple(truth))  # the model's masked sources, out of the null draws
     if train:
         logger.info("3/5 labeled samples (K=10 ranks, 9x9 px patches, the true companions masked)")
         samples_config = SampleConfig(patch_px=9, n_ranks=10, samples_per_annulus=100, known_sources_xy=tuple(truth), seed=0)
@@ -148,31 +148,33 @@ def _demo(out: Path, seed: int, train: bool, progress: bool) -> DemoResult:
         prediction = predict_products(seq, out / "model", out / "predict", config=config, data=data_table,
                                       progress=False, truth_xy=truth)
         candidates = prediction.candidates
-        fig = demo_figure(read_fits(reductions["annular"].snr_file), prediction.probability.probability, candidates, seq,
+        significance = read_fits(prediction.output_dir / "significance_map.fits")
+        fig = demo_figure(read_fits(reductions["annular"].snr_file), significance, candidates, seq,
                           truth_xy=truth, snr_at_truth=reductions["annular"].snr_at_truth, ncomp=DEMO_NCOMP,
-                          threshold=config.threshold)
+                          criterion=prediction.criterion)
         save_figure(fig, out / "demo.png")
     seconds = time.perf_counter() - t0
     logger.info("%d/%d done in %.1f s; outputs in %s", steps, steps, seconds, out)
     return DemoResult(synthetic=synth, sequence=seq, reductions=reductions, candidates=candidates, metrics=metrics,
-                      threshold=config.threshold, seconds=seconds)
+                      criterion=_criterion(config), seconds=seconds)
 
 
-def demo_figure(snr: np.ndarray, probability: np.ndarray, candidates: Any, sequence: ADISequence, *,
-                truth_xy: Sequence[tuple[float, float]], snr_at_truth: Sequence[float], ncomp: int, threshold: float,
+def demo_figure(snr: np.ndarray, significance: np.ndarray, candidates: Any, sequence: ADISequence, *,
+                truth_xy: Sequence[tuple[float, float]], snr_at_truth: Sequence[float], ncomp: int, criterion: str,
                 max_listed: int = 8) -> Any:
-    """Draw the demo's point: PCA-ADI's S/N map beside the model's probability map and its candidates.
+    """Draw the demo's point: PCA-ADI's S/N map beside the model's significance map and its candidates.
 
     The true companions are marked (dashed squares, named by :data:`COMPANION_NAMES`) in both
     panels, the model's candidates numbered with their row of ``candidates.ecsv``; a third panel
-    lists the candidates with their peak probability and the companion each one is (within 2 px).
+    lists the candidates with their false-alarm level and the companion each one is (within 2 px).
 
     Parameters
     ----------
     snr : ndarray, shape (N, N)
         The S/N map of annular PCA-ADI with ``ncomp`` components.
-    probability : ndarray, shape (N, N)
-        The model's P(companion) per pixel.
+    significance : ndarray, shape (N, N)
+        The model's calibrated significance per pixel, sigma (``significance_map.fits``; NaN where not
+        evaluated).
     candidates : astropy.table.Table
         The model's candidates (``x``, ``y`` in px, ``peak_probability``), brightest first.
     sequence : ADISequence
@@ -183,15 +185,15 @@ def demo_figure(snr: np.ndarray, probability: np.ndarray, candidates: Any, seque
         Annular PCA-ADI's S/N at each of ``truth_xy``.
     ncomp : int
         Principal components of ``snr``.
-    threshold : float
-        The probability threshold of the candidates.
+    criterion : str
+        What made a candidate, for the title (``Prediction.criterion``).
     max_listed : int
         Candidates numbered and listed at most.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Three panels (S/N map, probability map, the list), not yet written.
+        Three panels (S/N map, significance map, the list), not yet written.
     """
     fig, axes = new_figure(1, 3, figsize=(15, 4.9), width_ratios=(1, 1, 0.55))
     names = list(COMPANION_NAMES[: len(truth_xy)])
@@ -199,8 +201,10 @@ def demo_figure(snr: np.ndarray, probability: np.ndarray, candidates: Any, seque
     common = {"circle_radius_px": sequence.fwhm_px, "truth_xy": list(truth_xy), "truth_labels": names, **sky_axes(sequence)}
     found = ", ".join(f"{n}: S/N {s:.1f}" for n, s in zip(names, snr_at_truth))
     plot_snr_map(snr, ax=axes[0], title=f"annular PCA-ADI, {ncomp} components: S/N map\n{found}", **common)
-    plot_frame(probability, ax=axes[1], cmap="viridis", vmin=0, vmax=1, label="probability", candidates_xy=numbered,
-               title=f"SODINN: P(companion)\n{len(candidates)} candidates with P >= {threshold:g}", **common)
+    finite = significance[np.isfinite(significance)]
+    top = max(5.0, float(finite.max())) if finite.size else 5.0
+    plot_frame(significance, ax=axes[1], cmap="magma", vmin=-2, vmax=top, label="sigma", candidates_xy=numbered,
+               title=f"SODINN: significance (whole field)\n{len(candidates)} candidates, {criterion}", **common)
     axes[2].set_axis_off()
     lines = ["SODINN candidates", "(# = row of predict/candidates.ecsv)", ""]
     for k, row in enumerate(candidates[:max_listed], start=1):
@@ -216,9 +220,14 @@ def demo_figure(snr: np.ndarray, probability: np.ndarray, candidates: Any, seque
 
 
 def _score(row: Any) -> str:
-    """Return the score of a candidate as listed in the demo's figure: its peak probability.
-
-    Hook: once the candidate table carries a calibrated false-alarm level (detection's calibration),
-    list it here beside the probability.
-    """
+    """Return the score of a candidate as listed in the demo's figure: its false-alarm level, else its probability."""
+    if "expected_fp" in row.colnames:
+        return f"{float(row['expected_fp']):.2g} FP/frame ({float(row['significance_sigma']):.1f} sigma)"
     return f"P = {float(row['peak_probability']):.3f}"
+
+
+def _criterion(config: PredictConfig) -> str:
+    """Return what made a candidate, in words."""
+    if config.calibrated:
+        return f"expected false positives per frame <= {config.fp_budget:g}"
+    return f"P >= {config.threshold:g}"

@@ -1,23 +1,30 @@
 """The products of a trained model on a sequence (``sodinn predict``, surveys, the demo).
 
 :func:`predict_products` checks the model against the data from its ``model.json`` (before Keras is
-loaded), computes the probability map (:func:`sodinn.detect.probability.probability_map`) and the
-candidates (:func:`sodinn.detect.candidates.find_candidates`), and writes into the output folder:
+loaded), scores every pixel and, by default, null draws of every pixel in the same pass
+(:func:`sodinn.detect.probability.probability_map`), calibrates the scores on the nulls
+(:mod:`sodinn.detect.calibration`), keeps the candidates within the false-alarm budget
+(:func:`sodinn.detect.candidates.find_calibrated_candidates`; or a probability threshold when one is
+given), and writes into the output folder:
 
-- ``probability_map.fits`` and ``detection_map.fits`` (P >= threshold, 0/1), with a provenance header
-  and the frame's sky orientation and pixel scale (:func:`sodinn.adi.io.sky_header`);
-- ``candidates.ecsv``, one row per candidate, brightest first, in pixels and on the sky (separation in
-  arcsec and mas, position angle east of north), with its annular PCA-ADI S/N, flux, contrast and Δmag
-  (:func:`sodinn.detect.candidates.measure_candidates`; the method and conventions in its metadata);
+- ``probability_map.fits`` (P(companion)) and ``detection_map.fits`` (1 where the criterion holds), with a
+  provenance header and the frame's sky orientation and pixel scale (:func:`sodinn.adi.io.sky_header`);
+- calibrated (the default): ``false_alarm_map.fits`` (expected false positives per frame at each pixel's
+  score), ``significance_map.fits`` (its Gaussian equivalent, sigma) and ``calibration.ecsv`` (per annulus);
+- ``candidates.ecsv``, one row per candidate, most significant first, in pixels and on the sky (separation
+  in arcsec and mas, position angle east of north), with its false-alarm level, its annular PCA-ADI S/N,
+  flux, contrast and Δmag (:func:`sodinn.detect.candidates.measure_candidates`; the method and
+  conventions in its metadata);
 - ``candidates.reg``: a DS9 region file, one circle of 1 FWHM per candidate labelled with its ``id``;
-- ``detection.png``: the probability map beside the annular PCA-ADI S/N map on sky axes (arcsec,
-  N/E arrows), candidates circled and numbered with their row of the table;
+- ``detection.png``: the significance (or probability) map beside the annular PCA-ADI S/N map on sky axes
+  (arcsec, N/E arrows), candidates circled and numbered with their row of the table;
 - ``config.toml``: the effective ``[data]`` and ``[predict]`` tables.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,19 +41,24 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.adi.sky import PSFScaling
 from sodinn.adi.snr import snr_map
 from sodinn.config import PredictConfig, dump_toml
-from sodinn.detect.candidates import binary_map, find_candidates, measure_candidates
+from sodinn.detect.calibration import Calibration, calibrate_nulls, calibrate_self, significance_sigma
+from sodinn.detect.candidates import binary_map, find_calibrated_candidates, find_candidates, measure_candidates
 from sodinn.detect.probability import ProbabilityMap, probability_map
 from sodinn.learn.artifact import check_model_data, load_trained, read_metadata
 from sodinn.learn.models import import_keras_quietly
 from sodinn.pipeline.figures import new_figure, save_figure, sky_axes
 from sodinn.plotting import plot_frame, plot_snr_map
 
-__all__ = ["PREDICT_FILES", "Prediction", "detection_figure", "predict_products", "write_ds9_regions"]
+__all__ = ["CALIBRATED_FILES", "PREDICT_FILES", "Prediction", "calibration_table", "detection_figure", "predict_products",
+           "write_ds9_regions"]
 
 logger = logging.getLogger(__name__)
 
 #: The files :func:`predict_products` writes (besides ``config.toml``)
 PREDICT_FILES = ("probability_map.fits", "detection_map.fits", "candidates.ecsv", "candidates.reg", "detection.png")
+
+#: The files :func:`predict_products` writes besides :data:`PREDICT_FILES` when it calibrates (the default)
+CALIBRATED_FILES = ("false_alarm_map.fits", "significance_map.fits", "calibration.ecsv")
 
 
 @dataclass(frozen=True)
@@ -59,16 +71,26 @@ class Prediction:
         The probability map, shape ``(N, N)``, and the annuli it covers.
     candidates : astropy.table.Table
         One row per candidate, brightest first (see :func:`sodinn.detect.candidates.find_candidates`).
-    threshold : float
-        The probability threshold of the detection map and the candidates.
+    threshold : float or None
+        The probability threshold of the detection map and the candidates, when one was given instead of
+        the false-alarm budget.
     output_dir : Path
         The folder the files were written to.
+    calibration : Calibration or None
+        The model's calibration on the data (None with a probability threshold).
+    fp_budget : float or None
+        The false-alarm budget, expected false positives per frame (None with a probability threshold).
+    criterion : str
+        What made a candidate, in words (``"expected false positives per frame <= 1"``, ``"P >= 0.9"``).
     """
 
     probability: ProbabilityMap
     candidates: Any
-    threshold: float
+    threshold: float | None
     output_dir: Path
+    calibration: Calibration | None = None
+    fp_budget: float | None = None
+    criterion: str = ""
 
 
 def predict_products(
@@ -123,6 +145,7 @@ def predict_products(
     model_path = Path(model_dir)
     check_model_data(read_metadata(model_path), sequence)
     truth_xy = _check_truth(truth_xy, sequence.frame_size)
+    v.check_sources_in_frame(config, sequence.frame_size)
     ncomp, delta_rot = _figure_pca(sequence)
     scaling = PSFScaling() if psf_scaling is None else psf_scaling
     if not isinstance(scaling, PSFScaling):
@@ -141,38 +164,108 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
                   data: Mapping[str, Any] | None, progress: bool, figure_pca: tuple[int, Any],
                   truth_xy: Sequence[tuple[float, float]], scaling: PSFScaling) -> Prediction:
     ncomp, delta_rot = figure_pca
-    pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress)
+    n_null = config.calibration_nulls if config.calibrated else 0
+    if n_null:
+        logger.info("scoring every pixel and %d null draws of it (the calibration)", n_null)
+    elif config.calibrated:
+        logger.info("scoring every pixel; the map's own blobs calibrate it (known sources left out)")
+    pmap = probability_map(sequence, model, batch_size=config.batch_size, progress=progress, n_null=n_null, seed=config.seed,
+                           known_sources_xy=config.known_sources_xy)
     frame = pca_annular(sequence.cube, sequence.angles_deg, sequence.fwhm_px, ncomp=ncomp, delta_rot=delta_rot)
-    table = find_candidates(pmap.probability, config.threshold, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
-                            north_offset_deg=sequence.north_offset_deg)
-    table = measure_candidates(table, sequence, frame, ncomp=ncomp, delta_rot=delta_rot, psf_scaling=scaling)
     sky = sky_header(sequence.frame_size, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
                      north_offset_deg=sequence.north_offset_deg)
+    where = {"pixel_scale_arcsec": sequence.pixel_scale_arcsec, "north_offset_deg": sequence.north_offset_deg}
+    calibration = None
+    if config.calibrated:
+        calibration = (calibrate_nulls(pmap, sequence.fwhm_px) if n_null else
+                       calibrate_self(pmap, sequence.fwhm_px, known_sources_xy=config.known_sources_xy))
+        table = find_calibrated_candidates(pmap, calibration, config.fp_budget, **where)
+        log10_c = calibration.log10_expected_false_positives(pmap.logit)
+        detection = pmap.evaluated & (log10_c <= math.log10(config.fp_budget))
+        criterion = f"expected false positives per frame <= {config.fp_budget:g}"
+    else:
+        table = find_candidates(pmap.probability, config.threshold, **where)
+        detection = binary_map(pmap.probability, config.threshold)
+        criterion = f"P >= {config.threshold:g}"
+    table = measure_candidates(table, sequence, frame, ncomp=ncomp, delta_rot=delta_rot, psf_scaling=scaling)
     provenance = {
         "function": "probability_map", "model": str(model_path.resolve()),
-        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "threshold": config.threshold,
+        "model_training_set_sha256": model.metadata["training_set"]["sha256"], "criterion": criterion,
         **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
     }
     write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance,
                header={**sky, "BUNIT": ("", "P(companion), dimensionless")})
-    write_fits(out / "detection_map.fits", binary_map(pmap.probability, config.threshold).astype(np.int16),
-               provenance=provenance, header={**sky, "BUNIT": ("", f"1 where P >= {config.threshold:g}, else 0")})
+    write_fits(out / "detection_map.fits", detection.astype(np.int16), provenance=provenance,
+               header={**sky, "BUNIT": ("", f"1 where {criterion}, else 0"[:68])})
+    if calibration is not None:
+        fp_map = np.where(pmap.evaluated, calibration.expected_false_positives(pmap.logit), np.nan)
+        write_fits(out / "false_alarm_map.fits", fp_map, provenance=provenance,
+                   header={**sky, "BUNIT": ("", "expected false positives per frame")})
+        write_fits(out / "significance_map.fits",
+                   np.where(pmap.evaluated, significance_sigma(calibration.log10_expected_false_positives(pmap.logit)), np.nan),
+                   provenance=provenance, header={**sky, "BUNIT": ("", "sigma, whole-field false-alarm probability")})
+        with atomic_path(out / "calibration.ecsv") as tmp:
+            calibration_table(calibration, config.fp_budget).write(tmp, format="ascii.ecsv", overwrite=True)
     with atomic_path(out / "candidates.ecsv") as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
     write_ds9_regions(table, out / "candidates.reg", radius_px=sequence.fwhm_px)
-    fig = detection_figure(pmap.probability, snr_map(frame, sequence.fwhm_px), table, sequence,
-                           model_name=str(model.metadata.get("model", "model")), threshold=config.threshold,
-                           ncomp=ncomp, truth_xy=truth_xy)
+    if calibration is not None:
+        image = np.where(pmap.evaluated, significance_sigma(calibration.log10_expected_false_positives(pmap.logit)), np.nan)
+        statistic = "significance"
+    else:
+        image, statistic = pmap.probability, "probability"
+    fig = detection_figure(image, snr_map(frame, sequence.fwhm_px), table, sequence,
+                           model_name=str(model.metadata.get("model", "model")), criterion=criterion,
+                           ncomp=ncomp, truth_xy=truth_xy, statistic=statistic)
     save_figure(fig, out / "detection.png")
     dump_toml(out / "config.toml", {"data": dict(data or {}),
                                     "predict": {"model": str(model_path.resolve()), **config.to_dict(), "output": str(out.resolve())}})
-    return Prediction(probability=pmap, candidates=table, threshold=config.threshold, output_dir=out)
+    return Prediction(probability=pmap, candidates=table, threshold=config.threshold, output_dir=out,
+                      calibration=calibration, fp_budget=config.fp_budget if config.calibrated else None, criterion=criterion)
 
 
-def detection_figure(probability: np.ndarray, snr: np.ndarray, candidates: Any, sequence: ADISequence, *,
-                     model_name: str, threshold: float, ncomp: int, truth_xy: Sequence[tuple[float, float]] = (),
-                     max_numbered: int = 10) -> Any:
-    """Draw the model's probability map beside the annular PCA-ADI S/N map, the candidates numbered in both.
+def calibration_table(calibration: Calibration, fp_budget: float):
+    """Tabulate a calibration per annulus: its radii, area, null tail and the threshold at ``fp_budget``.
+
+    Parameters
+    ----------
+    calibration : Calibration
+        The calibration of the model on the data (:mod:`sodinn.detect.calibration`).
+    fp_budget : float
+        Expected false positives per frame of the whole field (> 0).
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per annulus: ``r_in_px``, ``r_out_px``, ``area_px``, ``null_blobs_per_frame`` (at the
+        lowest counted level), ``tail_u`` and ``tail_beta`` (logits), ``tail_rate`` (blobs per frame),
+        ``logit_threshold`` and ``probability_threshold`` at the budget; ``meta`` holds the budget, the
+        number of null draws and the method.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``fp_budget`` is not a number > 0.
+    """
+    from astropy.table import Table
+    from scipy.special import expit
+
+    z = calibration.logit_thresholds(fp_budget)
+    edges = calibration.edges_px
+    table = Table({
+        "r_in_px": edges[:-1], "r_out_px": edges[1:], "area_px": calibration.annulus_area_px,
+        "null_blobs_per_frame": calibration.counts[:, 0], "tail_u": calibration.tail_u, "tail_beta": calibration.tail_beta,
+        "tail_rate": calibration.tail_rate, "logit_threshold": z, "probability_threshold": expit(z),
+    })
+    table.meta.update({"fp_budget": float(fp_budget), "n_null": calibration.n_null, "fwhm_px": calibration.fwhm_px,
+                       "method": "sodinn.detect.calibration: null blob counts per annulus, exponential tail"})
+    return table
+
+
+def detection_figure(image: np.ndarray, snr: np.ndarray, candidates: Any, sequence: ADISequence, *,
+                     model_name: str, criterion: str, ncomp: int, truth_xy: Sequence[tuple[float, float]] = (),
+                     max_numbered: int = 10, statistic: str = "significance") -> Any:
+    """Draw the model's detection statistic beside the annular PCA-ADI S/N map, the candidates numbered in both.
 
     Both panels are on sky axes (:func:`sodinn.pipeline.figures.sky_axes`: offsets from the star in
     arcsec, east left, N/E arrows); the first ``max_numbered`` candidates are circled and numbered
@@ -181,8 +274,9 @@ def detection_figure(probability: np.ndarray, snr: np.ndarray, candidates: Any, 
 
     Parameters
     ----------
-    probability : ndarray, shape (N, N)
-        P(companion) per pixel.
+    image : ndarray, shape (N, N)
+        The model's map: its significance (sigma, :func:`sodinn.detect.calibration.significance_sigma`)
+        or P(companion) per pixel, as ``statistic`` says.
     snr : ndarray, shape (N, N)
         The S/N map of annular PCA-ADI with ``ncomp`` components.
     candidates : astropy.table.Table
@@ -191,26 +285,43 @@ def detection_figure(probability: np.ndarray, snr: np.ndarray, candidates: Any, 
         The data (pixel scale, FWHM in px for the circles).
     model_name : str
         The model's registry name, for the title.
-    threshold : float
-        The probability threshold of the candidates.
+    criterion : str
+        What made a candidate (e.g. ``"expected false positives per frame <= 1"``), for the title.
     ncomp : int
         Principal components of the S/N map, for its title.
     truth_xy : sequence of (x, y)
         True companions, px (e.g. injected ones).
     max_numbered : int
         Candidates numbered at most.
+    statistic : {"significance", "probability"}
+        What ``image`` holds.
 
     Returns
     -------
     matplotlib.figure.Figure
         Two panels, not yet written (:func:`sodinn.pipeline.figures.save_figure`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``statistic``.
     """
+    if statistic not in ("significance", "probability"):
+        msg = f"statistic must be 'significance' or 'probability'; got {statistic!r}"
+        raise ValueError(msg)
     fig, axes = new_figure(1, 2, figsize=(11, 4.6))
     numbered = [(float(r["x"]), float(r["y"])) for r in candidates[:max_numbered]]
     shown = f", #1-{len(numbered)} numbered" if len(candidates) > len(numbered) else ""
     common = {"circle_radius_px": sequence.fwhm_px, "candidates_xy": numbered, "truth_xy": list(truth_xy), **sky_axes(sequence)}
-    plot_frame(probability, ax=axes[0], title=f"SODINN ({model_name}): P(companion)\n{len(candidates)} candidates "
-               f"with P >= {threshold:g}{shown}", cmap="viridis", vmin=0, vmax=1, label="probability", **common)
+    if statistic == "significance":
+        finite = image[np.isfinite(image)]
+        top = max(5.0, float(np.quantile(finite, 0.999))) if finite.size else 5.0
+        shown_image = np.where(np.isfinite(image), image, np.nan)
+        plot_frame(shown_image, ax=axes[0], title=f"SODINN ({model_name}): significance (whole field)\n{len(candidates)} "
+                   f"candidates with {criterion}{shown}", cmap="magma", vmin=-2, vmax=top, label="sigma", **common)
+    else:
+        plot_frame(image, ax=axes[0], title=f"SODINN ({model_name}): P(companion)\n{len(candidates)} candidates "
+                   f"with {criterion}{shown}", cmap="viridis", vmin=0, vmax=1, label="probability", **common)
     plot_snr_map(snr, ax=axes[1], title=f"annular PCA-ADI, {ncomp} components: S/N map", **common)
     return fig
 

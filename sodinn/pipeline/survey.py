@@ -61,8 +61,8 @@ __all__ = ["TARGET_RESUME_STATE", "Survey", "Target", "format_summary", "load_su
 logger = logging.getLogger(__name__)
 
 _SECTIONS = ("survey", "engine", "samples", "train", "targets")
-_SURVEY_KEYS = {"output", "threshold"}
-_TARGET_KEYS = {"name", "data", "synthetic", "known_sources_xy", "mask_companions", "samples", "train", "threshold"}
+_SURVEY_KEYS = {"output", "threshold", "fp_budget"}
+_TARGET_KEYS = {"name", "data", "synthetic", "known_sources_xy", "mask_companions", "samples", "train", "threshold", "fp_budget"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -78,8 +78,9 @@ class Target:
         Its sample settings, known sources included.
     train : TrainConfig
         Its training settings.
-    threshold : float
-        Probability threshold of the detection map.
+    predict : PredictConfig
+        Its detection settings: the false-alarm budget, or a probability threshold (the survey's
+        ``threshold`` and ``fp_budget`` keys, overridden per target).
     data : dict, optional
         ``cube``, ``angles``, ``psf`` (absolute paths), optional ``fwhm_px``, ``pixel_scale_arcsec``.
     synthetic : dict, optional
@@ -92,7 +93,7 @@ class Target:
     name: str
     samples: SampleConfig
     train: TrainConfig
-    threshold: float = PredictConfig.threshold
+    predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
     data: dict[str, Any] | None = None
     synthetic: dict[str, Any] | None = None
     mask_companions: bool = True
@@ -153,7 +154,8 @@ def load_survey(path: str | os.PathLike[str]) -> Survey:
     engine = _table(cfg, "engine", set(field_names(EngineConfig)), path)
     shared_samples = _table(cfg, "samples", None, path)
     shared_train = _table(cfg, "train", None, path)
-    threshold = _threshold(survey.get("threshold", PredictConfig.threshold), f"{path}: [survey] threshold")
+    detection = {k: survey[k] for k in ("threshold", "fp_budget") if k in survey}
+    _predict_config(detection, f"{path}: [survey]")
     scheduler = engine.get("scheduler")
     try:
         check_scheduler(scheduler)
@@ -167,7 +169,7 @@ def load_survey(path: str | os.PathLike[str]) -> Survey:
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         msg = f"{path}: no targets; add one [[targets]] table per target, each with a name and data or synthetic"
         raise ValueError(msg)
-    targets = tuple(_target(entry, i, shared_samples, shared_train, threshold, base, path) for i, entry in enumerate(entries))
+    targets = tuple(_target(entry, i, shared_samples, shared_train, detection, base, path) for i, entry in enumerate(entries))
     names = [t.name for t in targets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -191,15 +193,15 @@ def _table(cfg: Mapping[str, Any], name: str, keys: set[str] | None, path: Path)
     return dict(table)
 
 
-def _threshold(value: Any, where: str) -> float:
+def _predict_config(values: Mapping[str, Any], where: str) -> PredictConfig:
     try:
-        return PredictConfig(threshold=value).threshold
-    except ValueError as err:
+        return PredictConfig(**values)
+    except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
 
 
 def _target(entry: dict[str, Any], i: int, shared_samples: dict[str, Any], shared_train: dict[str, Any],
-            threshold: float, base: Path, path: Path) -> Target:
+            detection: Mapping[str, Any], base: Path, path: Path) -> Target:
     name = entry.get("name")
     where = f"{path}: target {i + 1}" + (f" ({name})" if isinstance(name, str) else "")
     try:
@@ -228,12 +230,12 @@ def _target(entry: dict[str, Any], i: int, shared_samples: dict[str, Any], share
             v.check_sources_in_frame(sample_config, shape[-1])
         train_config = TrainConfig.from_dict({**shared_train, **_sub_table(entry, "train")})
         check_model_name(train_config.model)
-        thr = _threshold(entry.get("threshold", threshold), "threshold")
+        predict = _predict_config({**detection, **{k: entry[k] for k in ("threshold", "fp_budget") if k in entry}}, "[predict]")
     except SettingError as err:
         raise err.prefixed(where) from None
     except (TypeError, ValueError, FileNotFoundError) as err:
         raise type(err)(f"{where}: {err}") from None
-    return Target(name=name, samples=sample_config, train=train_config, threshold=thr, data=data, synthetic=synthetic,
+    return Target(name=name, samples=sample_config, train=train_config, predict=predict, data=data, synthetic=synthetic,
                   mask_companions=mask)
 
 
@@ -428,12 +430,12 @@ def _run_target(target: Target, out: Path, restart: bool, progress: bool) -> dic
 
     predict = out / "predict"
     with steps.step("predict", {"model": metadata_digest(model), "data": data_key,
-                                "threshold": target.threshold}, [predict / f for f in PREDICT_FILES]) as resume:
+                                "detection": target.predict.to_dict()}, [predict / f for f in PREDICT_FILES]) as resume:
         if resume is not None:
             logger.info("%s: probability map and candidates", target.name)
             scaling = PSFScaling(**{k: data[k] for k in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission",
                                                          "star_flux") if data.get(k) is not None})
-            predict_products(_sequence(data, config.r_in_fwhm), model, predict, config=PredictConfig(threshold=target.threshold), data=data,
+            predict_products(_sequence(data, config.r_in_fwhm), model, predict, config=target.predict, data=data,
                              psf_scaling=scaling, progress=progress)
     return _summary(target, out, truth, steps.ran)
 
@@ -567,6 +569,8 @@ def _summary(target: Target, out: Path, truth: dict[str, Any] | None, ran: list[
     }
     if len(table):
         row.update(top_x=float(table["x"][0]), top_y=float(table["y"][0]), top_probability=float(table["peak_probability"][0]))
+        if "expected_fp" in table.colnames:
+            row["top_expected_fp"] = float(table["expected_fp"][0])
     if truth is not None:
         fwhm = float(truth["fwhm_px"])
         xy = np.column_stack([np.asarray(table["x"], dtype=float), np.asarray(table["y"], dtype=float)])

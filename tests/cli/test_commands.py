@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 from sodinn.cli import main
 
@@ -54,8 +55,16 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                  "predict/detection_map.fits", "predict/candidates.ecsv", "predict/detection.png", "predict/config.toml"):
         assert (tmp_path / name).is_file(), name
     assert not (tmp_path / "samples.h5.parts").exists()
-    assert out.count("found as candidate") == 2  # SODINN finds both injected companions (within 2 px)
-    assert "companion B at (x=12.2, y=24.2), annular PCA-ADI S/N 2.2: found as candidate" in out  # PCA misses B
+    for name in ("predict/false_alarm_map.fits", "predict/significance_map.fits", "predict/calibration.ecsv"):
+        assert (tmp_path / name).is_file(), name
+    # each companion's calibrated level is reported, a candidate or not (the demo's small model is weak: see README)
+    for line in ("companion A at (x=38.7, y=40.2), annular PCA-ADI S/N ", "companion B at (x=12.2, y=24.2), annular "
+                 "PCA-ADI S/N "):
+        assert re.search(re.escape(line) + r"[0-9.]+: (found as candidate #\d+ \([0-9.e+-]+ false positives per frame|not within the "
+                         r"budget \(its level there: [0-9.e+-]+ false positives per frame\))", out), out
+    table = Table.read(tmp_path / "predict" / "candidates.ecsv")
+    assert np.all(np.asarray(table["expected_fp"]) <= 1.0)  # the default budget
+    assert f"SODINN: {len(table)} candidate(s) with expected false positives per frame <= 1" in out
     from matplotlib.image import imread
 
     image = imread(tmp_path / "demo.png")  # PCA-ADI's S/N map beside the model's candidates
@@ -108,14 +117,13 @@ def test_predict_command_with_the_shipped_model(tmp_path, capsys):
         write_fits(tmp_path / f"{name}.fits", arr)
     out = tmp_path / "pred"
     args = ["predict", str(SHIPPED_MODEL), "--cube", str(tmp_path / "cube.fits"), "--angles", str(tmp_path / "angles.fits"),
-            "--psf", str(tmp_path / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272", "-o", str(out), "--quiet"]
+            "--psf", str(tmp_path / "psf.fits"), "--fwhm", "4", "--pixel-scale", "0.0272", "-o", str(out), "--quiet",
+            "--threshold", "0.9"]  # the uncalibrated path (the calibrated default: tests/pipeline/test_predict.py)
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run([sys.executable, "-m", "sodinn.cli", *args], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no TensorFlow start-up notices, no progress bars
-    assert "candidate(s) with P >= 0.9" in proc.stdout
-    from astropy.table import Table
-
+    assert "candidate(s) with P >= 0.9 (uncalibrated)" in proc.stdout
     table = Table.read(out / "candidates.ecsv")
     companion = data.companions[0]
     assert np.hypot(table["x"] - companion.x_px, table["y"] - companion.y_px).min() < 2
@@ -146,6 +154,7 @@ def test_train_and_predict_read_the_config_and_flags_override_it(tiny_project, t
     pred = root / "out" / "predict"
     saved = tomllib.loads((pred / "config.toml").read_text())
     assert saved["predict"] == {"model": str((root / "out" / "model").resolve()), "threshold": 0.5, "batch_size": 512,
+                                "fp_budget": 1.0, "calibration_nulls": 0, "seed": 0, "known_sources_xy": [],
                                 "output": str(pred)}
     assert saved["data"]["cube"] == str((root / "data" / "cube.fits").resolve()) and saved["data"]["fwhm_px"] == 4.0
     prob = fits.getdata(pred / "probability_map.fits")
@@ -157,6 +166,22 @@ def test_train_and_predict_read_the_config_and_flags_override_it(tiny_project, t
     # the saved configuration reproduces the run
     assert main(["predict", "--config", str(pred / "config.toml"), "-o", str(tmp_path / "again"), "--quiet"]) == 0
     np.testing.assert_array_equal(fits.getdata(tmp_path / "again" / "probability_map.fits"), prob)
+    # --fp-budget wins over the table's threshold: calibrated products, every candidate with its false-alarm level
+    cal = tmp_path / "cal"
+    assert main(["predict", "--config", str(tiny_project), "--fp-budget", "2", "--calibration-nulls", "2", "-o", str(cal),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "candidate(s) within the false-alarm budget of 2 expected false positive(s) per frame" in printed
+    assert printed.count("FP/frame=") == min(20, len(Table.read(cal / "candidates.ecsv")))
+    assert (cal / "false_alarm_map.fits").is_file() and (cal / "calibration.ecsv").is_file()
+    saved = tomllib.loads((cal / "config.toml").read_text())["predict"]
+    assert saved["fp_budget"] == 2.0 and saved["calibration_nulls"] == 2 and "threshold" not in saved
+    np.testing.assert_array_equal(fits.getdata(cal / "probability_map.fits"), prob)  # the same map, calibrated
+    # both criteria at once: refused in one line
+    assert main(["predict", "--config", str(tiny_project), "--fp-budget", "2", "--threshold", "0.5", "-o",
+                 str(tmp_path / "both")]) == 2
+    assert "give --fp-budget (a calibrated false-alarm budget) or --threshold (a probability), not both" in capsys.readouterr().err
+    assert not (tmp_path / "both").exists()
 
 
 @pytest.mark.parametrize(("table", "key"), [("data", "pixelscale"), ("reduce", "components"), ("samples", "n_rank"),
@@ -308,7 +333,7 @@ def _interrupt(*args, **kwargs):
 @pytest.mark.parametrize(("command", "step"), [
     ("reduce", "sodinn.pipeline.reduce.snr_map"),
     ("samples", "sodinn.mlar.store.fit_flux_ranges"),  # the S/N oracle: no .parts/ either
-    ("predict", "sodinn.pipeline.predict.find_candidates"),
+    ("predict", "sodinn.pipeline.predict.find_calibrated_candidates"),
     ("roc", "sodinn.pipeline.roc.write_roc_report"),
     ("limits", "sodinn.pipeline.limits.write_limits_report"),
     ("demo", "sodinn.pipeline.demo.write_reductions"),
@@ -320,8 +345,8 @@ def test_a_run_interrupted_midway_leaves_nothing_new(command, step, small_fits, 
         monkeypatch.setattr("sodinn.pipeline.predict.import_keras_quietly", lambda: None)
         monkeypatch.setattr("sodinn.pipeline.predict.load_trained", lambda path: None)
         monkeypatch.setattr("sodinn.pipeline.predict.probability_map", lambda seq, model, **k: ProbabilityMap(
-            probability=np.zeros((49, 49)), evaluated=np.ones((49, 49), bool), edges_px=np.array([4.0, 8.0]),
-            ks=np.array([[1]])))
+            logit=np.zeros((49, 49)), probability=np.zeros((49, 49)), evaluated=np.ones((49, 49), bool),
+            edges_px=np.array([4.0, 8.0]), ks=np.array([[1]]), null_logit=np.zeros((2, 49, 49))))
     if command == "roc":  # no copies either: the harness's result stands in
         monkeypatch.setattr("sodinn.pipeline.roc.run_roc", lambda *a, cache_dir, **k: cache_dir.mkdir(parents=True))
     if command == "limits":  # no copies: an empty cache stands in for the measurement
@@ -520,12 +545,20 @@ def test_candidate_summary_lists_sky_terms_and_says_how_many():
     table = Table({"id": np.arange(1, n + 1), "x": np.full(n, 62.2), "y": np.full(n, 63.3), "sep_arcsec": np.full(n, 0.484),
                    "sep_px": np.full(n, 17.8), "pa_deg": np.full(n, 212.9), "snr": np.full(n, 9.1),
                    "delta_mag": np.full(n, 7.65), "peak_probability": np.full(n, 0.99)})
-    table.meta.update(north_offset_deg=-104.39, psf_scaling={"star_flux": 764939.6})
-    text = candidate_summary(table, 0.9, "out")
+    table.meta.update(north_offset_deg=-104.39, psf_scaling={"star_flux": 764939.6}, threshold=0.9)
+    text = candidate_summary(table, "out", max_rows=10)
     lines = text.splitlines()
-    assert lines[0].startswith("12 candidate(s) with P >= 0.9; the first 10 (all in candidates.ecsv)")
+    assert lines[0].startswith("12 candidate(s) with P >= 0.9 (uncalibrated); the first 10 listed (all in candidates.ecsv")
     assert "north offset -104.39 deg" in lines[1] and "764940" in lines[1]
     assert len(lines) == 12 and 'sep=0.484" PA=212.9 deg E of N S/N=  9.1 dmag= 7.65' in lines[2]
+    # calibrated: the budget, and each candidate's false-alarm level; every candidate listed when asked
+    table.meta.update(fp_budget=1.0)
+    table["expected_fp"] = np.geomspace(1e-4, 0.9, n)
+    table["significance_sigma"] = np.linspace(3.7, 0.5, n)
+    lines = candidate_summary(table, "out", max_rows=None).splitlines()
+    assert lines[0] == ("12 candidate(s) within the false-alarm budget of 1 expected false positive(s) per frame (--fp-budget); "
+                        "outputs in out (candidates.ecsv, candidates.reg)")
+    assert len(lines) == 14 and "FP/frame=0.0001 (3.7 sigma) S/N=  9.1" in lines[2]
 
 
 # ---------------------------------------------------------------- sodinn limits

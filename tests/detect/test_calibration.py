@@ -1,4 +1,4 @@
-"""Calibrated thresholds: null-score exceedances per annulus, their tail, and a real model's calibration."""
+"""Calibrated detection levels: null blob counts per annulus, their tail, and what they predict on fresh null data."""
 
 from __future__ import annotations
 
@@ -7,66 +7,188 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage, stats
 
-from sodinn.detect.calibration import Calibration, _logit, calibrate
+from sodinn.detect.calibration import Calibration, calibrate, calibrate_nulls, significance_sigma
+from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap
+from sodinn.detect.scoring import score_blobs
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
+SIZE, EDGES = 63, np.array([5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+SCALES = (3.0, 2.0, 1.5, 1.0, 0.8)  # noise of each annulus: speckle-like inside, fainter outside (different null laws)
 
 
-def _calibration(n=2000, seed=0):
+def _radii():
+    yy, xx = np.indices((SIZE, SIZE))
+    return np.hypot(xx - 31, yy - 31)
+
+
+def _null_fields(n, seed):
+    """Logit-like null maps: correlated Gaussian fields (about a resolution element wide), scaled per annulus."""
     rng = np.random.default_rng(seed)
-    z = np.sort(rng.normal(-3.0, 1.0, n))  # null logits of one annulus
-    u = float(np.quantile(z, 0.9))
-    beta = float((z[z > u] - u).mean())
-    return Calibration(edges_px=np.array([4.0, 8.0]), null_logits=(z,), tail_u=np.array([u]), tail_beta=np.array([beta]),
-                       tail_fraction=0.1, area_px=150, resolution_px=math.pi * 4.0, n_null=1), z
+    r = _radii()
+    evaluated = (r >= EDGES[0]) & (r < EDGES[-1])
+    scale = np.zeros((SIZE, SIZE))
+    for a, s in enumerate(SCALES):
+        scale[(r >= EDGES[a]) & (r < EDGES[a + 1])] = s
+    fields = np.stack([ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), 1.3) for _ in range(n)])
+    fields /= fields.std()
+    maps = np.where(evaluated, fields * scale - 2.0, UNEVALUATED_LOGIT)
+    return maps, evaluated
 
 
-def test_exceedance_is_the_empirical_fraction_then_the_fitted_tail():
-    cal, z = _calibration()
-    p = 1 / (1 + np.exp(-z))
-    q = cal.exceedance(0, p[[100, 1000, 1900]])
-    np.testing.assert_allclose(q, [(2000 - 100) / 2000, 1000 / 2000, 100 / 2000], rtol=1e-12)
-    far = cal.exceedance(0, 1 / (1 + np.exp(-np.array([z[-1] + 1.0, z[-1] + 3.0]))))
-    assert 0 < far[1] < far[0] <= cal.min_tail / z.size  # the tail goes on decreasing beyond the largest null score
-    grid = 1 / (1 + np.exp(-np.linspace(-8, 4, 400)))
-    assert np.all(np.diff(cal.exceedance(0, grid)) <= 0)  # monotone
+def _pmap(nulls, evaluated, logit=None):
+    logit = nulls[0] if logit is None else logit
+    from scipy.special import expit
+
+    return ProbabilityMap(logit=logit, probability=np.where(evaluated, expit(logit), 0.0), evaluated=evaluated,
+                          edges_px=EDGES, ks=np.zeros((len(EDGES) - 1, 3)), null_logit=nulls)
 
 
-def test_thresholds_hit_their_targets():
-    cal, z = _calibration()
-    scale = cal.area_px / cal.resolution_px
-    for fp in (0.5, 1.0, 5.0):
-        t = cal.thresholds(fp)[0]
-        assert cal.exceedance(0, np.array([t]))[0] * scale <= fp * (1 + 1e-9)
-        # a slightly lower threshold would exceed the target
-        assert cal.exceedance(0, np.array([t * 0.98]))[0] * scale > fp
-    assert cal.thresholds(0.1)[0] > cal.thresholds(1.0)[0]
-    fpf = cal.expected_false_positives(np.full((13, 13), 0.01))
-    yy, xx = np.indices(fpf.shape)
-    r = np.hypot(xx - 6, yy - 6)
-    inside = (r >= 4) & (r < 8)
-    assert np.all(np.isinf(fpf[~inside])) and np.allclose(fpf[inside], cal.exceedance(0, np.array([0.01]))[0] * scale)
-    assert np.all(np.isfinite(cal.score_map(np.full((13, 13), 0.01))))
+@pytest.fixture(scope="module")
+def calibration():
+    # enough null draws that the calibration's own sampling noise is small against the Poisson noise checked
+    nulls, evaluated = _null_fields(200, seed=7)
+    return calibrate_nulls(_pmap(nulls, evaluated), 3.0, n_levels=64)
+
+
+def test_a_known_false_alarm_rate_is_met_on_fresh_null_data(calibration):
+    """Thresholded at F, fresh null maps give F false positives per frame (blob scoring), within Poisson noise."""
+    fresh, evaluated = _null_fields(300, seed=2)
+    for budget in (0.03, 0.1, 0.3, 1.0, 3.0):
+        counted = sum(score_blobs(calibration.score_map(m), -math.log10(budget), [], 3.0, npix=2).false_positives
+                      for m in fresh)
+        expected = budget * len(fresh)
+        low, high = stats.poisson.interval(0.99, expected)
+        assert low <= round(counted) <= high, (budget, counted, expected)
+
+
+def test_the_budget_is_spread_evenly_over_the_annuli(calibration):
+    """Each annulus holds its area share of F, whatever its own noise level."""
+    fresh, evaluated = _null_fields(300, seed=3)
+    r = _radii()
+    counts = np.zeros(len(SCALES))
+    for m in fresh:
+        score = calibration.score_map(m)
+        for a in range(len(SCALES)):
+            region = (r >= EDGES[a]) & (r < EDGES[a + 1])
+            counts[a] += score_blobs(score, 0.0, [], 3.0, npix=2, region=region).false_positives  # F = 1
+    share = calibration.annulus_area_px / calibration.area_px * len(fresh)
+    for a in range(len(SCALES)):
+        low, high = stats.poisson.interval(0.999, share[a])
+        assert low <= counts[a] <= high + 2, (a, counts[a], share[a])  # +2: blobs on an annulus edge count twice
+    # the raw logit threshold differs a lot between annuli (the noise does), the calibrated one does not
+    z = calibration.logit_thresholds(1.0)
+    assert z[0] - (-2.0) > 2 * (z[-1] - (-2.0))
+
+
+def test_levels_are_monotone_and_do_not_saturate(calibration):
+    grid = np.linspace(-5, 60, 500)
+    for a in range(len(SCALES)):
+        rate = calibration.log10_blob_rate(a, grid)
+        assert np.all(np.diff(rate) <= 1e-12)
+        assert np.all(np.isfinite(rate)) and rate[-1] < -10  # far beyond the nulls: still decreasing, no floor
+    # two strong candidates whose probabilities both round to 1 keep distinct, ordered levels
+    logit = np.full((SIZE, SIZE), -3.0)
+    logit[31, 50], logit[31, 12] = 40.0, 45.0
+    assert 1 / (1 + np.exp(-np.float32(40.0))) == 1 / (1 + np.exp(-np.float32(45.0))) == 1.0
+    lc = calibration.log10_expected_false_positives(logit)
+    assert lc[31, 12] < lc[31, 50] < -5
+    assert significance_sigma(lc[31, 12]) > significance_sigma(lc[31, 50]) > 4
+
+
+def test_thresholds_hit_their_targets(calibration):
+    for budget in (0.01, 0.3, 1.0):
+        z = calibration.logit_thresholds(budget)
+        for a, za in enumerate(z):
+            c = calibration.log10_blob_rate(a, np.array([za]))[0] + math.log10(calibration.area_px / calibration.annulus_area_px[a])
+            assert c <= math.log10(budget) + 1e-6
+    assert np.all(calibration.logit_thresholds(0.1) > calibration.logit_thresholds(1.0))
+    frame = calibration.expected_false_positives(np.full((SIZE, SIZE), -2.0))
+    r = _radii()
+    inside = (r >= EDGES[0]) & (r < EDGES[-1])
+    assert np.all(np.isinf(frame[~inside])) and np.all(np.isfinite(frame[inside]))
+
+
+def test_significance_is_the_gaussian_equivalent_of_the_whole_field_false_alarm_probability():
+    for sigma in (1.0, 3.0, 5.0, 8.0):
+        p = stats.norm.sf(sigma)
+        c = -math.log1p(-p)  # 1 - exp(-c) = p
+        assert significance_sigma(math.log10(c)) == pytest.approx(sigma, abs=1e-6)
+    assert significance_sigma(-400.0) > 40  # no saturation where c underflows float64
+    assert significance_sigma(2.0) < 0  # 100 expected false positives: certainly a false alarm
+
+
+def test_calibrate_nulls_refuses_a_map_without_null_draws():
+    nulls, evaluated = _null_fields(2, seed=0)
+    with pytest.raises(ValueError, match="n_null"):
+        calibrate_nulls(ProbabilityMap(logit=nulls[0], probability=nulls[0] * 0, evaluated=evaluated, edges_px=EDGES,
+                                       ks=np.zeros((5, 3))), 3.0)
+    with pytest.raises(ValueError, match="npix"):
+        calibrate_nulls(_pmap(nulls, evaluated), 3.0, npix=3)
+
+
+def test_a_calibration_is_frozen_data():
+    nulls, evaluated = _null_fields(3, seed=0)
+    cal = calibrate_nulls(_pmap(nulls, evaluated), 3.0, tail_count=5)
+    assert isinstance(cal, Calibration) and cal.n_null == 3 and cal.counts.shape == (5, 128)
+    assert cal.area_px == int(evaluated.sum())
 
 
 @pytest.mark.slow
 def test_calibrate_a_real_model():
     from sodinn.adi.sequence import ADISequence
     from sodinn.datasets import make_adi_sequence
+    from sodinn.detect.probability import probability_map
     from sodinn.learn.artifact import load_trained
 
     data = make_adi_sequence(n_frames=30, size_px=63, fwhm_px=4.0, seed=5)
     seq = ADISequence(cube=data.cube, angles_deg=data.angles_deg, psf=data.psf, fwhm_px=4.0)
     model = load_trained(MODEL)
-    cal = calibrate(seq, model, n_null=2, seed=0)
-    n_annuli = len(cal.null_logits)
-    assert n_annuli == len(cal.edges_px) - 1 >= 3
-    assert cal.area_px * 2 == sum(z.size for z in cal.null_logits)  # two null draws of every evaluated pixel
-    assert all(np.all(np.diff(z) >= 0) for z in cal.null_logits)
-    strict, loose = cal.thresholds(0.05), cal.thresholds(2.0)
+    # the map with its null draw shares the real map's pass: the real logits do not change
+    pmap = probability_map(seq, model, n_null=1, progress=False)
+    plain = probability_map(seq, model, progress=False)
+    np.testing.assert_array_equal(pmap.logit, plain.logit)
+    assert pmap.null_logit.shape == (1, 63, 63) and np.all(pmap.null_logit[:, ~pmap.evaluated] == UNEVALUATED_LOGIT)
+    assert not np.array_equal(pmap.null_logit[0], pmap.logit)
+    cal = calibrate(seq, model, n_null=1, seed=0)
+    np.testing.assert_array_equal(cal.counts, calibrate_nulls(pmap, 4.0).counts)  # the same draws, the same counts
+    assert len(cal.edges_px) - 1 >= 3 and cal.n_null == 1
+    strict, loose = cal.logit_thresholds(0.05), cal.logit_thresholds(2.0)
     assert np.all(strict >= loose) and np.any(strict > loose)
-    assert calibrate(seq, model, n_null=2, seed=0).null_logits[0].tolist() == cal.null_logits[0].tolist()
     with pytest.raises(ValueError, match="n_null"):
         calibrate(seq, model, n_null=0)
-    assert _logit(np.array([0.5]))[0] == 0.0
+
+
+def test_null_draws_are_the_negated_angles_then_seeded_permutations():
+    from sodinn.detect.probability import null_angle_sets
+
+    angles = np.linspace(-20.0, 40.0, 7)
+    draws = null_angle_sets(angles, 3, seed=4)
+    np.testing.assert_array_equal(draws[0], -angles)
+    assert all(sorted(d) == sorted(angles) for d in draws[1:]) and not np.array_equal(draws[1], angles)
+    np.testing.assert_array_equal(null_angle_sets(angles, 3, seed=4)[2], draws[2])
+    assert null_angle_sets(angles, 0) == []
+
+
+def test_self_calibration_counts_the_map_own_blobs_with_known_sources_left_out():
+    from sodinn.detect.calibration import calibrate_self
+
+    nulls, evaluated = _null_fields(1, seed=11)
+    logit = nulls[0].copy()
+    yy, xx = np.indices(logit.shape)
+    source = (31.0 + 12.0, 31.0)  # a bright source in the 10-15 px annulus
+    logit = np.where(evaluated, logit + 30.0 * np.exp(-((xx - source[0]) ** 2 + (yy - source[1]) ** 2) / 4.0), logit)
+    pmap = _pmap(nulls[:1], evaluated, logit=logit)
+    masked = calibrate_self(pmap, 3.0, known_sources_xy=[source])
+    kept = calibrate_self(pmap, 3.0)
+    assert masked.n_null == 1 and masked.area_px == int(evaluated.sum())
+    lc_masked = masked.log10_expected_false_positives(logit)[int(source[1]), int(source[0])]
+    lc_kept = kept.log10_expected_false_positives(logit)[int(source[1]), int(source[0])]
+    assert lc_masked < -3  # far above the annulus' own speckles
+    assert lc_masked < lc_kept  # counted in its own annulus' tail, a source is less significant (conservative)
+    # the map's own noise peaks sit at about the counts they came from: the top peak of the field near 1 per frame
+    best = np.sort(masked.log10_expected_false_positives(logit)[evaluated & (np.hypot(xx - source[0], yy - source[1]) > 6)])
+    assert -1.5 < best[0] < 1.5
+    with pytest.raises(ValueError, match="mask_radius_fwhm"):
+        calibrate_self(pmap, 3.0, mask_radius_fwhm=0.0)

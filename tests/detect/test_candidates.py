@@ -5,7 +5,7 @@ import inspect
 import numpy as np
 import pytest
 
-from sodinn.config import PredictConfig
+from sodinn.config import PROBABILITY_THRESHOLD
 from sodinn.detect.candidates import binary_map, find_candidates
 
 
@@ -43,11 +43,11 @@ def test_binary_map_refuses_a_threshold_outside_the_open_unit_interval(threshold
         binary_map(np.zeros((3, 3)), threshold)
 
 
-def test_the_default_threshold_is_the_one_of_predict_config():
+def test_the_default_threshold_is_the_probability_threshold_of_the_config():
     for func in (binary_map, find_candidates):
-        assert inspect.signature(func).parameters["threshold"].default == PredictConfig.threshold
-    prob = np.full((9, 9), PredictConfig.threshold)
-    prob[0, 0] = np.nextafter(PredictConfig.threshold, 0)
+        assert inspect.signature(func).parameters["threshold"].default == PROBABILITY_THRESHOLD
+    prob = np.full((9, 9), PROBABILITY_THRESHOLD)
+    prob[0, 0] = np.nextafter(PROBABILITY_THRESHOLD, 0)
     assert binary_map(prob).sum() == prob.size - 1
     assert len(find_candidates(prob)) == 1
 
@@ -130,3 +130,43 @@ def test_naco_beta_pic_b_contrast_is_the_published_one(naco):
     assert 550 < table["flux"][0] < 700
     # Absil et al. 2013: 8.01 +- 0.16; our estimate's own noise at S/N 9 is ~0.12 mag: 2 sigma of both
     assert abs(table["delta_mag"][0] - 8.01) < 2 * np.hypot(0.16, 0.12)
+
+
+def _calibrated_setup():
+    from scipy.special import expit
+
+    from sodinn.detect.calibration import calibrate_nulls
+    from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap
+
+    rng = np.random.default_rng(0)
+    size = 41
+    yy, xx = np.indices((size, size))
+    r = np.hypot(xx - 20, yy - 20)
+    evaluated = (r >= 4) & (r < 18)
+    nulls = np.where(evaluated, rng.normal(-4.0, 1.0, (30, size, size)), UNEVALUATED_LOGIT)
+    logit = np.where(evaluated, rng.normal(-4.0, 1.0, (size, size)), UNEVALUATED_LOGIT)
+    logit[20, 32:34] = [60.0, 59.0]  # two candidates whose probabilities are both 1 in float32 and float64
+    logit[8:10, 20] = [80.0, 79.0]
+    logit[30, 25] = 70.0  # a lone pixel: a blob of 1 pixel is not counted
+    pmap = ProbabilityMap(logit=logit, probability=np.where(evaluated, expit(logit), 0.0), evaluated=evaluated,
+                          edges_px=np.array([4.0, 11.0, 18.0]), ks=np.zeros((2, 3)), null_logit=nulls)
+    return pmap, calibrate_nulls(pmap, 3.0)
+
+
+def test_calibrated_candidates_are_ranked_by_their_false_alarm_level_not_a_saturated_probability():
+    from sodinn.detect.candidates import find_calibrated_candidates
+
+    pmap, cal = _calibrated_setup()
+    table = find_calibrated_candidates(pmap, cal, 1e-6, pixel_scale_arcsec=0.02)
+    assert list(table["id"]) == [1, 2]
+    assert [(int(t["x_peak"]), int(t["y_peak"])) for t in table] == [(20, 8), (32, 20)]  # logit 80 before 60
+    assert np.all(table["peak_probability"] == 1.0)  # saturated: only the logit tells them apart
+    assert table["expected_fp"][0] < table["expected_fp"][1] < 1e-6
+    assert table["significance_sigma"][0] > table["significance_sigma"][1] > 4
+    np.testing.assert_allclose(table["expected_fp"], 10 ** np.asarray(table["log10_expected_fp"]))
+    assert table.meta["fp_budget"] == 1e-6 and "negated" in table.meta["statistic"]
+    loose = find_calibrated_candidates(pmap, cal, 3.0)
+    assert len(loose) > 2 and np.all(np.asarray(loose["expected_fp"]) <= 3.0)
+    assert np.all(np.diff(np.asarray(loose["log10_expected_fp"])) >= 0)  # most significant first
+    with pytest.raises(ValueError, match="fp_budget"):
+        find_calibrated_candidates(pmap, cal, 0.0)

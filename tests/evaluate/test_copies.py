@@ -81,8 +81,8 @@ def test_method_names_and_tags():
         "median": "median", "pca": "pca-cevr0.9", "annular-10": "annular-10", "pca-3": "pca-3"}
     tags = method_tags({"net": str(MODEL)}, ["median"])
     digest = metadata_digest(MODEL)
-    assert tags["net"] == "model-" + digest[:12] and len(tags["net"]) == len("model-") + 12
-    assert all(c in "0123456789abcdef" for c in tags["net"][len("model-"):])
+    assert tags["net"] == "model-logit-" + digest[:12] and len(tags["net"]) == len("model-logit-") + 12
+    assert all(c in "0123456789abcdef" for c in tags["net"][len("model-logit-"):])
 
 
 # ---------------------------------------------------------------- the cache

@@ -148,3 +148,45 @@ def test_copies_on_a_dask_cluster_score_like_in_process(synthetic):
     assert json.dumps(remote.rows) == json.dumps(local.rows)
     with pytest.raises(ValueError, match="scheduler"):
         run_roc(synthetic, config, {}, scheduler="htp://nowhere", progress=False)
+
+
+def test_best_single_threshold_sums_every_band_before_f1():
+    from sodinn.evaluate.roc import best_f1
+
+    rows = [{"method": "m", "band": b, "threshold": t, "tp": tp, "true_blobs": tp, "fp": fp, "fn": 10 - tp, "n_copies": 10,
+             "n_injections": 10} for b in (0, 1) for t, tp, fp in ((1.0, 9, 6.0), (2.0, 8, 0.0))]
+    best = best_f1(rows, "m")
+    assert best["threshold"] == 2.0 and best["f1"] == pytest.approx(2 * 16 / (2 * 16 + 0 + 4))
+    assert best["tpr"] == pytest.approx(0.8) and best["fdr"] == 0.0 and best["mean_fp"] == 0.0
+    rows[1]["fp"] = 0.0  # band 1 at threshold 1 loses its false positives: still one band with 6
+    assert best_f1(rows, "m")["threshold"] == 2.0
+    assert best_f1(rows, "other") is None
+
+
+def test_calibration_checks_use_the_poisson_range_of_the_expected_count():
+    from scipy.stats import poisson
+
+    from sodinn.evaluate.roc import calibration_checks
+
+    rows = [{"kind": "calibrated", "method": "m-cal", "band": 0, "threshold": f, "expected_fp": f / 2, "fp": fp,
+             "mean_fp": fp / 100, "n_copies": 100} for f, fp in ((0.1, 5.0), (1.0, 80.0))]
+    rows.append({"kind": "probability", "method": "m", "band": 0, "threshold": 0.9, "fp": 3.0, "n_copies": 100})
+    checks = calibration_checks(rows)
+    assert [c["threshold"] for c in checks] == [0.1, 1.0]
+    lo, hi = poisson.interval(0.95, 5.0)
+    assert checks[0]["expected_count"] == pytest.approx(5.0) and checks[0]["ok"] and (checks[0]["low"], checks[0]["high"]) == (lo, hi)
+    assert checks[1]["expected_count"] == pytest.approx(50.0) and not checks[1]["ok"]  # 80 counted, 50 +- 14 expected
+
+
+def test_summary_prints_f1_and_the_calibration_check():
+    rows = []
+    for t, tp, fp in ((0.5, 9, 30.0), (0.9, 7, 2.0)):
+        rows.append(dict(method="net", kind="probability", band=0, band_lambda_d="1-2", threshold=t, tp=tp, true_blobs=tp, fp=fp,
+                         fn=10 - tp, n_copies=10, n_injections=10, tpr=tp / 10, mean_fp=fp / 10, expected_fp=float("nan")))
+    rows.append(dict(method="annular-5", kind="snr", band=0, band_lambda_d="1-2", threshold=3.0, tp=5, true_blobs=5, fp=1.0,
+                     fn=5, n_copies=10, n_injections=10, tpr=0.5, mean_fp=0.1, expected_fp=float("nan")))
+    rows.append(dict(method="net-cal", kind="calibrated", band=0, band_lambda_d="1-2", threshold=1.0, tp=6, true_blobs=6, fp=40.0,
+                     fn=4, n_copies=10, n_injections=10, tpr=0.6, mean_fp=4.0, expected_fp=0.5))
+    text = summarize(rows, ["net", "net-cal"])
+    assert "F1 0.74  TPR 0.70  FDR 0.22" in text  # threshold 0.9: 2*7 / (14 + 2 + 3), 2 / (7 + 2)
+    assert "0.5->4 OFF" in text and "0 of 1 counts within the Poisson 95% range" in text

@@ -43,7 +43,7 @@ def test_demo_without_training_writes_the_data_and_both_reductions(tmp_path):
     assert annular.peak_xy == (39, 41)  # the S/N map's peak is A
     assert fits.getheader(annular.frame_file)["SODINN NCOMP"] == 5
     assert fits.getheader(annular.frame_file)["SODINN DATA"] == str(tmp_path / "data")
-    assert result.candidates is None and result.metrics is None and result.threshold == 0.9
+    assert result.candidates is None and result.metrics is None and result.criterion == "expected false positives per frame <= 1"
     assert result.seconds > 0
 
 
@@ -85,10 +85,11 @@ def test_demo_figure_shows_pca_beside_the_model_with_the_companions_named(tmp_pa
                    "peak_probability": [0.99, 0.95, 0.92]})
     rng = np.random.default_rng(1)
     fig = demo_figure(rng.normal(0, 1, (41, 41)), rng.uniform(0, 1, (41, 41)), table, seq, truth_xy=truth,
-                      snr_at_truth=[5.4, 2.1], ncomp=5, threshold=0.9)
+                      snr_at_truth=[5.4, 2.1], ncomp=5,
+                      criterion="expected false positives per frame <= 1")
     snr_ax, prob_ax, list_ax = fig.axes[:3]
     assert snr_ax.get_title() == "annular PCA-ADI, 5 components: S/N map\nA: S/N 5.4, B: S/N 2.1"
-    assert prob_ax.get_title() == "SODINN: P(companion)\n3 candidates with P >= 0.9"
+    assert prob_ax.get_title() == "SODINN: significance (whole field)\n3 candidates, expected false positives per frame <= 1"
     for ax in (snr_ax, prob_ax):
         assert (ax.get_xlabel(), ax.get_ylabel()) == ("Δα (arcsec)", "Δδ (arcsec)")
         assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 2  # the injected companions

@@ -15,7 +15,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig
 from sodinn.datasets import make_adi_sequence
 from sodinn.learn.artifact import read_metadata
-from sodinn.pipeline.predict import PREDICT_FILES, Prediction, predict_products
+from sodinn.pipeline.predict import CALIBRATED_FILES, PREDICT_FILES, Prediction, predict_products
 
 from ..conftest import gaussian_psf
 from .conftest import REPO, SHIPPED_MODEL
@@ -23,11 +23,11 @@ from .conftest import REPO, SHIPPED_MODEL
 DATA = {"cube": "cube.fits", "fwhm_px": 4.0, "pixel_scale_arcsec": 0.0272}
 
 
-def _demo_like(size_px=41):
+def _demo_like(size_px=41, sep_px=12.0):
     """The data the shipped model was trained on (the demo's: 40 frames, FWHM 4 px, 60 deg, seed 0), in a smaller
     frame (41 px instead of 63: the probability map costs less) with the bright companion at 12 px only."""
     s = make_adi_sequence(n_frames=40, size_px=size_px, fwhm_px=4.0, field_rotation_deg=60.0,
-                          companions=[(12.0, 50.0, 1500.0)], seed=0)
+                          companions=[(sep_px, 50.0, 1500.0)], seed=0)
     seq = ADISequence(s.cube, s.angles_deg, s.psf, s.fwhm_px, s.pixel_scale_arcsec,
                       provenance={"cube_file": "cube.fits", "cube_sha256": "abc", "fwhm_source": "given"})
     return seq, (s.companions[0].x_px, s.companions[0].y_px)
@@ -66,7 +66,7 @@ def test_products_are_written_and_match_the_returned_prediction(prediction):
     assert header["SODINN FUNCTION"] == "probability_map"
     assert header["SODINN MODEL"] == str(SHIPPED_MODEL.resolve())
     assert header["SODINN MODEL_TRAINING_SET_SHA256"] == read_metadata(SHIPPED_MODEL)["training_set"]["sha256"]
-    assert header["SODINN THRESHOLD"] == 0.9
+    assert header["SODINN CRITERION"] == "P >= 0.9"
     assert header["SODINN CUBE_FILE"] == "cube.fits" and "SODINN FWHM_SOURCE" not in header
     assert fits.getheader(out / "detection_map.fits")["SODINN FUNCTION"] == "probability_map"
 
@@ -111,6 +111,52 @@ def test_products_are_written_and_match_the_returned_prediction(prediction):
     assert settings["data"] == DATA
     assert settings["predict"] == {"model": str(SHIPPED_MODEL.resolve()), **PredictConfig(threshold=0.9).to_dict(),
                                    "output": str(out.resolve())}
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """The shipped model with the default: candidates within a false-alarm budget, calibrated on null draws.
+
+    The companion at 10 px lies inside the model's annuli (4-12 px in 41 px frames), not on their outer edge."""
+    seq, truth = _demo_like(sep_px=10.0)
+    out = tmp_path_factory.mktemp("predict") / "calibrated"
+    # the shipped model is small: it puts this companion at about 1 expected false positive per frame, so a budget of 3
+    config = PredictConfig(calibration_nulls=2, fp_budget=3.0)
+    assert config.calibrated
+    return seq, truth, out, predict_products(seq, SHIPPED_MODEL, out, config=config, data=DATA, progress=False)
+
+
+@pytest.mark.slow
+def test_the_default_products_carry_calibrated_false_alarm_levels(calibrated):
+    from scipy.special import expit
+
+    seq, truth, out, result = calibrated
+    assert result.threshold is None and result.fp_budget == 3.0 and result.calibration.n_null == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PREDICT_FILES, *CALIBRATED_FILES, "config.toml"])
+    pmap = result.probability
+    np.testing.assert_allclose(pmap.probability[pmap.evaluated], expit(pmap.logit[pmap.evaluated]))
+    fp_map = fits.getdata(out / "false_alarm_map.fits")
+    sigma = fits.getdata(out / "significance_map.fits")
+    assert np.all(np.isnan(fp_map[~pmap.evaluated])) and np.all(fp_map[pmap.evaluated] > 0)
+    assert fits.getheader(out / "false_alarm_map.fits").comments["BUNIT"] == "expected false positives per frame"
+    np.testing.assert_allclose(fp_map[pmap.evaluated], result.calibration.expected_false_positives(pmap.logit)[pmap.evaluated])
+    detection = fits.getdata(out / "detection_map.fits").astype(bool)
+    assert np.all(fp_map[detection] <= result.fp_budget)  # the detection map is the budget's pixels
+    # the candidates: most significant first, each with its level; the bright companion is one of them
+    table = Table.read(out / "candidates.ecsv")
+    assert table.meta["fp_budget"] == result.fp_budget and "negated" in table.meta["statistic"]
+    assert {"expected_fp", "significance_sigma", "peak_logit"} <= set(table.colnames)
+    assert np.all(np.asarray(table["expected_fp"]) <= result.fp_budget) and np.all(np.diff(table["expected_fp"]) >= 0)
+    assert np.hypot(np.asarray(table["x"]) - truth[0], np.asarray(table["y"]) - truth[1]).min() <= 2.0
+    for row in table:  # a candidate's level is the smallest of its pixels, and its significance follows from it
+        assert detection[int(row["y_peak"]), int(row["x_peak"])]
+        assert row["significance_sigma"] == pytest.approx(float(np.nanmax(sigma[detection & (np.hypot(
+            np.indices(sigma.shape)[1] - row["x_peak"], np.indices(sigma.shape)[0] - row["y_peak"]) < 1.5)])), abs=2.0)
+    cal = Table.read(out / "calibration.ecsv")
+    assert len(cal) == len(pmap.edges_px) - 1 and cal.meta["n_null"] == 2
+    np.testing.assert_allclose(cal["probability_threshold"], expit(np.asarray(cal["logit_threshold"])))
+    settings = tomllib.loads((out / "config.toml").read_text())
+    assert settings["predict"]["fp_budget"] == result.fp_budget and "threshold" not in settings["predict"]
 
 
 def _far_fwhm_sequence():
@@ -231,7 +277,7 @@ def test_detection_figure_numbers_the_candidates_as_the_table_and_marks_the_trut
     table = _candidate_table([(truth[0] + 0.3, truth[1]), (10.0, 30.0)], [0.99, 0.93])
     rng = np.random.default_rng(0)
     fig = detection_figure(rng.uniform(0, 1, (41, 41)), rng.normal(0, 1, (41, 41)), table, seq, model_name="sodinn",
-                           threshold=0.9, ncomp=10, truth_xy=[truth])
+                           criterion="P >= 0.9", ncomp=10, truth_xy=[truth], statistic="probability")
     prob_ax, snr_ax = fig.axes[:2]
     assert prob_ax.get_title() == "SODINN (sodinn): P(companion)\n2 candidates with P >= 0.9"
     assert snr_ax.get_title() == "annular PCA-ADI, 10 components: S/N map"

@@ -44,7 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's sodinn, as the stages' `python -m sodinn.cli` use
 
 from bench_models import matmul_passes, matmul_rates, timed  # noqa: E402
 
@@ -218,9 +218,11 @@ def training_rate(model_dir: Path, wall_s: float, cpu_s: float) -> dict[str, flo
 
 
 def predict_stage_lines(log: str) -> list[str]:
-    """Lines of predict's log that report a duration (its stages, where it logs them)."""
-    words = ("took", " in ", "seconds", " s ", " s)", "calibrat")
-    return [line.strip() for line in log.splitlines() if any(w in line for w in words) and any(ch.isdigit() for ch in line)]
+    """Lines of predict's log that report a duration in seconds (its stages, where it logs them)."""
+    import re
+
+    duration = re.compile(r"\d(\.\d+)?\s?(s|seconds)\b")
+    return [line.strip() for line in log.splitlines() if duration.search(line) and not line.lstrip().startswith("#")]
 
 
 def one_run(args, out: Path) -> dict:

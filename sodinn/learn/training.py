@@ -207,7 +207,9 @@ def train(
     Group-wise train / validation / test split (SPEC §3, :func:`group_split`, stratified by
     annulus), then binary cross-entropy with Adam, inverse-time learning-rate decay and early
     stopping on the validation loss keeping the best weights (SPEC §4); a SODIRF is fitted once.
-    The held-out metrics are those of the test part.
+    The held-out metrics are those of the test part. The training and validation samples are read
+    once into memory when they take at most :data:`IN_MEMORY_BYTES`, else streamed from the file;
+    both give the same batches, hence the same model.
 
     Parameters
     ----------

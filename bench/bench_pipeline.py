@@ -19,6 +19,7 @@ report a stage's time (e.g. calibration) are printed beside it. Then:
 Usage::
 
     .venv/bin/python bench/bench_pipeline.py [--runs 3] [--quick] [--output out/bench_pipeline]
+    .venv/bin/python bench/bench_pipeline.py --step-only out/naco_betapic/samples.h5   # the training step only
 
 ``--quick`` (about 2 minutes) makes 40 samples per class and annulus and trains 2 epochs: a smoke
 run of the harness, not a measurement of the defaults.
@@ -256,8 +257,12 @@ def main(argv=None) -> int:
     parser.add_argument("--step-samples", type=int, default=512, help="training samples per timed fit pass")
     parser.add_argument("--step-repeat", type=int, default=3, help="timed passes per path")
     parser.add_argument("--no-step", dest="step", action="store_false", help="skip the side-by-side training step")
+    parser.add_argument("--step-only", metavar="SAMPLES", help="only the side-by-side training step, on this sample file")
     args = parser.parse_args(argv)
     out = Path(args.output)
+    if args.step_only:
+        print_step(args, Path(args.step_only))
+        return 0
 
     runs = [one_run(args, out / f"run{i + 1}") for i in range(args.runs)]
     print(f"{os.cpu_count()} CPU cores, load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
@@ -279,9 +284,13 @@ def main(argv=None) -> int:
               f"({cpu_rate / 1e9:.0f} GFLOP per CPU s); the whole stage, Keras import, evaluation and saving included")
         for line in predict_stage_lines(r["stages"][2].log):
             print(f"    predict: {line}")
-    if not args.step:
-        return 0
-    paths = step_benchmark(out / "run1" / "samples.h5", n=args.step_samples, batch=128, repeat=args.step_repeat)
+    if args.step:
+        print_step(args, out / "run1" / "samples.h5")
+    return 0
+
+
+def print_step(args, samples: Path) -> None:
+    paths = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
     rate, cpu_rate, others = matmul_rates(MATMULS)
     print(f"\ntraining step, {args.step_repeat} interleaved passes of one model.fit epoch of {args.step_samples} samples, "
           f"batch 128; matmul {rate / 1e9:.0f} GFLOP/s, {cpu_rate / 1e9:.0f} GFLOP per CPU s (best of {len(MATMULS)})")
@@ -296,7 +305,6 @@ def main(argv=None) -> int:
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -502,5 +502,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     else:
         import keras
 
-        model = keras.saving.load_model(folder / meta["weights"])
+        from sodinn.learn.models import custom_objects
+
+        model = keras.saving.load_model(folder / meta["weights"], custom_objects=custom_objects())
     return TrainedModel(model=model, metadata=meta)

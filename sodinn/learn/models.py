@@ -18,7 +18,9 @@ before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; they are shown only if the import 
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -39,6 +41,8 @@ __all__ = [
     "build_sodinn_v2",
     "build_sodirf",
     "check_model_name",
+    "custom_objects",
+    "fused_convlstm_class",
     "import_keras_quietly",
 ]
 
@@ -56,6 +60,92 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
         msg = f"two 2x2x2 poolings need K >= 4 ranks and P >= 4 px; Received: input_shape={shape}"
         raise ValueError(msg)
     return shape  # type: ignore[return-value]
+
+
+@functools.cache
+def fused_convlstm_class() -> type:
+    """Return sodinn's ConvLSTM2D layer class (registered for saving as ``"sodinn>ConvLSTM2D"``).
+
+    The same layer as ``keras.layers.ConvLSTM2D(filters, kernel_size, padding="same",
+    return_sequences=True)`` (Shi et al. 2015, NeurIPS; the recurrent unit of the SODINN network,
+    Gomez Gonzalez et al. 2018, A&A 613, A71): the same weights (``kernel`` of shape
+    ``(kh, kw, C, 4F)``, ``recurrent_kernel`` ``(kh, kw, F, 4F)``, ``bias`` ``(4F,)``, gates in the
+    order i, f, c, o, forget bias initialised to 1), the same initial values for the same seed, and the
+    same outputs to float32 rounding, computed with fewer, larger products so that a CPU runs it near
+    its matrix-multiply rate:
+
+    - the input convolution of all K steps is one convolution over ``batch x K`` frames, for the
+      four gates at once (``C -> 4F`` channels), outside the recurrence;
+    - each step's recurrent convolution is one ``F -> 4F`` convolution (Keras' cell makes eight
+      convolutions of ``F`` output channels per step), skipped at the first step, where the state is 0;
+    - the K steps are unrolled (K is fixed by the input shape), so no backend needs a loop construct.
+
+    Keras 3 operations only (``keras.ops``), so the TensorFlow, JAX and torch backends run it.
+
+    Returns
+    -------
+    type
+        A ``keras.layers.Layer`` subclass, ``ConvLSTM2D(filters, kernel_size, *, name=None)``; input
+        ``(batch, K, P, P, C)``, output ``(batch, K, P, P, filters)`` (sequences returned, "same"
+        padding, channels last).
+    """
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="sodinn", name="ConvLSTM2D")
+    class ConvLSTM2D(keras.layers.Layer):
+        def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.kernel_size = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+            # keras.layers.ConvLSTM2D draws three seeds here (its dropout seed, then its two initializers'):
+            # drawing them in the same order gives the same initial weights for the same seed
+            random.randint(1, int(1e9))
+            self.kernel_initializer = keras.initializers.GlorotUniform()
+            self.recurrent_initializer = keras.initializers.Orthogonal()
+            self.input_spec = keras.layers.InputSpec(ndim=5)
+
+        def build(self, input_shape: tuple) -> None:
+            f = self.filters
+            self.kernel = self.add_weight(shape=(*self.kernel_size, input_shape[-1], 4 * f),
+                                          initializer=self.kernel_initializer, name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(*self.kernel_size, f, 4 * f),
+                                                    initializer=self.recurrent_initializer, name="recurrent_kernel")
+            forget_ones = np.concatenate([np.zeros(f), np.ones(f), np.zeros(2 * f)]).astype("float32")
+            self.bias = self.add_weight(shape=(4 * f,), initializer=keras.initializers.Constant(forget_ones), name="bias")
+
+        def call(self, inputs: Any) -> Any:
+            k, p, q, c = inputs.shape[1:]
+            z = ops.conv(ops.reshape(inputs, (-1, p, q, c)), self.kernel, padding="same") + self.bias
+            # unstacked at once: the gradient of K slices z[:, t] would be K zero-padded copies of z
+            steps = ops.unstack(ops.reshape(z, (-1, k, p, q, 4 * self.filters)), num=k, axis=1)
+            i, _, g, o = ops.split(steps[0], 4, axis=-1)  # the first step: zero state, no recurrent term
+            cell = ops.sigmoid(i) * ops.tanh(g)
+            outputs = [ops.sigmoid(o) * ops.tanh(cell)]
+            for zt in steps[1:]:
+                i, f, g, o = ops.split(zt + ops.conv(outputs[-1], self.recurrent_kernel, padding="same"), 4, axis=-1)
+                cell = ops.sigmoid(f) * cell + ops.sigmoid(i) * ops.tanh(g)
+                outputs.append(ops.sigmoid(o) * ops.tanh(cell))
+            return ops.stack(outputs, axis=1)
+
+        def compute_output_shape(self, input_shape: tuple) -> tuple:
+            return (*input_shape[:-1], self.filters)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+    return ConvLSTM2D
+
+
+def custom_objects() -> dict[str, type]:
+    """Return the layers of sodinn's models by their saved names, for ``keras.saving.load_model``.
+
+    Returns
+    -------
+    dict of str to type
+        ``{"sodinn>ConvLSTM2D": fused_convlstm_class()}``; building it also registers it with Keras.
+    """
+    return {"sodinn>ConvLSTM2D": fused_convlstm_class()}
 
 
 def build_convlstm(
@@ -112,9 +202,9 @@ def build_convlstm(
         raise ValueError(msg)
     inputs = keras.Input(shape=shape, name="mlar_sample")
     x = inputs
+    convlstm = fused_convlstm_class()
     for i in range(2):
-        x = keras.layers.ConvLSTM2D(filters[i], kernel_sizes[i], padding="same", return_sequences=True,
-                                    name=f"convlstm_{i + 1}")(x)
+        x = convlstm(filters[i], kernel_sizes[i], name=f"convlstm_{i + 1}")(x)
         if spatial_dropout is not None:
             x = keras.layers.SpatialDropout3D(spatial_dropout[i], name=f"spatial_dropout_{i + 1}")(x)
         x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)

@@ -31,7 +31,7 @@ from sodinn.learn.artifact import probabilities, save_model
 from sodinn.learn.models import build_model, check_model_name
 from sodinn.mlar.store import SampleFile
 
-__all__ = ["RESUME_STATE", "TrainResult", "evaluate", "group_split", "predict_file", "train"]
+__all__ = ["IN_MEMORY_BYTES", "RESUME_STATE", "TrainResult", "evaluate", "group_split", "predict_file", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +121,32 @@ def _random_split(n: int, *, val_fraction: float, test_fraction: float, seed: in
     return np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])
 
 
+#: Training and validation samples are read into memory once when they take at most this many bytes
+#: (normalised, float32); larger sets are streamed from the file batch by batch.
+IN_MEMORY_BYTES = 2 * 1024**3
+
+
 def _sequence_class():
     import keras
 
     class SampleSequence(keras.utils.PyDataset):
-        """Batches ``(x[..., None], y)`` read from a sample file on demand (bounded memory)."""
+        """Batches ``(x[..., None], y)`` of a sample file: from memory when given, else read on demand (bounded memory).
 
-        def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> None:
+        Reading a shuffled batch from the file decompresses every chunk it touches (256 samples each,
+        gzip), i.e. nearly the whole file per batch; the samples in memory give the same batches.
+        """
+
+        def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
+                     in_memory: bool = False) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
             self.path, self.indices, self.batch_size = path, np.asarray(indices), batch_size
             self.shuffle, self.seed, self.epoch = shuffle, seed, 0
             self._file: SampleFile | None = None
+            self._memory: tuple[np.ndarray, np.ndarray] | None = None
+            self._sorter = np.argsort(self.indices, kind="stable")
+            if in_memory:
+                with SampleFile(path) as f:  # sorted indices: every chunk is decompressed once
+                    self._memory = f.read(self.indices, normalize=True)[..., None], f.labels[self.indices].astype(np.float32)
             self._order = self._make_order()
 
         def _make_order(self) -> np.ndarray:
@@ -143,9 +158,12 @@ def _sequence_class():
             return int(np.ceil(self.indices.size / self.batch_size))
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            if self._memory is not None:
+                rows = self._sorter[np.searchsorted(self.indices, idx, sorter=self._sorter)]
+                return self._memory[0][rows], self._memory[1][rows]
             if self._file is None:
                 self._file = SampleFile(self.path)
-            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
             return self._file.read(idx, normalize=True)[..., None], self._file.labels[idx].astype(np.float32)
 
         def on_epoch_end(self) -> None:
@@ -189,7 +207,9 @@ def train(
     Group-wise train / validation / test split (SPEC §3, :func:`group_split`, stratified by
     annulus), then binary cross-entropy with Adam, inverse-time learning-rate decay and early
     stopping on the validation loss keeping the best weights (SPEC §4); a SODIRF is fitted once.
-    The held-out metrics are those of the test part.
+    The held-out metrics are those of the test part. The training and validation samples are read
+    once into memory when they take at most :data:`IN_MEMORY_BYTES`, else streamed from the file;
+    both give the same batches, hence the same model.
 
     Parameters
     ----------
@@ -267,8 +287,9 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
 
     keras.utils.set_random_seed(config.seed)
     sequence = _sequence_class()
-    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed)
-    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed)
+    in_memory = (train_idx.size + val_idx.size) * 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES
+    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed, in_memory=in_memory)
+    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed, in_memory=in_memory)
     model = build_model(config.model, shape)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="binary_crossentropy",

@@ -18,6 +18,8 @@ from sodinn.learn.models import (  # noqa: E402
     build_model,
     build_sodirf,
     check_model_name,
+    custom_objects,
+    fused_convlstm_class,
     import_keras_quietly,
 )
 
@@ -159,3 +161,45 @@ def test_model_builders():
         build_model("sodinn", (2, 11, 11, 1))
     with pytest.raises(ValueError, match="model must be one of"):
         build_model("resnet", (20, 11, 11, 1))
+
+
+@pytest.mark.parametrize(("filters", "kernel", "shape"), [(40, 3, (20, 11, 11, 1)), (80, 2, (10, 5, 5, 40))])
+def test_sodinn_convlstm_is_keras_convlstm2d(filters, kernel, shape):
+    """The same weights for the same seed as keras.layers.ConvLSTM2D, and the same outputs to float32 rounding."""
+    import keras
+
+    def one(layer):
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, layer()(inputs))
+
+    ref = one(lambda: keras.layers.ConvLSTM2D(filters, kernel, padding="same", return_sequences=True))
+    ours = one(lambda: fused_convlstm_class()(filters, kernel))
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in ref.get_weights()]
+    for a, b in zip(ours.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
+    expected = ref.predict(x, verbose=0)
+    assert np.abs(expected).max() > 0.1  # the outputs are not trivially small
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=1e-6, rtol=0)
+    # and its gradients (the training step) agree too
+    import tensorflow as tf
+
+    grads = []
+    for model in (ours, ref):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x) ** 2)
+        grads.append([g.numpy() for g in tape.gradient(loss, model.trainable_weights)])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+def test_sodinn_convlstm_saves_and_loads(tmp_path):
+    import keras
+
+    model = build_model("sodinn", (4, 9, 9, 1))
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(1).random((3, 4, 9, 9, 1), dtype=np.float32)
+    loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=custom_objects())
+    assert type(loaded.get_layer("convlstm_1")) is fused_convlstm_class()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

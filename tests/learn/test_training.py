@@ -125,11 +125,26 @@ def test_train_config_errors():
         TrainConfig.from_dict({"epoch": 3})
 
 
-def test_same_seed_same_training(naco_samples, tmp_path):
-    cfg = TrainConfig(model="conv3d", epochs=1, batch_size=128)
+@pytest.mark.parametrize("model", ["conv3d", "sodinn"])
+def test_same_seed_same_training(naco_samples, tmp_path, model):
+    cfg = TrainConfig(model=model, epochs=1, batch_size=128)
     runs = [train(naco_samples, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
     assert runs[0].history == runs[1].history
     w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+
+
+def test_samples_in_memory_train_as_streamed_ones(naco_samples, tmp_path, monkeypatch):
+    """The samples kept in memory give the same batches as those read from the file: the same training."""
+    import sodinn.learn.training as training
+
+    cfg = TrainConfig(model="conv3d", epochs=2, batch_size=128)
+    assert training.IN_MEMORY_BYTES > 2 * 2100 * 10 * 11 * 11 * 4  # this small set is kept in memory
+    memory = train(naco_samples, cfg, tmp_path / "memory", progress=False)
+    monkeypatch.setattr(training, "IN_MEMORY_BYTES", 0)
+    streamed = train(naco_samples, cfg, tmp_path / "streamed", progress=False)
+    assert memory.history == streamed.history and memory.metrics == streamed.metrics
+    w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in (memory, streamed))
     assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
 
 

@@ -1,0 +1,311 @@
+"""Benchmark of the default NACO pipeline from a cold start: samples -> train -> predict (issue 16).
+
+Each stage is the command line in a fresh process (``python -m sodinn.cli samples|train|predict
+--config configs/naco_betapic.toml``, outputs in a fresh folder), timed for wall-clock and CPU time
+(its own and its children's, from ``getrusage``) and peak memory; ``predict``'s log lines that
+report a stage's time (e.g. calibration) are printed beside it. Then:
+
+- the training stage's arithmetic rate: the FLOPs of its epochs (3x forward per training sample,
+  1x per validation and test sample, counted from the model's layer shapes by :func:`model_flops`)
+  per wall-clock second, as a share of the float32 matrix-multiply rate of this machine measured by
+  this process just before and after the stage;
+- the training step, side by side in one process with the matmul rate measured between the passes:
+  today's ``model.fit`` on the samples kept in memory with sodinn's ConvLSTM layer, against the
+  previous path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file); share of the matmul
+  rate per wall-clock second (best pass) and per CPU second of this process (median), which does not
+  depend on what else the machine runs;
+- the result that matters: beta Pic b's rank in the candidate table and the number of candidates.
+
+Usage::
+
+    .venv/bin/python bench/bench_pipeline.py [--runs 3] [--quick] [--output out/bench_pipeline]
+    .venv/bin/python bench/bench_pipeline.py --step-only out/naco_betapic/samples.h5   # the training step only
+
+``--quick`` (about 2 minutes) makes 40 samples per class and annulus and trains 2 epochs: a smoke
+run of the harness, not a measurement of the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's sodinn, as the stages' `python -m sodinn.cli` use
+
+from bench_models import matmul_passes, matmul_rates, timed  # noqa: E402
+
+BETA_PIC_B_XY = (62.0, 63.0)  # in the frames derotated with the file's angles alone (SPEC §8)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One command: wall and CPU seconds, peak resident memory (GiB), its log."""
+
+    name: str
+    wall_s: float
+    cpu_s: float
+    maxrss_gib: float
+    log: str
+
+
+def run_stage(name: str, args: list[str], log_dir: Path) -> Stage:
+    """Run ``python -m sodinn.cli NAME ARGS`` in a fresh process; raise if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", name, *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log = proc.stdout + proc.stderr
+    (log_dir / f"{name}.log").write_text(log)
+    if proc.returncode != 0:
+        msg = f"sodinn {name} failed ({proc.returncode}):\n{log[-3000:]}"
+        raise RuntimeError(msg)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Stage(name, wall, cpu, after.ru_maxrss / 2**20, log)
+
+
+def model_flops(model) -> tuple[float, float]:
+    """Forward FLOPs per sample of a Keras model, counted from its layers' shapes: (needed, as Keras computes them).
+
+    ConvLSTM layers (sodinn's and ``keras.layers.ConvLSTM2D``): an input convolution
+    ``C -> 4F`` at each of the K steps and a recurrent convolution ``F -> 4F`` at each step after
+    the first ("needed": at the first step the state is 0; Keras' layer computes it anyway, counted
+    in the second figure); Conv3D and Dense layers; 2 FLOPs per multiply-accumulate; pooling,
+    activations and gates are not counted (they are O(1) per output, against O(9 C) for a
+    convolution).
+    """
+    needed = keras_way = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "ConvLSTM2D":
+            _, k, p, q, c = layer.input.shape
+            f = layer.filters
+            kh, kw = layer.kernel_size
+            per_step = p * q * kh * kw * 4 * f
+            needed += k * per_step * c + (k - 1) * per_step * f
+            keras_way += k * per_step * (c + f)
+        elif kind == "Conv3D":
+            _, *out, f = layer.output.shape
+            macs = int(np.prod(out)) * int(np.prod(layer.kernel_size)) * layer.input.shape[-1] * f
+            needed += macs
+            keras_way += macs
+        elif kind == "Dense":
+            macs = layer.input.shape[-1] * layer.units
+            needed += macs
+            keras_way += macs
+    return 2.0 * needed, 2.0 * keras_way
+
+
+def legacy_model(input_shape):
+    """The previous ``sodinn`` network: the same layers with ``keras.layers.ConvLSTM2D`` (eight convolutions per step)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for i in range(2):
+        x = keras.layers.ConvLSTM2D(40, 3, padding="same", return_sequences=True, name=f"convlstm_{i + 1}")(x)
+        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="probability")(x))
+
+
+def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> list[tuple[str, list, float, float]]:
+    """Time one ``model.fit`` epoch of ``n`` training samples, new path against the previous one, interleaved.
+
+    Returns ``(label, passes, flops_per_sample_trained, flops_per_sample_computed)`` for each path
+    and keeps the matmul passes measured between them in the module-level list ``MATMULS``.
+    """
+    import keras
+
+    from sodinn.config import TrainConfig
+    from sodinn.learn.models import build_model
+    from sodinn.learn.training import group_split
+    from sodinn.mlar.store import SampleFile
+
+    with SampleFile(samples) as f:
+        labels, groups, annulus, shape = f.labels.copy(), f.group.copy(), f.annulus.copy(), (*f.sample_shape, 1)
+    cfg = TrainConfig()
+    train_idx = group_split(groups, labels, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                            seed=cfg.seed, strata=annulus)[0]
+    n = min(n, train_idx.size // batch * batch)
+    # the previous path's PyDataset: each batch read from the file, shuffled over the whole training set
+    rng = np.random.default_rng(0)
+
+    class FileBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.file = SampleFile(samples)
+
+        def __len__(self) -> int:
+            return n // batch
+
+        def __getitem__(self, i):
+            idx = np.sort(rng.choice(train_idx, batch, replace=False))
+            return self.file.read(idx, normalize=True)[..., None], self.file.labels[idx].astype(np.float32)
+
+    with SampleFile(samples) as f:
+        chosen = np.sort(rng.choice(train_idx, n, replace=False))
+        x, y = f.read(chosen, normalize=True)[..., None], f.labels[chosen].astype(np.float32)
+    paths = []
+    for label, build, data in (("new: sodinn ConvLSTM, samples in memory", lambda: build_model("sodinn", shape), None),
+                               ("previous: keras ConvLSTM2D, batches from HDF5", lambda: legacy_model(shape), FileBatches())):
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
+        def fit(m=model, d=data):
+            if d is None:
+                return m.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0)
+            return m.fit(d, epochs=1, verbose=0)
+
+        model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
+        needed, computed = model_flops(model)
+        paths.append((label, fit, needed, computed))
+    results = {label: [] for label, *_ in paths}
+    for _ in range(repeat):  # interleaved: a change of load hits both paths
+        for label, fit, *_ in paths:
+            results[label].append(timed(fit))
+            MATMULS.extend(matmul_passes(2))
+    return [(label, results[label], needed, computed) for label, _, needed, computed in paths]
+
+
+MATMULS: list = []
+
+
+def candidate_rank(predict_dir: Path, fwhm_px: float) -> tuple[int | None, int]:
+    """Rank (1 = first row) of the candidate within 1 FWHM of beta Pic b, and the number of candidates."""
+    from astropy.table import Table
+
+    table = Table.read(predict_dir / "candidates.ecsv")
+    xcol = next(c for c in ("x", "x_px") if c in table.colnames)
+    ycol = next(c for c in ("y", "y_px") if c in table.colnames)
+    dist = np.hypot(np.asarray(table[xcol]) - BETA_PIC_B_XY[0], np.asarray(table[ycol]) - BETA_PIC_B_XY[1])
+    hits = np.nonzero(dist <= fwhm_px)[0]
+    return (int(hits[0]) + 1 if hits.size else None), len(table)
+
+
+def training_rate(model_dir: Path, wall_s: float, cpu_s: float) -> dict[str, float]:
+    """FLOP/s of the training stage from its history and split (3x forward per training sample per epoch)."""
+    import keras
+
+    from sodinn.learn.artifact import load_trained
+
+    meta = json.loads((model_dir / "model.json").read_text())
+    split = meta["metrics"]["split"]
+    with open(model_dir / "history.csv") as fh:
+        epochs = sum(1 for _ in csv.DictReader(fh))
+    model = load_trained(model_dir).model
+    needed, _ = model_flops(model)
+    flops = needed * (epochs * (3 * split["train"] + split["val"]) + split["test"])
+    del keras
+    return {"epochs": epochs, "train": split["train"], "flops": flops, "per_wall_s": flops / wall_s, "per_cpu_s": flops / cpu_s}
+
+
+def predict_stage_lines(log: str) -> list[str]:
+    """Lines of predict's log that report a duration in seconds (its stages, where it logs them)."""
+    import re
+
+    duration = re.compile(r"\d(\.\d+)?\s?(s|seconds)\b")
+    return [line.strip() for line in log.splitlines() if duration.search(line) and not line.lstrip().startswith("#")]
+
+
+def one_run(args, out: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    config = str(Path(args.config).resolve())
+    samples_flags = ["--per-annulus", "40"] if args.quick else []
+    train_flags = ["--epochs", "2"] if args.quick else []
+    mm_before = matmul_passes(3)
+    stages = [run_stage("samples", ["--config", config, "--output", str(out / "samples.h5"), "--no-resume", *samples_flags], out)]
+    MATMULS.extend(mm_before)
+    stages.append(run_stage("train", ["--config", config, str(out / "samples.h5"), "--output", str(out / "model"),
+                                      "--no-resume", *train_flags], out))
+    mm_after = matmul_passes(3)
+    MATMULS.extend(mm_after)
+    stages.append(run_stage("predict", ["--config", config, str(out / "model"), "--output", str(out / "predict")], out))
+    fwhm = json.loads((out / "model" / "model.json").read_text()).get("fwhm_px", 4.8)
+    rank, n_cand = candidate_rank(out / "predict", float(fwhm) if isinstance(fwhm, (int, float)) else 4.8)
+    rate, cpu_rate, _ = matmul_rates(mm_before + mm_after)
+    train = stages[1]
+    tr = training_rate(out / "model", train.wall_s, train.cpu_s)
+    return {"stages": stages, "rank": rank, "n_candidates": n_cand, "train_rate": tr, "matmul": (rate, cpu_rate)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(REPO / "configs" / "naco_betapic.toml"))
+    parser.add_argument("--output", default=str(REPO / "out" / "bench_pipeline"), help="scratch folder (remade)")
+    parser.add_argument("--runs", type=int, default=1, help="cold-start runs of the whole pipeline")
+    parser.add_argument("--quick", action="store_true", help="40 samples per class and annulus, 2 epochs (smoke run)")
+    parser.add_argument("--step-samples", type=int, default=512, help="training samples per timed fit pass")
+    parser.add_argument("--step-repeat", type=int, default=3, help="timed passes per path")
+    parser.add_argument("--no-step", dest="step", action="store_false", help="skip the side-by-side training step")
+    parser.add_argument("--step-only", metavar="SAMPLES", help="only the side-by-side training step, on this sample file")
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    if args.step_only:
+        print_step(args, Path(args.step_only))
+        return 0
+
+    runs = [one_run(args, out / f"run{i + 1}") for i in range(args.runs)]
+    print(f"{os.cpu_count()} CPU cores, load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
+          f"config {Path(args.config).name}{' (--quick)' if args.quick else ''}; {args.runs} cold-start run(s)")
+    print(f"{'stage':8s} " + " ".join(f"{'run ' + str(i + 1) + ' wall / CPU s':>22s}" for i in range(len(runs)))
+          + f" {'median wall':>12s}  peak GiB")
+    for j, name in enumerate(("samples", "train", "predict")):
+        walls = [r["stages"][j].wall_s for r in runs]
+        cells = " ".join(f"{r['stages'][j].wall_s:10.1f} / {r['stages'][j].cpu_s:9.1f}" for r in runs)
+        print(f"{name:8s} {cells} {statistics.median(walls):12.1f}  {max(r['stages'][j].maxrss_gib for r in runs):.2f}")
+    totals = [sum(s.wall_s for s in r["stages"]) for r in runs]
+    print(f"{'total':8s} " + " ".join(f"{t:10.1f} / {sum(s.cpu_s for s in r['stages']):9.1f}" for t, r in zip(totals, runs))
+          + f" {statistics.median(totals):12.1f}   ({statistics.median(totals) / 60:.1f} min)")
+    for i, r in enumerate(runs):
+        tr, (rate, cpu_rate) = r["train_rate"], r["matmul"]
+        print(f"run {i + 1}: beta Pic b rank {r['rank']} of {r['n_candidates']} candidates; training {tr['epochs']} epochs "
+              f"of {tr['train']} samples, {tr['flops'] / 1e12:.1f} TFLOP: {100 * tr['per_wall_s'] / rate:.0f}% of the "
+              f"matmul rate per wall s ({rate / 1e9:.0f} GFLOP/s), {100 * tr['per_cpu_s'] / cpu_rate:.0f}% per CPU s "
+              f"({cpu_rate / 1e9:.0f} GFLOP per CPU s); the whole stage, Keras import, evaluation and saving included")
+        for line in predict_stage_lines(r["stages"][2].log):
+            print(f"    predict: {line}")
+    if args.step:
+        print_step(args, out / "run1" / "samples.h5")
+    return 0
+
+
+def print_step(args, samples: Path) -> None:
+    paths = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
+    rate, cpu_rate, others = matmul_rates(MATMULS)
+    print(f"\ntraining step, {args.step_repeat} interleaved passes of one model.fit epoch of {args.step_samples} samples, "
+          f"batch 128; matmul {rate / 1e9:.0f} GFLOP/s, {cpu_rate / 1e9:.0f} GFLOP per CPU s (best of {len(MATMULS)})")
+    print(f"{'path':48s} {'GFLOP/sample':>12s} {'best wall s':>11s} {'% matmul':>9s} {'% per CPU s':>12s} {'cores':>6s} {'others':>6s}")
+    for label, passes, needed, _ in paths:
+        best = min(p.wall for p in passes)
+        per_cpu = statistics.median(args.step_samples * 3 * needed / p.own_cpu for p in passes) / cpu_rate
+        cores = statistics.median(p.own_cpu / p.wall for p in passes)
+        others_c = statistics.median(p.others_cores for p in passes)
+        print(f"{label:48s} {3 * needed / 1e9:12.3f} {best:11.2f} {100 * args.step_samples * 3 * needed / best / rate:8.0f}% "
+              f"{100 * per_cpu:11.0f}% {cores:6.2f} {others_c:6.2f}")
+    print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
+          " Keras' ConvLSTM2D computes it too: "
+          f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

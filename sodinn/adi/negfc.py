@@ -288,7 +288,7 @@ def negfc_simplex(
     flux fitted at it). The simplex works in scaled coordinates: px along the radius, px along the
     arc, and tenths of the first-guess flux; it starts with steps of 0.5 px, 0.5 px and 10 % and stops
     when its vertices agree within ``tol_px`` (and ``tol_px`` tenths of the flux) and the merit within
-    1e-7 of its first value, or after ``max_evaluations`` reductions. The annulus and the aperture
+    1e-4 of its first value, or after ``max_evaluations`` reductions. The annulus and the aperture
     stay where the first guess put them (as vip-hci's NEGFC), so the merit cannot be lowered by moving
     the aperture off the source.
 
@@ -377,7 +377,7 @@ def negfc_simplex(
     start = problem.merit(sep0, theta0, flux0)
     simplex = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]])
     solution = minimize(objective, np.zeros(3), method="Nelder-Mead",
-                        options={"initial_simplex": simplex, "xatol": tol, "fatol": 1e-7 * start, "maxfev": limit})
+                        options={"initial_simplex": simplex, "xatol": tol, "fatol": 1e-4 * start, "maxfev": limit})
     sep, theta, fit_flux = unscale(solution.x)
     if sep < 0:  # the same point on the other side of the star
         sep, theta = -sep, theta + 180.0

@@ -345,12 +345,11 @@ def negfc_simplex(
     --------
     >>> from sodinn.adi.injection import cube_inject_companions
     >>> from sodinn.datasets import make_adi_sequence
-    >>> seq = make_adi_sequence(n_frames=20, size_px=41, seed=0)
-    >>> cube = cube_inject_companions(seq.cube, seq.psf, seq.angles_deg, sep_px=10, theta_deg=30,
-    ...                               flux=50.0)
-    >>> fit = negfc_simplex(cube, seq.angles_deg, seq.psf, seq.fwhm_px, sep_px=10.4, theta_deg=32.0,
-    ...                     flux=40.0, ncomp=2)
-    >>> bool(abs(fit.sep_px - 10) < 0.3 and abs(fit.flux / 50 - 1) < 0.1)
+    >>> seq = make_adi_sequence(n_frames=30, size_px=51, seed=0)
+    >>> cube = cube_inject_companions(seq.cube, seq.psf, seq.angles_deg, sep_px=15, theta_deg=60, flux=4000.0)
+    >>> fit = negfc_simplex(cube, seq.angles_deg, seq.psf, seq.fwhm_px, sep_px=15.6, theta_deg=58.0,
+    ...                     flux=3000.0, ncomp=5)
+    >>> bool(abs(fit.sep_px - 15) < 0.2 and abs(fit.flux / 4000 - 1) < 0.1)
     True
     """
     from scipy.optimize import minimize

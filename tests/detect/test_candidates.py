@@ -113,6 +113,10 @@ def test_measure_candidates_recovers_an_injected_flux_and_its_contrast():
         measure_candidates(table, seq, frame[:-1, :-1], ncomp=5)
     with pytest.raises(TypeError, match="psf_scaling must be a PSFScaling"):
         measure_candidates(table, seq, frame, ncomp=5, psf_scaling={"star_flux": 1.0})
+    with pytest.raises(ValueError, match="astrometry"):
+        measure_candidates(table, seq, frame, ncomp=5, astrometry="centroid")
+    with pytest.raises(ValueError, match="max_refined"):
+        measure_candidates(table, seq, frame, ncomp=5, max_refined=-1)
 
 
 def test_naco_beta_pic_b_astrometry_and_contrast_are_the_published_ones(naco):

@@ -20,6 +20,7 @@ from sodinn.adi.aperture import aperture_sums
 from sodinn.adi.baselines import pca_annular
 from sodinn.adi.geometry import frame_center
 from sodinn.adi.injection import cube_inject_companions
+from sodinn.adi.negfc import NEGFC_METHOD, negfc_simplex
 from sodinn.adi.psf import aperture_flux
 from sodinn.adi.sequence import ADISequence
 from sodinn.adi.sky import PSFScaling, sky_position
@@ -28,8 +29,18 @@ from sodinn.config import PROBABILITY_THRESHOLD, PredictConfig
 from sodinn.detect.calibration import Calibration, significance_sigma
 from sodinn.detect.probability import ProbabilityMap
 
-__all__ = ["CONVENTIONS", "PHOTOMETRY_METHOD", "STATISTIC", "binary_map", "find_calibrated_candidates", "find_candidates",
-           "measure_candidates"]
+__all__ = [
+    "ASTROMETRY",
+    "ASTROMETRY_METHOD",
+    "CONVENTIONS",
+    "MEASURED_CONVENTIONS",
+    "PHOTOMETRY_METHOD",
+    "STATISTIC",
+    "binary_map",
+    "find_calibrated_candidates",
+    "find_candidates",
+    "measure_candidates",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,20 +53,39 @@ CONVENTIONS = ("x, y: 0-based pixel position (probability-weighted centroid) on 
 #: What a calibrated candidate's false-alarm columns mean (written in the table's metadata)
 STATISTIC = (
     "expected_fp: expected number of false positives per frame at least as strong as the candidate, from the model's "
-    "null blob counts on this data set (residuals derotated with negated and permuted parallactic angles), per annulus, "
-    "spread evenly over the field (sodinn.detect.calibration); significance_sigma: the Gaussian equivalent of the "
+    "blob counts on this data set (by default the map's own blobs, known sources left out; or null draws with negated "
+    "and permuted parallactic angles), per annulus, spread evenly over the field (sodinn.detect.calibration); "
+    "significance_sigma: the Gaussian equivalent of the "
     "probability 1 - exp(-expected_fp) that a frame of null data holds at least one such false positive (no further "
     "look-elsewhere correction needed); peak_logit: the model's largest pre-sigmoid score in the blob."
 )
 
+#: The sky columns' definition once :func:`measure_candidates` has refined the positions (table metadata)
+MEASURED_CONVENTIONS = CONVENTIONS.replace(
+    "(probability-weighted centroid)",
+    "(the negative-fake-companion fit where the astrometry column is 'negfc', else the probability-weighted "
+    "centroid; x_blob, y_blob keep the centroid)")
+
+#: The astrometry :func:`measure_candidates` can run
+ASTROMETRY = ("negfc", "blob")
+
+#: How :func:`measure_candidates` places a candidate (written in the table's metadata)
+ASTROMETRY_METHOD = (
+    "astrometry = 'negfc': x, y, sep, pa, theta and flux from the " + NEGFC_METHOD + ", started from the "
+    "probability-weighted centroid of the blob and the least-squares flux at it, with the candidate table's PCA "
+    "components and rotation threshold; astrometry = 'blob': the centroid, where the fit was not run (beyond "
+    "max_refined, or astrometry='blob' asked) or did not converge (a non-positive flux, or a move of 1 FWHM or more)"
+)
+
 #: How :func:`measure_candidates` measures a candidate (written in the table's metadata)
 PHOTOMETRY_METHOD = (
-    "flux: least-squares amplitude of the annular PCA-ADI image of a unit companion (one injected at the candidate's "
+    "flux: the negative-fake-companion flux where astrometry = 'negfc' (see astrometry_method); elsewhere the "
+    "least-squares amplitude of the annular PCA-ADI image of a unit companion (one injected at the candidate's "
     "position, processed like the data, so self-subtraction is included) fitted to the annular PCA-ADI frame within "
     "1 FWHM of the candidate; the unit is the flux of the PSF in a 1-FWHM-diameter aperture (SPEC §1). throughput: "
-    "the injected companion's aperture flux in the frame over its injected flux. contrast: flux over the star's flux, "
-    "the PSF's 1-FWHM-diameter aperture flux times (cube_exposure_s / psf_exposure_s) / psf_nd_transmission, or "
-    "star_flux when given. "
+    "the injected companion's aperture flux in the frame over its injected flux, at (x, y). contrast: flux over the "
+    "star's flux, the PSF's 1-FWHM-diameter aperture flux times (cube_exposure_s / psf_exposure_s) / "
+    "psf_nd_transmission, or star_flux when given. "
     "delta_mag: -2.5 log10(contrast) (NaN for a flux <= 0). snr: Mawet et al. 2014 small-sample S/N at (x, y)."
 )
 
@@ -278,14 +308,24 @@ def measure_candidates(
     delta_rot: float | tuple[float, float] | None = (0.1, 1.0),
     psf_scaling: PSFScaling | None = None,
     max_candidates: int = 25,
+    astrometry: str = "negfc",
+    max_refined: int = 5,
 ):
-    """Add each candidate's annular PCA-ADI S/N, flux, throughput, contrast and Δmag (SPEC §8).
+    """Refine each candidate's position and flux, and add its S/N, throughput, contrast and Δmag (SPEC §8).
 
-    The flux is the least-squares amplitude of a unit companion's annular PCA-ADI image (a fake
-    companion of known flux injected at the candidate's position and processed like the data, so that
-    self-subtraction is included) fitted to ``frame`` within 1 FWHM of the candidate:
-    ``flux = sum(frame * m) / sum(m * m)``, with ``m`` the difference of the two frames per unit of
-    injected flux. One annular PCA-ADI per candidate (about a second on 61 x 101 x 101 frames).
+    Astrometry: a blob's probability-weighted centroid is where the model's confidence peaks, not
+    where the source is. The first ``max_refined`` candidates (brightest first) are refined by the
+    negative fake companion method (:func:`sodinn.adi.negfc.negfc_simplex`: separation, angle and
+    flux fitted jointly, self-subtraction modelled; a few seconds each on 61 x 101 x 101 frames),
+    started from the centroid and the least-squares flux below; ``x``, ``y`` and the sky columns then
+    hold the fit, ``x_blob``, ``y_blob`` the centroid, and ``astrometry`` says which (``"negfc"`` or
+    ``"blob"``: not refined, or the fit did not converge).
+
+    Photometry: the NEGFC flux where refined; otherwise the least-squares amplitude of a unit
+    companion's annular PCA-ADI image (a fake companion of known flux injected at the candidate's
+    position and processed like the data, so that self-subtraction is included) fitted to ``frame``
+    within 1 FWHM of the candidate: ``flux = sum(frame * m) / sum(m * m)``, with ``m`` the difference
+    of the two frames per unit of injected flux. The S/N and throughput are measured at ``(x, y)``.
 
     Parameters
     ----------
@@ -297,7 +337,7 @@ def measure_candidates(
         Annular PCA-ADI frame of ``sequence`` with ``ncomp`` and ``delta_rot``
         (:func:`sodinn.adi.baselines.pca_annular`), in the cube's units.
     ncomp : int
-        Principal components of ``frame``.
+        Principal components of ``frame`` (and of the NEGFC reductions).
     delta_rot : float, (float, float) or None
         Rotation threshold of ``frame``, FWHM.
     psf_scaling : PSFScaling, optional
@@ -305,14 +345,21 @@ def measure_candidates(
         all 1, i.e. the PSF is the star as the cube sees it).
     max_candidates : int
         Measure the first this many rows (brightest first); later rows get NaN (default 25).
+    astrometry : {"negfc", "blob"}
+        Refine the positions by NEGFC (default) or keep the blob centroids.
+    max_refined : int
+        Refine at most the first this many measured rows (default 5); the others keep their centroid.
 
     Returns
     -------
     astropy.table.Table
-        A copy of ``table`` with the columns ``snr``, ``flux`` (cube units x the normalised PSF),
-        ``throughput``, ``contrast`` and ``delta_mag`` (mag); ``meta`` gains ``photometry_method``,
-        ``star_flux`` (cube units in a 1-FWHM-diameter aperture), ``psf_scaling``, ``pca_ncomp`` and
-        ``pca_delta_rot``.
+        A copy of ``table`` whose ``x``, ``y``, ``sep_px``, ``sep_arcsec``, ``sep_mas``, ``pa_deg`` and
+        ``theta_deg`` hold the refined positions, with the columns ``x_blob``, ``y_blob`` (px),
+        ``astrometry``, ``snr``, ``flux`` (cube units x the normalised PSF), ``throughput``,
+        ``contrast`` and ``delta_mag`` (mag); ``meta`` gains ``astrometry_method``,
+        ``photometry_method``, ``star_flux`` (cube units in a 1-FWHM-diameter aperture),
+        ``psf_scaling``, ``pca_ncomp`` and ``pca_delta_rot``, and its ``conventions`` say what ``x``
+        and ``y`` now are.
 
     Raises
     ------
@@ -320,8 +367,8 @@ def measure_candidates(
         If ``sequence`` is not an :class:`~sodinn.adi.sequence.ADISequence`, ``psf_scaling`` not a
         :class:`~sodinn.adi.sky.PSFScaling`, or a number argument is of the wrong kind.
     ValueError
-        If ``frame`` does not have the sequence's frame shape, ``table`` lacks a needed column, or
-        ``max_candidates`` is negative.
+        If ``frame`` does not have the sequence's frame shape, ``table`` lacks a needed column,
+        ``max_candidates`` or ``max_refined`` is negative, or ``astrometry`` is unknown.
     """
     if not isinstance(sequence, ADISequence):
         msg = f"sequence must be an ADISequence; got {type(sequence).__name__}"
@@ -340,37 +387,76 @@ def measure_candidates(
         raise ValueError(msg)
     ncomp = v.check_int(ncomp, name="ncomp", minimum=1)
     limit = v.check_int(max_candidates, name="max_candidates", minimum=0)
+    refine = v.check_int(max_refined, name="max_refined", minimum=0) if v.check_choice(
+        astrometry, ASTROMETRY, name="astrometry") == "negfc" else 0
     fwhm = sequence.fwhm_px
     star_flux = scaling.star_flux_of(aperture_flux(sequence.psf, fwhm))
     out = table.copy()
     n = len(out)
     cols = {name: np.full(n, np.nan) for name in ("snr", "flux", "throughput", "contrast", "delta_mag")}
+    xs, ys = np.asarray(out["x"], dtype=float).copy(), np.asarray(out["y"], dtype=float).copy()
+    how = np.full(n, "blob", dtype="<U5")
     psf_n = sequence.psf_normalized
     size = img.shape[-1]
     for i in range(min(n, limit)):
-        x, y = float(out["x"][i]), float(out["y"][i])
         sep, theta = float(out["sep_px"][i]), float(out["theta_deg"][i])
         if sep <= fwhm / 2 + 1 or sep + fwhm >= size / 2:
             continue  # too close to the star or the edge for an S/N and a fit
+        flux, tput = _fit_flux(sequence, img, psf_n, (xs[i], ys[i]), sep, theta, ncomp, delta_rot)
+        if i < refine and flux > 0:
+            fit = _refine(sequence, psf_n, sep, theta, flux, ncomp, delta_rot)
+            if fit is not None:
+                xs[i], ys[i], flux, how[i] = fit.x, fit.y, fit.flux, "negfc"
+                tput = _fit_flux(sequence, img, psf_n, (xs[i], ys[i]), fit.sep_px, fit.theta_deg, ncomp, delta_rot)[1]
         try:
-            cols["snr"][i] = snr(img, (x, y), fwhm)
+            cols["snr"][i] = snr(img, (xs[i], ys[i]), fwhm)
         except ValueError:  # too few noise apertures
             pass
-        flux, tput = _fit_flux(sequence, img, psf_n, (x, y), sep, theta, ncomp, delta_rot)
         cols["flux"][i], cols["throughput"][i] = flux, tput
         cols["contrast"][i] = flux / star_flux
         cols["delta_mag"][i] = -2.5 * math.log10(flux / star_flux) if flux > 0 else np.nan
     if n > limit:
         logger.info("photometry of the first %d of %d candidates (max_candidates)", limit, n)
-    for name, values in cols.items():
-        out[name] = values
+    _set_positions(out, xs, ys, size)
     from astropy import units as u
 
+    at = out.colnames.index("y") + 1
+    out.add_column(np.asarray(table["x"], dtype=float), name="x_blob", index=at)
+    out.add_column(np.asarray(table["y"], dtype=float), name="y_blob", index=at + 1)
+    out.add_column(how, name="astrometry", index=at + 2)
+    out["x_blob"].unit = out["y_blob"].unit = u.pix
+    for name, values in cols.items():
+        out[name] = values
     out["delta_mag"].unit = u.mag
-    out.meta.update({"photometry_method": PHOTOMETRY_METHOD, "star_flux": float(star_flux),
+    out.meta.update({"conventions": MEASURED_CONVENTIONS, "astrometry_method": ASTROMETRY_METHOD,
+                     "photometry_method": PHOTOMETRY_METHOD, "star_flux": float(star_flux),
                      "psf_scaling": scaling.to_dict(), "pca_ncomp": ncomp,
                      "pca_delta_rot": list(delta_rot) if isinstance(delta_rot, tuple) else delta_rot})
     return out
+
+
+def _refine(sequence: ADISequence, psf_n: np.ndarray, sep: float, theta: float, flux: float, ncomp: int,
+            delta_rot: Any) -> Any:
+    """Return the NEGFC fit from a candidate's centroid and least-squares flux, or None where it cannot be run or fails."""
+    try:
+        fit = negfc_simplex(sequence.cube, sequence.angles_deg, psf_n, sequence.fwhm_px, sep_px=sep, theta_deg=theta,
+                            flux=flux, ncomp=ncomp, delta_rot=delta_rot)
+    except ValueError as err:  # no room for the annulus, or no noise ring: keep the centroid
+        logger.info("no NEGFC fit at sep %.1f px, theta %.1f deg: %s", sep, theta, err)
+        return None
+    return fit if fit.converged else None
+
+
+def _set_positions(table: Any, xs: np.ndarray, ys: np.ndarray, size: int) -> None:
+    """Write the positions ``xs``, ``ys`` and the sky columns derived from them into ``table`` (in place)."""
+    pos = sky_position(xs, ys, (size, size), pixel_scale_arcsec=table.meta.get("pixel_scale_arcsec"))
+    table["x"][:] = xs
+    table["y"][:] = ys
+    for name in ("sep_px", "pa_deg", "theta_deg"):
+        table[name][:] = np.asarray(getattr(pos, name), dtype=float)
+    for name in ("sep_arcsec", "sep_mas"):
+        if name in table.colnames:
+            table[name][:] = np.asarray(getattr(pos, name), dtype=float)
 
 
 def _fit_flux(sequence: ADISequence, frame: np.ndarray, psf_n: np.ndarray, xy: tuple[float, float], sep: float,

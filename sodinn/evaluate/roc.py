@@ -528,7 +528,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
     lines.append("")
     cal_rows = [r for r in rows if r.get("kind") == "calibrated"]
     if cal_rows:
-        lines.append("Calibration check: false positives per frame in the band, expected from the null draws -> counted "
+        lines.append("Calibration check: false positives per frame in the band, expected from the calibration -> counted "
                      "[Poisson 95% range of the count; ok/OFF]")
         checks = calibration_checks(rows)
         for b, label in bands:

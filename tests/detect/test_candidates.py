@@ -98,7 +98,8 @@ def test_measure_candidates_recovers_an_injected_flux_and_its_contrast():
     prob[20 + round(12 * np.sin(np.radians(50))), 20 + round(12 * np.cos(np.radians(50)))] = 0.99
     table = find_candidates(prob, 0.9)
     scaling = PSFScaling(psf_exposure_s=0.5, cube_exposure_s=1.0, psf_nd_transmission=0.1)
-    out = measure_candidates(table, seq, frame, ncomp=5, psf_scaling=scaling)
+    out = measure_candidates(table, seq, frame, ncomp=5, psf_scaling=scaling, astrometry="blob")
+    assert list(out["astrometry"]) == ["blob"] and out["x"][0] == out["x_blob"][0] == table["x"][0]
     # self-subtraction corrected (the raw aperture holds ~58%); 5%: the candidate sits on the pixel, 0.3 px off
     assert out["flux"][0] == pytest.approx(800.0, rel=0.05)
     assert 0.4 < out["throughput"][0] < 0.8 and out["snr"][0] > 5
@@ -112,24 +113,37 @@ def test_measure_candidates_recovers_an_injected_flux_and_its_contrast():
         measure_candidates(table, seq, frame[:-1, :-1], ncomp=5)
     with pytest.raises(TypeError, match="psf_scaling must be a PSFScaling"):
         measure_candidates(table, seq, frame, ncomp=5, psf_scaling={"star_flux": 1.0})
+    with pytest.raises(ValueError, match="astrometry"):
+        measure_candidates(table, seq, frame, ncomp=5, astrometry="centroid")
+    with pytest.raises(ValueError, match="max_refined"):
+        measure_candidates(table, seq, frame, ncomp=5, max_refined=-1)
 
 
-def test_naco_beta_pic_b_contrast_is_the_published_one(naco):
-    """beta Pic b's delta L' with VIP's star flux for these data: 7.80, Absil et al. 2013: 8.01 +- 0.16."""
+def test_naco_beta_pic_b_astrometry_and_contrast_are_the_published_ones(naco):
+    """beta Pic b, refined by NEGFC on the north-up frame: PA and delta L' against Absil et al. 2013."""
     from sodinn.adi.baselines import pca_annular
-    from sodinn.adi.sky import NACO_BETAPIC_STAR_FLUX, PSFScaling
+    from sodinn.adi.sky import NACO_BETAPIC_NORTH_OFFSET_DEG, NACO_BETAPIC_STAR_FLUX, PSFScaling
     from sodinn.detect.candidates import measure_candidates
 
-    frame = pca_annular(naco.cube, naco.angles_deg, naco.fwhm_px, ncomp=10)
+    seq = naco.with_north_offset(NACO_BETAPIC_NORTH_OFFSET_DEG)
+    frame = pca_annular(seq.cube, seq.angles_deg, seq.fwhm_px, ncomp=10)
     prob = np.zeros(frame.shape)
-    prob[63, 62] = 0.99
-    table = measure_candidates(find_candidates(prob, 0.9, pixel_scale_arcsec=0.0272), naco, frame, ncomp=10,
-                               psf_scaling=PSFScaling(star_flux=NACO_BETAPIC_STAR_FLUX))
-    assert table["snr"][0] == pytest.approx(9.13, abs=0.01)  # the S/N of annular PCA-ADI at (62, 63), unchanged
-    # VIP's own tests model beta Pic b in this cube with fluxes 550.2 and 648.2; we measure 666 (delta L' 7.65)
-    assert 550 < table["flux"][0] < 700
+    prob[35, 60] = 0.99  # the pixel of beta Pic b on the north-up frame, 0.5 px from the source
+    found = find_candidates(prob, 0.9, pixel_scale_arcsec=0.0272, north_offset_deg=seq.north_offset_deg)
+    table = measure_candidates(found, seq, frame, ncomp=10, psf_scaling=PSFScaling(star_flux=NACO_BETAPIC_STAR_FLUX))
+    assert table["astrometry"][0] == "negfc" and (table["x_blob"][0], table["y_blob"][0]) == (60, 35)
+    assert np.hypot(table["x"][0] - 60, table["y"][0] - 35) > 0.3  # moved off the pixel
+    assert table["sep_px"][0] == pytest.approx(np.hypot(table["x"][0] - 50, table["y"][0] - 50))
+    assert table["sep_mas"][0] == pytest.approx(table["sep_px"][0] * 27.2)
+    # Absil et al. 2013, 2013-02-01: PA 211.2 +- 1.3 deg (the separation is not: see the README)
+    assert abs(table["pa_deg"][0] - 211.2) < 2 * 1.3
+    assert table["snr"][0] > 8 and 0.4 < table["throughput"][0] < 0.6
+    # VIP's own tests model beta Pic b in this cube with fluxes 550.2 and 648.2; the NEGFC flux is ~654
+    assert 550 < table["flux"][0] < 750
     # Absil et al. 2013: 8.01 +- 0.16; our estimate's own noise at S/N 9 is ~0.12 mag: 2 sigma of both
     assert abs(table["delta_mag"][0] - 8.01) < 2 * np.hypot(0.16, 0.12)
+    assert "negative fake companion" in table.meta["astrometry_method"]
+    assert "negative-fake-companion fit" in table.meta["conventions"]
 
 
 def _calibrated_setup():

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sodinn import _validation as v
-from sodinn.adi.geometry import frame_center
+from sodinn.adi.geometry import polar_coordinates
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig
 from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap, probability_map
@@ -178,7 +178,7 @@ class Calibration:
             If ``logit`` is not a square 2-D image of finite values.
         """
         z = v.check_frame(logit, name="logit")
-        r = _radii(z.shape)
+        r = polar_coordinates(z.shape)[0]
         out = np.full(z.shape, np.inf)
         total = self.area_px
         for a in range(len(self.tail_u)):
@@ -275,12 +275,6 @@ class Calibration:
         return out
 
 
-def _radii(shape: tuple[int, ...]) -> np.ndarray:
-    cy, cx = frame_center(shape)
-    yy, xx = np.indices(shape)
-    return np.hypot(xx - cx, yy - cy)
-
-
 def _blob_peaks(null: np.ndarray, evaluated: np.ndarray, level: float, npix: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the (row, col) of the peak of every 4-connected blob of ``null >= level`` with ``npix`` pixels or more."""
     from scipy import ndimage
@@ -344,7 +338,7 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
     evaluated = pmap.evaluated
     edges = np.asarray(pmap.edges_px, dtype=np.float64)
     n_annuli, n_null = len(edges) - 1, len(nulls)
-    r = _radii(evaluated.shape)
+    r = polar_coordinates(evaluated.shape)[0]
     annulus_of = np.searchsorted(edges, r, side="right") - 1  # annulus a holds edges[a] <= r < edges[a + 1]
     inside = evaluated & (annulus_of >= 0) & (annulus_of < n_annuli)
     areas = np.bincount(annulus_of[inside], minlength=n_annuli)[:n_annuli]

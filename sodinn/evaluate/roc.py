@@ -363,8 +363,8 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                 for i in members:
                     own = _self_calibration(maps[i][name], np.asarray(cal), sequence.fwhm_px, config.known_sources_xy)
                     derived[name][i] = own.score_map(maps[i][name])
-                    shares.append(int((region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (maps[i][name] > -5e3)).sum())
-                                  / max(own.area_px, 1))
+                    scored = region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (maps[i][name] > UNEVALUATED_LOGIT / 2)
+                    shares.append(int(scored.sum()) / max(own.area_px, 1))
                 band_share[name] = float(np.mean(shares)) if shares else 0.0
         for method, kind, thresholds in methods:
             for t in thresholds:

@@ -175,12 +175,13 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     sky = sky_header(sequence.frame_size, pixel_scale_arcsec=sequence.pixel_scale_arcsec,
                      north_offset_deg=sequence.north_offset_deg)
     where = {"pixel_scale_arcsec": sequence.pixel_scale_arcsec, "north_offset_deg": sequence.north_offset_deg}
-    calibration = None
+    calibration = sigma = None
     if config.calibrated:
         calibration = (calibrate_nulls(pmap, sequence.fwhm_px) if n_null else
                        calibrate_self(pmap, sequence.fwhm_px, known_sources_xy=config.known_sources_xy))
         table = find_calibrated_candidates(pmap, calibration, config.fp_budget, **where)
         log10_c = calibration.log10_expected_false_positives(pmap.logit)
+        sigma = np.where(pmap.evaluated, significance_sigma(log10_c), np.nan)
         detection = pmap.evaluated & (log10_c <= math.log10(config.fp_budget))
         criterion = f"expected false positives per frame <= {config.fp_budget:g}"
     else:
@@ -198,22 +199,16 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     write_fits(out / "detection_map.fits", detection.astype(np.int16), provenance=provenance,
                header={**sky, "BUNIT": ("", f"1 where {criterion}, else 0"[:68])})
     if calibration is not None:
-        fp_map = np.where(pmap.evaluated, calibration.expected_false_positives(pmap.logit), np.nan)
-        write_fits(out / "false_alarm_map.fits", fp_map, provenance=provenance,
-                   header={**sky, "BUNIT": ("", "expected false positives per frame")})
-        write_fits(out / "significance_map.fits",
-                   np.where(pmap.evaluated, significance_sigma(calibration.log10_expected_false_positives(pmap.logit)), np.nan),
-                   provenance=provenance, header={**sky, "BUNIT": ("", "sigma, whole-field false-alarm probability")})
+        write_fits(out / "false_alarm_map.fits", np.where(pmap.evaluated, np.power(10.0, log10_c), np.nan),
+                   provenance=provenance, header={**sky, "BUNIT": ("", "expected false positives per frame")})
+        write_fits(out / "significance_map.fits", sigma, provenance=provenance,
+                   header={**sky, "BUNIT": ("", "sigma, whole-field false-alarm probability")})
         with atomic_path(out / "calibration.ecsv") as tmp:
             calibration_table(calibration, config.fp_budget).write(tmp, format="ascii.ecsv", overwrite=True)
     with atomic_path(out / "candidates.ecsv") as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
     write_ds9_regions(table, out / "candidates.reg", radius_px=sequence.fwhm_px)
-    if calibration is not None:
-        image = np.where(pmap.evaluated, significance_sigma(calibration.log10_expected_false_positives(pmap.logit)), np.nan)
-        statistic = "significance"
-    else:
-        image, statistic = pmap.probability, "probability"
+    image, statistic = (pmap.probability, "probability") if sigma is None else (sigma, "significance")
     fig = detection_figure(image, snr_map(frame, sequence.fwhm_px), table, sequence,
                            model_name=str(model.metadata.get("model", "model")), criterion=criterion,
                            ncomp=ncomp, truth_xy=truth_xy, statistic=statistic)

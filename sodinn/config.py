@@ -903,13 +903,23 @@ class InjectionConfig(_Settings):
 
 
 def _default_snr_thresholds() -> tuple[float, ...]:
-    return tuple(float(t) for t in np.round(np.arange(0.5, 5.01, 0.25), 2))
+    # 0.1 apart: a ROC read at "<= N false positives per frame" picks the best threshold on this grid, so a coarse grid
+    # under-reads every method
+    return tuple(float(t) for t in np.round(np.arange(0.5, 6.001, 0.1), 2))
 
 
 def _default_prob_thresholds() -> tuple[float, ...]:
     # up to 1 - 1e-6 (model maps are logits, so these stay distinct): trained on faint companions, a network is
-    # often over-confident on speckles
-    return (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999, 0.99999, 0.999999)
+    # often over-confident on speckles. The round values, and every 0.25 in logit between -2 and 13.75 (as fine as the
+    # S/N grid: about 0.1 in S/N is 0.25 in logit for these models), so the best threshold is not missed between them
+    rounded = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999, 0.99999, 0.999999)
+    fine = 1.0 / (1.0 + np.exp(-np.arange(-2.0, 13.76, 0.25)))
+    return tuple(sorted({float(t) for t in rounded} | {float(t) for t in np.round(fine, 9)}))
+
+
+def _default_fp_targets() -> tuple[float, ...]:
+    # expected false positives per frame: 10 per decade from 0.01 to 10
+    return tuple(float(t) for t in np.round(np.logspace(-2.0, 1.0, 31), 5))
 
 
 def _thresholds(values: Iterable[Any], name: str) -> tuple[float, ...]:
@@ -983,7 +993,7 @@ class RocConfig(InjectionConfig):
     snr_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_default_snr_thresholds)
     prob_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_default_prob_thresholds)
     calibrate: bool = True
-    fp_targets: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+    fp_targets: tuple[float, ...] = dataclasses.field(default_factory=_default_fp_targets)
     calibration_nulls: int = 0
 
     def __post_init__(self) -> None:

@@ -534,12 +534,21 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
         for b, label in bands:
             for m in dict.fromkeys(r["method"] for r in cal_rows):
                 sel = [c for c in checks if c["method"] == m and c["band"] == b]
+                shown = [c for c in sel if _half_decade(c["threshold"])] or sel  # every target is counted below
+                sel = shown
                 pairs = ", ".join(f"{c['expected_fp']:.2g}->{c['mean_fp']:.2g}{'' if c['ok'] else ' OFF'}" for c in sel)
                 lines.append(f"{label:<12}{m:<{width}}{pairs}")
         n_ok = sum(c["ok"] for c in checks)
-        lines.append(f"{n_ok} of {len(checks)} counts within the Poisson 95% range of their expectation "
-                     "(target F per frame over the whole field; the band holds its area share of F)")
+        lines.append(f"{n_ok} of {len(checks)} counts within the Poisson 95% range of their expectation, every target "
+                     "(shown: 1 and 3.16 per decade; target F per frame over the whole field; the band holds its area "
+                     "share of F)")
     return "\n".join(lines)
+
+
+def _half_decade(value: float) -> bool:
+    """Whether ``value`` is 1 or 3.16 (sqrt 10) times a power of ten, to 0.1 %."""
+    x = 2 * math.log10(value)
+    return abs(x - round(x)) < 1e-3
 
 
 def best_f1(rows: Sequence[Mapping[str, Any]], method: str) -> dict[str, float] | None:

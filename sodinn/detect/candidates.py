@@ -37,6 +37,7 @@ __all__ = [
     "PHOTOMETRY_METHOD",
     "STATISTIC",
     "binary_map",
+    "calibrated_detection_map",
     "find_calibrated_candidates",
     "find_candidates",
     "measure_candidates",
@@ -281,12 +282,8 @@ def find_calibrated_candidates(
     if not np.array_equal(np.asarray(pmap.edges_px, dtype=np.float64), calibration.edges_px):
         msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
         raise ValueError(msg)
-    from scipy import ndimage
-
     log10_c = calibration.log10_expected_false_positives(pmap.logit)
-    mask = pmap.evaluated & (log10_c <= math.log10(budget))
-    labels, n = ndimage.label(mask)
-    mask &= (np.bincount(labels.ravel(), minlength=n + 1) >= calibration.npix)[labels]  # as the calibration counts
+    mask = _within_budget(pmap, log10_c, budget, calibration.npix)
     # rank within a blob by -log10 c then logit: the peak pixel is the most significant one
     extra = {"log10_expected_fp": (log10_c, "min", None), "peak_logit": (pmap.logit, "max", None)}
     table = _blob_table(mask, pmap.probability, extra, ("log10_expected_fp", "peak_logit"), (False, True),
@@ -297,6 +294,49 @@ def find_calibrated_candidates(
     table.add_column(significance_sigma(log10), name="significance_sigma", index=at + 2)
     table.meta.update({"fp_budget": budget, "statistic": STATISTIC})
     return table
+
+
+def calibrated_detection_map(pmap: ProbabilityMap, calibration: Calibration, fp_budget: float = PredictConfig.fp_budget) -> np.ndarray:
+    """Return the binary detection map at a false-alarm budget: the pixels of the blobs :func:`find_calibrated_candidates` lists.
+
+    Pixels whose expected false positives per frame ``c`` is at most ``fp_budget``, in 4-connected blobs
+    of at least ``calibration.npix`` pixels (smaller blobs are not counted by the calibration, so they are
+    not detections either).
+
+    Parameters
+    ----------
+    pmap : ProbabilityMap
+        The model's map of the sequence.
+    calibration : Calibration
+        The model's calibration on the same sequence (:mod:`sodinn.detect.calibration`).
+    fp_budget : float
+        Expected false positives per frame of the whole field (> 0).
+
+    Returns
+    -------
+    ndarray of bool, shape (N, N)
+        True on detected pixels.
+
+    Raises
+    ------
+    TypeError
+        If ``fp_budget`` is not a real number.
+    ValueError
+        If ``fp_budget`` is not > 0, or ``pmap`` and ``calibration`` do not cover the same annuli.
+    """
+    budget = v.check_positive(fp_budget, name="fp_budget")
+    if not np.array_equal(np.asarray(pmap.edges_px, dtype=np.float64), calibration.edges_px):
+        msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
+        raise ValueError(msg)
+    return _within_budget(pmap, calibration.log10_expected_false_positives(pmap.logit), budget, calibration.npix)
+
+
+def _within_budget(pmap: ProbabilityMap, log10_c: np.ndarray, budget: float, npix: int) -> np.ndarray:
+    from scipy import ndimage
+
+    mask = pmap.evaluated & (log10_c <= math.log10(budget))
+    labels, n = ndimage.label(mask)
+    return mask & (np.bincount(labels.ravel(), minlength=n + 1) >= npix)[labels]  # as the calibration counts
 
 
 def measure_candidates(

@@ -24,7 +24,6 @@ given), and writes into the output folder:
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from sodinn.adi.sky import PSFScaling
 from sodinn.adi.snr import snr_map
 from sodinn.config import PredictConfig, dump_toml
 from sodinn.detect.calibration import Calibration, calibrate_nulls, calibrate_self, significance_sigma
-from sodinn.detect.candidates import binary_map, find_calibrated_candidates, find_candidates, measure_candidates
+from sodinn.detect.candidates import binary_map, calibrated_detection_map, find_calibrated_candidates, find_candidates, measure_candidates
 from sodinn.detect.probability import ProbabilityMap, probability_map
 from sodinn.learn.artifact import check_model_data, load_trained, read_metadata
 from sodinn.learn.models import import_keras_quietly
@@ -182,7 +181,7 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
         table = find_calibrated_candidates(pmap, calibration, config.fp_budget, **where)
         log10_c = calibration.log10_expected_false_positives(pmap.logit)
         sigma = np.where(pmap.evaluated, significance_sigma(log10_c), np.nan)
-        detection = pmap.evaluated & (log10_c <= math.log10(config.fp_budget))
+        detection = calibrated_detection_map(pmap, calibration, config.fp_budget)  # the candidates' blobs
         criterion = f"expected false positives per frame <= {config.fp_budget:g}"
     else:
         table = find_candidates(pmap.probability, config.threshold, **where)

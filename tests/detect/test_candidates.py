@@ -184,3 +184,26 @@ def test_calibrated_candidates_are_ranked_by_their_false_alarm_level_not_a_satur
     assert np.all(np.diff(np.asarray(loose["log10_expected_fp"])) >= 0)  # most significant first
     with pytest.raises(ValueError, match="fp_budget"):
         find_calibrated_candidates(pmap, cal, 0.0)
+
+
+def test_the_calibrated_detection_map_is_the_union_of_the_candidates_blobs():
+    from scipy import ndimage
+
+    from sodinn.detect.candidates import calibrated_detection_map, find_calibrated_candidates
+
+    pmap, cal = _calibrated_setup()
+    for budget in (1e-6, 3.0, 30.0):
+        detection = calibrated_detection_map(pmap, cal, budget)
+        table = find_calibrated_candidates(pmap, cal, budget)
+        labels, n = ndimage.label(detection)
+        assert n == len(table)  # one blob a candidate, no lone pixel the table leaves out
+        assert np.all(np.bincount(labels.ravel())[1:] >= cal.npix)
+        assert set(labels[np.asarray(table["y_peak"]), np.asarray(table["x_peak"])]) == set(range(1, n + 1))
+    raw = pmap.evaluated & (cal.log10_expected_false_positives(pmap.logit) <= np.log10(30.0))
+    kept = calibrated_detection_map(pmap, cal, 30.0)
+    raw_labels, _ = ndimage.label(raw)
+    sizes = np.bincount(raw_labels.ravel())
+    assert not np.any(kept & ~raw)  # nothing beyond the budget
+    np.testing.assert_array_equal(raw & ~kept, raw & (sizes[raw_labels] < cal.npix))  # only blobs under npix dropped
+    with pytest.raises(ValueError, match="fp_budget"):
+        calibrated_detection_map(pmap, cal, -1.0)

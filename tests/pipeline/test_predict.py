@@ -142,6 +142,9 @@ def test_the_default_products_carry_calibrated_false_alarm_levels(calibrated):
     np.testing.assert_allclose(fp_map[pmap.evaluated], result.calibration.expected_false_positives(pmap.logit)[pmap.evaluated])
     detection = fits.getdata(out / "detection_map.fits").astype(bool)
     assert np.all(fp_map[detection] <= result.fp_budget)  # the detection map is the budget's pixels
+    from sodinn.detect.candidates import calibrated_detection_map
+
+    np.testing.assert_array_equal(detection, calibrated_detection_map(pmap, result.calibration, result.fp_budget))
     # the candidates: most significant first, each with its level; the bright companion is one of them
     table = Table.read(out / "candidates.ecsv")
     assert table.meta["fp_budget"] == result.fp_budget and "negated" in table.meta["statistic"]

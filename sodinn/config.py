@@ -534,6 +534,11 @@ class DataConfig(_Settings):
         The instrument's pupil or true-north offset, degrees, added to the parallactic angles so that
         the derotated frames are north-up, east-left (default 0: the angles as the file gives them;
         ``--north-offset``; :mod:`sodinn.adi.sky`). -104.39 for the shared NACO beta Pic file.
+    star_center_xy : (float, float), optional
+        Where the star is in the cube's frames, ``(x, y)`` px, when it is not the frame centre (SPEC §1):
+        every frame is shifted to put it there on reading (:meth:`sodinn.adi.sequence.ADISequence.recentered`;
+        ``--star-center X Y``; :func:`sodinn.adi.centering.estimate_star_center` measures it).
+        Default: the star is at the centre. (51.23, 51.02) for the shared NACO beta Pic cube.
     psf_exposure_s, cube_exposure_s : float
         Exposure times of the PSF and of the cube's frames, seconds (default 1 each): the star's flux
         in the cube is the PSF's times ``cube_exposure_s / psf_exposure_s`` (for contrasts;
@@ -578,6 +583,7 @@ class DataConfig(_Settings):
     psf_hdu: int | str | None = None
     allow_small_rotation: bool = False
     north_offset_deg: float = 0.0
+    star_center_xy: tuple[float, float] | None = None
     psf_exposure_s: float = 1.0
     cube_exposure_s: float = 1.0
     psf_nd_transmission: float = 1.0
@@ -636,6 +642,14 @@ def _check_sky_settings(config: DataConfig) -> None:
         raise SettingError(f"{{north_offset_deg}} must be a finite number of degrees; got {offset!r}",
                            north_offset_deg=None)
     object.__setattr__(config, "north_offset_deg", float(offset))
+    star = config.star_center_xy
+    if star is not None:
+        ok = (isinstance(star, (list, tuple)) and len(star) == 2
+              and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in star))
+        if not ok:
+            raise SettingError(f"{{star_center_xy}} must be the star's (x, y) in px, two finite numbers; got {star!r}",
+                               star_center_xy=None)
+        object.__setattr__(config, "star_center_xy", (float(star[0]), float(star[1])))
     for name in ("psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux"):
         value = getattr(config, name)
         if value is None and name == "star_flux":

@@ -306,6 +306,58 @@ class ADISequence:
         return ADISequence(self.cube, angles, self.psf, self.fwhm_px, self.pixel_scale_arcsec, provenance)
 
     @property
+    def star_xy_px(self) -> tuple[float, float] | None:
+        """Where the star was in the frames as given, ``(x, y)`` px, when :meth:`recentered` moved it to the centre; else None."""
+        xy = self.provenance.get("star_xy_px")
+        return None if xy is None else (float(xy[0]), float(xy[1]))
+
+    def recentered(self, star_xy_px: npt.ArrayLike) -> ADISequence:
+        """Return the sequence with the star moved from ``star_xy_px`` to the frame centre (:mod:`sodinn.adi.centering`).
+
+        Parameters
+        ----------
+        star_xy_px : array-like, shape (2,)
+            The star's ``(x, y)`` in the frames, px (e.g. from
+            :func:`~sodinn.adi.centering.estimate_star_center`).
+
+        Returns
+        -------
+        ADISequence
+            Every frame shifted by a Fourier phase ramp (:func:`~sodinn.adi.centering.recenter_cube`);
+            ``provenance["star_xy_px"]`` records the position (:attr:`star_xy_px`). Pixel positions in
+            the new frames (known sources, candidates) are relative to the new centre.
+
+        Raises
+        ------
+        TypeError
+            If ``star_xy_px`` is not numeric.
+        ValueError
+            A :class:`~sodinn.exceptions.SettingError` naming ``star_center_xy`` if it is not one
+            ``(x, y)`` pair or lies more than ``N/4`` px from the centre, or if the sequence was
+            recentred already.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> psf = np.exp(-np.hypot(*np.indices((9, 9)) - 4) ** 2 / 2)
+        >>> seq = ADISequence(rng.normal(size=(5, 33, 33)), np.linspace(0, 40, 5), psf, fwhm_px=2.4)
+        >>> seq.recentered((16.5, 15.8)).star_xy_px
+        (16.5, 15.8)
+        """
+        from sodinn.adi.centering import recenter_cube
+
+        xy = np.asarray(star_xy_px, dtype=np.float64)
+        if xy.shape != (2,):
+            raise SettingError(f"{{star_center_xy}} must be one (x, y) position, px; got shape {xy.shape}",
+                               star_center_xy=None)
+        if self.star_xy_px is not None:
+            raise SettingError(f"the sequence was recentred already (from {self.star_xy_px}); set {{star_center_xy}} once",
+                               star_center_xy=None)
+        cube = recenter_cube(self.cube, xy)
+        provenance = {**self.provenance, "star_xy_px": [round(float(c), 4) for c in xy]}
+        return ADISequence(cube, self.angles_deg, self.psf, self.fwhm_px, self.pixel_scale_arcsec, provenance)
+
+    @property
     def psf_normalized(self) -> np.ndarray:
         """The PSF scaled to flux 1 in a 1-FWHM-diameter aperture (SPEC §1)."""
         return normalize_psf(self.psf, self.fwhm_px)

@@ -70,7 +70,7 @@ FLAGS: dict[str, dict[str, str]] = {
              "angles_column": "angles_column", "psf_hdu": "psf_hdu", "allow_small_rotation": "allow_small_rotation",
              "north_offset": "north_offset_deg", "psf_exposure": "psf_exposure_s", "cube_exposure": "cube_exposure_s",
              "psf_nd_transmission": "psf_nd_transmission", "star_flux": "star_flux",
-             "npz": "npz"},
+             "star_center": "star_center_xy", "npz": "npz"},
     "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy"},
@@ -281,6 +281,9 @@ def _load_sequence(args: argparse.Namespace, cfg: Mapping[str, Any], base: Path)
                                         cube_hdu=config.cube_hdu, angles_hdu=config.angles_hdu,
                                         angles_column=config.angles_column, psf_hdu=config.psf_hdu,
                                         north_offset_deg=config.north_offset_deg)
+        if config.star_center_xy is not None:
+            seq = seq.recentered(config.star_center_xy)
+            logger.info("star moved from (%.2f, %.2f) to the frame centre (--star-center)", *config.star_center_xy)
     if config.npz is not None:
         logger.info("%s: VIP Dataset, %d frames of %dx%d px, FWHM %.2f px (%s), PSF from %r", paths["npz"].name,
                     seq.n_frames, seq.frame_size, seq.frame_size, seq.fwhm_px, seq.provenance["fwhm_source"],

@@ -330,6 +330,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                         help="instrument pupil or true-north offset, degrees, added to the parallactic angles so "
                         "that derotated frames are north-up, east-left (default 0: the angles as given; "
                         "[data] north_offset_deg; -104.39 for the NACO beta Pic file)")
+    parser.add_argument("--star-center", type=float, nargs=2, metavar=("X", "Y"),
+                        help="where the star is in the frames, px, when not at the frame centre: every frame is shifted "
+                        "to put it there (default: at the centre; [data] star_center_xy; measured by "
+                        "sodinn.adi.centering.estimate_star_center: 51.23 51.02 for the NACO beta Pic cube)")
     parser.add_argument("--psf-exposure", type=float, metavar="S",
                         help="exposure time of the PSF, seconds (default 1; for contrasts; [data] psf_exposure_s)")
     parser.add_argument("--cube-exposure", type=float, metavar="S",

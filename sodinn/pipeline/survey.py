@@ -550,6 +550,8 @@ def _sequence(data: Mapping[str, Any], r_in_fwhm: float) -> ADISequence:
         else:
             seq = ADISequence.from_fits(data["cube"], data["angles"], data["psf"],
                                         **{key: data[key] for key in options if data.get(key) is not None})
+        if data.get("star_center_xy") is not None:
+            seq = seq.recentered(data["star_center_xy"])
     v.check_rotation(seq.angles_deg, seq.fwhm_px, (r_in_fwhm + 0.5) * seq.fwhm_px,
                      radius_name="the centre of the innermost sample annulus", allow=bool(data.get("allow_small_rotation")))
     return seq

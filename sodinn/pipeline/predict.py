@@ -310,12 +310,16 @@ def detection_figure(image: np.ndarray, snr: np.ndarray, candidates: Any, sequen
     if statistic == "significance":
         finite = image[np.isfinite(image)]
         top = max(5.0, float(np.quantile(finite, 0.999))) if finite.size else 5.0
-        shown_image = np.where(np.isfinite(image), image, np.nan)
+        # -inf: so many expected false positives that a null frame holds one for certain; shown at the bottom of the
+        # scale (NaN, left blank, is outside the evaluated annuli)
+        shown_image = np.where(np.isneginf(image), -2.0, np.where(np.isfinite(image), image, np.nan))
         plot_frame(shown_image, ax=axes[0], title=f"SODINN ({model_name}): significance (whole field)\n{len(candidates)} "
-                   f"candidates with {criterion}{shown}", cmap="magma", vmin=-2, vmax=top, label="sigma", **common)
+                   f"candidate{'' if len(candidates) == 1 else 's'} with {criterion}{shown}", cmap="magma", vmin=-2, vmax=top,
+                   label="sigma", **common)
     else:
-        plot_frame(image, ax=axes[0], title=f"SODINN ({model_name}): P(companion)\n{len(candidates)} candidates "
-                   f"with {criterion}{shown}", cmap="viridis", vmin=0, vmax=1, label="probability", **common)
+        plot_frame(image, ax=axes[0], title=f"SODINN ({model_name}): P(companion)\n{len(candidates)} "
+                   f"candidate{'' if len(candidates) == 1 else 's'} with {criterion}{shown}", cmap="viridis", vmin=0, vmax=1,
+                   label="probability", **common)
     plot_snr_map(snr, ax=axes[1], title=f"annular PCA-ADI, {ncomp} components: S/N map", **common)
     return fig
 

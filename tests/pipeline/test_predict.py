@@ -300,3 +300,21 @@ def test_truth_outside_the_frame_is_refused_before_keras(tmp_path):
     with pytest.raises(ValueError, match=r"truth_xy: \(50, 3\) lies outside the 41x41 px frame"):
         predict_products(seq, SHIPPED_MODEL, tmp_path / "out", truth_xy=[(50.0, 3.0)], progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_significance_panel_shows_certain_noise_at_the_bottom_of_its_scale_not_blank():
+    from sodinn.pipeline.predict import detection_figure
+
+    seq, truth = _demo_like(size_px=41)
+    table = _candidate_table([(truth[0], truth[1])], [0.99])
+    sigma = np.full((41, 41), -np.inf)  # c so large that a null frame holds such a blob for certain
+    sigma[:3] = np.nan  # outside the evaluated annuli
+    sigma[20, 20] = 4.0
+    fig = detection_figure(sigma, np.zeros((41, 41)), table, seq, model_name="sodinn",
+                           criterion="expected false positives per frame <= 1", ncomp=10, statistic="significance")
+    ax = fig.axes[0]
+    assert ax.get_title().endswith("1 candidate with expected false positives per frame <= 1")
+    shown = np.ma.getdata(ax.images[0].get_array()).astype(float)
+    assert np.all(np.isnan(shown[:3]))  # blank outside the annuli only
+    assert np.all(shown[3:][np.isfinite(shown[3:])] >= -2.0) and np.isfinite(shown[3:]).all()
+    assert shown[3:].min() == ax.images[0].norm.vmin == -2.0

@@ -540,10 +540,10 @@ def build_sodirf(input_shape: Sequence[int], *, seed: int = 0) -> SODIRF:
 #: The model registry: name -> builder ``builder(input_shape, *, seed) -> model``. A new model is one entry.
 MODELS: dict[str, Callable[..., Any]] = {
     "sodinn": lambda shape, *, seed=0: build_sodinn(shape),
-    "sodinn-snr": lambda shape, *, seed=0: build_sodinn_snr(shape),
     "sodinn-v2": lambda shape, *, seed=0: build_sodinn_v2(shape),
     "conv3d": lambda shape, *, seed=0: build_conv3d(shape),
     "sodirf": build_sodirf,
+    "sodinn-snr": lambda shape, *, seed=0: build_sodinn_snr(shape),
 }
 
 MODEL_NAMES = tuple(MODELS)

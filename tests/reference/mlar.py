@@ -14,8 +14,8 @@ from sodinn.adi.injection import cube_inject_companions
 from sodinn.adi.rotation import cube_derotate
 
 
-def slow_sample(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0, positive=True):
-    """One sample centred on pixel (round(x), round(y)); a companion at exactly (x, y) if ``positive``."""
+def slow_frames(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0, positive=True):
+    """The residual frames (K, N, N) of one sample: a companion at exactly (x, y) if ``positive`` (+PA), else -PA."""
     cube = np.array(cube, dtype=np.float64)
     cy, cx = frame_center(cube.shape)
     if positive:
@@ -25,13 +25,18 @@ def slow_sample(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0,
     yy, xx = annulus_indices(cube.shape, lo, hi - lo)
     matrix = cube[:, yy, xx]
     _, _, vt = np.linalg.svd(matrix, full_matrices=False)
-    px, py = int(round(x)), int(round(y))
-    half = patch_px // 2
     out = []
     for k in ks:
         residual = matrix - (matrix @ vt[:k].T) @ vt[:k]
         frames = np.zeros_like(cube)
         frames[:, yy, xx] = residual
-        mean = cube_derotate(frames, angles if positive else -angles).mean(axis=0)
-        out.append(mean[py - half : py + half + 1, px - half : px + half + 1])
+        out.append(cube_derotate(frames, angles if positive else -angles).mean(axis=0))
     return np.array(out)
+
+
+def slow_sample(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0, positive=True):
+    """One sample centred on pixel (round(x), round(y)); a companion at exactly (x, y) if ``positive``."""
+    frames = slow_frames(cube, angles, psf, r_in, r_out, patch_px, ks, x=x, y=y, flux=flux, positive=positive)
+    px, py = int(round(x)), int(round(y))
+    half = patch_px // 2
+    return frames[:, py - half : py + half + 1, px - half : px + half + 1]

@@ -15,10 +15,13 @@ from sodinn.adi.rotation import cube_derotate
 
 
 def slow_frames(cube, angles, psf, r_in, r_out, patch_px, ks, *, x, y, flux=0.0, positive=True):
-    """The residual frames (K, N, N) of one sample: a companion at exactly (x, y) if ``positive`` (+PA), else -PA."""
+    """The residual frames (K, N, N) of one sample: a companion at exactly (x, y) if ``positive`` (+PA), else -PA.
+
+    With ``flux=0`` nothing is injected: the +PA frames of prediction, or the -PA frames of C- samples.
+    """
     cube = np.array(cube, dtype=np.float64)
     cy, cx = frame_center(cube.shape)
-    if positive:
+    if positive and flux:
         sep, theta = math.hypot(x - cx, y - cy), math.degrees(math.atan2(y - cy, x - cx))
         cube = cube_inject_companions(cube, psf, angles, sep_px=sep, theta_deg=theta, flux=flux)
     lo, hi = svd_region_radii(r_in, r_out, patch_px)

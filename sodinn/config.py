@@ -446,7 +446,7 @@ class TrainConfig(_Settings):
     ----------
     model : str
         A name of the model registry (:data:`sodinn.learn.models.MODEL_NAMES`: ``"sodinn"``,
-        ``"sodinn-v2"``, ``"conv3d"``, ``"sodirf"``), checked by
+        ``"sodinn-v2"``, ``"conv3d"``, ``"sodirf"``, ``"sodinn-snr"``), checked by
         :func:`sodinn.learn.models.check_model_name` before training starts.
     epochs : int
         At most this many epochs (early stopping on the validation loss keeps the best weights).

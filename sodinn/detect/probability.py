@@ -3,13 +3,15 @@
 The samples are built exactly as in training — the same annulus rule, patch size, number of ranks
 and k policy (read from the model), residuals derotated with +PA, mean collapse, min-max
 normalisation — from the real cube, with the fast exact operator of :mod:`sodinn.mlar.operator` (one PCA
-basis per annulus, no frame rotated).
+basis per annulus, no frame rotated). For a model that takes S/N curves (NA-SODINN), every pixel's
+curve is computed from the same residuals (:func:`sodinn.mlar.features.ring_apertures`), for the
+null draws too.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -17,11 +19,12 @@ from threadpoolctl import threadpool_limits
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig, SampleConfig
 from sodinn.learn.artifact import TrainedModel
+from sodinn.mlar.features import ring_apertures
 from sodinn.mlar.operator import AnnulusOperator
 from sodinn.mlar.samples import sample_annuli
 
-__all__ = ["UNEVALUATED_LOGIT", "ProbabilityMap", "annulus_feature_samples", "null_angle_sets", "null_arc_mask",
-           "probability_map"]
+__all__ = ["UNEVALUATED_LOGIT", "AnnulusFeatures", "ProbabilityMap", "annulus_feature_samples", "annulus_features",
+           "null_angle_sets", "null_arc_mask", "probability_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +141,93 @@ def null_arc_mask(shape: tuple[int, int], sources_xy: np.ndarray | list, angles_
     return out
 
 
+@dataclass(frozen=True)
+class AnnulusFeatures:
+    """What a model sees of every pixel of one annulus (see :func:`annulus_features`).
+
+    Attributes
+    ----------
+    samples : ndarray, shape (n_pixels, K, P, P)
+        The MLAR sample centred on each pixel (+PA), not normalised.
+    pixels : ndarray of int, shape (n_pixels, 2)
+        The (y, x) pixel of each sample.
+    ks : ndarray of int, shape (K,)
+        The ranks of the annulus.
+    snr_curves : ndarray of float64, shape (n_pixels, K), or None
+        Each pixel's S/N at each rank on the same residual frames, when asked for.
+    null_samples : list of ndarray, shape (n_pixels, K, P, P) each
+        The samples of each null draw (empty without null draws).
+    null_snr_curves : list of ndarray, shape (n_pixels, K) each
+        Their S/N curves, when asked for (else empty).
+    """
+
+    samples: np.ndarray
+    pixels: np.ndarray
+    ks: np.ndarray
+    snr_curves: np.ndarray | None = None
+    null_samples: list[np.ndarray] = field(default_factory=list)
+    null_snr_curves: list[np.ndarray] = field(default_factory=list)
+
+
+def annulus_features(
+    sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float,
+    *, null_angles: list[np.ndarray] | tuple[np.ndarray, ...] = (), snr_curves: bool = False,
+) -> AnnulusFeatures:
+    """Build the samples (and S/N curves) of every pixel of an annulus from the real cube (+PA, no injection).
+
+    The curves are those of :func:`sodinn.mlar.features.snr_curves` on the residual frames the
+    samples are cut from (NA-SODINN, Cantero et al. 2023, A&A 680, A86), as in training.
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data.
+    config : SampleConfig
+        Sample settings (patch size, number of ranks, k policy), normally the model's.
+    r_in_px, r_out_px : float
+        Inner and outer radius of the annulus, px.
+    null_angles : sequence of ndarray, shape (n_frames,) each
+        Also build the samples of the same pixels with the residuals derotated by each of these angle
+        sets (:func:`null_angle_sets`), from the same PCA basis (it does not depend on the angles).
+    snr_curves : bool
+        Also compute every sample's S/N curve (for a model that takes them).
+
+    Returns
+    -------
+    AnnulusFeatures
+        Samples, pixels, ranks, and the curves and null draws asked for.
+
+    Raises
+    ------
+    ValueError
+        If ``config.k_list`` asks for more ranks than the sequence has frames, or the annulus does not fit
+        in ``config.memory_budget_gib``.
+    """
+    cube = np.asarray(sequence.cube)
+    with threadpool_limits(limits=1, user_api="blas"):
+        op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
+        basis = op.basis(op.m_ext)
+        every = np.arange(len(op.centers))
+        rings = ring_apertures(op, every, sequence.fwhm_px) if snr_curves else None
+        values = op.residual_means(op.m_ext, basis, op.plus)
+        null_samples, null_curves = [], []
+        for angles in null_angles:
+            null_values = op.residual_means(op.m_ext, basis, np.asarray(angles, dtype=np.float64))
+            null_samples.append(op.patches(null_values, every))
+            if rings is not None:
+                null_curves.append(rings.curves_from_union(null_values))
+    return AnnulusFeatures(samples=op.patches(values, every), pixels=op.centers, ks=op.ks,
+                           snr_curves=None if rings is None else rings.curves_from_union(values),
+                           null_samples=null_samples, null_snr_curves=null_curves)
+
+
 def annulus_feature_samples(
     sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float,
     *, null_angles: list[np.ndarray] | tuple[np.ndarray, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Build the samples of every pixel of an annulus from the real cube (+PA derotation, no injection).
+
+    The samples of :func:`annulus_features`, as a tuple.
 
     Parameters
     ----------
@@ -173,20 +258,15 @@ def annulus_feature_samples(
         If ``config.k_list`` asks for more ranks than the sequence has frames, or the annulus does not fit
         in ``config.memory_budget_gib``.
     """
-    cube = np.asarray(sequence.cube)
-    with threadpool_limits(limits=1, user_api="blas"):
-        op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
-        basis = op.basis(op.m_ext)
-        every = np.arange(len(op.centers))
-        samples = op.patches(op.residual_means(op.m_ext, basis, op.plus), every)
-        if not len(null_angles):
-            return samples, op.centers, op.ks
-        nulls = [op.patches(op.residual_means(op.m_ext, basis, np.asarray(a, dtype=np.float64)), every) for a in null_angles]
-    return samples, op.centers, op.ks, nulls
+    built = annulus_features(sequence, config, r_in_px, r_out_px, null_angles=null_angles)
+    if not len(null_angles):
+        return built.samples, built.pixels, built.ks
+    return built.samples, built.pixels, built.ks, built.null_samples
 
 
-def _logits(model: TrainedModel, samples: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([model.predict_logits(samples[s : s + batch_size]) for s in range(0, len(samples), batch_size)])
+def _logits(model: TrainedModel, samples: np.ndarray, curves: np.ndarray | None, batch_size: int) -> np.ndarray:
+    return np.concatenate([model.predict_logits(samples[s : s + batch_size], None if curves is None else curves[s : s + batch_size])
+                           for s in range(0, len(samples), batch_size)])
 
 
 def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: int = PredictConfig.batch_size,
@@ -251,14 +331,15 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
         lo, hi = float(radii_px[0]), float(radii_px[1])
         chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]
     for i in tqdm(chosen, desc="annuli", unit="annulus", disable=None if progress else True):
-        built = annulus_feature_samples(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i], null_angles=null_angles)
-        samples, pixels, k = built[:3]
-        rows, cols = pixels[:, 0], pixels[:, 1]
-        logit[rows, cols] = _logits(model, samples, batch_size)
-        for j, null_samples in enumerate(built[3] if null_angles else []):
-            nulls[j, rows, cols] = _logits(model, null_samples, batch_size)
+        built = annulus_features(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i], null_angles=null_angles,
+                                 snr_curves=model.needs_snr_curves)
+        rows, cols = built.pixels[:, 0], built.pixels[:, 1]
+        logit[rows, cols] = _logits(model, built.samples, built.snr_curves, batch_size)
+        for j, null_samples in enumerate(built.null_samples):
+            null_curves = built.null_snr_curves[j] if model.needs_snr_curves else None
+            nulls[j, rows, cols] = _logits(model, null_samples, null_curves, batch_size)
         evaluated[rows, cols] = True
-        ks.append(k)
+        ks.append(built.ks)
     sources = [tuple(map(float, xy)) for xy in np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2)]
     for j, angles in enumerate(null_angles):
         if sources:

@@ -8,6 +8,10 @@ A model folder holds the weights (``model.keras``, or ``model.joblib`` for SODIR
   (``"mean"``), ``training_geometry`` (ranks, annuli and flux ranges of the training set);
 - ``normalization``: how samples were normalised (:data:`sodinn.mlar.samples.NORMALIZATION`);
   a model is refused by a sodinn that normalises otherwise;
+- ``snr_curves``: for a model that takes each sample's S/N curve beside its patches
+  (:data:`sodinn.learn.models.SNR_CURVE_MODELS`), the rule that made them
+  (:data:`sodinn.mlar.features.SNR_CURVES`), else null; a model is refused by a sodinn that makes
+  them otherwise;
 - the data it was trained on: ``fwhm_px``, ``pixel_scale_arcsec``, ``snr_range``, ``sample_config``,
   ``training_set`` (file and SHA-256);
 - ``train_config``, ``metrics`` (held-out accuracy, ROC AUC, confusion matrix, per annulus) and the
@@ -34,6 +38,7 @@ from sodinn._atomic import atomic_path
 from sodinn._version import __version__
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig, TrainConfig
+from sodinn.mlar.features import SNR_CURVES
 from sodinn.mlar.samples import NORMALIZATION, minmax_normalize, sample_annuli
 
 __all__ = [
@@ -127,6 +132,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if _NORMALIZATION_ALIASES.get(recorded, recorded) != NORMALIZATION:
         msg = (f"{meta_path}: the model was trained on samples normalised as {recorded!r}, but this sodinn "
                f"normalises them as {NORMALIZATION!r}; retrain the model with this version")
+        raise ValueError(msg)
+    curves = meta.get("snr_curves")
+    if curves not in (None, SNR_CURVES):
+        msg = (f"{meta_path}: the model was trained on S/N curves made as {curves!r}, but this sodinn makes them "
+               f"as {SNR_CURVES!r}; retrain the model with this version")
         raise ValueError(msg)
     return meta
 
@@ -237,8 +247,9 @@ def probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     ----------
     model : keras.Model or SODIRF
         A trained model (Keras models are recognised by their ``compile`` method).
-    x : ndarray, shape (n, K, P, P, 1)
-        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis.
+    x : ndarray, shape (n, K, P, P, 1), or dict
+        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis; for
+        a model with two inputs, ``{"mlar_sample": samples, "snr_curve": curves (n, K)}``.
 
     Returns
     -------
@@ -266,8 +277,9 @@ def logits(model: Any, x: np.ndarray, *, features: Any = None) -> np.ndarray:
     ----------
     model : keras.Model or SODIRF
         A trained model.
-    x : ndarray, shape (n, K, P, P, 1)
-        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis.
+    x : ndarray, shape (n, K, P, P, 1), or dict
+        Samples normalised by :func:`~sodinn.mlar.samples.minmax_normalize`, with a channel axis; for
+        a model with two inputs, ``{"mlar_sample": samples, "snr_curve": curves (n, K)}``.
     features : keras.Model, optional
         The model from the inputs to the output layer's input (:func:`feature_model`); built here when
         not given.
@@ -356,6 +368,8 @@ def save_model(
     """
     import keras
 
+    from sodinn.learn.models import needs_snr_curves
+
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if train_config.model == "sodirf":
@@ -380,6 +394,7 @@ def save_model(
         "n_ranks": sample_config.n_ranks,
         "k_policy": sample_config.k_policy,
         "normalization": NORMALIZATION,
+        "snr_curves": SNR_CURVES if needs_snr_curves(train_config.model) else None,
         "collapse": "mean",
         "annulus_rule": {"width_fwhm": 1.0, "r_in_fwhm": sample_config.r_in_fwhm, "r_out_fwhm": sample_config.r_out_fwhm},
         "training_geometry": geometry,
@@ -418,22 +433,71 @@ class TrainedModel:
         """The sample settings of the training data: prediction builds its samples with the same ones."""
         return SampleConfig.from_dict(self.metadata["sample_config"])
 
-    def predict(self, samples: np.ndarray) -> np.ndarray:
+    @property
+    def needs_snr_curves(self) -> bool:
+        """Whether the model takes each sample's S/N curve beside its patches (``snr_curves`` in ``model.json``)."""
+        return bool(self.metadata.get("snr_curves"))
+
+    def inputs(self, samples: np.ndarray, snr_curves: np.ndarray | None = None) -> Any:
+        """Build the model's input from raw samples (normalised here as in training) and their S/N curves.
+
+        Parameters
+        ----------
+        samples : ndarray, shape (n, K, P, P)
+            Raw residual patches (as made by :mod:`sodinn.mlar.samples` or read with ``normalize=False``).
+        snr_curves : ndarray, shape (n, K), optional
+            Their S/N curves (:mod:`sodinn.mlar.features`); required by a model that takes them,
+            ignored by the others.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, K, P, P, 1), or dict
+            The normalised samples with a channel axis; for a model that takes S/N curves,
+            ``{"mlar_sample": samples, "snr_curve": curves}``.
+
+        Raises
+        ------
+        ValueError
+            If the model takes S/N curves and ``snr_curves`` is missing or not ``(n, K)``.
+        """
+        x = minmax_normalize(samples)[..., None]
+        if not self.needs_snr_curves:
+            return x
+        if snr_curves is None:
+            msg = (f"model {self.metadata.get('model')!r} takes the S/N curves of the samples beside them; pass "
+                   "snr_curves (sodinn.mlar.features)")
+            raise ValueError(msg)
+        curves = np.asarray(snr_curves, dtype=np.float32)
+        if curves.shape != x.shape[:2]:
+            msg = f"snr_curves must have shape {x.shape[:2]} (one per sample and rank); got {curves.shape}"
+            raise ValueError(msg)
+        from sodinn.learn.models import SAMPLE_INPUT, SNR_CURVE_INPUT
+
+        return {SAMPLE_INPUT: x, SNR_CURVE_INPUT: curves}
+
+    def predict(self, samples: np.ndarray, snr_curves: np.ndarray | None = None) -> np.ndarray:
         """Predict P(companion) of raw samples, normalised here as in training.
 
         Parameters
         ----------
         samples : ndarray, shape (n, K, P, P)
             Raw residual patches (as made by :mod:`sodinn.mlar.samples` or read with ``normalize=False``).
+        snr_curves : ndarray, shape (n, K), optional
+            Their S/N curves; required by a model that takes them (:attr:`needs_snr_curves`).
 
         Returns
         -------
         ndarray, shape (n,)
             P(companion) of every sample.
-        """
-        return probabilities(self.model, minmax_normalize(samples)[..., None])
 
-    def predict_logits(self, samples: np.ndarray) -> np.ndarray:
+        Raises
+        ------
+        ValueError
+            If the model takes S/N curves and ``snr_curves`` is missing or misshapen.
+        """
+        return probabilities(self.model, self.inputs(samples, snr_curves))
+
+    def predict_logits(self, samples: np.ndarray, snr_curves: np.ndarray | None = None) -> np.ndarray:
         """Predict the logit of P(companion) of raw samples (normalised here as in training), in float64.
 
         The score to rank and calibrate by: unlike a probability it does not saturate at 1
@@ -443,15 +507,23 @@ class TrainedModel:
         ----------
         samples : ndarray, shape (n, K, P, P)
             Raw residual patches (as made by :mod:`sodinn.mlar.samples` or read with ``normalize=False``).
+        snr_curves : ndarray, shape (n, K), optional
+            Their S/N curves; required by a model that takes them (:attr:`needs_snr_curves`).
 
         Returns
         -------
         ndarray of float64, shape (n,)
             The logit of every sample.
+
+        Raises
+        ------
+        ValueError
+            If the model takes S/N curves and ``snr_curves`` is missing or misshapen.
         """
+        x = self.inputs(samples, snr_curves)
         if self._features is None and hasattr(self.model, "compile"):
             object.__setattr__(self, "_features", feature_model(self.model) or False)
-        return logits(self.model, minmax_normalize(samples)[..., None], features=self._features or None)
+        return logits(self.model, x, features=self._features or None)
 
     def check_compatible(self, fwhm_px: float, sample_config: SampleConfig | None = None, *,
                          fwhm_tolerance: float = 0.15) -> None:

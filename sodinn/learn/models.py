@@ -7,9 +7,13 @@ shape is ``(K, P, P, 1)``: the PCA-rank axis is the sequence axis of the ConvLST
 | name | model |
 | --- | --- |
 | ``sodinn`` | the paper: ConvLSTM2D(40, 3x3) -> MaxPool3D -> ConvLSTM2D(40, 3x3) -> MaxPool3D -> Dense(128) -> Dropout(0.5) -> sigmoid |
+| ``sodinn-snr`` | ``sodinn`` plus the sample's S/N curve (NA-SODINN, Cantero et al. 2023) through Dense(32), before Dense(128) |
 | ``sodinn-v2`` | the later package: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25 |
 | ``conv3d`` | a 3-D convolutional alternative (Conv3D 32/64, 3x3x3) |
 | ``sodirf`` | scikit-learn random forest (100 trees) on the flattened sample (the paper's SODIRF) |
+
+Models of :data:`SNR_CURVE_MODELS` take two named inputs, ``{"mlar_sample": (n, K, P, P, 1),
+"snr_curve": (n, K)}``; the others take the samples alone (SODIRF stays patch-only).
 
 :data:`MODELS` is the registry (a new model is one entry); :func:`import_keras_quietly` imports Keras
 with TensorFlow's C++ start-up notices kept off the terminal (they are written to file descriptor 2
@@ -33,18 +37,34 @@ from sodinn import _validation as v
 __all__ = [
     "MODELS",
     "MODEL_NAMES",
+    "SAMPLE_INPUT",
+    "SNR_CLIP",
+    "SNR_CURVE_INPUT",
+    "SNR_CURVE_MODELS",
     "SODIRF",
     "build_conv3d",
     "build_convlstm",
     "build_model",
     "build_sodinn",
+    "build_sodinn_snr",
     "build_sodinn_v2",
     "build_sodirf",
     "check_model_name",
     "custom_objects",
     "fused_convlstm_class",
     "import_keras_quietly",
+    "needs_snr_curves",
+    "snr_scaling_class",
 ]
+
+#: Name of the MLAR-sample input of every Keras model
+SAMPLE_INPUT = "mlar_sample"
+#: Name of the S/N-curve input of the models of :data:`SNR_CURVE_MODELS`
+SNR_CURVE_INPUT = "snr_curve"
+#: The models that take each sample's S/N curve beside its patches
+SNR_CURVE_MODELS = frozenset({"sodinn-snr"})
+#: S/N curves are clipped to +-SNR_CLIP and divided by it inside the models (a fixed rule, no fitted statistics)
+SNR_CLIP = 10.0
 
 
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
@@ -137,15 +157,51 @@ def fused_convlstm_class() -> type:
     return ConvLSTM2D
 
 
+@functools.cache
+def snr_scaling_class() -> type:
+    """Return sodinn's S/N-scaling layer class (registered for saving as ``"sodinn>SNRScaling"``).
+
+    ``SNRScaling(clip)`` maps an S/N curve to ``clip(nan_to_num(x), -clip, clip) / clip``, in
+    [-1, 1]: a fixed rule saved with the model, so training and prediction scale alike without
+    statistics of the training set. Keras 3 operations only.
+
+    Returns
+    -------
+    type
+        A ``keras.layers.Layer`` subclass, ``SNRScaling(clip, *, name=None)``; output shaped as its input.
+    """
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="sodinn", name="SNRScaling")
+    class SNRScaling(keras.layers.Layer):
+        def __init__(self, clip: float = SNR_CLIP, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.clip = float(clip)
+
+        def call(self, inputs: Any) -> Any:
+            x = ops.nan_to_num(inputs, nan=0.0, posinf=self.clip, neginf=-self.clip)
+            return ops.clip(x, -self.clip, self.clip) / self.clip
+
+        def compute_output_shape(self, input_shape: tuple) -> tuple:
+            return input_shape
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "clip": self.clip}
+
+    return SNRScaling
+
+
 def custom_objects() -> dict[str, type]:
     """Return the layers of sodinn's models by their saved names, for ``keras.saving.load_model``.
 
     Returns
     -------
     dict of str to type
-        ``{"sodinn>ConvLSTM2D": fused_convlstm_class()}``; building it also registers it with Keras.
+        ``{"sodinn>ConvLSTM2D": fused_convlstm_class(), "sodinn>SNRScaling": snr_scaling_class()}``;
+        building them also registers them with Keras.
     """
-    return {"sodinn>ConvLSTM2D": fused_convlstm_class()}
+    return {"sodinn>ConvLSTM2D": fused_convlstm_class(), "sodinn>SNRScaling": snr_scaling_class()}
 
 
 def build_convlstm(
@@ -156,6 +212,7 @@ def build_convlstm(
     dense_units: int = 128,
     dropout: float = 0.5,
     spatial_dropout: tuple[float, float] | None = None,
+    snr_units: int | None = None,
     name: str = "sodinn",
 ) -> Any:
     """Build two ConvLSTM2D blocks with 3-D max pooling, a dense layer and a sigmoid output.
@@ -176,19 +233,24 @@ def build_convlstm(
         Dropout rate before the output layer, in [0, 1).
     spatial_dropout : (float, float), optional
         SpatialDropout3D rate after each ConvLSTM2D (the later variant); default none.
+    snr_units : int, optional
+        With a value: a second input ``snr_curve`` of shape (K,), scaled by :func:`snr_scaling_class`
+        and passed through Dense(``snr_units``, ReLU), concatenated with the flattened ConvLSTM
+        features before the dense layer (NA-SODINN's S/N-curve features). Default: patches only.
     name : str
         The model's name.
 
     Returns
     -------
     keras.Model
-        Uncompiled; output P(companion), shape (batch, 1).
+        Uncompiled; output P(companion), shape (batch, 1). Inputs: ``mlar_sample``, and
+        ``snr_curve`` with ``snr_units``.
 
     Raises
     ------
     ValueError
         If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4, ``filters`` or ``kernel_sizes``
-        is not two positive integers, or ``dropout`` is outside [0, 1).
+        is not two positive integers, ``dropout`` is outside [0, 1), or ``snr_units < 1``.
     """
     import keras
 
@@ -200,7 +262,10 @@ def build_convlstm(
     if not 0 <= dropout < 1:
         msg = f"dropout must be in [0, 1); Received: dropout={dropout}"
         raise ValueError(msg)
-    inputs = keras.Input(shape=shape, name="mlar_sample")
+    if snr_units is not None and snr_units < 1:
+        msg = f"snr_units must be a positive integer; Received: snr_units={snr_units}"
+        raise ValueError(msg)
+    inputs = keras.Input(shape=shape, name=SAMPLE_INPUT)
     x = inputs
     convlstm = fused_convlstm_class()
     for i in range(2):
@@ -209,10 +274,67 @@ def build_convlstm(
             x = keras.layers.SpatialDropout3D(spatial_dropout[i], name=f"spatial_dropout_{i + 1}")(x)
         x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    model_inputs: Any = inputs
+    if snr_units is not None:
+        curve = keras.Input(shape=(shape[0],), name=SNR_CURVE_INPUT)
+        c = snr_scaling_class()(SNR_CLIP, name="snr_scaling")(curve)
+        c = keras.layers.Dense(snr_units, activation="relu", name="snr_dense")(c)
+        x = keras.layers.Concatenate(name="concatenate")([x, c])
+        model_inputs = {SAMPLE_INPUT: inputs, SNR_CURVE_INPUT: curve}
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(model_inputs, outputs, name=name)
+
+
+def build_sodinn_snr(input_shape: Sequence[int]) -> Any:
+    """Build SODINN with each sample's S/N curve as a second input (NA-SODINN, Cantero et al. 2023, A&A 680, A86).
+
+    The ``sodinn`` network on the patches (:func:`build_sodinn`); the (K,) S/N curve (the sample's
+    S/N at each of its K ranks, :mod:`sodinn.mlar.features`) clipped to +-:data:`SNR_CLIP` and divided
+    by it, through Dense(32, ReLU); both concatenated before Dense(128) -> Dropout(0.5) -> sigmoid.
+    The curves restore what the per-rank min-max normalisation of the patches erases: a sample's
+    brightness relative to the noise of its annulus.
+
+    Parameters
+    ----------
+    input_shape : sequence of int, (K, P, P, 1)
+        Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4; the
+        curve input has shape (K,).
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, named ``"sodinn_snr"``; inputs ``{"mlar_sample", "snr_curve"}``, output
+        P(companion), shape (batch, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
+    """
+    return build_convlstm(input_shape, snr_units=32, name="sodinn_snr")
+
+
+def needs_snr_curves(name: str) -> bool:
+    """Tell whether the model registered as ``name`` takes the samples' S/N curves; Keras is not imported.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`MODELS`.
+
+    Returns
+    -------
+    bool
+        True for the models of :data:`SNR_CURVE_MODELS`.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered.
+    """
+    return check_model_name(name) in SNR_CURVE_MODELS
 
 
 def build_sodinn(input_shape: Sequence[int]) -> Any:
@@ -421,6 +543,7 @@ MODELS: dict[str, Callable[..., Any]] = {
     "sodinn-v2": lambda shape, *, seed=0: build_sodinn_v2(shape),
     "conv3d": lambda shape, *, seed=0: build_conv3d(shape),
     "sodirf": build_sodirf,
+    "sodinn-snr": lambda shape, *, seed=0: build_sodinn_snr(shape),
 }
 
 MODEL_NAMES = tuple(MODELS)

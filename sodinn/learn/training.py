@@ -28,7 +28,7 @@ from sodinn._atomic import check_writable_output, output_folder
 from sodinn.adi.io import file_checksum
 from sodinn.config import TrainConfig
 from sodinn.learn.artifact import probabilities, save_model
-from sodinn.learn.models import build_model, check_model_name
+from sodinn.learn.models import SAMPLE_INPUT, SNR_CURVE_INPUT, build_model, check_model_name, needs_snr_curves
 from sodinn.mlar.store import SampleFile
 
 __all__ = ["IN_MEMORY_BYTES", "RESUME_STATE", "TrainResult", "evaluate", "group_split", "predict_file", "train"]
@@ -132,13 +132,19 @@ def _sequence_class():
     class SampleSequence(keras.utils.PyDataset):
         """Batches ``(x[..., None], y)`` of a sample file: from memory when given, else read on demand (bounded memory).
 
+        With ``curves``, ``x`` is ``{"mlar_sample": x[..., None], "snr_curve": the samples' S/N curves}``.
+
         Reading a shuffled batch from the file decompresses every chunk it touches (256 samples each,
         gzip), i.e. nearly the whole file per batch; the samples in memory give the same batches.
         """
 
         def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
-                     in_memory: bool = False) -> None:
+                     in_memory: bool = False, curves: bool = False) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
+            self._curves: np.ndarray | None = None
+            if curves:
+                with SampleFile(path) as f:
+                    self._curves = f.require_snr_curves()
             self.path, self.indices, self.batch_size = path, np.asarray(indices), batch_size
             self.shuffle, self.seed, self.epoch = shuffle, seed, 0
             self._file: SampleFile | None = None
@@ -161,10 +167,16 @@ def _sequence_class():
             idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
             if self._memory is not None:
                 rows = self._sorter[np.searchsorted(self.indices, idx, sorter=self._sorter)]
-                return self._memory[0][rows], self._memory[1][rows]
+                return self._with_curves(self._memory[0][rows], idx), self._memory[1][rows]
             if self._file is None:
                 self._file = SampleFile(self.path)
-            return self._file.read(idx, normalize=True)[..., None], self._file.labels[idx].astype(np.float32)
+            x = self._file.read(idx, normalize=True)[..., None]
+            return self._with_curves(x, idx), self._file.labels[idx].astype(np.float32)
+
+        def _with_curves(self, x: np.ndarray, idx: np.ndarray) -> Any:
+            if self._curves is None:
+                return x
+            return {SAMPLE_INPUT: x, SNR_CURVE_INPUT: self._curves[idx]}
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -235,8 +247,9 @@ def train(
     FileNotFoundError
         If ``sample_path`` is not a file.
     ValueError
-        If ``config.model`` is not registered, ``sample_path`` is not a sodinn sample file, or the
-        samples have too few groups to split.
+        If ``config.model`` is not registered, ``sample_path`` is not a sodinn sample file, the
+        samples have too few groups to split, or the model takes S/N curves and the file has none
+        (a :class:`~sodinn.exceptions.SettingError`: re-run ``sodinn samples``).
     OSError
         If ``out_dir`` cannot be written (a file, no permission), before any work.
     """
@@ -250,6 +263,8 @@ def train(
         provenance = f.provenance
         geometry = {"ks": f.ks.tolist(), "r_in_px": f.r_in_px.tolist(), "r_out_px": f.r_out_px.tolist(),
                     "flux_range": f.flux_range.tolist()}
+        if needs_snr_curves(config.model):
+            f.require_snr_curves(model=config.model)
     split = group_split(groups, labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                         seed=config.seed, strata=annulus)
     logger.info("group split: %d train, %d validation, %d test samples", *(s.size for s in split))
@@ -261,13 +276,14 @@ def train(
 def _train_into(sample_path: Path, config: TrainConfig, split, shape, out: Path, labels, annulus, sample_config,
                 provenance, geometry, *, resume: bool, progress: bool) -> TrainResult:
     model, history = _fit(Path(sample_path), config, split, shape, out, resume=resume, progress=progress)
-    metrics = evaluate(model, Path(sample_path), split[2], annulus, labels)
+    curves = needs_snr_curves(config.model)
+    metrics = evaluate(model, Path(sample_path), split[2], annulus, labels, with_snr_curves=curves)
     metrics["split"] = {"train": int(split[0].size), "val": int(split[1].size), "test": int(split[2].size)}
     if config.report_random_split:
         rsplit = _random_split(labels.size, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                                seed=config.seed)
         rmodel, _ = _fit(Path(sample_path), config, rsplit, shape, out / "random_split", resume=False, progress=progress)
-        metrics["random_split"] = evaluate(rmodel, Path(sample_path), rsplit[2], annulus, labels)
+        metrics["random_split"] = evaluate(rmodel, Path(sample_path), rsplit[2], annulus, labels, with_snr_curves=curves)
         logger.info("a random split would have claimed accuracy %.3f (group split: %.3f)",
                     metrics["random_split"]["accuracy"], metrics["accuracy"])
     save_model(model, out, train_config=config, sample_config=sample_config, provenance=provenance, geometry=geometry,
@@ -288,8 +304,11 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
     keras.utils.set_random_seed(config.seed)
     sequence = _sequence_class()
     in_memory = (train_idx.size + val_idx.size) * 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES
-    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed, in_memory=in_memory)
-    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed, in_memory=in_memory)
+    curves = needs_snr_curves(config.model)
+    train_data = sequence(path, train_idx, config.batch_size, shuffle=True, seed=config.seed, in_memory=in_memory,
+                          curves=curves)
+    val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed, in_memory=in_memory,
+                        curves=curves)
     model = build_model(config.model, shape)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="binary_crossentropy",
@@ -346,7 +365,8 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, labels: np.ndarray, *,
+             with_snr_curves: bool = False) -> dict[str, Any]:
     """Compute accuracy (threshold 0.5), ROC AUC, confusion matrix and per-annulus figures on ``indices``.
 
     Parameters
@@ -359,6 +379,8 @@ def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, l
         Samples to evaluate (e.g. the test part of :func:`group_split`).
     annulus, labels : ndarray, shape (n,)
         Annulus index and label of every sample of the file.
+    with_snr_curves : bool
+        Feed the samples' S/N curves too (a model of :data:`sodinn.learn.models.SNR_CURVE_MODELS`).
 
     Returns
     -------
@@ -368,7 +390,7 @@ def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, l
     """
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
-    probs = predict_file(model, path, indices)
+    probs = predict_file(model, path, indices, with_snr_curves=with_snr_curves)
     y = labels[indices]
     pred = (probs >= 0.5).astype(int)
 
@@ -383,7 +405,8 @@ def evaluate(model: Any, path: Path, indices: np.ndarray, annulus: np.ndarray, l
     return metrics
 
 
-def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 512, *,
+                 with_snr_curves: bool = False) -> np.ndarray:
     """Predict P(companion) for the samples ``indices`` of a sample file, streamed.
 
     Parameters
@@ -396,15 +419,24 @@ def predict_file(model: Any, path: Path, indices: np.ndarray, batch_size: int = 
         Samples to predict, in that order.
     batch_size : int
         Samples read and predicted at a time.
+    with_snr_curves : bool
+        Feed the samples' S/N curves too (a model of :data:`sodinn.learn.models.SNR_CURVE_MODELS`).
 
     Returns
     -------
     ndarray, shape (m,)
         P(companion) of every sample (normalised as in training).
+
+    Raises
+    ------
+    SettingError
+        If ``with_snr_curves`` and the file has no S/N curves.
     """
     out = []
     with SampleFile(path) as f:
+        curves = f.require_snr_curves() if with_snr_curves else None
         for start in range(0, indices.size, batch_size):
-            x = f.read(indices[start : start + batch_size], normalize=True)[..., None]
-            out.append(probabilities(model, x))
+            part = indices[start : start + batch_size]
+            x = f.read(part, normalize=True)[..., None]
+            out.append(probabilities(model, x if curves is None else {SAMPLE_INPUT: x, SNR_CURVE_INPUT: curves[part]}))
     return np.concatenate(out) if out else np.zeros(0)

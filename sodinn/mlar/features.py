@@ -13,6 +13,9 @@ test position, exact pixel fractions), vectorised over positions and frames.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,7 +24,10 @@ from sodinn.adi.aperture import aperture_weights, gather_blocks
 from sodinn.adi.geometry import frame_center
 from sodinn.mlar.operator import AnnulusOperator
 
-__all__ = ["annulus_snr_curves", "snr_curves"]
+__all__ = ["SNR_CURVES", "RingApertures", "annulus_snr_curves", "ring_apertures", "snr_curves"]
+
+#: How the S/N curves of sample files and prediction are made (negative lobes kept); sample files and model folders record it
+SNR_CURVES = "mawet-snr-per-rank/1"
 
 
 def snr_curves(
@@ -83,11 +89,15 @@ def snr_curves(
     out = np.empty((len(xy), arr.shape[0]))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for i, (start, noise) in enumerate(zip(starts, noise_index)):
-        signal = fluxes[:, start]
-        values = fluxes[:, start + noise]  # (K, n_2)
-        n2 = noise.size
-        out[i] = (signal - values.mean(axis=1)) / (values.std(axis=1, ddof=1) * np.sqrt(1 + 1 / n2))
+        out[i] = _snr_of_fluxes(fluxes[:, start : start + counts[i]], noise)
     return out
+
+
+def _snr_of_fluxes(fluxes: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """S/N (SPEC §5) at every rank from the aperture fluxes ``(K, n_apertures)`` of one position (signal first)."""
+    signal = fluxes[:, 0]
+    values = fluxes[:, noise]  # (K, n_2)
+    return (signal - values.mean(axis=1)) / (values.std(axis=1, ddof=1) * np.sqrt(1 + 1 / noise.size))
 
 
 def annulus_snr_curves(
@@ -161,6 +171,163 @@ def annulus_snr_curves(
         cols, w = operator.stencils(angles, chunk)
         frames[:, operator.union[chunk]] = residual_patch(a, 0, u, yt, cols, w, np.arange(chunk.size), operator.ks)
     return snr_curves(frames.reshape(-1, size, size), xy, fwhm, exclude_negative_lobes=exclude_negative_lobes)
+
+
+@dataclass(frozen=True)
+class RingApertures:
+    """The S/N apertures (SPEC §5) of some sample centres of one annulus, on its operator's union pixels.
+
+    Made by :func:`ring_apertures`. The S/N curve of a centre needs the residual frames only on
+    ``rows[i]``: the pixels of its apertures, all around the ring through it; the annulus operator
+    computes its residuals on exactly those pixels (:class:`~sodinn.mlar.operator.AnnulusOperator`).
+
+    Attributes
+    ----------
+    rows : tuple of ndarray of int64
+        For every centre, the rows of ``operator.union`` its apertures read (sorted, distinct).
+    index : tuple of ndarray of int64, shape (n_apertures, m * m)
+        For every centre, the position in its ``rows`` of every pixel of every aperture's m x m block.
+    weights : tuple of ndarray of float64, shape (n_apertures, m * m)
+        The exact pixel fractions of those pixels (0 outside the aperture); the signal aperture first.
+    noise : tuple of ndarray of int64
+        For every centre, its noise apertures (indices into the apertures; 0 is the signal).
+    """
+
+    rows: tuple[np.ndarray, ...]
+    index: tuple[np.ndarray, ...]
+    weights: tuple[np.ndarray, ...]
+    noise: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        """Return the number of centres."""
+        return len(self.rows)
+
+    @property
+    def max_rows(self) -> int:
+        """The largest number of pixels one centre's apertures read."""
+        return max((r.size for r in self.rows), default=0)
+
+    def curves_from_union(self, values: np.ndarray) -> np.ndarray:
+        """Compute the S/N curve of every centre from residual values on all union pixels.
+
+        Parameters
+        ----------
+        values : ndarray, shape (K, n_union)
+            One residual value per rank and union pixel, e.g.
+            :meth:`~sodinn.mlar.operator.AnnulusOperator.residual_means`.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, K)
+            Equal to :func:`snr_curves` on the frames that hold ``values`` on the union pixels.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        return self.curves_from_rows([values[:, r] for r in self.rows])
+
+    def curves_from_rows(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        """Compute the S/N curve of every centre from residual values on its own aperture pixels.
+
+        Parameters
+        ----------
+        values : sequence of ndarray, shape (K, len(rows[i])) each
+            Per centre, the residual value at each rank on its ``rows[i]`` (e.g. of its own
+            injected cube, for a C+ sample).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, K)
+            The S/N (Mawet et al. 2014) of every centre at every rank.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or of their columns does not match the centres' pixels.
+        """
+        if len(values) != len(self.rows):
+            msg = f"values must hold one array per centre ({len(self.rows)}); got {len(values)}"
+            raise ValueError(msg)
+        out = []
+        for v_i, idx, w, noise, rows in zip(values, self.index, self.weights, self.noise, self.rows):
+            v_i = np.asarray(v_i, dtype=np.float64)
+            if v_i.ndim != 2 or v_i.shape[1] != rows.size:
+                msg = f"each array of values must be (K, {rows.size}) for its centre; got shape {v_i.shape}"
+                raise ValueError(msg)
+            fluxes = np.einsum("kam,am->ka", v_i[:, idx], w)
+            out.append(_snr_of_fluxes(fluxes, noise))
+        return np.array(out).reshape(len(self.rows), -1)
+
+
+def ring_apertures(
+    operator: AnnulusOperator,
+    centre_idx: npt.ArrayLike,
+    fwhm_px: float,
+    *,
+    exclude_negative_lobes: bool = False,
+) -> RingApertures:
+    """Place the S/N apertures of sample centres of one annulus on its operator's union pixels.
+
+    The apertures of :func:`snr_curves` (radius ``FWHM/2``, clockwise from the centre, exact pixel
+    fractions; Mawet et al. 2014, SPEC §5) at each centre pixel, as rows of ``operator.union``: the
+    residuals there give the S/N curves of MLAR samples (NA-SODINN, Cantero et al. 2023, A&A 680, A86),
+    for C- and prediction samples from one residual per annulus
+    (:meth:`RingApertures.curves_from_union`), for a C+ sample from its own injected cube
+    (:meth:`RingApertures.curves_from_rows`).
+
+    Parameters
+    ----------
+    operator : AnnulusOperator
+        The annulus operator (:mod:`sodinn.mlar.operator`).
+    centre_idx : array-like of int, shape (n,)
+        Sample centres, as rows of ``operator.centers``; the S/N is taken at the pixel.
+    fwhm_px : float
+        PSF FWHM, px.
+    exclude_negative_lobes : bool
+        Drop the two noise apertures next to the test one.
+
+    Returns
+    -------
+    RingApertures
+        Rows, weights and noise apertures of every centre.
+
+    Raises
+    ------
+    TypeError
+        If ``operator`` is not an :class:`~sodinn.mlar.operator.AnnulusOperator`.
+    ValueError
+        If ``centre_idx`` holds a row outside ``operator.centers``, or an aperture reads a pixel no
+        patch of the annulus covers (the patch is narrower than ``FWHM + 2`` px).
+    """
+    if not isinstance(operator, AnnulusOperator):
+        msg = f"operator must be an AnnulusOperator; got {type(operator).__name__}"
+        raise TypeError(msg)
+    idx = np.asarray(centre_idx, dtype=np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= len(operator.centers)):
+        msg = f"centre_idx must be rows of operator.centers (0 ... {len(operator.centers) - 1})"
+        raise ValueError(msg)
+    size = operator.size
+    fwhm = v.check_fwhm(fwhm_px, frame_size=size)
+    xy = operator.centers[idx][:, ::-1].astype(np.float64)
+    centers, counts = _ring_centers(xy, fwhm, (size, size))
+    noise = _noise_index(counts, bool(exclude_negative_lobes))
+    y0, x0, w = aperture_weights(centers, fwhm / 2)
+    m = w.shape[-1]
+    flat = ((y0[:, None, None] + np.arange(m)[None, :, None]) * size + (x0[:, None, None] + np.arange(m)[None, None, :]))
+    flat = flat.reshape(len(centers), -1)
+    w = w.reshape(len(centers), -1)
+    used = w > 0
+    union_row = np.minimum(np.searchsorted(operator.union, flat), operator.union.size - 1)
+    if not np.array_equal(operator.union[union_row[used]], flat[used]):
+        msg = (f"the S/N apertures read pixels no patch of this annulus covers; use patches of at least "
+               f"FWHM + 2 px (patch_px={operator.patch_px})")
+        raise ValueError(msg)
+    rows, index, weights = [], [], []
+    for start, count in zip(np.cumsum(counts) - counts, counts):
+        part = slice(int(start), int(start + count))
+        r = np.unique(union_row[part][used[part]])
+        rows.append(r)
+        index.append(np.where(used[part], np.searchsorted(r, union_row[part]), 0).astype(np.int64))
+        weights.append(np.ascontiguousarray(w[part]))
+    return RingApertures(rows=tuple(rows), index=tuple(index), weights=tuple(weights), noise=tuple(noise))
 
 
 def _ring_centers(xy: np.ndarray, fwhm: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -424,6 +424,40 @@ class AnnulusOperator:
         ValueError
             If a position does not round to a pixel of the annulus.
         """
+        return self.positive_values(psf, x, y, flux)[0]
+
+    def positive_values(self, psf: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                        extra_rows: list[np.ndarray] | tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Make C+ samples as :meth:`positive_samples`, and each one's residuals on more pixels of its injected cube.
+
+        The extra pixels of a sample (e.g. the S/N apertures around its ring,
+        :func:`sodinn.mlar.features.ring_apertures`) go through the same compiled loop as its patch,
+        with the same recomputed basis: exact, at a cost that grows with their number.
+
+        Parameters
+        ----------
+        psf : ndarray, shape (p, p)
+            Normalised PSF of the injections.
+        x, y : ndarray, shape (n,)
+            Companion positions in the sky frame, px; each must round to a pixel of the annulus.
+        flux : ndarray, shape (n,)
+            Companion fluxes, in the cube's units (times the normalised PSF).
+        extra_rows : sequence of ndarray of int, optional
+            Per sample, rows of ``union`` where its residuals are wanted too (default none).
+
+        Returns
+        -------
+        samples : ndarray of float64, shape (n, K, P, P)
+            Derotated (+PA) mean residual patches.
+        extra : list of ndarray of float64, shape (K, len(extra_rows[i])) each
+            Each sample's residuals on its extra rows (empty arrays without ``extra_rows``).
+
+        Raises
+        ------
+        ValueError
+            If a position does not round to a pixel of the annulus, or ``extra_rows`` has not one
+            array of union rows per sample.
+        """
         row_of = {int(c[0]) * self.size + int(c[1]): i for i, c in enumerate(self.centers)}
         centre = np.empty(len(x), dtype=np.int64)
         for i in range(len(x)):
@@ -432,15 +466,32 @@ class AnnulusOperator:
                 msg = f"position (x={x[i]:.2f}, y={y[i]:.2f}) is not on a pixel of this annulus"
                 raise ValueError(msg)
             centre[i] = c
+        p2 = self.patch_px**2
+        if extra_rows is None:
+            extra_rows = [np.zeros(0, dtype=np.int64)] * len(x)
+        if len(extra_rows) != len(x) or any(np.any((r < 0) | (r >= self.union.size)) for r in extra_rows):
+            msg = f"extra_rows must hold one array of rows of union (0 ... {self.union.size - 1}) per sample"
+            raise ValueError(msg)
+        width = p2 + max((len(r) for r in extra_rows), default=0)
         shifter = FourierShifter(psf)
         out = np.empty((len(x), len(self.ks), self.patch_px, self.patch_px))
+        extra: list[np.ndarray] = [np.empty((len(self.ks), 0))] * len(x)
         order = np.argsort(centre, kind="stable")
         batch = self.plan.batch
         with no_cyclic_gc():  # the loop makes no reference cycles; collections would cost ~8 % of it
             for start in range(0, len(x), batch):
                 idx = order[start : start + batch]
-                out[idx] = self.positive_batch(shifter, x[idx], y[idx], flux[idx], centre[idx])
-        return out
+                rows = np.empty((len(idx), width), dtype=np.int64)
+                for j, i in enumerate(idx):  # the patch, its extra rows, then the patch's centre as padding
+                    r = np.asarray(extra_rows[i], dtype=np.int64)
+                    rows[j, :p2] = self.patch_rows[centre[i]]
+                    rows[j, p2 : p2 + r.size] = r
+                    rows[j, p2 + r.size :] = self.patch_rows[centre[i], p2 // 2]
+                values = self._positive_rows(shifter, x[idx], y[idx], flux[idx], rows)
+                out[idx] = values[:, :, :p2].reshape(len(idx), len(self.ks), self.patch_px, self.patch_px)
+                for j, i in enumerate(idx):
+                    extra[i] = values[j, :, p2 : p2 + len(extra_rows[i])]
+        return out, extra
 
     def positive_batch(self, shifter: FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                        centres: np.ndarray) -> np.ndarray:
@@ -471,17 +522,22 @@ class AnnulusOperator:
         ndarray of float64, shape (b, K, P, P)
             Derotated (+PA) mean residual patches.
         """
+        values = self._positive_rows(shifter, x, y, flux, self.patch_rows[centres])
+        return values.reshape(len(x), len(self.ks), self.patch_px, self.patch_px)
+
+    def _positive_rows(self, shifter: FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                       rows: np.ndarray) -> np.ndarray:
+        """C+ residuals of a batch on union rows ``rows`` (b, n_rows): (b, K, n_rows); see :meth:`positive_batch`."""
         from sodinn.mlar._kernels import positive_patches, workspace
 
-        stamps, corner, offsets, lookup, table_cols, table_w, rows = self.batch_inputs(shifter, x, y, flux, centres)
-        if self._work is None or self._work[2].shape[1] != stamps.shape[-1]:
-            self._work = workspace(self.n_frames, self.n_reg, stamps.shape[-1], self.patch_px**2)
+        stamps, corner, offsets, lookup, table_cols, table_w, rows = self.batch_inputs(shifter, x, y, flux, None,
+                                                                                        rows=rows)
+        if self._work is None or self._work[2].shape[1] != stamps.shape[-1] or self._work[3].shape[0] < rows.shape[1]:
+            self._work = workspace(self.n_frames, self.n_reg, stamps.shape[-1], max(self.patch_px**2, rows.shape[1]))
         if self.linalg_backend == "keras":
-            values = self._positive_values_keras(stamps, corner, offsets, lookup, table_cols, table_w, rows)
-        else:
-            values = positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, lookup,
-                                      table_cols, table_w, rows, self._work)
-        return values.reshape(len(x), len(self.ks), self.patch_px, self.patch_px)
+            return self._positive_values_keras(stamps, corner, offsets, lookup, table_cols, table_w, rows)
+        return positive_patches(self.m_ext, self.gram, self.k_max, self.ks, stamps, corner, offsets, lookup,
+                                table_cols, table_w, rows, self._work)
 
     def _positive_values_keras(self, stamps: np.ndarray, corner: np.ndarray, offsets: np.ndarray, lookup: np.ndarray,
                                table_cols: np.ndarray, table_w: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -518,7 +574,7 @@ class AnnulusOperator:
         return out
 
     def batch_inputs(self, shifter: FourierShifter, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
-                     centres: np.ndarray) -> tuple[np.ndarray, ...]:
+                     centres: np.ndarray | None, *, rows: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Prepare the per-sample inputs of the compiled C+ loop.
 
         Parameters
@@ -529,8 +585,10 @@ class AnnulusOperator:
             Companion positions in the sky frame, px.
         flux : ndarray, shape (b,)
             Companion fluxes.
-        centres : ndarray of int, shape (b,)
-            Patch centres, as rows of ``centers``.
+        centres : ndarray of int, shape (b,), or None
+            Patch centres, as rows of ``centers``: the residuals are wanted on their patches.
+        rows : ndarray of int, shape (b, n_rows), optional
+            Instead of ``centres``: the union rows where each sample's residuals are wanted.
 
         Returns
         -------
@@ -544,8 +602,8 @@ class AnnulusOperator:
             Region column of every pixel of the frame padded by p on each side (``n_reg`` outside).
         table_cols, table_w : ndarray, shape (n_table, n_frames, 4)
             +PA stencil table: region columns (int32) and weights.
-        rows : ndarray of int, shape (b, P * P)
-            Each sample's patch pixels as rows of the table.
+        rows : ndarray of int, shape (b, P * P) or (b, n_rows)
+            Each sample's patch pixels (or ``rows``) as rows of the table.
         """
         b, n, p = len(x), self.n_frames, shifter.size
         cy, cx = frame_center((self.size, self.size))
@@ -563,7 +621,7 @@ class AnnulusOperator:
             self._padded_lookup = padded.ravel()
         corner = ((cy + int_y).astype(np.int64) + p - p // 2) * width + (cx + int_x).astype(np.int64) + p - p // 2
         offsets = (np.arange(p)[:, None] * width + np.arange(p)[None, :]).ravel()
-        table_cols, table_w, rows = self._plus_stencils(self.patch_rows[centres])
+        table_cols, table_w, rows = self._plus_stencils(self.patch_rows[centres] if rows is None else np.asarray(rows))
         return stamps, corner, offsets, self._padded_lookup, table_cols, table_w, rows
 
     def _plus_stencils(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.exceptions import SettingError
 from sodinn.mlar.augmentation import augment_samples
+from sodinn.mlar.features import ring_apertures
 from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, single_blas_thread
 
 __all__ = [
@@ -92,6 +93,10 @@ class AnnulusSamples:
         their source's group.
     augmented : ndarray of bool, shape (n,)
         True for augmented C- samples (:func:`sodinn.mlar.augmentation.augment_samples`).
+    snr_curves : ndarray of float32, shape (n, K), or None
+        S/N (Mawet et al. 2014, negative lobes kept) of every sample at its centre pixel at each rank,
+        on the residual frames its patches come from (:data:`sodinn.mlar.features.SNR_CURVES`); an
+        augmented C- sample has its source's. None for sets made before S/N curves existed.
     """
 
     index: int
@@ -106,6 +111,7 @@ class AnnulusSamples:
     flux: np.ndarray
     group: np.ndarray
     augmented: np.ndarray
+    snr_curves: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,11 @@ class MLARSamples:
     def labels(self) -> np.ndarray:
         """Labels, shape (n,)."""
         return self._cat("labels")
+
+    @property
+    def snr_curves(self) -> np.ndarray:
+        """All S/N curves, shape (n, K), float32 (see :attr:`AnnulusSamples.snr_curves`)."""
+        return self._cat("snr_curves")
 
     @property
     def annulus(self) -> np.ndarray:
@@ -325,6 +336,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     rng_neg = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _NEG)))
     neg_idx = np.sort(rng_neg.choice(centres, target, replace=False)) if target < centres.size else centres
     neg = op.patches(neg_values, neg_idx)
+    neg_curves = ring_apertures(op, neg_idx, sequence.fwhm_px).curves_from_union(neg_values)
     ny, nx = op.centers[neg_idx, 0].astype(np.float64), op.centers[neg_idx, 1].astype(np.float64)
     n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))
     sector = (np.floor((np.degrees(np.arctan2(ny - cy, nx - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
@@ -337,6 +349,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         else:
             extra = augment_samples(neg, neg_group, target - len(neg_idx), config.seed, index)
             neg = np.concatenate([neg, extra[0]])
+            neg_curves = np.concatenate([neg_curves, neg_curves[extra[1]]])
             ny, nx = np.r_[ny, ny[extra[1]]], np.r_[nx, nx[extra[1]]]
             neg_group = np.r_[neg_group, neg_group[extra[1]]]
             neg_aug = np.r_[neg_aug, np.ones(len(extra[1]), dtype=bool)]
@@ -344,6 +357,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
 
     # ---- C+: one injection per sample, basis recomputed on the injected region
     px_, py_, flux = np.empty(n_pos), np.empty(n_pos), np.empty(n_pos)
+    row_of = {int(c[0]) * op.size + int(c[1]): i for i, c in enumerate(op.centers)}
     lo, hi = flux_range
     for i in range(n_pos):
         rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _POS, i)))
@@ -351,7 +365,10 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         jx, jy = rng.uniform(-config.jitter_px, config.jitter_px, 2)
         f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
         px_[i], py_[i], flux[i] = op.centers[c, 1] + jx, op.centers[c, 0] + jy, f
-    pos = op.positive_samples(psf, px_, py_, flux)
+    pos_centres = np.array([row_of[int(round(b)) * op.size + int(round(a))] for a, b in zip(px_, py_)], dtype=np.int64)
+    rings = ring_apertures(op, pos_centres, sequence.fwhm_px)
+    pos, ring_values = op.positive_values(psf, px_, py_, flux, rings.rows)
+    pos_curves = rings.curves_from_rows(ring_values)
     samples = np.concatenate([pos, neg]).astype(np.float32)
     labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(len(neg), dtype=np.int8)]
     return AnnulusSamples(
@@ -359,6 +376,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         samples=samples, labels=labels, x=np.r_[px_, nx], y=np.r_[py_, ny], flux=np.r_[flux, np.zeros(len(neg))],
         group=np.r_[index * 1_000_000 + np.arange(n_pos, dtype=np.int64), neg_group].astype(np.int64),
         augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
+        snr_curves=np.concatenate([pos_curves, neg_curves]).astype(np.float32),
     )
 
 

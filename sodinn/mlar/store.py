@@ -9,8 +9,10 @@ Layout of a sample file::
     /flux       (n,) float64   injected flux (0 for C-)
     /group      (n,) int64     split unit (injection id >= 0; C- azimuthal sector < 0)
     /augmented  (n,) bool
+    /snr_curves (n, K) float32 S/N of every sample at each rank (NA-SODINN; absent in files made before)
     /annuli/{r_in_px, r_out_px, flux_range, ks}    per-annulus tables
-    attrs: format, config (JSON), config_sha256, provenance (JSON), oracle (JSON), normalization
+    attrs: format, config (JSON), config_sha256, provenance (JSON), oracle (JSON), normalization,
+           snr_curves (the rule, :data:`sodinn.mlar.features.SNR_CURVES`; with the dataset)
 
 :func:`generate_sample_file` works annulus by annulus, keeping each finished annulus in a
 ``<file>.parts/`` folder; an interrupted run resumes from there and ends with the same file as an
@@ -34,6 +36,8 @@ import numpy as np
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
+from sodinn.exceptions import SettingError
+from sodinn.mlar.features import SNR_CURVES
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import AnnulusSamples, MLARSamples, fit_flux_ranges, iter_annulus_samples, minmax_normalize, plan_samples
 
@@ -130,8 +134,9 @@ def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any,
 
     annuli, psf, provenance = plan.annuli, plan.psf, plan.provenance
     # the oracle's method is part of the identity: a state saved by another method (e.g. before issue 14) is not resumed
+    # and so are the S/N curves' rule: parts made without curves (or by another rule) are not resumed
     identity = {"config_sha256": config.digest(), "sequence": _sequence_identity(sequence),
-                "oracle_method": FluxRangeEstimator.method_version}
+                "oracle_method": FluxRangeEstimator.method_version, "snr_curves": SNR_CURVES}
     if parts.exists() and not resume:
         shutil.rmtree(parts)
     state_file = parts / "state.json"
@@ -199,6 +204,9 @@ class SampleFile:
         C+ flux bounds of every annulus.
     sample_shape : tuple of int
         ``(K, P, P)``.
+    snr_curves : ndarray of float32, shape (n, K), or None
+        The S/N of every sample at each rank (:data:`sodinn.mlar.features.SNR_CURVES`); None in a
+        file made before S/N curves existed (see :meth:`require_snr_curves`).
 
     Raises
     ------
@@ -245,6 +253,7 @@ class SampleFile:
         self.r_in_px, self.r_out_px = h["annuli/r_in_px"][()], h["annuli/r_out_px"][()]
         self.flux_range = h["annuli/flux_range"][()]
         self.sample_shape: tuple[int, ...] = tuple(h["samples"].shape[1:])
+        self.snr_curves: np.ndarray | None = h["snr_curves"][()] if "snr_curves" in h else None
 
     def __len__(self) -> int:
         """Return the number of samples."""
@@ -261,6 +270,31 @@ class SampleFile:
     def close(self) -> None:
         """Close the file."""
         self._h5.close()
+
+    def require_snr_curves(self, *, model: str | None = None) -> np.ndarray:
+        """Return the S/N curves, or refuse a file that has none with the fix (re-run ``sodinn samples``).
+
+        Parameters
+        ----------
+        model : str, optional
+            The model that needs them, named in the message.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, K)
+            :attr:`snr_curves`.
+
+        Raises
+        ------
+        SettingError
+            If the file has no S/N curves (made by an older sodinn).
+        """
+        if self.snr_curves is None:
+            who = f"model {model!r}" if model else "this model"
+            raise SettingError(f"{who} needs the S/N curves of the samples, but {self.path} has none (made by an older "
+                               "sodinn); re-run `sodinn samples` to make a sample file with them, or train a patch-only "
+                               "{model}", model="sodinn")
+        return self.snr_curves
 
     def read(self, indices: Sequence[int] | np.ndarray, *, normalize: bool = False) -> np.ndarray:
         """Read the samples at ``indices`` (any order, repeats allowed).
@@ -359,6 +393,10 @@ def _write(annuli: list[AnnulusSamples], config: SampleConfig, provenance: dict,
             start += len(a.labels)
         for name in _FIELDS:
             h.create_dataset(name, data=np.concatenate([getattr(a, name) for a in annuli]), track_times=False)
+        if all(a.snr_curves is not None for a in annuli):
+            h.create_dataset("snr_curves", data=np.concatenate([a.snr_curves for a in annuli]).astype(np.float32),
+                             track_times=False)
+            h.attrs["snr_curves"] = SNR_CURVES
         h.create_dataset("annulus", data=np.concatenate([np.full(len(a.labels), a.index, np.int16) for a in annuli]),
                          track_times=False)
         g = h.create_group("annuli")
@@ -372,7 +410,8 @@ def _write(annuli: list[AnnulusSamples], config: SampleConfig, provenance: dict,
 def _save_part(path: Path, a: AnnulusSamples) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, index=a.index, r_in_px=a.r_in_px, r_out_px=a.r_out_px, ks=a.ks, flux_range=np.array(a.flux_range),
-                 samples=a.samples, labels=a.labels, x=a.x, y=a.y, flux=a.flux, group=a.group, augmented=a.augmented)
+                 samples=a.samples, labels=a.labels, x=a.x, y=a.y, flux=a.flux, group=a.group, augmented=a.augmented,
+                 **({} if a.snr_curves is None else {"snr_curves": a.snr_curves}))
 
 
 def _load_part(path: Path) -> AnnulusSamples:
@@ -381,6 +420,7 @@ def _load_part(path: Path) -> AnnulusSamples:
             index=int(z["index"]), r_in_px=float(z["r_in_px"]), r_out_px=float(z["r_out_px"]), ks=z["ks"],
             flux_range=(float(z["flux_range"][0]), float(z["flux_range"][1])), samples=z["samples"], labels=z["labels"],
             x=z["x"], y=z["y"], flux=z["flux"], group=z["group"], augmented=z["augmented"],
+            snr_curves=z["snr_curves"] if "snr_curves" in z.files else None,
         )
 
 

@@ -106,6 +106,18 @@ def test_train_command_with_sodirf(tiny_project, tmp_path, capsys):
     assert "model must be one of" in capsys.readouterr().err
 
 
+def test_train_and_predict_commands_with_sodinn_snr(tiny_project, tmp_path, capsys):
+    """The S/N-curve model through the command line: train on the project's samples, then predict with it."""
+    path = tiny_project.parent.parent / "out" / "samples.h5"
+    assert main(["train", str(path), "--model", "sodinn-snr", "--epochs", "1", "--batch-size", "32",
+                 "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("sodinn-snr: held-out accuracy")
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["snr_curves"] == "mawet-snr-per-rank/1"
+    assert main(["predict", str(tmp_path / "m"), "--config", str(tiny_project), "--output",
+                 str(tmp_path / "p"), "--quiet"]) == 0
+    assert (tmp_path / "p" / "probability_map.fits").is_file()
+
+
 def test_predict_command_with_the_shipped_model(tmp_path, capsys):
     """The console command as a user runs it (a fresh process): with --quiet, nothing at all on stderr."""
     from sodinn.adi.io import write_fits

@@ -31,3 +31,54 @@ def test_probability_map_finds_the_bright_demo_companion():
     assert d.min() < 2.0
     assert table["sep_arcsec"][0] == pytest.approx(table["sep_px"][0] * 0.0272)
 
+
+
+def test_annulus_features_curves_are_snr_curves_of_the_residual_frames(small_sequence):
+    """Prediction curves (real cube +PA, and a null draw) equal snr_curves on the slow path's residual frames."""
+    from sodinn.config import SampleConfig
+    from sodinn.detect.probability import annulus_feature_samples, annulus_features, null_angle_sets
+    from sodinn.mlar.features import snr_curves
+    from sodinn.mlar.samples import sample_annuli
+
+    from ..reference.mlar import slow_frames
+
+    seq = small_sequence
+    cfg = SampleConfig(patch_px=9, n_ranks=5)
+    edges = sample_annuli(seq, cfg).edges_px
+    nulls = null_angle_sets(seq.angles_deg, 1)  # the negated angles: the C- rule
+    built = annulus_features(seq, cfg, edges[1], edges[2], null_angles=nulls, snr_curves=True)
+    assert built.snr_curves.shape == (len(built.pixels), len(built.ks)) and len(built.null_snr_curves) == 1
+    xy = built.pixels[:, ::-1].astype(float)
+    for positive, got in ((True, built.snr_curves), (False, built.null_snr_curves[0])):
+        frames = slow_frames(seq.cube, seq.angles_deg, None, edges[1], edges[2], cfg.patch_px, built.ks, x=0.0, y=0.0,
+                             positive=positive)
+        assert np.abs(got).max() > 1.0
+        np.testing.assert_allclose(got, snr_curves(frames, xy, seq.fwhm_px), rtol=1e-6, atol=1e-6)
+    plain = annulus_feature_samples(seq, cfg, edges[1], edges[2])
+    np.testing.assert_array_equal(plain[0], built.samples)
+    assert annulus_features(seq, cfg, edges[1], edges[2]).snr_curves is None
+
+
+def test_probability_map_feeds_the_curves_to_a_sodinn_snr_model(small_sequence, tmp_path):
+    from sodinn.config import SampleConfig, TrainConfig
+    from sodinn.detect.probability import annulus_features, null_angle_sets
+    from sodinn.learn.artifact import save_model
+    from sodinn.learn.models import build_model
+    from sodinn.mlar.samples import sample_annuli
+
+    seq = small_sequence
+    cfg = SampleConfig(patch_px=9, n_ranks=5)
+    folder = save_model(build_model("sodinn-snr", (5, 9, 9, 1)), tmp_path / "m", train_config=TrainConfig(model="sodinn-snr"),
+                        sample_config=cfg, provenance={"sequence": {"fwhm_px": seq.fwhm_px}}, geometry={},
+                        input_shape=(5, 9, 9, 1), training_set={"file": "s.h5", "sha256": "0" * 64}, metrics={})
+    model = load_trained(folder)
+    pmap = probability_map(seq, model, progress=False, n_null=2, seed=1)
+    assert np.isfinite(pmap.logit).all() and pmap.evaluated.sum() > 500
+    edges = sample_annuli(seq, cfg).edges_px
+    built = annulus_features(seq, cfg, edges[0], edges[1], null_angles=null_angle_sets(seq.angles_deg, 2, 1), snr_curves=True)
+    rows, cols = built.pixels[:, 0], built.pixels[:, 1]
+    np.testing.assert_allclose(pmap.logit[rows, cols], model.predict_logits(built.samples, built.snr_curves), rtol=1e-5, atol=1e-5)
+    expected_null = model.predict_logits(built.null_samples[1], built.null_snr_curves[1])
+    np.testing.assert_allclose(pmap.null_logit[1][rows, cols], expected_null, rtol=1e-5, atol=1e-5)
+    # the curves matter: the same samples with the curves of the other draw score otherwise
+    assert not np.allclose(model.predict_logits(built.null_samples[1], built.null_snr_curves[0]), expected_null)

@@ -275,3 +275,43 @@ def test_check_model_data_refuses_what_the_model_cannot_use(n_frames, size_px, f
         return
     with pytest.raises(ValueError, match=message):
         check_model_data(read_metadata(SHIPPED), seq, name="m")
+
+
+def test_save_and_load_a_sodinn_snr_model_gives_the_same_logits(tmp_path, rng):
+    """A two-input model trained a few steps: the loaded folder's logits equal the in-memory model's."""
+    import keras
+
+    from sodinn.learn.models import build_model
+    from sodinn.mlar.features import SNR_CURVES
+
+    keras.utils.set_random_seed(0)
+    raw = rng.normal(size=(32, 4, 9, 9)) * 10
+    curves = rng.normal(size=(32, 4)) * 3
+    labels = np.r_[np.ones(16), np.zeros(16)].astype(np.float32)
+    curves[labels == 1] += 4.0
+    model = build_model("sodinn-snr", (4, 9, 9, 1))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit({"mlar_sample": minmax_normalize(raw)[..., None], "snr_curve": curves.astype(np.float32)}, labels,
+              batch_size=8, epochs=1, verbose=0)
+    train_config = TrainConfig(model="sodinn-snr")
+    folder = save_model(model, tmp_path / "snr", train_config=train_config, sample_config=SampleConfig(patch_px=9, n_ranks=4),
+                        provenance={"sequence": {"fwhm_px": 4.0}}, geometry={}, input_shape=(4, 9, 9, 1),
+                        training_set={"file": "s.h5", "sha256": "0" * 64}, metrics={})
+    meta = read_metadata(folder)
+    assert meta["snr_curves"] == SNR_CURVES and meta["model"] == "sodinn-snr"
+    in_memory = TrainedModel(model=model, metadata=meta)
+    loaded = load_trained(folder)
+    assert loaded.needs_snr_curves and in_memory.needs_snr_curves
+    expected = in_memory.predict_logits(raw, curves)
+    assert np.ptp(expected) > 0
+    np.testing.assert_allclose(loaded.predict_logits(raw, curves), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(1 / (1 + np.exp(-expected)), loaded.predict(raw, curves), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="'sodinn-snr' takes the S/N curves"):
+        loaded.predict_logits(raw)
+
+
+def test_a_model_of_other_snr_curves_is_refused(shipped_copy):
+    _edit(shipped_copy, snr_curves="another-rule/9")
+    with pytest.raises(ValueError, match="S/N curves made as 'another-rule/9'.*retrain"):
+        read_metadata(shipped_copy)
+    assert read_metadata(_edit(shipped_copy, snr_curves=None))["snr_curves"] is None

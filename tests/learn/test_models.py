@@ -88,7 +88,7 @@ def test_import_keras_quietly_shows_the_noise_when_the_import_fails(stand_in_ker
 
 
 def test_the_registry():
-    assert MODEL_NAMES == tuple(MODELS) == ("sodinn", "sodinn-v2", "conv3d", "sodirf")
+    assert MODEL_NAMES == tuple(MODELS) == ("sodinn", "sodinn-v2", "conv3d", "sodirf", "sodinn-snr")
     assert all(callable(builder) for builder in MODELS.values())
     for name in MODEL_NAMES:
         assert check_model_name(name) == name
@@ -96,7 +96,7 @@ def test_the_registry():
 
 @pytest.mark.parametrize("name", ["resnet", "SODINN", "", None, 3])
 def test_check_model_name_lists_the_names(name):
-    with pytest.raises(ValueError, match=rf"^model must be one of 'sodinn', 'sodinn-v2', 'conv3d', 'sodirf'; got {name!r}$"):
+    with pytest.raises(ValueError, match=rf"^model must be one of 'sodinn', 'sodinn-v2', 'conv3d', 'sodirf', 'sodinn-snr'; got {name!r}$"):
         check_model_name(name)
 
 
@@ -202,4 +202,33 @@ def test_sodinn_convlstm_saves_and_loads(tmp_path):
     x = np.random.default_rng(1).random((3, 4, 9, 9, 1), dtype=np.float32)
     loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=custom_objects())
     assert type(loaded.get_layer("convlstm_1")) is fused_convlstm_class()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_sodinn_snr_has_two_named_inputs_and_the_sodinn_branch():
+    from sodinn.learn.models import SNR_CURVE_MODELS, needs_snr_curves
+
+    assert needs_snr_curves("sodinn-snr") and not needs_snr_curves("sodinn") and not needs_snr_curves("sodirf")
+    assert SNR_CURVE_MODELS <= set(MODEL_NAMES)
+    m = build_model("sodinn-snr", (20, 11, 11, 1))
+    plain = build_model("sodinn", (20, 11, 11, 1))
+    assert {t.name: tuple(t.shape) for t in m.inputs} == {"mlar_sample": (None, 20, 11, 11, 1), "snr_curve": (None, 20)}
+    assert type(m.get_layer("convlstm_1")) is fused_convlstm_class()
+    assert m.get_layer("snr_dense").units == 32 and m.get_layer("probability").name == "probability"
+    # the patch branch as in sodinn; the dense layer also reads the 32 curve features
+    assert m.count_params() - plain.count_params() == (20 * 32 + 32) + 32 * 128
+    assert m.output_shape == (None, 1)
+
+
+def test_snr_scaling_clips_and_saves(tmp_path):
+    import keras
+
+    from sodinn.learn.models import SNR_CLIP, snr_scaling_class
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, snr_scaling_class()(SNR_CLIP)(inputs))
+    x = np.array([[-50.0, -5.0, 3.0, np.nan], [np.inf, 0.0, 10.0, 12.0]], dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), [[-1.0, -0.5, 0.3, 0.0], [1.0, 0.0, 1.0, 1.0]], rtol=1e-6)
+    model.save(tmp_path / "s.keras")
+    loaded = keras.saving.load_model(tmp_path / "s.keras", custom_objects=custom_objects())
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

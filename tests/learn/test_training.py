@@ -158,3 +158,61 @@ def test_group_split_stratified_by_annulus():
         for a in range(5):  # every annulus and both classes in every part
             assert set(labels[part][annulus[part] == a]) == {0, 1}
     assert not (set(groups[train_i]) & set(groups[test_i]))
+
+
+@pytest.fixture(scope="module")
+def small_samples(small_sequence, tmp_path_factory):
+    """A tiny synthetic sample file with S/N curves (6 ranks, 9 px patches), and the same file without them."""
+    import h5py
+
+    from ..conftest import small_flux_ranges, small_samples_config
+
+    folder = tmp_path_factory.mktemp("small")
+    path = generate_sample_file(small_sequence, small_samples_config(), folder / "s.h5",
+                                flux_ranges=small_flux_ranges(small_sequence), n_jobs=1, progress=False)
+    old = folder / "old.h5"  # a file made before S/N curves existed
+    old.write_bytes(path.read_bytes())
+    with h5py.File(old, "a") as h:
+        del h["snr_curves"]
+        del h.attrs["snr_curves"]
+    return path, old
+
+
+def test_sodinn_snr_trains_on_samples_and_curves_and_predicts_alike_after_loading(small_samples, tmp_path):
+    import keras
+
+    path, _ = small_samples
+    result = train(path, TrainConfig(model="sodinn-snr", epochs=2, batch_size=16), tmp_path / "m", progress=False)
+    assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
+    loaded = load_trained(result.out_dir)
+    assert loaded.needs_snr_curves and loaded.metadata["snr_curves"] == "mawet-snr-per-rank/1"
+    assert {t.name for t in loaded.model.inputs} == {"mlar_sample", "snr_curve"}
+    with SampleFile(path) as f:
+        idx = np.arange(0, len(f), 3)
+        x, curves = f.read(idx), f.snr_curves[idx]
+    logits = loaded.predict_logits(x, curves)
+    # the in-memory model (the checkpoint of the same weights) gives the same logits
+    in_memory = keras.saving.load_model(result.out_dir / "model.keras")
+    feed = {"mlar_sample": loaded.inputs(x, curves)["mlar_sample"], "snr_curve": curves}
+    direct = in_memory.predict(feed, verbose=0)[:, 0].astype(np.float64)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(x, curves), direct, rtol=1e-6)
+    # the curves are an input: other curves, other logits
+    assert not np.allclose(loaded.predict_logits(x, curves + 5.0), logits)
+    with pytest.raises(ValueError, match="pass snr_curves"):
+        loaded.predict_logits(x)
+    with pytest.raises(ValueError, match="snr_curves must have shape"):
+        loaded.predict_logits(x, curves[:, :2])
+
+
+def test_a_sample_file_without_curves_is_refused_for_sodinn_snr_only(small_samples, tmp_path):
+    from sodinn.exceptions import SettingError
+
+    _, old = small_samples
+    with SampleFile(old) as f:
+        assert f.snr_curves is None
+    with pytest.raises(SettingError, match=r"model 'sodinn-snr' needs the S/N curves .* re-run `sodinn samples`"):
+        train(old, TrainConfig(model="sodinn-snr", epochs=1, batch_size=16), tmp_path / "snr", progress=False)
+    assert not (tmp_path / "snr").exists()
+    result = train(old, TrainConfig(model="conv3d", epochs=1, batch_size=16), tmp_path / "c3", progress=False)
+    assert result.metrics["n"] > 0 and load_trained(result.out_dir).metadata["snr_curves"] is None

@@ -11,7 +11,7 @@ from sodinn.adi.rotation import cube_derotate
 from sodinn.adi.snr import snr
 from sodinn.config import SampleConfig
 from sodinn.datasets import make_adi_sequence
-from sodinn.mlar.features import annulus_snr_curves, snr_curves
+from sodinn.mlar.features import annulus_snr_curves, ring_apertures, snr_curves
 from sodinn.mlar.operator import AnnulusOperator
 
 FWHM = 4.0
@@ -106,3 +106,42 @@ def test_errors_name_the_problem(synthetic):
         annulus_snr_curves(op, [0], 9.0)  # apertures wider than the patches
     with pytest.raises(ValueError, match="from the star"):
         snr_curves(np.zeros((1, 41, 41)), [(21.0, 20.0)], 3.0)
+
+
+@pytest.mark.parametrize("lobes", [False, True])
+def test_ring_apertures_give_snr_curves_of_the_frames_holding_the_values(synthetic, lobes):
+    """curves_from_union / curves_from_rows equal snr_curves on frames that hold the values on the union pixels."""
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    values = np.random.default_rng(4).normal(size=(len(op.ks), op.union.size))
+    frames = np.zeros((len(op.ks), op.size * op.size))
+    frames[:, op.union] = values
+    frames = frames.reshape(-1, op.size, op.size)
+    idx = np.arange(1, len(op.centers), 7)
+    rings = ring_apertures(op, idx, FWHM, exclude_negative_lobes=lobes)
+    expected = snr_curves(frames, op.centers[idx][:, ::-1].astype(float), FWHM, exclude_negative_lobes=lobes)
+    np.testing.assert_allclose(rings.curves_from_union(values), expected, rtol=1e-12, atol=1e-12)
+    own = rings.curves_from_rows([values[:, r] for r in rings.rows])
+    np.testing.assert_allclose(own, expected, rtol=1e-12, atol=1e-12)
+    assert len(rings) == idx.size and rings.max_rows == max(r.size for r in rings.rows) > op.patch_px**2
+    # the rows hold every pixel the apertures weigh: values elsewhere change nothing
+    outside = np.setdiff1d(np.arange(op.union.size), np.concatenate(rings.rows))
+    changed = values.copy()
+    changed[:, outside] = 1e6
+    np.testing.assert_allclose(rings.curves_from_union(changed), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_ring_apertures_errors(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    with pytest.raises(ValueError, match="centre_idx"):
+        ring_apertures(op, [-1], FWHM)
+    with pytest.raises(TypeError, match="AnnulusOperator"):
+        ring_apertures(cube, [0], FWHM)
+    with pytest.raises(ValueError, match="FWHM \\+ 2 px"):
+        ring_apertures(op, [0], 9.0)
+    rings = ring_apertures(op, [0, 1], FWHM)
+    with pytest.raises(ValueError, match="one array per centre"):
+        rings.curves_from_rows([np.zeros((3, rings.rows[0].size))])
+    with pytest.raises(ValueError, match="must be \\(K, "):
+        rings.curves_from_rows([np.zeros((3, 2)), np.zeros((3, 2))])

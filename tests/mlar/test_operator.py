@@ -16,7 +16,7 @@ from sodinn.mlar.operator import (
 )
 from sodinn.mlar.samples import annulus_samples, sample_annuli, sample_psf
 
-from ..reference.mlar import slow_sample
+from ..reference.mlar import slow_frames, slow_sample
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +242,27 @@ def test_positive_batch_equals_the_slow_path_and_does_not_depend_on_the_batch(sy
         np.testing.assert_array_equal(alone[0], together[i])
         ref = slow_sample(synthetic.cube, synthetic.angles_deg, psf, 8.0, 12.0, 7, op.ks, x=x[i], y=y[i], flux=flux[i])
         assert np.abs(together[i] - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+def test_positive_values_on_extra_rows_are_those_of_the_injected_cube(synthetic, operator):
+    """Extra rows go through the same loop as the patch: the patches are unchanged, the extra values are the slow path's."""
+    op = operator
+    psf = sample_psf(synthetic, _fixed_config())
+    centres = np.array([3, len(op.centers) // 3])
+    x = op.centers[centres, 1] + np.array([0.2, -0.3])
+    y = op.centers[centres, 0] + np.array([0.1, 0.4])
+    flux = np.array([250.0, 400.0])
+    extra_rows = [np.arange(0, op.union.size, 5), np.array([7, 2, op.union.size - 1])]
+    patches, extra = op.positive_values(psf, x, y, flux, extra_rows)
+    np.testing.assert_allclose(patches, op.positive_samples(psf, x, y, flux), rtol=0, atol=1e-9 * np.abs(patches).max())
+    assert [e.shape for e in extra] == [(3, extra_rows[0].size), (3, 3)]
+    yy, xx = op.union // op.size, op.union % op.size
+    for i in range(2):
+        frames = slow_frames(synthetic.cube, synthetic.angles_deg, psf, 8.0, 12.0, 7, op.ks, x=x[i], y=y[i], flux=flux[i])
+        ref = frames[:, yy[extra_rows[i]], xx[extra_rows[i]]]
+        assert np.abs(extra[i] - ref).max() <= 1e-6 * np.abs(frames).max()
+    with pytest.raises(ValueError, match="extra_rows must hold one array"):
+        op.positive_values(psf, x, y, flux, [np.array([op.union.size])] * 2)
 
 
 def test_no_cyclic_gc_restores_the_collector():

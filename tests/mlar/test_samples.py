@@ -16,7 +16,7 @@ from sodinn.mlar.samples import (
 )
 
 from ..conftest import offset_psf
-from ..reference.mlar import slow_sample
+from ..reference.mlar import slow_frames, slow_sample
 
 
 def _check_against_slow_path(seq, cfg, annulus, r_in, r_out, flux_range, picks):
@@ -52,6 +52,37 @@ def test_fast_path_equals_slow_path_on_synthetic(synthetic):
     cfg = SampleConfig(patch_px=9, n_ranks=8, samples_per_annulus=5, seed=2)
     edges = sample_annuli(synthetic, cfg).edges_px
     _check_against_slow_path(synthetic, cfg, 0, edges[0], edges[1], (50.0, 500.0), _picks)
+
+
+def test_snr_curves_are_those_of_the_slow_residual_frames(synthetic):
+    """C+ (own injected cube, own basis, +PA) and C- (-PA) curves: snr_curves on the frames the patches come from."""
+    from sodinn.mlar.features import snr_curves
+
+    cfg = SampleConfig(patch_px=9, n_ranks=8, samples_per_annulus=5, seed=2)
+    edges = sample_annuli(synthetic, cfg).edges_px
+    got = annulus_samples(synthetic, cfg, 1, edges[1], edges[2], (50.0, 500.0))
+    assert got.snr_curves.shape == (10, 8) and got.snr_curves.dtype == np.float32
+    psf = sample_psf(synthetic, cfg)
+    for i in range(len(got.labels)):
+        frames = slow_frames(synthetic.cube, synthetic.angles_deg, psf, edges[1], edges[2], cfg.patch_px, got.ks,
+                             x=got.x[i], y=got.y[i], flux=got.flux[i], positive=bool(got.labels[i]))
+        centre = (round(got.x[i]), round(got.y[i]))  # the S/N is taken at the sample's centre pixel
+        expected = snr_curves(frames, [centre], synthetic.fwhm_px)[0]
+        # stored as float32 (6e-8 relative) from residuals within SPEC §2's 1e-6 of the slow path
+        np.testing.assert_allclose(got.snr_curves[i], expected, rtol=1e-6, atol=1e-6)
+    assert np.abs(got.snr_curves).max() > 1.0  # curves that carry something
+
+
+def test_augmented_samples_carry_their_source_curve(synthetic):
+    cfg = SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=400, augment=True, seed=4)
+    edges = sample_annuli(synthetic, cfg).edges_px
+    got = annulus_samples(synthetic, cfg, 0, edges[0], edges[1], (50.0, 500.0))
+    neg = got.labels == 0
+    real = neg & ~got.augmented
+    assert got.augmented.any()
+    for i in np.nonzero(got.augmented)[0][:20]:  # an augmented copy sits at its source's pixel, with its curve
+        source = np.nonzero(real & (got.x == got.x[i]) & (got.y == got.y[i]))[0]
+        np.testing.assert_array_equal(got.snr_curves[i], got.snr_curves[source[0]])
 
 
 def _small_config(**kw):

@@ -23,7 +23,8 @@ _ranges = small_flux_ranges
 
 def _arrays(path):
     with h5py.File(path) as h:
-        return {k: h[k][()] for k in ("samples", "labels", "x", "y", "flux", "group", "annulus", "augmented")}, dict(h.attrs)
+        keys = ("samples", "labels", "x", "y", "flux", "group", "annulus", "augmented", "snr_curves")
+        return {k: h[k][()] for k in keys}, dict(h.attrs)
 
 
 def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
@@ -34,6 +35,9 @@ def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
         assert f.config == CFG and f.provenance["config_sha256"] == CFG.digest()
         np.testing.assert_array_equal(f.read(np.arange(len(f))), data.samples)
         np.testing.assert_array_equal(f.labels, data.labels)
+        np.testing.assert_array_equal(f.snr_curves, data.snr_curves)
+        assert f.snr_curves.shape == (len(f), 6) and f.snr_curves.dtype == np.float32
+        assert f._h5.attrs["snr_curves"] == "mawet-snr-per-rank/1"
         picked = f.read([5, 2, 2])
         np.testing.assert_array_equal(picked, data.samples[[5, 2, 2]])
         batches = list(f.iter_batches(7, shuffle=True, seed=1))
@@ -162,3 +166,34 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_oracle(synthetic
     with pytest.raises(OSError, match=r"f is a file, not a folder; choose another path$"):
         generate_sample_file(synthetic, CFG, tmp_path / "f" / "s.h5", n_jobs=1, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_parts_made_without_snr_curves_are_not_resumed(synthetic, tmp_path, monkeypatch):
+    """The S/N curves' rule is part of the resume identity: parts of an older sodinn (no curves) are refused."""
+    target = tmp_path / "x.h5"
+    monkeypatch.setattr(store, "_save_part", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    state_file = tmp_path / "x.h5.parts" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["identity"]["snr_curves"] == "mawet-snr-per-rank/1"
+    del state["identity"]["snr_curves"]  # as written before S/N curves existed
+    state_file.write_text(json.dumps(state))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="another sequence or configuration"):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+
+
+def test_a_file_without_snr_curves_reads_and_names_the_fix(synthetic, tmp_path):
+    from sodinn.exceptions import SettingError
+
+    data = make_samples(synthetic, CFG, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    path = write_samples(data, tmp_path / "old.h5")
+    with h5py.File(path, "a") as h:
+        del h["snr_curves"]
+        del h.attrs["snr_curves"]
+    with SampleFile(path) as f:
+        assert f.snr_curves is None
+        np.testing.assert_array_equal(f.read([0, 1]), data.samples[:2])
+        with pytest.raises(SettingError, match=r"model 'sodinn-snr' needs the S/N curves.*re-run `sodinn samples`"):
+            f.require_snr_curves(model="sodinn-snr")

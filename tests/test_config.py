@@ -81,8 +81,9 @@ def test_check_known_keys_and_its_extra_keys():
 
 def test_field_names_are_in_definition_order():
     assert field_names(DataConfig) == ("cube", "angles", "psf", "fwhm_px", "pixel_scale_arcsec", "nan_policy", "cube_hdu",
-                                       "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation", "north_offset_deg", "star_center_xy",
-                                       "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux", "npz")
+                                       "angles_hdu", "angles_column", "psf_hdu", "allow_small_rotation", "north_offset_deg",
+                                       "star_center_xy", "psf_exposure_s", "cube_exposure_s", "psf_nd_transmission", "star_flux",
+                                       "npz")
     assert field_names(ReduceConfig) == ("method", "ncomp", "delta_rot")
     assert field_names(PredictConfig) == ("fp_budget", "threshold", "calibration_nulls", "seed", "known_sources_xy", "batch_size")
     assert field_names(EngineConfig) == ("scheduler", "n_workers")

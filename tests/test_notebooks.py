@@ -41,7 +41,7 @@ def test_adi_core_notebook(naco_paths):
 
 @pytest.mark.slow
 def test_detection_notebook_finds_beta_pic_b(naco_paths, tmp_path, monkeypatch):
-    """The fast variant of the detection tutorial (the configuration of test_training.py, ~4 min on 2 cores).
+    """The fast variant of the detection tutorial (K = 10 ranks, 5 epochs: about 4 min on 2 shared cores).
 
     Calibrated default: beta Pic b (masked in training and in the calibration) is the first candidate
     within the false-alarm budget, on north-up frames (NACO north offset), at its NEGFC position.
@@ -69,3 +69,22 @@ def test_detection_notebook_finds_beta_pic_b(naco_paths, tmp_path, monkeypatch):
     assert first["astrometry"] == "negfc" and 7.0 < first["delta_mag"] < 8.5
     assert len(table) - 1 <= budget and ns["n_other"] == len(table) - 1
     assert ns["pmap"].evaluated.any() and ns["pmap"].probability.max() <= 1.0
+
+
+def test_detection_notebook_is_stored_with_its_outputs():
+    """Notebook 02 is stored executed, top to bottom, small, without errors or machine paths, its result visible."""
+    path = NOTEBOOKS / "02_detection_naco.ipynb"
+    assert path.stat().st_size < 2_000_000
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))  # one run, in order
+    outputs = [o for c in code for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5  # oracle, samples, history, detection, P map
+    text = json.dumps(outputs)
+    assert not any(p in text for p in ("/work/", "/tmp/", "/home/", "/root/"))
+    printed = "".join("".join(o.get("text", "")) for o in code[0]["outputs"])
+    configuration = "FAST" if printed.startswith("FAST") else "full"
+    assert printed.startswith(configuration) and f"{configuration} configuration" in "".join(nb["cells"][0]["source"])
+    result = "".join("".join(o.get("text", "")) for o in code[-1]["outputs"])
+    assert result.startswith("#1 at") and "east of north" in result  # the last cell's assertions passed

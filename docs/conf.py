@@ -8,7 +8,6 @@ rendered as stored (``nb_execution_mode = "off"``: the long notebooks are never 
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -117,15 +116,25 @@ def generate_api() -> list[str]:
     return modules
 
 
+#: The notebooks' links to README sections (right on GitHub and in Jupyter), and the site's page of each section
+README_LINKS = {"../README.md#what-a-candidates-false-alarm-level-means": "../../detection.md"}
+
+
 def copy_tutorials() -> list[str]:
-    """Copy the notebooks of ``notebooks/`` into ``_generated/tutorials``; return their names."""
+    """Copy the notebooks of ``notebooks/`` into ``_generated/tutorials``; return their names.
+
+    Links to README sections (:data:`README_LINKS`) are pointed at the site's page that includes them.
+    """
     out = GENERATED / "tutorials"
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         target = out / nb.name
-        if not target.is_file() or target.read_bytes() != nb.read_bytes():
-            shutil.copyfile(nb, target)
+        text = nb.read_bytes()
+        for link, page in README_LINKS.items():
+            text = text.replace(f"]({link})".encode(), f"]({page})".encode())
+        if not target.is_file() or target.read_bytes() != text:
+            target.write_bytes(text)
         names.append(nb.stem)
     return names
 

@@ -90,6 +90,11 @@ def test_conventions_tutorials_and_quick_start_are_rendered(html):
     notebooks = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
     assert notebooks and all((html / "_generated" / "tutorials" / f"{nb}.html").is_file() for nb in notebooks)
     assert "PCA-ADI" in _text(html / "_generated" / "tutorials" / "01_adi_core_naco.html")
+    detection = (html / "_generated" / "tutorials" / "02_detection_naco.html").read_text(encoding="utf-8")
+    assert 'href="../../detection.html"' in detection  # its README link, pointed at the site's page of that section
+    assert "<img" in detection and "expected_fp" in _text(html / "_generated" / "tutorials" / "02_detection_naco.html")
+    levels = _text(html / "detection.html")
+    assert "significance_sigma" in levels and "The candidate table" in levels  # the README's section, included
     quick = _text(html / "installation.html")
     assert "make demo" in quick and "make docs" in quick and "sodinn reduce" in quick
     assert ".npz" in _text(html / "interoperability.html")

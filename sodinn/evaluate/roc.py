@@ -289,11 +289,12 @@ def run_roc(
     calibrations = {}
     if config.calibrate:
         for name, path in model_paths.items():
-            logger.info("calibrating %s on the null draws of the data", name)
             if config.calibration_nulls:
+                logger.info("calibrating %s on %d null draws of the data", name, config.calibration_nulls)
                 calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed,
                                                known_sources_xy=config.known_sources_xy)
             else:  # self-calibration of every copy: the model's annuli on these data
+                logger.info("%s-cal: each copy calibrated on its own blobs", name)
                 calibrations[name] = sample_annuli(sequence, load_model(path).sample_config).edges_px
     rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)
     scored = [m for name in model_paths for m in (name, f"{name}-cal") if m == name or name in calibrations]

@@ -8,6 +8,7 @@ notebooks). The results plotted are duck-typed: this module imports nothing of s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -418,6 +419,15 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_la
     return axes
 
 
+def _threshold_label(value: float) -> str:
+    """Write a threshold with as few digits as tell it apart: 3 significant, or its nines + 1 for probabilities near 1."""
+    t = float(value)
+    if 0.9 < t < 1.0:
+        decimals = int(math.ceil(-math.log10(1.0 - t))) + 1
+        return f"{t:.{decimals}f}".rstrip("0")
+    return f"{t:.3g}"
+
+
 def _label_thresholds(ax: Axes, curves, max_labels: int, min_gap: float) -> None:
     """Write thresholds beside points spread along each curve, skipping points near one already labelled."""
     to_fraction = ax.transScale + ax.transLimits  # data -> axes fraction, without drawing
@@ -434,7 +444,7 @@ def _label_thresholds(ax: Axes, curves, max_labels: int, min_gap: float) -> None
                 continue
             taken.append(where[j])
             written += 1
-            ax.annotate(f"{sel[j]['threshold']:g}", (fp[j], tpr[j]), fontsize=7, color=color, xytext=(3, 3),
+            ax.annotate(_threshold_label(sel[j]['threshold']), (fp[j], tpr[j]), fontsize=7, color=color, xytext=(3, 3),
                         textcoords="offset points")
 
 

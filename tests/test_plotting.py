@@ -389,3 +389,11 @@ def test_plot_delta_mag_curves_inverts_delta_mag_against_arcsec():
     empty = Figure().subplots()
     plot_delta_mag_curves(Table({"curve": ["tpr"], "method": ["m"], "sep_arcsec": [0.1], "delta_mag": [np.nan]}), ax=empty)
     assert [t.get_text() for t in empty.texts] == ["no limit reached within the flux ladder"]
+
+
+def test_roc_threshold_labels_keep_the_nines_that_tell_probabilities_apart():
+    from sodinn.plotting import _threshold_label
+
+    assert [_threshold_label(t) for t in (0.5, 0.95, 0.9968271, 0.99999, 0.999999)] == ["0.5", "0.95", "0.9968", "0.99999",
+                                                                                        "0.999999"]
+    assert [_threshold_label(t) for t in (2.25, 1.584893, 0.0398107)] == ["2.25", "1.58", "0.0398"]

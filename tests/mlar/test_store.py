@@ -37,7 +37,7 @@ def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
         np.testing.assert_array_equal(f.labels, data.labels)
         np.testing.assert_array_equal(f.snr_curves, data.snr_curves)
         assert f.snr_curves.shape == (len(f), 6) and f.snr_curves.dtype == np.float32
-        assert f._h5.attrs["snr_curves"] == "mawet-snr-per-rank/1"
+        assert f._h5.attrs["snr_curves"] == "mawet-snr-per-rank/2"
         picked = f.read([5, 2, 2])
         np.testing.assert_array_equal(picked, data.samples[[5, 2, 2]])
         batches = list(f.iter_batches(7, shuffle=True, seed=1))
@@ -176,7 +176,7 @@ def test_parts_made_without_snr_curves_are_not_resumed(synthetic, tmp_path, monk
         generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
     state_file = tmp_path / "x.h5.parts" / "state.json"
     state = json.loads(state_file.read_text())
-    assert state["identity"]["snr_curves"] == "mawet-snr-per-rank/1"
+    assert state["identity"]["snr_curves"] == "mawet-snr-per-rank/2"
     del state["identity"]["snr_curves"]  # as written before S/N curves existed
     state_file.write_text(json.dumps(state))
     monkeypatch.undo()

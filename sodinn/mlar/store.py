@@ -143,6 +143,14 @@ def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any,
     if state_file.exists():
         state = json.loads(state_file.read_text())
         if state["identity"] != identity:
+            saved = state["identity"]
+            if {k for k in identity if saved.get(k) != identity[k]} == {"snr_curves"}:
+                made = ("without S/N curves" if saved.get("snr_curves") is None
+                        else f"whose S/N curves were made as {saved['snr_curves']!r}")
+                msg = (f"{parts} holds an interrupted run {made} (an older sodinn); this sodinn makes them as "
+                       f"{SNR_CURVES!r}; pass resume=False (--no-resume) "
+                       "to remake the samples, or choose another output file")
+                raise ValueError(msg)
             msg = (
                 f"{parts} holds an interrupted run of another sequence or configuration; "
                 "pass resume=False (--no-resume) to start afresh, or choose another output file"

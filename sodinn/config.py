@@ -157,7 +157,8 @@ class SampleConfig:
     oracle_azimuths : int
         Injections per annulus and flux level in the S/N oracle.
     known_sources_xy : tuple of (x, y)
-        Real sources (sky frame, e.g. beta Pic b) kept out of C- patches and injection sites.
+        Real sources (sky frame, e.g. beta Pic b) kept out of C- patches and injection sites, and out of
+        the S/N oracle's and the S/N curves' noise apertures.
     mask_radius_fwhm : float
         Radius around known sources that is excluded, in FWHM.
     seed : int

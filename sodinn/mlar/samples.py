@@ -37,7 +37,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.exceptions import SettingError
 from sodinn.mlar.augmentation import augment_samples
-from sodinn.mlar.features import ring_apertures
+from sodinn.mlar.features import RingApertures, ring_apertures
 from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, single_blas_thread
 
 __all__ = [
@@ -94,8 +94,9 @@ class AnnulusSamples:
     augmented : ndarray of bool, shape (n,)
         True for augmented C- samples (:func:`sodinn.mlar.augmentation.augment_samples`).
     snr_curves : ndarray of float32, shape (n, K), or None
-        S/N (Mawet et al. 2014, negative lobes kept) of every sample at its centre pixel at each rank,
-        on the residual frames its patches come from (:data:`sodinn.mlar.features.SNR_CURVES`); an
+        S/N (Mawet et al. 2014, negative lobes kept, noise apertures within ``mask_radius_fwhm`` FWHM of
+        a known source dropped) of every sample at its centre pixel at each rank, on the residual
+        frames its patches come from (:data:`sodinn.mlar.features.SNR_CURVES`); an
         augmented C- sample has its source's. None for sets made before S/N curves existed.
     """
 
@@ -381,8 +382,8 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     )
 
 
-def _rings(op: AnnulusOperator, idx: np.ndarray, sequence: ADISequence, config: SampleConfig, index: int) -> Any:
-    """The S/N apertures of samples, noise apertures on ``config.known_sources_xy`` dropped as the S/N oracle does."""
+def _rings(op: AnnulusOperator, idx: np.ndarray, sequence: ADISequence, config: SampleConfig, index: int) -> RingApertures:
+    """Place the S/N apertures of samples, dropping noise apertures on ``config.known_sources_xy`` as the oracle does."""
     try:
         return ring_apertures(op, idx, sequence.fwhm_px, exclude_xy=config.known_sources_xy,
                               exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)

@@ -236,8 +236,10 @@ def _rings(op: AnnulusOperator, every: np.ndarray, fwhm_px: float, config: Sampl
         return ring_apertures(op, every, fwhm_px, exclude_xy=known_sources_xy,
                               exclude_radius_px=config.mask_radius_fwhm * fwhm_px)
     except SettingError as err:
-        raise SettingError(err.template.replace("{exclude_radius_px}", "{known_sources_xy}") + " (the model's "
-                           f"mask_radius_fwhm is {config.mask_radius_fwhm:g})", known_sources_xy=None) from None
+        reason = err.template.partition(" Lower ")[0]
+        raise SettingError(f"{reason} (the exclusion is the model's mask_radius_fwhm, {config.mask_radius_fwhm:g} FWHM); "
+                           "leave the source out of {known_sources_xy}, or evaluate other separations",
+                           known_sources_xy=None) from None
 
 
 def annulus_feature_samples(

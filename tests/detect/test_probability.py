@@ -110,6 +110,12 @@ def test_annulus_features_curves_leave_known_sources_out_of_their_noise_aperture
         expected = snr_curves(frames, xy, seq.fwhm_px, exclude_xy=source, exclude_radius_px=radius)
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     assert not np.allclose(built.snr_curves, plain.snr_curves, rtol=1e-3)
+    from sodinn.exceptions import SettingError
+
+    wide = SampleConfig(patch_px=9, n_ranks=3, mask_radius_fwhm=6.0)
+    with pytest.raises(SettingError, match=r"only 0 of the .* noise apertures .* 24 px .* the model's mask_radius_fwhm, "
+                                           r"6 FWHM\); leave the source out of known_sources_xy"):
+        annulus_features(seq, wide, edges[1], edges[2], snr_curves=True, known_sources_xy=source)
 
 
 def test_probability_map_uses_the_model_known_sources_only_on_its_training_data(small_sequence, tmp_path):

@@ -157,7 +157,8 @@ class SampleConfig:
     oracle_azimuths : int
         Injections per annulus and flux level in the S/N oracle.
     known_sources_xy : tuple of (x, y)
-        Real sources (sky frame, e.g. beta Pic b) kept out of C- patches and injection sites.
+        Real sources (sky frame, e.g. beta Pic b) kept out of C- patches and injection sites, and out of
+        the S/N oracle's and the S/N curves' noise apertures.
     mask_radius_fwhm : float
         Radius around known sources that is excluded, in FWHM.
     seed : int
@@ -747,8 +748,10 @@ class PredictConfig(_Settings):
         Seeds the null draws' angle permutations.
     known_sources_xy : tuple of (x, y)
         Known real sources (px, on the derotated frame): left out of the calibration's null draws, where
-        they would trace bright arcs (e.g. the sources masked in the model's training samples). They stay in
-        the probability map and the candidates.
+        they would trace bright arcs (e.g. the sources masked in the model's training samples), and out of
+        the noise apertures of the S/N curves of a model that takes them (within the model's
+        ``mask_radius_fwhm``). They stay in the probability map and the candidates. Empty: the model's own
+        training sources if these are its training data (:func:`sodinn.detect.probability.probability_map`).
     batch_size : int
         Samples per call of the model.
 
@@ -857,7 +860,8 @@ class InjectionConfig(_Settings):
         lambda/D in pixels (default: the PSF FWHM).
     known_sources_xy : tuple of (x, y)
         Real sources (e.g. beta Pic b): no injection within ``mask_radius_fwhm`` FWHM, their blobs ignored
-        in scoring, their apertures left out of the S/N oracle.
+        in scoring, their apertures left out of the S/N oracle and of the S/N curves of the models that take
+        them (within each model's own ``mask_radius_fwhm``, as in its training).
     mask_radius_fwhm : float
         Radius of the exclusion around each known source, in FWHM.
     npix : int

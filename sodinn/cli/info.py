@@ -74,10 +74,21 @@ def _samples_text(info: dict[str, Any]) -> str:
     scale = f", pixel scale {info['pixel_scale_arcsec']}\"/px" if info["pixel_scale_arcsec"] else ""
     fwhm = f"FWHM {info['fwhm_px']:.2f} px" if info["fwhm_px"] else "FWHM unknown"
     lines.append(f"  seed {info['seed']}; known sources masked: {masked}; {fwhm}{scale}")
+    lines.append("  " + _curves_text(info))
     for name, src in info["sources"].items():
         lines.append(f"  {name}: {src['file']} (sha256 {src['sha256']})")
     lines.append(f"  made by sodinn {info['sodinn_version']}; configuration sha256 {info['config_sha256']}")
     return "\n".join(lines)
+
+
+def _curves_text(info: dict[str, Any]) -> str:
+    rule = info.get("snr_curves")
+    if rule is None:
+        return "S/N curves: none (for patch-only models; re-run `sodinn samples` for a model that takes them)"
+    if info.get("snr_curves_current"):
+        return f"S/N curves: yes, made as {rule!r}"
+    return (f"S/N curves: made as {rule!r}, which this sodinn refuses (known sources counted in their noise apertures); "
+            "re-run `sodinn samples` for a model that takes them")
 
 
 def _model_text(info: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ and k policy (read from the model), residuals derotated with +PA, mean collapse,
 normalisation — from the real cube, with the fast exact operator of :mod:`sodinn.mlar.operator` (one PCA
 basis per annulus, no frame rotated). For a model that takes S/N curves (NA-SODINN), every pixel's
 curve is computed from the same residuals (:func:`sodinn.mlar.features.ring_apertures`), for the
-null draws too.
+null draws too, with the noise apertures on known sources left out as in training (issue 14).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig, SampleConfig
-from sodinn.learn.artifact import TrainedModel
-from sodinn.mlar.features import ring_apertures
+from sodinn.exceptions import SettingError
+from sodinn.learn.artifact import TrainedModel, training_known_sources
+from sodinn.mlar.features import RingApertures, ring_apertures
 from sodinn.mlar.operator import AnnulusOperator
 from sodinn.mlar.samples import sample_annuli
 
@@ -54,6 +56,8 @@ class ProbabilityMap:
     null_logit : ndarray of float64, shape (n_null, N, N), or None
         The logit maps of the null draws (:func:`null_angle_sets`) when asked for (``n_null > 0``);
         :data:`UNEVALUATED_LOGIT` where not evaluated and on the arcs of known sources (:func:`null_arc_mask`).
+    known_sources_xy : tuple of (float, float)
+        The known sources the map was made with (sky frame, px; see :func:`probability_map`).
     """
 
     logit: np.ndarray
@@ -62,6 +66,7 @@ class ProbabilityMap:
     edges_px: np.ndarray
     ks: np.ndarray
     null_logit: np.ndarray | None = None
+    known_sources_xy: tuple[tuple[float, float], ...] = ()
 
 
 def null_angle_sets(angles_deg: np.ndarray, n_null: int, seed: int = 0) -> list[np.ndarray]:
@@ -172,11 +177,13 @@ class AnnulusFeatures:
 def annulus_features(
     sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float,
     *, null_angles: list[np.ndarray] | tuple[np.ndarray, ...] = (), snr_curves: bool = False,
+    known_sources_xy: npt.ArrayLike = (),
 ) -> AnnulusFeatures:
     """Build the samples (and S/N curves) of every pixel of an annulus from the real cube (+PA, no injection).
 
     The curves are those of :func:`sodinn.mlar.features.snr_curves` on the residual frames the
-    samples are cut from (NA-SODINN, Cantero et al. 2023, A&A 680, A86), as in training.
+    samples are cut from (NA-SODINN, Cantero et al. 2023, A&A 680, A86), as in training: the noise
+    apertures centred within ``config.mask_radius_fwhm`` FWHM of a known source are left out.
 
     Parameters
     ----------
@@ -191,6 +198,8 @@ def annulus_features(
         sets (:func:`null_angle_sets`), from the same PCA basis (it does not depend on the angles).
     snr_curves : bool
         Also compute every sample's S/N curve (for a model that takes them).
+    known_sources_xy : array-like, shape (m, 2)
+        Known sources (x, y) in the sky frame, px, left out of the curves' noise apertures.
 
     Returns
     -------
@@ -200,15 +209,16 @@ def annulus_features(
     Raises
     ------
     ValueError
-        If ``config.k_list`` asks for more ranks than the sequence has frames, or the annulus does not fit
-        in ``config.memory_budget_gib``.
+        If ``config.k_list`` asks for more ranks than the sequence has frames, the annulus does not fit
+        in ``config.memory_budget_gib``, or fewer than 2 noise apertures of a curve remain outside the
+        known sources (a :class:`~sodinn.exceptions.SettingError` naming ``known_sources_xy``).
     """
     cube = np.asarray(sequence.cube)
     with threadpool_limits(limits=1, user_api="blas"):
         op = AnnulusOperator(cube, sequence.angles_deg, r_in_px, r_out_px, config, np.ones(cube.shape[1:], dtype=bool))
         basis = op.basis(op.m_ext)
         every = np.arange(len(op.centers))
-        rings = ring_apertures(op, every, sequence.fwhm_px) if snr_curves else None
+        rings = _rings(op, every, sequence.fwhm_px, config, known_sources_xy) if snr_curves else None
         values = op.residual_means(op.m_ext, basis, op.plus)
         null_samples, null_curves = [], []
         for angles in null_angles:
@@ -219,6 +229,17 @@ def annulus_features(
     return AnnulusFeatures(samples=op.patches(values, every), pixels=op.centers, ks=op.ks,
                            snr_curves=None if rings is None else rings.curves_from_union(values),
                            null_samples=null_samples, null_snr_curves=null_curves)
+
+
+def _rings(op: AnnulusOperator, every: np.ndarray, fwhm_px: float, config: SampleConfig, known_sources_xy: npt.ArrayLike) -> RingApertures:
+    try:
+        return ring_apertures(op, every, fwhm_px, exclude_xy=known_sources_xy,
+                              exclude_radius_px=config.mask_radius_fwhm * fwhm_px)
+    except SettingError as err:
+        reason = err.template.partition(" Lower ")[0]
+        raise SettingError(f"{reason} (the exclusion is the model's mask_radius_fwhm, {config.mask_radius_fwhm:g} FWHM); "
+                           "leave the source out of {known_sources_xy}, or evaluate other separations",
+                           known_sources_xy=None) from None
 
 
 def annulus_feature_samples(
@@ -294,9 +315,14 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
     seed : int
         Seeds the null draws' angle permutations.
     known_sources_xy : array-like, shape (n, 2)
-        Known real sources (x, y), px: left out of the null draws along the arcs they trace there
-        (:func:`null_arc_mask`, 1 FWHM wide; :data:`UNEVALUATED_LOGIT`): e.g. the sources masked in the
-        model's training samples, when the model was trained on these data.
+        Known real sources (x, y) in the sky frame, px. They are left out of the null draws along the
+        arcs they trace there (:func:`null_arc_mask`, 1 FWHM wide; :data:`UNEVALUATED_LOGIT`) and, for a
+        model that takes S/N curves, out of the curves' noise apertures (those centred within the
+        model's ``mask_radius_fwhm`` FWHM of them, as its training samples and the S/N oracle do).
+        Empty (the default): the sources masked in the model's training samples if ``sequence`` is
+        the model's training data (same files' SHA-256 and north offset,
+        :func:`sodinn.learn.artifact.training_known_sources`), else none. Given: exactly these, for
+        both uses (pass the model's own ones too if they are on these data).
 
     Returns
     -------
@@ -307,7 +333,8 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
     ------
     ValueError
         If the model was trained on data of a very different FWHM, no annulus of the model's sample
-        settings fits in the frames, or ``n_null`` is negative.
+        settings fits in the frames, ``n_null`` is negative, or fewer than 2 noise apertures of an
+        S/N curve remain outside the known sources.
 
     See Also
     --------
@@ -319,6 +346,9 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
 
     config = model.sample_config
     model.check_compatible(sequence.fwhm_px, config)
+    given = np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2)
+    sources = ([tuple(map(float, xy)) for xy in given] if given.size
+               else [tuple(map(float, xy)) for xy in training_known_sources(model.metadata, sequence)])
     null_angles = null_angle_sets(sequence.angles_deg, n_null, seed)
     annuli = sample_annuli(sequence, config)
     size = sequence.frame_size
@@ -332,7 +362,7 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
         chosen = [i for i in chosen if annuli.r_out_px[i] > lo and annuli.r_in_px[i] < hi]
     for i in tqdm(chosen, desc="annuli", unit="annulus", disable=None if progress else True):
         built = annulus_features(sequence, config, annuli.r_in_px[i], annuli.r_out_px[i], null_angles=null_angles,
-                                 snr_curves=model.needs_snr_curves)
+                                 snr_curves=model.needs_snr_curves, known_sources_xy=sources)
         rows, cols = built.pixels[:, 0], built.pixels[:, 1]
         logit[rows, cols] = _logits(model, built.samples, built.snr_curves, batch_size)
         for j, null_samples in enumerate(built.null_samples):
@@ -340,10 +370,10 @@ def probability_map(sequence: ADISequence, model: TrainedModel, *, batch_size: i
             nulls[j, rows, cols] = _logits(model, null_samples, null_curves, batch_size)
         evaluated[rows, cols] = True
         ks.append(built.ks)
-    sources = [tuple(map(float, xy)) for xy in np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2)]
     for j, angles in enumerate(null_angles):
         if sources:
             arcs = null_arc_mask((size, size), sources, sequence.angles_deg, angles, sequence.fwhm_px)
             nulls[j][arcs] = UNEVALUATED_LOGIT
     return ProbabilityMap(logit=logit, probability=np.where(evaluated, expit(logit), 0.0), evaluated=evaluated,
-                          edges_px=annuli.edges_px, ks=np.array(ks), null_logit=nulls if null_angles else None)
+                          edges_px=annuli.edges_px, ks=np.array(ks), null_logit=nulls if null_angles else None,
+                          known_sources_xy=tuple(sources))

@@ -223,11 +223,13 @@ def method_names(models: Mapping[str, Any], baselines: Sequence[str]) -> list[st
     return [*models, *baselines]
 
 
-def method_tags(models: Mapping[str, str], baselines: Sequence[str]) -> dict[str, str]:
+def method_tags(models: Mapping[str, str], baselines: Sequence[str], *,
+                known_sources_xy: Sequence[tuple[float, float]] = ()) -> dict[str, str]:
     """Return the cache folder of each method: what its map depends on besides the data and the copy.
 
-    A model's tag is the digest of its ``model.json``; a baseline's its name and rank
-    (``"pca-cevr0.9"`` for full-frame PCA at its default).
+    A model's tag is the digest of its ``model.json`` (and, for a model that takes S/N curves, of the
+    known sources left out of their noise apertures, when there are some); a baseline's its name and
+    rank (``"pca-cevr0.9"`` for full-frame PCA at its default).
 
     Parameters
     ----------
@@ -235,6 +237,8 @@ def method_tags(models: Mapping[str, str], baselines: Sequence[str]) -> dict[str
         Trained models.
     baselines : sequence of str
         Baseline methods (``"annular-10"``, ...).
+    known_sources_xy : sequence of (x, y)
+        Known sources given to the models (:func:`copy_maps`).
 
     Returns
     -------
@@ -249,6 +253,12 @@ def method_tags(models: Mapping[str, str], baselines: Sequence[str]) -> dict[str
         For a model folder without ``model.json``.
     """
     tags = {name: "model-logit-" + metadata_digest(path)[:12] for name, path in models.items()}
+    sources = [[float(c) for c in xy] for xy in known_sources_xy]
+    if sources:
+        known = hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:8]
+        for name, path in models.items():
+            if read_metadata(path).get("snr_curves"):
+                tags[name] += "-known" + known
     for method in baselines:
         baseline, ncomp = parse_method(method)
         tags[method] = baseline.tag(ncomp)
@@ -282,7 +292,8 @@ def load_model(path: str) -> TrainedModel:
 
 
 def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radii_px: tuple[float, float], *,
-              models: Mapping[str, str], baselines: Sequence[str], only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+              models: Mapping[str, str], baselines: Sequence[str], only: Sequence[str] | None = None,
+              known_sources_xy: Sequence[tuple[float, float]] = ()) -> dict[str, np.ndarray]:
     """Every method's detection map of one injected copy (models' logit maps and S/N maps, float32).
 
     Parameters
@@ -304,6 +315,11 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
         Baseline methods (``"annular-10"``, ...); each gives an S/N map.
     only : sequence of str, optional
         Compute only these methods (names of :func:`method_names`).
+    known_sources_xy : sequence of (x, y)
+        Real sources of the data (sky frame, px), passed to
+        :func:`~sodinn.detect.probability.probability_map`: left out of the noise apertures of the S/N
+        curves of the models that take them (the copy, made in memory, is not recognised as a model's
+        training data, so they are not found otherwise).
 
     Returns
     -------
@@ -325,7 +341,8 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
     maps: dict[str, np.ndarray] = {}
     for name, path in models.items():
         if name in wanted:
-            prob = probability_map(copy, load_model(str(path)), radii_px=radii_px, progress=False)
+            prob = probability_map(copy, load_model(str(path)), radii_px=radii_px, progress=False,
+                                   known_sources_xy=tuple(known_sources_xy))
             maps[name] = prob.logit.astype(np.float32)  # the logit: a probability in float32 saturates at 1
     fwhm = sequence.fwhm_px
     r_in = max(0.0, radii_px[0] - 2 * fwhm)
@@ -339,9 +356,11 @@ def copy_maps(sequence: ADISequence, injection: Injection, psf: np.ndarray, radi
 
 
 def _copy_job(sequence: ADISequence, injection: Injection, psf: np.ndarray, radii_px: tuple[float, float],
-              models: Mapping[str, str], baselines: Sequence[str], only: Sequence[str]) -> dict[str, np.ndarray]:
+              models: Mapping[str, str], baselines: Sequence[str], only: Sequence[str],
+              known_sources_xy: Sequence[tuple[float, float]] = ()) -> dict[str, np.ndarray]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return copy_maps(sequence, injection, psf, radii_px, models=models, baselines=baselines, only=only)
+    return copy_maps(sequence, injection, psf, radii_px, models=models, baselines=baselines, only=only,
+                     known_sources_xy=known_sources_xy)
 
 
 def cache_key(sequence: ADISequence, injections: Sequence[Injection]) -> str:
@@ -462,6 +481,7 @@ def run_copies(
     scheduler: Any = None,
     progress: bool = True,
     desc: str = "copies",
+    known_sources_xy: Sequence[tuple[float, float]] = (),
 ) -> list[dict[str, np.ndarray]]:
     """Every method's map of every copy: from the cache where it holds them, else computed as engine jobs.
 
@@ -492,6 +512,9 @@ def run_copies(
         Show a progress bar over the copies.
     desc : str
         Label of the progress bar.
+    known_sources_xy : sequence of (x, y)
+        Real sources of the data (sky frame, px), for the models' S/N curves (see :func:`copy_maps`);
+        they are part of the cache tag of the models that take S/N curves (:func:`method_tags`).
 
     Returns
     -------
@@ -517,7 +540,7 @@ def run_copies(
         check_writable_output(cache_dir, kind="folder", name="cache_dir")
     names = method_names(models, baselines)
     folder = Path(cache_dir) / cache_key(sequence, injections) if cache_dir is not None else None
-    cache = MapCache(folder, method_tags(models, baselines))
+    cache = MapCache(folder, method_tags(models, baselines, known_sources_xy=known_sources_xy))
     maps: list[dict[str, np.ndarray]] = [{} for _ in injections]
     missing: dict[int, list[str]] = {}
     for i, inj in enumerate(injections):
@@ -539,6 +562,7 @@ def run_copies(
             cache.write(injections[i], name, frame)
 
     if todo:
-        jobs = [(sequence, injections[i], psf, radii_px[i], dict(models), tuple(baselines), missing[i]) for i in todo]
+        sources = tuple(tuple(map(float, xy)) for xy in known_sources_xy)
+        jobs = [(sequence, injections[i], psf, radii_px[i], dict(models), tuple(baselines), missing[i], sources) for i in todo]
         map_jobs(_copy_job, jobs, scheduler=scheduler, n_workers=n_jobs, progress=progress, desc=desc, on_result=finished)
     return maps

@@ -426,7 +426,7 @@ def _run(sequence: ADISequence, config: LimitConfig, model_paths: Mapping[str, s
     injections = limit_injections(sequence, config, fluxes)
     maps = run_copies(sequence, injections, psf, [_ring(inj.sep_px, fwhm) for inj in injections], models=model_paths,
                       baselines=config.baselines, cache_dir=cache_dir, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
-                      desc="limit copies")
+                      desc="limit copies", known_sources_xy=config.known_sources_xy)
     return _score(sequence, config, names, levels, radii, lam, fluxes, snr1, injections, maps)
 
 

@@ -285,7 +285,7 @@ def run_roc(
     bands_px = _band_px(config, lambda_d)
     maps = run_copies(sequence, injections, psf, [bands_px[inj.band] for inj in injections], models=model_paths,
                       baselines=config.baselines, cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler,
-                      progress=progress, desc="ROC copies")
+                      progress=progress, desc="ROC copies", known_sources_xy=config.known_sources_xy)
     calibrations = {}
     if config.calibrate:
         for name, path in model_paths.items():

@@ -13,7 +13,8 @@ A model folder holds the weights (``model.keras``, or ``model.joblib`` for SODIR
   (:data:`sodinn.mlar.features.SNR_CURVES`), else null; a model is refused by a sodinn that makes
   them otherwise;
 - the data it was trained on: ``fwhm_px``, ``pixel_scale_arcsec``, ``snr_range``, ``sample_config``,
-  ``training_set`` (file and SHA-256);
+  ``training_set`` (file and SHA-256), ``training_data`` (the SHA-256 of the sequence's files and
+  its north offset, to recognise the same data: :func:`training_known_sources`);
 - ``train_config``, ``metrics`` (held-out accuracy, ROC AUC, confusion matrix, per annulus) and the
   ``versions`` of sodinn and Keras.
 
@@ -56,6 +57,7 @@ __all__ = [
     "probabilities",
     "read_metadata",
     "save_model",
+    "training_known_sources",
 ]
 
 FORMAT = "sodinn-model/1"
@@ -136,9 +138,42 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     curves = meta.get("snr_curves")
     if curves not in (None, SNR_CURVES):
         msg = (f"{meta_path}: the model was trained on S/N curves made as {curves!r}, but this sodinn makes them "
-               f"as {SNR_CURVES!r}; retrain the model with this version")
+               f"as {SNR_CURVES!r} (since issue 14 their noise apertures leave known sources out); remake its "
+               "samples (`sodinn samples`) and retrain it (`sodinn train`) with this version")
         raise ValueError(msg)
     return meta
+
+
+#: The sequence record's items that identify the data a model was trained on (files' SHA-256, sky orientation)
+_DATA_IDENTITY = ("cube_sha256", "angles_sha256", "npz_sha256", "north_offset_deg")
+
+
+def training_known_sources(metadata: dict[str, Any], sequence: ADISequence) -> tuple[tuple[float, float], ...]:
+    """Return the known sources a model was trained with if ``sequence`` is its training data, else none.
+
+    The data are the same when the model's ``training_data`` record (the SHA-256 of the files the
+    training sequence was read from, and its north offset) is not empty and equals the same items of
+    ``sequence.describe()`` (its provenance). A sequence made in memory (no file checksum) is never recognised.
+
+    Parameters
+    ----------
+    metadata : dict
+        The model's ``model.json`` (:func:`read_metadata`).
+    sequence : ADISequence
+        The data the model is applied to.
+
+    Returns
+    -------
+    tuple of (float, float)
+        The model's ``sample_config.known_sources_xy`` (sky frame, px), or ``()``.
+    """
+    recorded = metadata.get("training_data") or {}
+    if not any(k.endswith("_sha256") for k in recorded):
+        return ()
+    current = sequence.describe()
+    if any(current.get(k) != recorded.get(k) for k in _DATA_IDENTITY):
+        return ()
+    return SampleConfig.from_dict(metadata["sample_config"]).known_sources_xy
 
 
 def metadata_digest(path: str | os.PathLike[str]) -> str:
@@ -404,6 +439,7 @@ def save_model(
         "sample_config": sample_config.to_dict(),
         "train_config": train_config.to_dict(),
         "training_set": dict(training_set),
+        "training_data": {k: sequence[k] for k in _DATA_IDENTITY if k in sequence},
         "versions": versions,
         "metrics": metrics,
     }

@@ -22,12 +22,14 @@ import numpy.typing as npt
 from sodinn import _validation as v
 from sodinn.adi.aperture import aperture_weights, gather_blocks
 from sodinn.adi.geometry import frame_center
+from sodinn.exceptions import SettingError
 from sodinn.mlar.operator import AnnulusOperator
 
 __all__ = ["SNR_CURVES", "RingApertures", "annulus_snr_curves", "ring_apertures", "snr_curves"]
 
-#: How the S/N curves of sample files and prediction are made (negative lobes kept); sample files and model folders record it
-SNR_CURVES = "mawet-snr-per-rank/1"
+#: How the S/N curves of sample files and prediction are made (negative lobes kept; noise apertures on known sources
+#: dropped, as the S/N oracle does, since issue 14: "/1" counted them); sample files and model folders record it
+SNR_CURVES = "mawet-snr-per-rank/2"
 
 
 def snr_curves(
@@ -36,10 +38,13 @@ def snr_curves(
     fwhm_px: float,
     *,
     exclude_negative_lobes: bool = False,
+    exclude_xy: npt.ArrayLike = (),
+    exclude_radius_px: float = 0.0,
 ) -> np.ndarray:
     """Compute the S/N (Mawet et al. 2014) of every position in every frame: one S/N curve per position.
 
-    Equal to ``sodinn.adi.snr.snr(frames[j], positions_xy[i], fwhm_px)`` for every ``(i, j)``.
+    Equal to ``sodinn.adi.snr.snr(frames[j], positions_xy[i], fwhm_px, exclude_xy=exclude_xy,
+    exclude_radius_px=exclude_radius_px)`` for every ``(i, j)``.
 
     Parameters
     ----------
@@ -51,11 +56,16 @@ def snr_curves(
         PSF FWHM, px (apertures of radius ``fwhm_px / 2``).
     exclude_negative_lobes : bool
         Drop the two noise apertures next to the test one (ADI self-subtraction lobes).
+    exclude_xy : array-like, shape (m, 2)
+        Known sources ``(x, y)``, px (none by default): the noise apertures whose centre lies within
+        ``exclude_radius_px`` of one of them are dropped (the rule of :func:`sodinn.adi.snr.snr_details`).
+    exclude_radius_px : float
+        The distance to a known source within which a noise aperture is dropped, px (>= 0).
 
     Returns
     -------
     ndarray of float64, shape (n, K)
-        ``(f_0 - mean(f_i)) / (std(f_i, ddof=1) sqrt(1 + 1/n_2))`` (SPEC §5).
+        ``(f_0 - mean(f_i)) / (std(f_i, ddof=1) sqrt(1 + 1/n_2))`` over the kept noise apertures (SPEC §5).
 
     Raises
     ------
@@ -63,7 +73,9 @@ def snr_curves(
         If an argument is not array-like of numbers or ``fwhm_px`` is not a real number.
     ValueError
         If ``frames`` is not a finite cube of square frames, a position is outside the frame or
-        within ``FWHM/2 + 1`` px of the star, or fewer than 2 noise apertures fit.
+        within ``FWHM/2 + 1`` px of the star, ``exclude_xy`` is not ``(m, 2)`` positions,
+        ``exclude_radius_px`` is negative, or fewer than 2 noise apertures fit (or remain outside the
+        exclusion: a :class:`~sodinn.exceptions.SettingError` naming ``exclude_radius_px``).
 
     See Also
     --------
@@ -84,6 +96,7 @@ def snr_curves(
     xy = v.check_positions_xy(positions_xy, name="positions_xy", frame_size=size)
     centers, counts = _ring_centers(xy, fwhm, arr.shape)
     noise_index = _noise_index(counts, bool(exclude_negative_lobes))
+    noise_index = _outside_sources(noise_index, centers, counts, exclude_xy, exclude_radius_px, size)
     y0, x0, w = aperture_weights(centers, fwhm / 2)
     fluxes = gather_blocks(arr, y0, x0, w.shape[-1], w)  # (K, n_apertures)
     out = np.empty((len(xy), arr.shape[0]))
@@ -108,6 +121,8 @@ def annulus_snr_curves(
     a_ext: np.ndarray | None = None,
     angles_deg: npt.ArrayLike | None = None,
     exclude_negative_lobes: bool = False,
+    exclude_xy: npt.ArrayLike = (),
+    exclude_radius_px: float = 0.0,
 ) -> np.ndarray:
     """Compute the S/N curves of samples of one annulus from its operator's residual frames (NA-SODINN).
 
@@ -132,6 +147,11 @@ def annulus_snr_curves(
         Derotation angles, degrees (default ``operator.plus``).
     exclude_negative_lobes : bool
         Drop the two noise apertures next to the test one.
+    exclude_xy : array-like, shape (m, 2)
+        Known sources ``(x, y)`` in the sky frame, px: noise apertures centred within
+        ``exclude_radius_px`` of them are dropped (as :func:`snr_curves`).
+    exclude_radius_px : float
+        The exclusion distance, px (>= 0).
 
     Returns
     -------
@@ -143,8 +163,9 @@ def annulus_snr_curves(
     TypeError
         If ``operator`` is not an :class:`~sodinn.mlar.operator.AnnulusOperator`.
     ValueError
-        If ``centre_idx`` holds a row outside ``operator.centers``, or an aperture reads a pixel no
-        patch of the annulus covers (the patch is narrower than ``FWHM + 2`` px).
+        If ``centre_idx`` holds a row outside ``operator.centers``, an aperture reads a pixel no
+        patch of the annulus covers (the patch is narrower than ``FWHM + 2`` px), or fewer than 2
+        noise apertures remain outside the exclusion.
     """
     from sodinn.mlar._kernels import residual_patch
 
@@ -170,7 +191,8 @@ def annulus_snr_curves(
         chunk = rows[start : start + step]
         cols, w = operator.stencils(angles, chunk)
         frames[:, operator.union[chunk]] = residual_patch(a, 0, u, yt, cols, w, np.arange(chunk.size), operator.ks)
-    return snr_curves(frames.reshape(-1, size, size), xy, fwhm, exclude_negative_lobes=exclude_negative_lobes)
+    return snr_curves(frames.reshape(-1, size, size), xy, fwhm, exclude_negative_lobes=exclude_negative_lobes,
+                      exclude_xy=exclude_xy, exclude_radius_px=exclude_radius_px)
 
 
 @dataclass(frozen=True)
@@ -263,6 +285,8 @@ def ring_apertures(
     fwhm_px: float,
     *,
     exclude_negative_lobes: bool = False,
+    exclude_xy: npt.ArrayLike = (),
+    exclude_radius_px: float = 0.0,
 ) -> RingApertures:
     """Place the S/N apertures of sample centres of one annulus on its operator's union pixels.
 
@@ -283,6 +307,12 @@ def ring_apertures(
         PSF FWHM, px.
     exclude_negative_lobes : bool
         Drop the two noise apertures next to the test one.
+    exclude_xy : array-like, shape (m, 2)
+        Known sources ``(x, y)`` in the sky frame, px (e.g. ``SampleConfig.known_sources_xy``): the
+        noise apertures whose centre lies within ``exclude_radius_px`` of one of them are dropped
+        (the rule of :func:`sodinn.adi.snr.snr_details`, as the S/N oracle uses).
+    exclude_radius_px : float
+        The exclusion distance, px (>= 0; the oracle's is ``mask_radius_fwhm`` times the FWHM).
 
     Returns
     -------
@@ -294,8 +324,10 @@ def ring_apertures(
     TypeError
         If ``operator`` is not an :class:`~sodinn.mlar.operator.AnnulusOperator`.
     ValueError
-        If ``centre_idx`` holds a row outside ``operator.centers``, or an aperture reads a pixel no
-        patch of the annulus covers (the patch is narrower than ``FWHM + 2`` px).
+        If ``centre_idx`` holds a row outside ``operator.centers``, an aperture reads a pixel no
+        patch of the annulus covers (the patch is narrower than ``FWHM + 2`` px), or fewer than 2
+        noise apertures remain outside the exclusion (a :class:`~sodinn.exceptions.SettingError`
+        naming ``exclude_radius_px``).
     """
     if not isinstance(operator, AnnulusOperator):
         msg = f"operator must be an AnnulusOperator; got {type(operator).__name__}"
@@ -309,6 +341,7 @@ def ring_apertures(
     xy = operator.centers[idx][:, ::-1].astype(np.float64)
     centers, counts = _ring_centers(xy, fwhm, (size, size))
     noise = _noise_index(counts, bool(exclude_negative_lobes))
+    noise = _outside_sources(noise, centers, counts, exclude_xy, exclude_radius_px, size)
     y0, x0, w = aperture_weights(centers, fwhm / 2)
     m = w.shape[-1]
     flat = ((y0[:, None, None] + np.arange(m)[None, :, None]) * size + (x0[:, None, None] + np.arange(m)[None, None, :]))
@@ -357,6 +390,33 @@ def _noise_index(counts: np.ndarray, exclude_negative_lobes: bool) -> list[np.nd
             msg = "fewer than 2 noise apertures at this separation; move the test position farther from the star"
             raise ValueError(msg)
         out.append(idx)
+    return out
+
+
+def _outside_sources(noise: list[np.ndarray], centers: np.ndarray, counts: np.ndarray, exclude_xy: npt.ArrayLike,
+                     exclude_radius_px: float, size: int) -> list[np.ndarray]:
+    """Keep, for every position, its noise apertures centred farther than ``exclude_radius_px`` from every source.
+
+    The rule of :func:`sodinn.adi.snr.snr_details` (distance ``>`` radius kept; the test aperture always kept).
+    """
+    radius = v.check_real(exclude_radius_px, name="exclude_radius_px")
+    if radius < 0:
+        msg = f"exclude_radius_px must be >= 0 px; got {radius:g}"
+        raise ValueError(msg)
+    if np.size(exclude_xy) == 0:
+        return noise
+    sources = v.check_positions_xy(exclude_xy, name="exclude_xy")
+    out = []
+    for start, count, idx in zip(np.cumsum(counts) - counts, counts, noise):
+        own = centers[int(start) : int(start + count)]
+        dist = np.hypot(own[idx, 0, None] - sources[None, :, 0], own[idx, 1, None] - sources[None, :, 1])
+        kept = idx[(dist > radius).all(axis=1)]
+        if kept.size < 2:
+            sep = float(np.hypot(*(own[0] - np.array(frame_center((size, size)))[::-1])))
+            raise SettingError(f"only {kept.size} of the {idx.size} noise apertures at {sep:.1f} px lie farther than "
+                               f"{radius:g} px from the known sources; the S/N curve needs 2. Lower {{exclude_radius_px}} "
+                               "or leave this separation out", exclude_radius_px=None)
+        out.append(kept)
     return out
 
 

@@ -37,7 +37,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig
 from sodinn.exceptions import SettingError
 from sodinn.mlar.augmentation import augment_samples
-from sodinn.mlar.features import ring_apertures
+from sodinn.mlar.features import RingApertures, ring_apertures
 from sodinn.mlar.operator import AnnulusGeometry, AnnulusOperator, single_blas_thread
 
 __all__ = [
@@ -94,8 +94,9 @@ class AnnulusSamples:
     augmented : ndarray of bool, shape (n,)
         True for augmented C- samples (:func:`sodinn.mlar.augmentation.augment_samples`).
     snr_curves : ndarray of float32, shape (n, K), or None
-        S/N (Mawet et al. 2014, negative lobes kept) of every sample at its centre pixel at each rank,
-        on the residual frames its patches come from (:data:`sodinn.mlar.features.SNR_CURVES`); an
+        S/N (Mawet et al. 2014, negative lobes kept, noise apertures within ``mask_radius_fwhm`` FWHM of
+        a known source dropped) of every sample at its centre pixel at each rank, on the residual
+        frames its patches come from (:data:`sodinn.mlar.features.SNR_CURVES`); an
         augmented C- sample has its source's. None for sets made before S/N curves existed.
     """
 
@@ -336,7 +337,8 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     rng_neg = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _NEG)))
     neg_idx = np.sort(rng_neg.choice(centres, target, replace=False)) if target < centres.size else centres
     neg = op.patches(neg_values, neg_idx)
-    neg_curves = ring_apertures(op, neg_idx, sequence.fwhm_px).curves_from_union(neg_values)
+    # the S/N curves leave known sources out of their noise apertures, as the S/N oracle does (issue 14)
+    neg_curves = _rings(op, neg_idx, sequence, config, index).curves_from_union(neg_values)
     ny, nx = op.centers[neg_idx, 0].astype(np.float64), op.centers[neg_idx, 1].astype(np.float64)
     n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))
     sector = (np.floor((np.degrees(np.arctan2(ny - cy, nx - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
@@ -366,7 +368,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         f = rng.uniform(lo, hi) if config.flux_distribution == "uniform" else math.exp(rng.uniform(math.log(lo), math.log(hi)))
         px_[i], py_[i], flux[i] = op.centers[c, 1] + jx, op.centers[c, 0] + jy, f
     pos_centres = np.array([row_of[int(round(b)) * op.size + int(round(a))] for a, b in zip(px_, py_)], dtype=np.int64)
-    rings = ring_apertures(op, pos_centres, sequence.fwhm_px)
+    rings = _rings(op, pos_centres, sequence, config, index)
     pos, ring_values = op.positive_values(psf, px_, py_, flux, rings.rows)
     pos_curves = rings.curves_from_rows(ring_values)
     samples = np.concatenate([pos, neg]).astype(np.float32)
@@ -378,6 +380,15 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
         snr_curves=np.concatenate([pos_curves, neg_curves]).astype(np.float32),
     )
+
+
+def _rings(op: AnnulusOperator, idx: np.ndarray, sequence: ADISequence, config: SampleConfig, index: int) -> RingApertures:
+    """Place the S/N apertures of samples, dropping noise apertures on ``config.known_sources_xy`` as the oracle does."""
+    try:
+        return ring_apertures(op, idx, sequence.fwhm_px, exclude_xy=config.known_sources_xy,
+                              exclude_radius_px=config.mask_radius_fwhm * sequence.fwhm_px)
+    except SettingError as err:
+        raise err.renamed(exclude_radius_px="mask_radius_fwhm").prefixed(f"annulus {index}") from None
 
 
 def positive_samples(

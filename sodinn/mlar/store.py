@@ -143,6 +143,14 @@ def _generate(sequence: ADISequence, config: SampleConfig, out: Path, plan: Any,
     if state_file.exists():
         state = json.loads(state_file.read_text())
         if state["identity"] != identity:
+            saved = state["identity"]
+            if {k for k in identity if saved.get(k) != identity[k]} == {"snr_curves"}:
+                made = ("without S/N curves" if saved.get("snr_curves") is None
+                        else f"whose S/N curves were made as {saved['snr_curves']!r}")
+                msg = (f"{parts} holds an interrupted run {made} (an older sodinn); this sodinn makes them as "
+                       f"{SNR_CURVES!r}; pass resume=False (--no-resume) "
+                       "to remake the samples, or choose another output file")
+                raise ValueError(msg)
             msg = (
                 f"{parts} holds an interrupted run of another sequence or configuration; "
                 "pass resume=False (--no-resume) to start afresh, or choose another output file"
@@ -207,6 +215,9 @@ class SampleFile:
     snr_curves : ndarray of float32, shape (n, K), or None
         The S/N of every sample at each rank (:data:`sodinn.mlar.features.SNR_CURVES`); None in a
         file made before S/N curves existed (see :meth:`require_snr_curves`).
+    snr_curves_rule : str or None
+        The rule that made them (the file's ``snr_curves`` attribute), None without curves; a rule
+        other than :data:`~sodinn.mlar.features.SNR_CURVES` is refused by :meth:`require_snr_curves`.
 
     Raises
     ------
@@ -254,6 +265,8 @@ class SampleFile:
         self.flux_range = h["annuli/flux_range"][()]
         self.sample_shape: tuple[int, ...] = tuple(h["samples"].shape[1:])
         self.snr_curves: np.ndarray | None = h["snr_curves"][()] if "snr_curves" in h else None
+        rule = h.attrs.get("snr_curves") if self.snr_curves is not None else None
+        self.snr_curves_rule: str | None = None if rule is None else str(rule)
 
     def __len__(self) -> int:
         """Return the number of samples."""
@@ -272,7 +285,7 @@ class SampleFile:
         self._h5.close()
 
     def require_snr_curves(self, *, model: str | None = None) -> np.ndarray:
-        """Return the S/N curves, or refuse a file that has none with the fix (re-run ``sodinn samples``).
+        """Return the S/N curves, or refuse a file without them or made by another rule, with the fix (re-run ``sodinn samples``).
 
         Parameters
         ----------
@@ -287,13 +300,20 @@ class SampleFile:
         Raises
         ------
         SettingError
-            If the file has no S/N curves (made by an older sodinn).
+            If the file has no S/N curves, or curves made by another rule than
+            :data:`~sodinn.mlar.features.SNR_CURVES` (made by an older sodinn: before issue 14 the
+            curves counted known sources in their noise apertures).
         """
+        who = f"model {model!r}" if model else "this model"
         if self.snr_curves is None:
-            who = f"model {model!r}" if model else "this model"
             raise SettingError(f"{who} needs the S/N curves of the samples, but {self.path} has none (made by an older "
                                "sodinn); re-run `sodinn samples` to make a sample file with them, or train a patch-only "
                                "{model}", model="sodinn")
+        if self.snr_curves_rule != SNR_CURVES:
+            raise SettingError(f"{who} needs the S/N curves of the samples made as {SNR_CURVES!r}, but {self.path} holds "
+                               f"curves made as {self.snr_curves_rule!r} (an older sodinn, whose curves counted known "
+                               "sources in their noise apertures); re-run `sodinn samples` to remake the file, or train a "
+                               "patch-only {model}", model="sodinn")
         return self.snr_curves
 
     def read(self, indices: Sequence[int] | np.ndarray, *, normalize: bool = False) -> np.ndarray:

@@ -18,6 +18,7 @@ from sodinn import _validation as v
 from sodinn.adi.io import read_fits, select_hdu
 from sodinn.adi.psf import fit_fwhm, psf_centroid
 from sodinn.learn.artifact import METADATA_FILE, read_metadata
+from sodinn.mlar.features import SNR_CURVES
 from sodinn.mlar.store import SampleFile
 
 __all__ = ["describe", "info_kind"]
@@ -182,6 +183,7 @@ def _samples_info(path: Path) -> dict[str, Any]:
             "augmented": int(f.augmented.sum()), "sample_shape": list(f.sample_shape), "annuli": annuli,
             "seed": config.seed, "snr_range": list(config.snr_range), "k_policy": config.k_policy,
             "known_sources_xy": [list(xy) for xy in config.known_sources_xy],
+            "snr_curves": f.snr_curves_rule, "snr_curves_current": f.snr_curves_rule == SNR_CURVES,
             "fwhm_px": sequence.get("fwhm_px"), "pixel_scale_arcsec": sequence.get("pixel_scale_arcsec"),
             "sources": {k: {"file": sequence.get(f"{k}_file"), "sha256": sequence.get(f"{k}_sha256")}
                         for k in ("cube", "angles", "psf", "npz") if f"{k}_file" in sequence},

@@ -177,7 +177,7 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     calibration = sigma = None
     if config.calibrated:
         calibration = (calibrate_nulls(pmap, sequence.fwhm_px) if n_null else
-                       calibrate_self(pmap, sequence.fwhm_px, known_sources_xy=config.known_sources_xy))
+                       calibrate_self(pmap, sequence.fwhm_px, known_sources_xy=pmap.known_sources_xy))
         table = find_calibrated_candidates(pmap, calibration, config.fp_budget, **where)
         log10_c = calibration.log10_expected_false_positives(pmap.logit)
         sigma = np.where(pmap.evaluated, significance_sigma(log10_c), np.nan)
@@ -191,6 +191,7 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
     provenance = {
         "function": "probability_map", "model": str(model_path.resolve()),
         "model_training_set_sha256": model.metadata["training_set"]["sha256"], "criterion": criterion,
+        "known_sources_xy": [list(xy) for xy in pmap.known_sources_xy],
         **{k: v for k, v in sequence.provenance.items() if k.endswith(("_file", "_sha256"))},
     }
     write_fits(out / "probability_map.fits", pmap.probability, provenance=provenance,

@@ -112,7 +112,7 @@ def test_train_and_predict_commands_with_sodinn_snr(tiny_project, tmp_path, caps
     assert main(["train", str(path), "--model", "sodinn-snr", "--epochs", "1", "--batch-size", "32",
                  "--output", str(tmp_path / "m"), "--quiet"]) == 0
     assert capsys.readouterr().out.startswith("sodinn-snr: held-out accuracy")
-    assert json.loads((tmp_path / "m" / "model.json").read_text())["snr_curves"] == "mawet-snr-per-rank/1"
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["snr_curves"] == "mawet-snr-per-rank/2"
     assert main(["predict", str(tmp_path / "m"), "--config", str(tiny_project), "--output",
                  str(tmp_path / "p"), "--quiet"]) == 0
     assert (tmp_path / "p" / "probability_map.fits").is_file()

@@ -51,7 +51,8 @@ def test_info_describes_a_sample_file(tiny_project, capsys):
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
     assert f"{info['n_samples']} labeled samples" in text and "(K, P, P) = (6, 9, 9)" in text
-    assert text.count("\n") == 1 + 1 + len(info["annuli"]) + 1 + 3 + 1
+    assert "  S/N curves: yes, made as 'mawet-snr-per-rank/2'\n" in text
+    assert text.count("\n") == 1 + 1 + len(info["annuli"]) + 1 + 1 + 3 + 1
 
 
 def test_info_describes_a_model_folder_without_loading_keras():
@@ -105,6 +106,7 @@ def _samples_record(**kw):
         "fwhm_px": 4.0, "pixel_scale_arcsec": 0.0272,
         "sources": {"cube": {"file": "c.fits", "sha256": "ab" * 4}, "psf": {"file": "p.fits", "sha256": "cd" * 4}},
         "config_sha256": "ef" * 4, "sodinn_version": "1.2.3",
+        "snr_curves": "mawet-snr-per-rank/2", "snr_curves_current": True,
     }
     return {**info, **kw}
 
@@ -116,16 +118,21 @@ def test_info_text_of_a_sample_file():
         "        0       4.0-8.0    40    40                12.5-80.25  1,2,3,4,5,6",
         "        1      8.0-12.5    40    40                      5-30  2,4,6,8,10,12",
         "  seed 1; known sources masked: (62, 63.5); FWHM 4.00 px, pixel scale 0.0272\"/px",
+        "  S/N curves: yes, made as 'mawet-snr-per-rank/2'",
         "  cube: c.fits (sha256 abababab)",
         "  psf: p.fits (sha256 cdcdcdcd)",
         "  made by sodinn 1.2.3; configuration sha256 efefefef",
     ]
     lines = info_text(_samples_record(augmented=12, known_sources_xy=[], fwhm_px=None, pixel_scale_arcsec=None,
-                                      sources={}, snr_range=[0.5, 2.0])).split("\n")
+                                      sources={}, snr_range=[0.5, 2.0], snr_curves=None, snr_curves_current=False)).split("\n")
     assert lines[0] == "s.h5: 160 labeled samples (80 C+, 80 C-, 12 augmented) of shape (K, P, P) = (6, 9, 9) in 2 annuli"
     assert "(S/N 0.5-2)" in lines[1]
     assert lines[4:] == ["  seed 1; known sources masked: none; FWHM unknown",
+                         "  S/N curves: none (for patch-only models; re-run `sodinn samples` for a model that takes them)",
                          "  made by sodinn 1.2.3; configuration sha256 efefefef"]
+    old = info_text(_samples_record(snr_curves="mawet-snr-per-rank/1", snr_curves_current=False)).split("\n")
+    assert old[5] == ("  S/N curves: made as 'mawet-snr-per-rank/1', which this sodinn refuses (known sources counted in "
+                      "their noise apertures); re-run `sodinn samples` for a model that takes them")
 
 
 def _model_record(**kw):

@@ -85,6 +85,26 @@ def test_method_names_and_tags():
     assert all(c in "0123456789abcdef" for c in tags["net"][len("model-logit-"):])
 
 
+def test_known_sources_change_the_tag_of_a_model_that_takes_snr_curves_only(tmp_path):
+    import json
+    import shutil
+
+    from sodinn.mlar.features import SNR_CURVES
+
+    snr = tmp_path / "snr"
+    snr.mkdir()
+    shutil.copy(Path(MODEL) / "model.json", snr / "model.json")
+    meta = json.loads((snr / "model.json").read_text())
+    (snr / "model.json").write_text(json.dumps({**meta, "snr_curves": SNR_CURVES}))
+    models = {"net": str(MODEL), "snr": str(snr)}
+    plain = method_tags(models, ["median"])
+    assert method_tags(models, ["median"], known_sources_xy=()) == plain
+    one = method_tags(models, ["median"], known_sources_xy=[(30.0, 12.0)])
+    other = method_tags(models, ["median"], known_sources_xy=[(30.0, 13.0)])
+    assert one["net"] == plain["net"] and one["median"] == "median"  # the patch-only model's map does not change
+    assert len({plain["snr"], one["snr"], other["snr"]}) == 3 and one["snr"].startswith(plain["snr"] + "-known")
+
+
 # ---------------------------------------------------------------- the cache
 
 
@@ -164,11 +184,25 @@ def test_copy_maps_of_a_bright_companion_peak_at_it(sequence):
 # ---------------------------------------------------------------- the runner
 
 
+def test_run_copies_passes_the_known_sources_to_every_copy(sequence, monkeypatch):
+    seen = []
+
+    def recording(seq, injection, psf, radii_px, *, models, baselines, only=None, known_sources_xy=()):
+        seen.append(known_sources_xy)
+        return {name: np.zeros((4, 4), dtype=np.float32) for name in baselines}
+
+    monkeypatch.setattr(copies, "copy_maps", recording)
+    injections = [_injection(copy=c, theta=40.0 * c, flux=100.0) for c in range(2)]
+    run_copies(sequence, injections, sequence.psf_normalized, [(8.0, 16.0)] * 2, models={}, baselines=["median"], n_jobs=1,
+               progress=False, known_sources_xy=[(30, 12)])
+    assert seen == [((30.0, 12.0),)] * 2
+
+
 def test_run_copies_reuses_the_cache_and_computes_only_what_is_missing(sequence, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # set by the jobs; restored after the test
     calls = []
 
-    def counting(seq, injection, psf, radii_px, *, models, baselines, only=None):
+    def counting(seq, injection, psf, radii_px, *, models, baselines, only=None, known_sources_xy=()):
         calls.append((injection.copy, tuple(only)))
         return {name: np.full((4, 4), 10 * injection.copy + i, dtype=np.float32) for i, name in enumerate(baselines)
                 if name in only}

@@ -23,6 +23,7 @@ from sodinn.learn.artifact import (  # noqa: E402
     model_folder,
     read_metadata,
     save_model,
+    training_known_sources,
 )
 from sodinn.learn.models import SODIRF  # noqa: E402
 from sodinn.mlar.samples import NORMALIZATION, minmax_normalize  # noqa: E402
@@ -315,3 +316,28 @@ def test_a_model_of_other_snr_curves_is_refused(shipped_copy):
     with pytest.raises(ValueError, match="S/N curves made as 'another-rule/9'.*retrain"):
         read_metadata(shipped_copy)
     assert read_metadata(_edit(shipped_copy, snr_curves=None))["snr_curves"] is None
+
+
+def test_a_model_of_the_curves_before_issue_14_is_refused_naming_the_fix(shipped_copy):
+    _edit(shipped_copy, snr_curves="mawet-snr-per-rank/1")
+    with pytest.raises(ValueError, match=r"made as 'mawet-snr-per-rank/1'.*'mawet-snr-per-rank/2'.*known sources.*"
+                                         r"`sodinn samples`.*`sodinn train`"):
+        read_metadata(shipped_copy)
+
+
+def test_training_known_sources_only_on_the_training_data():
+    from sodinn.adi.sequence import ADISequence
+
+    meta = read_metadata(SHIPPED)
+    meta["sample_config"] = {**meta["sample_config"], "known_sources_xy": [[30.0, 12.0]]}
+    seq = _noise_sequence(20, 41)
+    assert training_known_sources(meta, seq) == ()  # no record of the training data (an older model)
+    record = {"cube_sha256": "a" * 64, "angles_sha256": "b" * 64, "north_offset_deg": 0.0}
+    meta["training_data"] = record
+    assert training_known_sources(meta, seq) == ()  # a sequence made in memory is never recognised
+    same = ADISequence(seq.cube, seq.angles_deg, seq.psf, seq.fwhm_px, provenance={**record, "cube_file": "/x/c.fits"})
+    assert training_known_sources(meta, same) == ((30.0, 12.0),)
+    other = ADISequence(seq.cube, seq.angles_deg, seq.psf, seq.fwhm_px, provenance={**record, "cube_sha256": "c" * 64})
+    assert training_known_sources(meta, other) == ()
+    turned = ADISequence(seq.cube, seq.angles_deg, seq.psf, seq.fwhm_px, provenance={**record, "north_offset_deg": 5.0})
+    assert training_known_sources(meta, turned) == ()

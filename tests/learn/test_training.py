@@ -185,7 +185,7 @@ def test_sodinn_snr_trains_on_samples_and_curves_and_predicts_alike_after_loadin
     result = train(path, TrainConfig(model="sodinn-snr", epochs=2, batch_size=16), tmp_path / "m", progress=False)
     assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
     loaded = load_trained(result.out_dir)
-    assert loaded.needs_snr_curves and loaded.metadata["snr_curves"] == "mawet-snr-per-rank/1"
+    assert loaded.needs_snr_curves and loaded.metadata["snr_curves"] == "mawet-snr-per-rank/2"
     assert {t.name for t in loaded.model.inputs} == {"mlar_sample", "snr_curve"}
     with SampleFile(path) as f:
         idx = np.arange(0, len(f), 3)

@@ -145,3 +145,61 @@ def test_ring_apertures_errors(synthetic):
         rings.curves_from_rows([np.zeros((3, rings.rows[0].size))])
     with pytest.raises(ValueError, match="must be \\(K, "):
         rings.curves_from_rows([np.zeros((3, 2)), np.zeros((3, 2))])
+
+
+def test_known_sources_leave_the_noise_apertures_as_in_snr_details():
+    """The exclusion drops the same noise apertures as snr_details(exclude_xy=...): equal S/N, bright source or not."""
+    from sodinn.adi.snr import snr_details
+
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(3, 41, 41))
+    frames[:, 8, 20] += [50.0, 200.0, 800.0]  # a bright known source 12 px below the star, in the ring of the tests
+    source, radius = [(20.0, 8.0)], 2 * 3.0
+    xy = np.array([[32.0, 20.0], [8.0, 20.0], [20.0, 32.0], [26.0, 9.6]])
+    for lobes in (False, True):
+        curves = snr_curves(frames, xy, 3.0, exclude_negative_lobes=lobes, exclude_xy=source, exclude_radius_px=radius)
+        details = [[snr_details(f, tuple(p), 3.0, exclude_negative_lobes=lobes, exclude_xy=source,
+                                exclude_radius_px=radius) for f in frames] for p in xy]
+        np.testing.assert_allclose(curves, [[d.snr for d in row] for row in details], rtol=1e-12, atol=0)
+        kept = details[0][0].noise_fluxes.size
+        every = snr_details(frames[0], tuple(xy[0]), 3.0, exclude_negative_lobes=lobes).noise_fluxes.size
+        assert 2 <= kept < every  # some apertures were on the source
+    # the bright source in the noise apertures drags the unmasked S/N down: the fix is what moves it
+    plain = snr_curves(frames, xy[:1], 3.0)[0]
+    masked = snr_curves(frames, xy[:1], 3.0, exclude_xy=source, exclude_radius_px=radius)[0]
+    assert np.all(np.abs(masked) > np.abs(plain))
+
+
+def test_ring_apertures_with_known_sources_match_snr_curves(synthetic):
+    cube, angles = np.asarray(synthetic.cube), synthetic.angles_deg
+    op = _operator(cube, angles)
+    values = np.random.default_rng(5).normal(size=(len(op.ks), op.union.size))
+    frames = np.zeros((len(op.ks), op.size * op.size))
+    frames[:, op.union] = values
+    frames = frames.reshape(-1, op.size, op.size)
+    idx = np.arange(2, len(op.centers), 5)
+    y, x = op.centers[idx[3]]
+    source = [(float(x) + 0.4, float(y) - 0.3)]
+    rings = ring_apertures(op, idx, FWHM, exclude_xy=source, exclude_radius_px=2 * FWHM)
+    plain = ring_apertures(op, idx, FWHM)
+    assert any(a.size < b.size for a, b in zip(rings.noise, plain.noise))
+    expected = snr_curves(frames, op.centers[idx][:, ::-1].astype(float), FWHM, exclude_xy=source,
+                          exclude_radius_px=2 * FWHM)
+    np.testing.assert_allclose(rings.curves_from_union(values), expected, rtol=1e-12, atol=1e-12)
+    curves = annulus_snr_curves(op, idx[:4], FWHM, exclude_xy=source, exclude_radius_px=2 * FWHM)
+    expected = [[snr(f, (float(x), float(y)), FWHM, exclude_xy=source, exclude_radius_px=2 * FWHM)
+                 for f in _slow_frames(op, cube, angles)] for y, x in op.centers[idx[:4]]]
+    np.testing.assert_allclose(curves, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_too_few_noise_apertures_outside_the_known_sources_are_refused(synthetic):
+    from sodinn.exceptions import SettingError
+
+    op = _operator(np.asarray(synthetic.cube), synthetic.angles_deg)
+    y, x = op.centers[0]
+    with pytest.raises(SettingError, match="noise apertures .* lie farther than 40 px.*exclude_radius_px"):
+        ring_apertures(op, [0], FWHM, exclude_xy=[(float(x), float(y))], exclude_radius_px=40.0)
+    with pytest.raises(ValueError, match="exclude_radius_px must be >= 0"):
+        snr_curves(np.zeros((1, 41, 41)), [(32.0, 20.0)], 3.0, exclude_xy=[(20.0, 8.0)], exclude_radius_px=-1.0)
+    with pytest.raises(ValueError, match="exclude_xy"):
+        snr_curves(np.zeros((1, 41, 41)), [(32.0, 20.0)], 3.0, exclude_xy=[(20.0, 8.0, 1.0)], exclude_radius_px=6.0)

@@ -73,6 +73,31 @@ def test_snr_curves_are_those_of_the_slow_residual_frames(synthetic):
     assert np.abs(got.snr_curves).max() > 1.0  # curves that carry something
 
 
+def test_snr_curves_leave_a_known_source_in_the_annulus_out_of_their_noise_apertures(synthetic):
+    """C+ and C- curves equal snr_curves(exclude_xy=known sources, mask_radius_fwhm FWHM) on the slow residual frames."""
+    from sodinn.adi.geometry import frame_center
+    from sodinn.mlar.features import snr_curves
+
+    plain = SampleConfig(patch_px=9, n_ranks=4, samples_per_annulus=4, seed=2)
+    edges = sample_annuli(synthetic, plain).edges_px
+    cy, cx = frame_center(synthetic.cube.shape)
+    r = 0.5 * (edges[1] + edges[2])
+    cfg = SampleConfig(patch_px=9, n_ranks=4, samples_per_annulus=4, seed=2, known_sources_xy=((cx, cy + r),))
+    radius = cfg.mask_radius_fwhm * synthetic.fwhm_px
+    got = annulus_samples(synthetic, cfg, 1, edges[1], edges[2], (50.0, 500.0))
+    before = annulus_samples(synthetic, plain, 1, edges[1], edges[2], (50.0, 500.0))
+    psf = sample_psf(synthetic, cfg)
+    for i in range(len(got.labels)):
+        frames = slow_frames(synthetic.cube, synthetic.angles_deg, psf, edges[1], edges[2], cfg.patch_px, got.ks,
+                             x=got.x[i], y=got.y[i], flux=got.flux[i], positive=bool(got.labels[i]))
+        centre = [(round(got.x[i]), round(got.y[i]))]
+        expected = snr_curves(frames, centre, synthetic.fwhm_px, exclude_xy=cfg.known_sources_xy, exclude_radius_px=radius)
+        np.testing.assert_allclose(got.snr_curves[i], expected[0], rtol=1e-6, atol=1e-6)
+        unmasked = snr_curves(frames, centre, synthetic.fwhm_px)[0]
+        assert not np.allclose(expected[0], unmasked, rtol=1e-3)  # every ring crosses the source's mask
+    assert not np.allclose(got.snr_curves, before.snr_curves)
+
+
 def test_augmented_samples_carry_their_source_curve(synthetic):
     cfg = SampleConfig(patch_px=9, n_ranks=6, samples_per_annulus=400, augment=True, seed=4)
     edges = sample_annuli(synthetic, cfg).edges_px

@@ -37,7 +37,7 @@ def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
         np.testing.assert_array_equal(f.labels, data.labels)
         np.testing.assert_array_equal(f.snr_curves, data.snr_curves)
         assert f.snr_curves.shape == (len(f), 6) and f.snr_curves.dtype == np.float32
-        assert f._h5.attrs["snr_curves"] == "mawet-snr-per-rank/1"
+        assert f._h5.attrs["snr_curves"] == "mawet-snr-per-rank/2"
         picked = f.read([5, 2, 2])
         np.testing.assert_array_equal(picked, data.samples[[5, 2, 2]])
         batches = list(f.iter_batches(7, shuffle=True, seed=1))
@@ -176,11 +176,16 @@ def test_parts_made_without_snr_curves_are_not_resumed(synthetic, tmp_path, monk
         generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
     state_file = tmp_path / "x.h5.parts" / "state.json"
     state = json.loads(state_file.read_text())
-    assert state["identity"]["snr_curves"] == "mawet-snr-per-rank/1"
-    del state["identity"]["snr_curves"]  # as written before S/N curves existed
+    assert state["identity"]["snr_curves"] == "mawet-snr-per-rank/2"
+    state["identity"]["snr_curves"] = "mawet-snr-per-rank/1"  # before known sources left the noise apertures
     state_file.write_text(json.dumps(state))
     monkeypatch.undo()
-    with pytest.raises(ValueError, match="another sequence or configuration"):
+    with pytest.raises(ValueError, match=r"S/N curves were made as 'mawet-snr-per-rank/1' .* as 'mawet-snr-per-rank/2'; "
+                                         r"pass resume=False \(--no-resume\) to remake"):
+        generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    del state["identity"]["snr_curves"]  # as written before S/N curves existed
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"interrupted run without S/N curves .*--no-resume"):
         generate_sample_file(synthetic, CFG, target, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
 
 
@@ -196,4 +201,21 @@ def test_a_file_without_snr_curves_reads_and_names_the_fix(synthetic, tmp_path):
         assert f.snr_curves is None
         np.testing.assert_array_equal(f.read([0, 1]), data.samples[:2])
         with pytest.raises(SettingError, match=r"model 'sodinn-snr' needs the S/N curves.*re-run `sodinn samples`"):
+            f.require_snr_curves(model="sodinn-snr")
+
+
+def test_a_file_of_curves_before_issue_14_is_refused_naming_the_fix(synthetic, tmp_path):
+    from sodinn.exceptions import SettingError
+
+    data = make_samples(synthetic, CFG, flux_ranges=_ranges(synthetic), n_jobs=1, progress=False)
+    path = write_samples(data, tmp_path / "old.h5")
+    with SampleFile(path) as f:
+        assert f.snr_curves_rule == "mawet-snr-per-rank/2"
+        np.testing.assert_array_equal(f.require_snr_curves(), data.snr_curves)
+    with h5py.File(path, "a") as h:
+        h.attrs["snr_curves"] = "mawet-snr-per-rank/1"  # as written before known sources left the noise apertures
+    with SampleFile(path) as f:
+        assert f.snr_curves_rule == "mawet-snr-per-rank/1" and f.snr_curves is not None
+        with pytest.raises(SettingError, match=r"model 'sodinn-snr' needs the S/N curves .* made as 'mawet-snr-per-rank/2'"
+                                               r".*holds curves made as 'mawet-snr-per-rank/1'.*re-run `sodinn samples`"):
             f.require_snr_curves(model="sodinn-snr")

@@ -63,6 +63,7 @@ def test_sample_file(tiny_samples, tmp_path):
     assert info["fwhm_px"] == 4.0 and info["pixel_scale_arcsec"] == 0.0272
     assert info["sources"] == {}  # an in-memory sequence: no input files
     assert len(info["config_sha256"]) == 64
+    assert info["snr_curves"] == "mawet-snr-per-rank/2" and info["snr_curves_current"] is True
     json.dumps(info)  # JSON-able
     # an HDF5 file is told by its signature too
     shutil.copy(tiny_samples, tmp_path / "samples.bin")

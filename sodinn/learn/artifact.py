@@ -144,16 +144,17 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-#: The sequence record's items that identify the data a model was trained on (files' SHA-256, sky orientation)
-_DATA_IDENTITY = ("cube_sha256", "angles_sha256", "npz_sha256", "north_offset_deg")
+#: The sequence record's items that identify the data a model was trained on (files' SHA-256, sky orientation, the
+#: star's position when the frames were recentred: pixel positions depend on both)
+_DATA_IDENTITY = ("cube_sha256", "angles_sha256", "npz_sha256", "north_offset_deg", "star_xy_px")
 
 
 def training_known_sources(metadata: dict[str, Any], sequence: ADISequence) -> tuple[tuple[float, float], ...]:
     """Return the known sources a model was trained with if ``sequence`` is its training data, else none.
 
     The data are the same when the model's ``training_data`` record (the SHA-256 of the files the
-    training sequence was read from, and its north offset) is not empty and equals the same items of
-    ``sequence.describe()`` (its provenance). A sequence made in memory (no file checksum) is never recognised.
+    training sequence was read from, its north offset and, if it was recentred, the star's position) is
+    not empty and equals the same items of ``sequence.describe()`` (its provenance). A sequence made in memory (no file checksum) is never recognised.
 
     Parameters
     ----------

@@ -341,3 +341,4 @@ def test_training_known_sources_only_on_the_training_data():
     assert training_known_sources(meta, other) == ()
     turned = ADISequence(seq.cube, seq.angles_deg, seq.psf, seq.fwhm_px, provenance={**record, "north_offset_deg": 5.0})
     assert training_known_sources(meta, turned) == ()
+    assert training_known_sources(meta, same.recentered((20.6, 20.2))) == ()  # recentred: positions moved

@@ -154,7 +154,8 @@ def training_known_sources(metadata: dict[str, Any], sequence: ADISequence) -> t
 
     The data are the same when the model's ``training_data`` record (the SHA-256 of the files the
     training sequence was read from, its north offset and, if it was recentred, the star's position) is
-    not empty and equals the same items of ``sequence.describe()`` (its provenance). A sequence made in memory (no file checksum) is never recognised.
+    not empty and equals the same items of ``sequence.describe()`` (its provenance). A sequence made in
+    memory (no file checksum) is never recognised.
 
     Parameters
     ----------

@@ -30,7 +30,8 @@ BACKENDS = ("torch", "jax")
 KERAS_NOISE = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 
 # Runs under KERAS_BACKEND=<backend>: train the models named in the spec, then predict with every
-# model folder of the spec ("load": {label: [folder, samples .npy]}) and save the probabilities.
+# model folder of the spec ("load": {label: [folder, samples .npy, S/N curves .npy or null]}) and save the
+# probabilities (models that take no curves ignore them).
 _WORKER = """
 import json, sys
 import numpy as np
@@ -44,8 +45,9 @@ for name in spec["train"]:
     result = train(spec["samples"], TrainConfig(model=name, epochs=1, batch_size=16), f"{spec['out']}/{name}", progress=False)
     saved = load_trained(result.out_dir).metadata["versions"]["backend"]
     out["trained"][name] = {"epochs": len(result.history["loss"]), "saved_backend": saved}
-    spec["load"][f"{out['backend']}/{name}"] = [str(result.out_dir), spec["x"]]
-probs = {label: load_trained(folder).predict(np.load(x)) for label, (folder, x) in spec["load"].items()}
+    spec["load"][f"{out['backend']}/{name}"] = [str(result.out_dir), spec["x"], spec["curves"]]
+probs = {label: load_trained(folder).predict(np.load(x), None if c is None else np.load(c))
+         for label, (folder, x, c) in spec["load"].items()}
 np.savez(spec["result"], **probs)
 print(json.dumps(out))
 """
@@ -83,27 +85,30 @@ def inputs(tmp_path_factory):
                                    folder / "tiny.h5", n_jobs=1, progress=False)
     with SampleFile(samples) as f:
         np.save(folder / "x_tiny.npy", f.read(np.arange(16)))
+        np.save(folder / "c_tiny.npy", f.snr_curves[:16])  # for the models that take S/N curves (sodinn-snr)
     # noise plus a central blob of growing amplitude: the shipped model's probabilities span (0, 1)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:9, :9]
     blob = np.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 4.0)
     np.save(folder / "x_shipped.npy", 0.3 * rng.normal(size=(16, 10, 9, 9)) + np.linspace(-1, 1, 16)[:, None, None, None] * blob)
     return {"folder": folder, "samples": str(samples), "x_tiny": str(folder / "x_tiny.npy"),
-            "x_shipped": str(folder / "x_shipped.npy")}
+            "c_tiny": str(folder / "c_tiny.npy"), "x_shipped": str(folder / "x_shipped.npy")}
 
 
 @pytest.fixture(scope="module")
 def runs(inputs):
     """Each installed backend trains every model; later backends also load the earlier ones' models."""
     done: dict[str, tuple[dict, dict[str, np.ndarray]]] = {}
-    load = {"tensorflow/shipped": [str(SHIPPED), inputs["x_shipped"]]}
+    load = {"tensorflow/shipped": [str(SHIPPED), inputs["x_shipped"], None]}
     for backend in BACKENDS:
         if importlib.util.find_spec(backend) is None:
             continue
         spec = {"samples": inputs["samples"], "out": str(inputs["folder"] / backend), "train": list(KERAS_MODELS),
-                "x": inputs["x_tiny"], "load": dict(load), "result": str(inputs["folder"] / f"{backend}.npz")}
+                "x": inputs["x_tiny"], "curves": inputs["c_tiny"], "load": dict(load),
+                "result": str(inputs["folder"] / f"{backend}.npz")}
         done[backend] = _run_worker(backend, spec)
-        load.update({f"{backend}/{name}": [str(inputs["folder"] / backend / name), inputs["x_tiny"]] for name in KERAS_MODELS})
+        load.update({f"{backend}/{name}": [str(inputs["folder"] / backend / name), inputs["x_tiny"], inputs["c_tiny"]]
+                     for name in KERAS_MODELS})
     return done
 
 
@@ -125,11 +130,11 @@ def test_every_model_trains_saves_and_reloads(runs, backend):
 def test_saved_models_predict_the_same_under_every_backend(runs, inputs, backend):
     """Models saved under ``backend`` give the same probabilities here (TensorFlow) and under the other backends."""
     _require(backend)
-    x = np.load(inputs["x_tiny"])
+    x, curves = np.load(inputs["x_tiny"]), np.load(inputs["c_tiny"])
     for name in KERAS_MODELS:
         label = f"{backend}/{name}"
         own = runs[backend][1][label]
-        here = load_trained(inputs["folder"] / backend / name).predict(x)
+        here = load_trained(inputs["folder"] / backend / name).predict(x, curves)
         np.testing.assert_allclose(here, own, atol=1e-5, rtol=0)
         for other, (_, probs) in runs.items():
             if label in probs:

@@ -278,10 +278,7 @@ def find_calibrated_candidates(
     ValueError
         If ``fp_budget`` is not > 0, or ``pmap`` and ``calibration`` do not cover the same annuli.
     """
-    budget = v.check_positive(fp_budget, name="fp_budget")
-    if not np.array_equal(np.asarray(pmap.edges_px, dtype=np.float64), calibration.edges_px):
-        msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
-        raise ValueError(msg)
+    budget = _checked_budget(pmap, calibration, fp_budget)
     log10_c = calibration.log10_expected_false_positives(pmap.logit)
     mask = _within_budget(pmap, log10_c, budget, calibration.npix)
     # rank within a blob by -log10 c then logit: the peak pixel is the most significant one
@@ -324,11 +321,16 @@ def calibrated_detection_map(pmap: ProbabilityMap, calibration: Calibration, fp_
     ValueError
         If ``fp_budget`` is not > 0, or ``pmap`` and ``calibration`` do not cover the same annuli.
     """
+    budget = _checked_budget(pmap, calibration, fp_budget)
+    return _within_budget(pmap, calibration.log10_expected_false_positives(pmap.logit), budget, calibration.npix)
+
+
+def _checked_budget(pmap: ProbabilityMap, calibration: Calibration, fp_budget: float) -> float:
     budget = v.check_positive(fp_budget, name="fp_budget")
     if not np.array_equal(np.asarray(pmap.edges_px, dtype=np.float64), calibration.edges_px):
         msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
         raise ValueError(msg)
-    return _within_budget(pmap, calibration.log10_expected_false_positives(pmap.logit), budget, calibration.npix)
+    return budget
 
 
 def _within_budget(pmap: ProbabilityMap, log10_c: np.ndarray, budget: float, npix: int) -> np.ndarray:

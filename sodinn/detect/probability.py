@@ -25,7 +25,7 @@ from sodinn.mlar.features import RingApertures, ring_apertures
 from sodinn.mlar.operator import AnnulusOperator
 from sodinn.mlar.samples import sample_annuli
 
-__all__ = ["UNEVALUATED_LOGIT", "AnnulusFeatures", "ProbabilityMap", "annulus_feature_samples", "annulus_features",
+__all__ = ["UNEVALUATED_LOGIT", "AnnulusFeatures", "ProbabilityMap", "annulus_features",
            "null_angle_sets", "null_arc_mask", "probability_map"]
 
 logger = logging.getLogger(__name__)
@@ -240,49 +240,6 @@ def _rings(op: AnnulusOperator, every: np.ndarray, fwhm_px: float, config: Sampl
         raise SettingError(f"{reason} (the exclusion is the model's mask_radius_fwhm, {config.mask_radius_fwhm:g} FWHM); "
                            "leave the source out of {known_sources_xy}, or evaluate other separations",
                            known_sources_xy=None) from None
-
-
-def annulus_feature_samples(
-    sequence: ADISequence, config: SampleConfig, r_in_px: float, r_out_px: float,
-    *, null_angles: list[np.ndarray] | tuple[np.ndarray, ...] = (),
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Build the samples of every pixel of an annulus from the real cube (+PA derotation, no injection).
-
-    The samples of :func:`annulus_features`, as a tuple.
-
-    Parameters
-    ----------
-    sequence : ADISequence
-        The data.
-    config : SampleConfig
-        Sample settings (patch size, number of ranks, k policy), normally the model's.
-    r_in_px, r_out_px : float
-        Inner and outer radius of the annulus, px.
-    null_angles : sequence of ndarray, shape (n_frames,) each
-        Also build the samples of the same pixels with the residuals derotated by each of these angle
-        sets (:func:`null_angle_sets`), from the same PCA basis (it does not depend on the angles).
-
-    Returns
-    -------
-    samples : ndarray, shape (n_pixels, K, P, P)
-        The MLAR sample centred on each pixel, not normalised.
-    pixels : ndarray of int, shape (n_pixels, 2)
-        The (y, x) pixel of each sample.
-    ks : ndarray of int, shape (K,)
-        The ranks of the annulus.
-    null_samples : list of ndarray, shape (n_pixels, K, P, P) each
-        Only when ``null_angles`` is given: the samples of each null draw.
-
-    Raises
-    ------
-    ValueError
-        If ``config.k_list`` asks for more ranks than the sequence has frames, or the annulus does not fit
-        in ``config.memory_budget_gib``.
-    """
-    built = annulus_features(sequence, config, r_in_px, r_out_px, null_angles=null_angles)
-    if not len(null_angles):
-        return built.samples, built.pixels, built.ks
-    return built.samples, built.pixels, built.ks, built.null_samples
 
 
 def _logits(model: TrainedModel, samples: np.ndarray, curves: np.ndarray | None, batch_size: int) -> np.ndarray:

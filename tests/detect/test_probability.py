@@ -36,7 +36,7 @@ def test_probability_map_finds_the_bright_demo_companion():
 def test_annulus_features_curves_are_snr_curves_of_the_residual_frames(small_sequence):
     """Prediction curves (real cube +PA, and a null draw) equal snr_curves on the slow path's residual frames."""
     from sodinn.config import SampleConfig
-    from sodinn.detect.probability import annulus_feature_samples, annulus_features, null_angle_sets
+    from sodinn.detect.probability import annulus_features, null_angle_sets
     from sodinn.mlar.features import snr_curves
     from sodinn.mlar.samples import sample_annuli
 
@@ -54,9 +54,9 @@ def test_annulus_features_curves_are_snr_curves_of_the_residual_frames(small_seq
                              positive=positive)
         assert np.abs(got).max() > 1.0
         np.testing.assert_allclose(got, snr_curves(frames, xy, seq.fwhm_px), rtol=1e-6, atol=1e-6)
-    plain = annulus_feature_samples(seq, cfg, edges[1], edges[2])
-    np.testing.assert_array_equal(plain[0], built.samples)
-    assert annulus_features(seq, cfg, edges[1], edges[2]).snr_curves is None
+    plain = annulus_features(seq, cfg, edges[1], edges[2])
+    np.testing.assert_array_equal(plain.samples, built.samples)  # the curves and null draws leave the samples as they are
+    assert plain.snr_curves is None and plain.null_samples == []
 
 
 def test_probability_map_feeds_the_curves_to_a_sodinn_snr_model(small_sequence, tmp_path):

@@ -10,10 +10,12 @@ report a stage's time (e.g. calibration) are printed beside it. Then:
   per wall-clock second, as a share of the float32 matrix-multiply rate of this machine measured by
   this process just before and after the stage;
 - the training step, side by side in one process with the matmul rate measured between the passes:
-  today's ``model.fit`` on the samples kept in memory with sodinn's ConvLSTM layer, against the
-  previous path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file); share of the matmul
+  today's ``model.fit`` on the samples kept in memory with sodinn's ConvLSTM layer (one convolution
+  per step), against the previous version of that layer (the K input convolutions at once) and the
+  first path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file); share of the matmul
   rate per wall-clock second (best pass) and per CPU second of this process (median), which does not
-  depend on what else the machine runs;
+  depend on what else the machine runs; and inference (``model.predict``, batch 512) of the same
+  samples with the two versions of sodinn's layer;
 - the result that matters: beta Pic b's rank in the candidate table and the number of candidates.
 
 Usage::
@@ -127,11 +129,48 @@ def legacy_model(input_shape):
     return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="probability")(x))
 
 
-def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> list[tuple[str, list, float, float]]:
-    """Time one ``model.fit`` epoch of ``n`` training samples, new path against the previous one, interleaved.
+def previous_fused_model(input_shape):
+    """The ``sodinn`` network with the previous version of sodinn's ConvLSTM layer (commit 0302d57).
 
-    Returns ``(label, passes, flops_per_sample_trained, flops_per_sample_computed)`` for each path
-    and keeps the matmul passes measured between them in the module-level list ``MATMULS``.
+    Same weights and layers; the layer convolved the K inputs at once outside the recurrence (one
+    ``batch x K x P x P x 4F`` tensor, then sliced into steps) and added one ``F -> 4F`` recurrent
+    convolution per step.
+    """
+    from keras import ops
+
+    from sodinn.learn.models import build_model, fused_convlstm_class
+
+    base = fused_convlstm_class()
+
+    class ConvLSTM2D(base):  # the name model_flops counts
+        def call(self, inputs):
+            k, p, q, c = inputs.shape[1:]
+            z = ops.conv(ops.reshape(inputs, (-1, p, q, c)), self.kernel, padding="same") + self.bias
+            steps = ops.unstack(ops.reshape(z, (-1, k, p, q, 4 * self.filters)), num=k, axis=1)
+            i, _, g, o = ops.split(steps[0], 4, axis=-1)
+            cell = ops.sigmoid(i) * ops.tanh(g)
+            outputs = [ops.sigmoid(o) * ops.tanh(cell)]
+            for zt in steps[1:]:
+                i, f, g, o = ops.split(zt + ops.conv(outputs[-1], self.recurrent_kernel, padding="same"), 4, axis=-1)
+                cell = ops.sigmoid(f) * cell + ops.sigmoid(i) * ops.tanh(g)
+                outputs.append(ops.sigmoid(o) * ops.tanh(cell))
+            return ops.stack(outputs, axis=1)
+
+    import sodinn.learn.models as models
+
+    models.fused_convlstm_class = lambda: ConvLSTM2D
+    try:
+        return build_model("sodinn", input_shape)
+    finally:
+        models.fused_convlstm_class = fused_convlstm_class
+
+
+def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[list, list]:
+    """Time one ``model.fit`` epoch of ``n`` training samples, and ``model.predict`` of them, path by path, interleaved.
+
+    Returns the training paths ``(label, passes, flops_per_sample_trained, flops_per_sample_computed)``
+    and the inference paths ``(label, passes, flops_per_sample)``, and keeps the matmul passes
+    measured between them in the module-level list ``MATMULS``.
     """
     import keras
 
@@ -146,7 +185,7 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> list[tu
     train_idx = group_split(groups, labels, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
                             seed=cfg.seed, strata=annulus)[0]
     n = min(n, train_idx.size // batch * batch)
-    # the previous path's PyDataset: each batch read from the file, shuffled over the whole training set
+    # the first path's PyDataset: each batch read from the file, shuffled over the whole training set
     rng = np.random.default_rng(0)
 
     class FileBatches(keras.utils.PyDataset):
@@ -164,9 +203,12 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> list[tu
     with SampleFile(samples) as f:
         chosen = np.sort(rng.choice(train_idx, n, replace=False))
         x, y = f.read(chosen, normalize=True)[..., None], f.labels[chosen].astype(np.float32)
-    paths = []
-    for label, build, data in (("new: sodinn ConvLSTM, samples in memory", lambda: build_model("sodinn", shape), None),
-                               ("previous: keras ConvLSTM2D, batches from HDF5", lambda: legacy_model(shape), FileBatches())):
+    paths, inference = [], []
+    for label, build, data in (
+        ("now: sodinn ConvLSTM, one conv per step", lambda: build_model("sodinn", shape), None),
+        ("previous: K input convs at once (0302d57)", lambda: previous_fused_model(shape), None),
+        ("first: keras ConvLSTM2D, batches from HDF5", lambda: legacy_model(shape), FileBatches()),
+    ):
         keras.utils.set_random_seed(0)
         model = build()
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
@@ -178,12 +220,20 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> list[tu
         model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
         needed, computed = model_flops(model)
         paths.append((label, fit, needed, computed))
-    results = {label: [] for label, *_ in paths}
-    for _ in range(repeat):  # interleaved: a change of load hits both paths
-        for label, fit, *_ in paths:
-            results[label].append(timed(fit))
+        if data is None:  # inference of the layers that training now uses, as predict runs it (batch 512)
+            model.predict(x[:INFERENCE_BATCH], batch_size=INFERENCE_BATCH, verbose=0)
+            inference.append((label, lambda m=model: m.predict(x, batch_size=INFERENCE_BATCH, verbose=0), needed))
+    results: dict[tuple[str, str], list] = {}
+    for _ in range(repeat):  # interleaved: a change of load hits every path
+        for kind, label, fn in [("train", p[0], p[1]) for p in paths] + [("infer", p[0], p[1]) for p in inference]:
+            results.setdefault((kind, label), []).append(timed(fn))
             MATMULS.extend(matmul_passes(2))
-    return [(label, results[label], needed, computed) for label, _, needed, computed in paths]
+    return ([(label, results["train", label], needed, computed) for label, _, needed, computed in paths],
+            [(label, results["infer", label], needed) for label, _, needed in inference])
+
+
+#: Batch of ``model.predict`` in the inference timing (the prediction's own batch)
+INFERENCE_BATCH = 512
 
 
 MATMULS: list = []
@@ -290,21 +340,32 @@ def main(argv=None) -> int:
 
 
 def print_step(args, samples: Path) -> None:
-    paths = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
+    paths, inference = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
     rate, cpu_rate, others = matmul_rates(MATMULS)
-    print(f"\ntraining step, {args.step_repeat} interleaved passes of one model.fit epoch of {args.step_samples} samples, "
+    n = args.step_samples
+    print(f"\ntraining step, {args.step_repeat} interleaved passes of one model.fit epoch of {n} samples, "
           f"batch 128; matmul {rate / 1e9:.0f} GFLOP/s, {cpu_rate / 1e9:.0f} GFLOP per CPU s (best of {len(MATMULS)})")
-    print(f"{'path':48s} {'GFLOP/sample':>12s} {'best wall s':>11s} {'% matmul':>9s} {'% per CPU s':>12s} {'cores':>6s} {'others':>6s}")
+    header = f"{'path':48s} {'GFLOP/sample':>12s} {'best wall s':>11s} {'% matmul':>9s} {'% per CPU s':>12s} {'cores':>6s} {'others':>6s}"
+    print(header)
     for label, passes, needed, _ in paths:
-        best = min(p.wall for p in passes)
-        per_cpu = statistics.median(args.step_samples * 3 * needed / p.own_cpu for p in passes) / cpu_rate
-        cores = statistics.median(p.own_cpu / p.wall for p in passes)
-        others_c = statistics.median(p.others_cores for p in passes)
-        print(f"{label:48s} {3 * needed / 1e9:12.3f} {best:11.2f} {100 * args.step_samples * 3 * needed / best / rate:8.0f}% "
-              f"{100 * per_cpu:11.0f}% {cores:6.2f} {others_c:6.2f}")
+        print(_step_row(label, passes, n, 3 * needed, rate, cpu_rate))
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
+    print(f"\ninference, the same passes: model.predict of the {n} samples, batch {INFERENCE_BATCH}")
+    print(header)
+    for label, passes, needed in inference:
+        print(_step_row(label, passes, n, needed, rate, cpu_rate))
+
+
+def _step_row(label: str, passes: list, n: int, flops_per_sample: float, rate: float, cpu_rate: float) -> str:
+    """One row: best wall-clock pass and median per CPU second as shares of the matmul rates, cores used."""
+    best = min(p.wall for p in passes)
+    per_cpu = statistics.median(n * flops_per_sample / p.own_cpu for p in passes) / cpu_rate
+    cores = statistics.median(p.own_cpu / p.wall for p in passes)
+    others_c = statistics.median(p.others_cores for p in passes)
+    return (f"{label:48s} {flops_per_sample / 1e9:12.3f} {best:11.2f} {100 * n * flops_per_sample / best / rate:8.0f}% "
+            f"{100 * per_cpu:11.0f}% {cores:6.2f} {others_c:6.2f}")
 
 
 if __name__ == "__main__":

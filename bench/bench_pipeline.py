@@ -14,8 +14,8 @@ report a stage's time (e.g. calibration) are printed beside it. Then:
   per step), against the previous version of that layer (the K input convolutions at once) and the
   first path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file); share of the matmul
   rate per wall-clock second (best pass) and per CPU second of this process (median), which does not
-  depend on what else the machine runs; and inference (``model.predict``, batch 512) of the same
-  samples with the two versions of sodinn's layer;
+  depend on what else the machine runs; and inference of the same samples, each version of sodinn's
+  layer as its prediction ran it (now ``predict_on_batch`` of 512 samples, before ``model.predict``);
 - the result that matters: beta Pic b's rank in the candidate table and the number of candidates.
 
 Usage::
@@ -175,6 +175,7 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
     import keras
 
     from sodinn.config import TrainConfig
+    from sodinn.learn.artifact import keras_predict
     from sodinn.learn.models import build_model
     from sodinn.learn.training import group_split
     from sodinn.mlar.store import SampleFile
@@ -220,9 +221,11 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
         model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
         needed, computed = model_flops(model)
         paths.append((label, fit, needed, computed))
-        if data is None:  # inference of the layers that training now uses, as predict runs it (batch 512)
-            model.predict(x[:INFERENCE_BATCH], batch_size=INFERENCE_BATCH, verbose=0)
-            inference.append((label, lambda m=model: m.predict(x, batch_size=INFERENCE_BATCH, verbose=0), needed))
+        if data is None:  # inference as each version ran it: now predict_on_batch of 512, before model.predict (batch 32)
+            infer = ((lambda m=model: keras_predict(m, x, batch_size=INFERENCE_BATCH)) if label.startswith("now")
+                     else (lambda m=model: m.predict(x, verbose=0)))
+            infer()
+            inference.append((label, infer, needed))
     results: dict[tuple[str, str], list] = {}
     for _ in range(repeat):  # interleaved: a change of load hits every path
         for kind, label, fn in [("train", p[0], p[1]) for p in paths] + [("infer", p[0], p[1]) for p in inference]:
@@ -232,7 +235,7 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
             [(label, results["infer", label], needed) for label, _, needed in inference])
 
 
-#: Batch of ``model.predict`` in the inference timing (the prediction's own batch)
+#: Samples per ``predict_on_batch`` call in the inference timing (``sodinn.learn.artifact.PREDICT_BATCH``)
 INFERENCE_BATCH = 512
 
 
@@ -352,7 +355,8 @@ def print_step(args, samples: Path) -> None:
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
-    print(f"\ninference, the same passes: model.predict of the {n} samples, batch {INFERENCE_BATCH}")
+    print(f"\ninference, the same passes, of the {n} samples: now predict_on_batch of {INFERENCE_BATCH} at a time "
+          "(sodinn.learn.artifact.keras_predict), previously model.predict (its default batch, 32)")
     print(header)
     for label, passes, needed in inference:
         print(_step_row(label, passes, n, needed, rate, cpu_rate))

@@ -18,6 +18,7 @@ from sodinn.learn.artifact import (  # noqa: E402
     TrainedModel,
     check_compatible,
     check_model_data,
+    keras_predict,
     load_trained,
     metadata_digest,
     model_folder,
@@ -342,3 +343,19 @@ def test_training_known_sources_only_on_the_training_data():
     turned = ADISequence(seq.cube, seq.angles_deg, seq.psf, seq.fwhm_px, provenance={**record, "north_offset_deg": 5.0})
     assert training_known_sources(meta, turned) == ()
     assert training_known_sources(meta, same.recentered((20.6, 20.2))) == ()  # recentred: positions moved
+
+
+@pytest.mark.parametrize("name", ["sodinn", "sodinn-snr"])
+def test_keras_predict_equals_model_predict_in_chunks(name):
+    """predict_on_batch over chunks (the last one short) gives model.predict's outputs, for one input or two."""
+    from sodinn.learn.models import SAMPLE_INPUT, SNR_CURVE_INPUT, build_model
+
+    model = build_model(name, (4, 9, 9, 1))
+    rng = np.random.default_rng(1)
+    x = rng.random((7, 4, 9, 9, 1), dtype=np.float32)
+    if name == "sodinn-snr":
+        x = {SAMPLE_INPUT: x, SNR_CURVE_INPUT: rng.normal(0, 3, (7, 4)).astype(np.float32)}
+    expected = model.predict(x, verbose=0)
+    got = keras_predict(model, x, batch_size=3)
+    assert got.shape == (7, 1) and np.ptp(got) > 0  # distinct outputs, in order
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

@@ -306,7 +306,7 @@ PREDICT_BATCH = 512
 def keras_predict(model: Any, x: Any, *, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """Run a Keras model on ``x`` with ``predict_on_batch``, ``batch_size`` samples at a time.
 
-    The same outputs as ``model.predict(x)`` (to float32 rounding; equal to the bit in the tests), without its data
+    The same outputs as ``model.predict(x)`` (within 1e-6 in the tests; bit-equal on 512 NACO-shaped samples), without its data
     pipeline: on this project's 2-core machine ``model.predict`` (default batch 32) took 1.8-2.6 s for
     512 NACO samples, using 1.1-1.7 cores, against 1.2-1.5 s on 1.8-1.9 cores here (issue 16;
     ``bench/bench_pipeline.py --step-only``).

@@ -99,7 +99,7 @@ def fused_convlstm_class() -> type:
       (Keras' cell makes eight convolutions of ``F`` output channels per step); the first step, where
       the state is 0, convolves its input alone. (A first version convolved the K inputs at once
       outside the recurrence: its ``batch x K x P x P x 4F`` output, sliced into steps and reduced for
-      the bias gradient, cost more in memory traffic than it saved, 10-20 % of a training step.)
+      the bias gradient, cost more in memory traffic than it saved: 8-15 % of a training step.)
     - the K steps are unrolled (K is fixed by the input shape), so no backend needs a loop construct.
 
     Keras 3 operations only (``keras.ops``), so the TensorFlow, JAX and torch backends run it.

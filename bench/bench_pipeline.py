@@ -222,7 +222,7 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
         needed, computed = model_flops(model)
         paths.append((label, fit, needed, computed))
         if data is None:  # inference as each version ran it: now predict_on_batch of 512, before model.predict (batch 32)
-            infer = ((lambda m=model: keras_predict(m, x, batch_size=INFERENCE_BATCH)) if label.startswith("now")
+            infer = ((lambda m=model: keras_predict(m, x)) if label.startswith("now")
                      else (lambda m=model: m.predict(x, verbose=0)))
             infer()
             inference.append((label, infer, needed))
@@ -233,10 +233,6 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
             MATMULS.extend(matmul_passes(2))
     return ([(label, results["train", label], needed, computed) for label, _, needed, computed in paths],
             [(label, results["infer", label], needed) for label, _, needed in inference])
-
-
-#: Samples per ``predict_on_batch`` call in the inference timing (``sodinn.learn.artifact.PREDICT_BATCH``)
-INFERENCE_BATCH = 512
 
 
 MATMULS: list = []
@@ -343,6 +339,8 @@ def main(argv=None) -> int:
 
 
 def print_step(args, samples: Path) -> None:
+    from sodinn.learn.artifact import PREDICT_BATCH
+
     paths, inference = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
     rate, cpu_rate, others = matmul_rates(MATMULS)
     n = args.step_samples
@@ -355,7 +353,7 @@ def print_step(args, samples: Path) -> None:
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
-    print(f"\ninference, the same passes, of the {n} samples: now predict_on_batch of {INFERENCE_BATCH} at a time "
+    print(f"\ninference, the same passes, of the {n} samples: now predict_on_batch of {PREDICT_BATCH} at a time "
           "(sodinn.learn.artifact.keras_predict), previously model.predict (its default batch, 32)")
     print(header)
     for label, passes, needed in inference:

@@ -1,0 +1,40 @@
+"""Every configuration file shipped in ``configs/`` is one the commands accept: known keys, valid settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sodinn.cli.commands import TABLES, _check_tables
+from sodinn.config import LimitConfig, RocConfig, load_toml
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+#: Keys of the [roc] and [limits] tables that are not settings of their dataclass (the commands pop them first)
+_NOT_SETTINGS = ("models", "output")
+
+
+def _pipeline_config(path: Path) -> bool:
+    return not {"survey", "targets"} & set(load_toml(path))  # survey files have their own loader (tests/pipeline/test_survey.py)
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if _pipeline_config(p)], ids=lambda p: p.name)
+def test_a_shipped_configuration_is_valid_for_its_commands(path):
+    cfg = load_toml(path)
+    _check_tables(cfg, str(path))  # unknown keys would be refused by every command
+    for section, (cls, extra) in TABLES.items():
+        if cls is not None and section in cfg:
+            cls.from_dict({k: v for k, v in cfg[section].items() if k not in extra})
+    for section, cls in (("roc", RocConfig), ("limits", LimitConfig)):
+        if section in cfg:
+            cls.from_dict({k: v for k, v in cfg[section].items() if k not in _NOT_SETTINGS})
+
+
+def test_the_ablation_configuration_names_each_variant_once_and_the_report_copies():
+    cfg = load_toml(Path(__file__).resolve().parents[2] / "configs" / "naco_ablation.toml")
+    report = load_toml(Path(__file__).resolve().parents[2] / "configs" / "naco_betapic_roc.toml")
+    names = [spec.partition("=")[0] for spec in cfg["roc"]["models"]]
+    assert len(set(names)) == len(names) == 3
+    same = {k: v for k, v in report["roc"].items() if k not in _NOT_SETTINGS}
+    assert {k: cfg["roc"][k] for k in same} == same  # the same copies, fluxes and baselines as the NACO report
+    assert cfg["samples"]["snr_range"] == [0.5, 2.0]

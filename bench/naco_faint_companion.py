@@ -44,6 +44,7 @@ RANKS = (3, 5, 10, 20)
 
 def inject_b(data_dir: Path, out: Path, *, sep_lambda_d: float, theta_deg: float, snr: float, oracle_ncomp: int) -> dict:
     """Write the NACO sequence with B to ``out/data``; return B's position, flux and the oracle's settings."""
+    from sodinn.adi.geometry import frame_center
     from sodinn.adi.injection import cube_inject_companions
     from sodinn.adi.io import read_fits, write_fits
     from sodinn.adi.sequence import ADISequence
@@ -65,8 +66,8 @@ def inject_b(data_dir: Path, out: Path, *, sep_lambda_d: float, theta_deg: float
     write_fits(data / "cube.fits", cube.astype(np.float32), provenance=provenance)
     write_fits(data / "angles.fits", read_fits(data_dir / "angles.fits"))
     write_fits(data / "psf.fits", read_fits(data_dir / "psf.fits"))
-    centre = (seq.frame_size - 1) / 2.0
-    xy = (centre + sep_px * np.cos(np.radians(theta_deg)), centre + sep_px * np.sin(np.radians(theta_deg)))
+    cy, cx = frame_center(seq.cube.shape)
+    xy = (cx + sep_px * np.cos(np.radians(theta_deg)), cy + sep_px * np.sin(np.radians(theta_deg)))
     return {"sep_px": sep_px, "theta_deg": theta_deg, "flux": flux, "x": float(xy[0]), "y": float(xy[1]),
             "fwhm_px": seq.fwhm_px, "oracle_snr": snr, "oracle_ncomp": oracle_ncomp}
 
@@ -74,14 +75,15 @@ def inject_b(data_dir: Path, out: Path, *, sep_lambda_d: float, theta_deg: float
 def pca_snr(out: Path, b: dict) -> list[tuple[int, float, float]]:
     """Annular PCA-ADI at :data:`RANKS`: (ncomp, S/N at B, highest S/N-map value elsewhere beyond 1 FWHM)."""
     from sodinn.adi.baselines import pca_annular
+    from sodinn.adi.geometry import frame_center
     from sodinn.adi.io import read_fits
     from sodinn.adi.snr import snr, snr_map
 
     cube, angles = read_fits(out / "data" / "cube.fits"), read_fits(out / "data" / "angles.fits").ravel()
     fwhm = b["fwhm_px"]
-    centre = (cube.shape[-1] - 1) / 2.0
+    cy, cx = frame_center(cube.shape)
     yy, xx = np.indices(cube.shape[1:])
-    elsewhere = ((np.hypot(xx - centre, yy - centre) >= fwhm) & (np.hypot(xx - b["x"], yy - b["y"]) > fwhm)
+    elsewhere = ((np.hypot(xx - cx, yy - cy) >= fwhm) & (np.hypot(xx - b["x"], yy - b["y"]) > fwhm)
                  & (np.hypot(xx - BETA_PIC_B_XY[0], yy - BETA_PIC_B_XY[1]) > 2 * fwhm))
     rows = []
     for ncomp in RANKS:
@@ -107,14 +109,15 @@ def model_at_b(out: Path, b: dict) -> dict:
     """The model's level at B (within 2 px) and the best level elsewhere on B's 1-FWHM ring."""
     from astropy.table import Table
 
+    from sodinn.adi.geometry import frame_center
     from sodinn.adi.io import read_fits
 
     pred = out / "predict"
     sig, fp, prob = (read_fits(pred / f"{n}.fits") for n in ("significance_map", "false_alarm_map", "probability_map"))
     yy, xx = np.indices(sig.shape)
-    centre = (sig.shape[-1] - 1) / 2.0
+    cy, cx = frame_center(sig.shape)
     at_b = np.hypot(xx - b["x"], yy - b["y"]) <= 2.0
-    ring = (np.abs(np.hypot(xx - centre, yy - centre) - b["sep_px"]) < b["fwhm_px"] / 2) & ~at_b
+    ring = (np.abs(np.hypot(xx - cx, yy - cy) - b["sep_px"]) < b["fwhm_px"] / 2) & ~at_b
     table = Table.read(pred / "candidates.ecsv")
     dist = np.hypot(np.asarray(table["x"]) - b["x"], np.asarray(table["y"]) - b["y"]) if len(table) else np.array([])
     hit = np.flatnonzero(dist < b["fwhm_px"] / 2)

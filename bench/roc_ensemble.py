@@ -1,15 +1,19 @@
-"""Score an ensemble of models (mean of their logit maps) on the copies of a finished ROC run (issue 14).
+"""Score an ensemble of a ROC run's methods (the mean of their maps) on the run's cached copies (issue 14).
 
-``sodinn roc`` caches every model's logit map of every copy; this reads them back for the models named
-by ``--members`` (names of the run's ``models``), averages their logits pixel by pixel (the geometric
-mean of the odds), and scores the ensemble exactly as the run scored its models: thresholded
-probabilities, and each copy calibrated on its own blobs (``NAME-cal``), by
-:func:`sodinn.evaluate.roc.score_copies`. It prints, beside the members', the TPR at <= 0.1 and <= 1
-false positive per frame per band and the best single threshold over all bands (F1, TPR, FDR).
+``sodinn roc`` caches every method's map of every copy; this reads them back for the methods named by
+``--members`` (names of the run's ``models`` or ``baselines``), averages them pixel by pixel, and
+scores the ensemble exactly as the run scored its models: thresholded probabilities, and each copy
+calibrated on its own blobs (``NAME-cal``), by :func:`sodinn.evaluate.roc.score_copies`. Models'
+logits are averaged as they are (the geometric mean of the odds); with ``--standardize`` every member
+is first made a robust z-score within each annulus of the model's partition ((x - median) / (1.4826
+MAD) over the annulus's evaluated pixels), which lets a model be fused with annular PCA-ADI S/N maps.
+It prints, beside the members', the TPR at <= 0.1 and <= 1 false positive per frame per band and the
+best single threshold over all bands (F1, TPR, FDR).
 
 Usage (after ``sodinn roc CONFIG`` finished; reading the cache takes about a minute)::
 
     .venv/bin/python bench/roc_ensemble.py CONFIG --members sodinn-s0 sodinn-s1 [--name ensemble]
+    .venv/bin/python bench/roc_ensemble.py CONFIG --members sodinn-s0 annular-20 --standardize --name fused
 """
 
 from __future__ import annotations
@@ -27,7 +31,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 
+def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) -> np.ndarray:
+    """Return ``frame`` as a robust z-score within each annulus: (x - median) / (1.4826 MAD) over its evaluated pixels."""
+    out = np.zeros_like(frame, dtype=np.float64)
+    for a in np.unique(annulus[evaluated]):
+        own = evaluated & (annulus == a)
+        values = frame[own]
+        median = np.median(values)
+        mad = 1.4826 * np.median(np.abs(values - median))
+        out[own] = (values - median) / (mad if mad > 0 else 1.0)
+    return out
+
+
 def main() -> int:
+    from sodinn.adi.geometry import frame_center
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import RocConfig, SampleConfig, load_toml
     from sodinn.detect.probability import UNEVALUATED_LOGIT
@@ -37,7 +54,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", help="the TOML of the finished `sodinn roc` run ([data] and [roc] tables)")
-    parser.add_argument("--members", nargs="+", required=True, help="names of the run's models to average")
+    parser.add_argument("--members", nargs="+", required=True, help="names of the run's models or baselines to average")
+    parser.add_argument("--standardize", action="store_true", help="robust z-score of each member per annulus first")
     parser.add_argument("--name", default="ensemble", help="the ensemble's name in the printed table")
     args = parser.parse_args()
 
@@ -49,29 +67,40 @@ def main() -> int:
     for spec in table.pop("models"):
         name, _, folder = str(spec).rpartition("=")
         models[name] = str(base / folder)
-    missing = [m for m in args.members if m not in models]
-    if missing:
-        parser.error(f"--members {missing} are not among the run's models {sorted(models)}")
     out = base / table.pop("output")
     config = RocConfig.from_dict(table)
+    missing = [m for m in args.members if m not in models and m not in config.baselines]
+    if missing:
+        parser.error(f"--members {missing} are not among the run's models {sorted(models)} or baselines "
+                     f"{list(config.baselines)}")
+    if not any(m in models for m in args.members):
+        parser.error("--members must include a model (its annuli are the ensemble's)")
     seq = ADISequence.from_fits(base / data["cube"], base / data["angles"], base / data["psf"],
                                 fwhm_px=data.get("fwhm_px"), pixel_scale_arcsec=data.get("pixel_scale_arcsec"))
-    members = {m: models[m] for m in args.members}
+    members = {m: models[m] for m in args.members if m in models}
+    baselines = [m for m in args.members if m in config.baselines]
     psf = sample_psf(seq, SampleConfig())
     injections = roc_injections(seq, config, None if config.flux_range is not None else _flux_curve(seq, config, psf))
     bands_px = _band_px(config, config.lambda_d_px or seq.fwhm_px)
-    maps = run_copies(seq, injections, psf, [bands_px[inj.band] for inj in injections], models=members, baselines=[],
+    maps = run_copies(seq, injections, psf, [bands_px[inj.band] for inj in injections], models=members, baselines=baselines,
                       cache_dir=out / "cache", resume=True, progress=False, known_sources_xy=config.known_sources_xy)
+    edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
+    cy, cx = frame_center(seq.cube.shape)
+    yy, xx = np.indices(seq.cube.shape[1:])
+    annulus = np.searchsorted(edges, np.hypot(xx - cx, yy - cy), side="right") - 1
     for m in maps:
-        stack = np.stack([m[name] for name in args.members])
-        evaluated = np.all(stack > UNEVALUATED_LOGIT / 2, axis=0)
+        evaluated = np.all([m[name] > UNEVALUATED_LOGIT / 2 for name in members], axis=0)
+        evaluated &= (annulus >= 0) & (annulus < len(edges) - 1)
+        if baselines:
+            evaluated &= np.all([np.isfinite(m[name]) for name in baselines], axis=0)
+        stack = np.stack([standardized(m[name], evaluated, annulus) if args.standardize else m[name] for name in args.members])
         m[args.name] = np.where(evaluated, stack.mean(axis=0), UNEVALUATED_LOGIT)
-    names = [*args.members, args.name]
-    edges = sample_annuli(seq, load_model(members[args.members[0]]).sample_config).edges_px
-    rows = score_copies(seq, config, names, names, injections, maps, bands_px, dict.fromkeys(names, edges))
+    names = [*members, *baselines, args.name]
+    model_names = [*members, args.name]
+    rows = score_copies(seq, config, names, model_names, injections, maps, bands_px, dict.fromkeys(model_names, edges))
     bands = ["{:g}-{:g}".format(*b) for b in config.bands_lambda_d]
     print(f"TPR at <= 0.1 / <= 1 false positive per frame, bands {' / '.join(bands)} lambda/D; best single threshold")
-    for method in [n for name in names for n in (name, f"{name}-cal")]:
+    for method in [n for name in names for n in ((name, f"{name}-cal") if name in model_names else (name,))]:
         tprs = [f"{tpr_at(rows, method, b, 0.1):.2f}/{tpr_at(rows, method, b, 1.0):.2f}" for b in range(len(bands))]
         best = best_f1(rows, method)
         print(f"  {method:22s} {'  '.join(tprs)}   F1 {best['f1']:.2f} (TPR {best['tpr']:.2f}, FDR {best['fdr']:.2f}, "

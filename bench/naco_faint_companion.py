@@ -26,9 +26,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,9 +34,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]  # this checkout's sodinn, as the stages' `python -m sodinn.cli` use
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's sodinn, as the stages' `python -m sodinn.cli` use
 
-BETA_PIC_B_XY = (62.0, 63.0)  # in the frames derotated with the file's angles alone (SPEC §8)
+from bench_pipeline import BETA_PIC_B_XY, run_stage  # noqa: E402
+
 RANKS = (3, 5, 10, 20)
 
 
@@ -75,15 +74,14 @@ def inject_b(data_dir: Path, out: Path, *, sep_lambda_d: float, theta_deg: float
 def pca_snr(out: Path, b: dict) -> list[tuple[int, float, float]]:
     """Annular PCA-ADI at :data:`RANKS`: (ncomp, S/N at B, highest S/N-map value elsewhere beyond 1 FWHM)."""
     from sodinn.adi.baselines import pca_annular
-    from sodinn.adi.geometry import frame_center
+    from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.io import read_fits
     from sodinn.adi.snr import snr, snr_map
 
     cube, angles = read_fits(out / "data" / "cube.fits"), read_fits(out / "data" / "angles.fits").ravel()
     fwhm = b["fwhm_px"]
-    cy, cx = frame_center(cube.shape)
     yy, xx = np.indices(cube.shape[1:])
-    elsewhere = ((np.hypot(xx - cx, yy - cy) >= fwhm) & (np.hypot(xx - b["x"], yy - b["y"]) > fwhm)
+    elsewhere = ((polar_coordinates(cube.shape)[0] >= fwhm) & (np.hypot(xx - b["x"], yy - b["y"]) > fwhm)
                  & (np.hypot(xx - BETA_PIC_B_XY[0], yy - BETA_PIC_B_XY[1]) > 2 * fwhm))
     rows = []
     for ncomp in RANKS:
@@ -94,30 +92,18 @@ def pca_snr(out: Path, b: dict) -> list[tuple[int, float, float]]:
     return rows
 
 
-def stage(name: str, args: list[str], out: Path) -> float:
-    """Run ``python -m sodinn.cli NAME ARGS``; return its wall-clock seconds; raise if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "sodinn.cli", name, *args], cwd=REPO, capture_output=True, text=True)
-    (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        msg = f"sodinn {name} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
-        raise RuntimeError(msg)
-    return time.perf_counter() - t0
-
-
 def model_at_b(out: Path, b: dict) -> dict:
     """The model's level at B (within 2 px) and the best level elsewhere on B's 1-FWHM ring."""
     from astropy.table import Table
 
-    from sodinn.adi.geometry import frame_center
+    from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.io import read_fits
 
     pred = out / "predict"
     sig, fp, prob = (read_fits(pred / f"{n}.fits") for n in ("significance_map", "false_alarm_map", "probability_map"))
     yy, xx = np.indices(sig.shape)
-    cy, cx = frame_center(sig.shape)
     at_b = np.hypot(xx - b["x"], yy - b["y"]) <= 2.0
-    ring = (np.abs(np.hypot(xx - cx, yy - cy) - b["sep_px"]) < b["fwhm_px"] / 2) & ~at_b
+    ring = (np.abs(polar_coordinates(sig.shape)[0] - b["sep_px"]) < b["fwhm_px"] / 2) & ~at_b
     table = Table.read(pred / "candidates.ecsv")
     dist = np.hypot(np.asarray(table["x"]) - b["x"], np.asarray(table["y"]) - b["y"]) if len(table) else np.array([])
     hit = np.flatnonzero(dist < b["fwhm_px"] / 2)
@@ -158,12 +144,12 @@ def main() -> int:
             "--psf", str(out / "data" / "psf.fits")]
     quick_samples = ["--per-annulus", "150", "--ranks", "10"] if args.quick else []
     quick_train = ["--epochs", "2"] if args.quick else []
-    seconds = [stage("samples", ["--config", config, *data, "--output", str(out / "samples.h5"), "--no-resume",
-                                 *quick_samples], out),
-               stage("train", ["--config", config, str(out / "samples.h5"), "--output", str(out / "model"), "--no-resume",
-                               *quick_train], out),
-               stage("predict", ["--config", config, *data, str(out / "model"), "--output", str(out / "predict")], out)]
-    print(f"pipeline (samples, train, predict): {seconds[0]:.0f} + {seconds[1]:.0f} + {seconds[2]:.0f} s")
+    stages = [run_stage("samples", ["--config", config, *data, "--output", str(out / "samples.h5"), "--no-resume",
+                                     *quick_samples], out),
+              run_stage("train", ["--config", config, str(out / "samples.h5"), "--output", str(out / "model"), "--no-resume",
+                                   *quick_train], out),
+              run_stage("predict", ["--config", config, *data, str(out / "model"), "--output", str(out / "predict")], out)]
+    print(f"pipeline (samples, train, predict): {' + '.join(f'{s.wall_s:.0f}' for s in stages)} s")
     m = model_at_b(out, b)
     print(f"model at B: {m['fp_at_b']:.3g} expected false positives per frame ({m['sigma_at_b']:.2f} sigma), "
           f"P = {m['p_at_b']:.6f}; elsewhere on B's ring: P up to {m['p_ring_max']:.6f}, up to "

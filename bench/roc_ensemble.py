@@ -44,7 +44,7 @@ def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) 
 
 
 def main() -> int:
-    from sodinn.adi.geometry import frame_center
+    from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import RocConfig, SampleConfig, load_toml
     from sodinn.detect.probability import UNEVALUATED_LOGIT
@@ -85,9 +85,7 @@ def main() -> int:
     maps = run_copies(seq, injections, psf, [bands_px[inj.band] for inj in injections], models=members, baselines=baselines,
                       cache_dir=out / "cache", resume=True, progress=False, known_sources_xy=config.known_sources_xy)
     edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
-    cy, cx = frame_center(seq.cube.shape)
-    yy, xx = np.indices(seq.cube.shape[1:])
-    annulus = np.searchsorted(edges, np.hypot(xx - cx, yy - cy), side="right") - 1
+    annulus = np.searchsorted(edges, polar_coordinates(seq.cube.shape)[0], side="right") - 1
     for m in maps:
         evaluated = np.all([m[name] > UNEVALUATED_LOGIT / 2 for name in members], axis=0)
         evaluated &= (annulus >= 0) & (annulus < len(edges) - 1)

@@ -459,6 +459,10 @@ class TrainConfig(_Settings):
         Inverse-time decay rate of the learning rate, per step (>= 0).
     patience : int
         Epochs without validation-loss improvement before stopping.
+    ema_momentum : float or None
+        Keep an exponential moving average of the weights (Polyak averaging, Polyak & Juditsky
+        1992) with this momentum per step, in [0, 1); the averaged weights are validated, kept by
+        early stopping and saved. None trains without averaging.
     val_fraction, test_fraction : float
         Shares of the samples held out, by group (never by sample).
     report_random_split : bool
@@ -480,6 +484,7 @@ class TrainConfig(_Settings):
     learning_rate: float = 3e-3
     decay: float = 0.01
     patience: int = 3
+    ema_momentum: float | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     report_random_split: bool = False
@@ -497,6 +502,9 @@ class TrainConfig(_Settings):
             msg = f"decay must be >= 0; got {self.decay}"
             raise ValueError(msg)
         v.check_int(self.patience, name="patience", minimum=0)
+        if self.ema_momentum is not None and not 0 <= v.check_real(self.ema_momentum, name="ema_momentum") < 1:
+            msg = f"ema_momentum must be in [0, 1) or None (no weight averaging); got {self.ema_momentum}"
+            raise ValueError(msg)
         for name in ("val_fraction", "test_fraction"):
             value = v.check_real(getattr(self, name), name=name)
             if not 0 < value < 0.5:

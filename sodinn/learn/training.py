@@ -311,7 +311,10 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
                         curves=curves)
     model = build_model(config.model, shape)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="binary_crossentropy",
+    ema = config.ema_momentum is not None
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, use_ema=ema,
+                                      ema_momentum=config.ema_momentum if ema else 0.99)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy",
                   metrics=["accuracy", keras.metrics.AUC(name="auc")])
     out.mkdir(parents=True, exist_ok=True)
     backup = out / "backup"
@@ -319,8 +322,11 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
         import shutil
 
         shutil.rmtree(backup)
+    # The backup is written before the averaged weights are swapped in, so a resumed run continues from the raw
+    # weights; validation, early stopping and the checkpoint see the averaged ones (Keras' SwapEMAWeights).
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume and backup.exists()),

@@ -216,3 +216,18 @@ def test_a_sample_file_without_curves_is_refused_for_sodinn_snr_only(small_sampl
     assert not (tmp_path / "snr").exists()
     result = train(old, TrainConfig(model="conv3d", epochs=1, batch_size=16), tmp_path / "c3", progress=False)
     assert result.metrics["n"] > 0 and load_trained(result.out_dir).metadata["snr_curves"] is None
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights(naco_samples, tmp_path):
+    """Polyak averaging leaves the optimiser's path alone and changes what is validated and kept; momentum 0 is no averaging."""
+    base = dict(model="conv3d", epochs=2, batch_size=128, patience=10)
+    plain, zero, ema = (train(naco_samples, TrainConfig(**base, ema_momentum=m), tmp_path / f"m{i}", resume=False,
+                              progress=False) for i, m in enumerate((None, 0.0, 0.9)))
+    weights = [load_trained(r.out_dir).model.get_weights() for r in (plain, zero, ema)]
+    assert zero.history == plain.history and all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
+    # the same steps from the same start, up to float32 rounding: Keras swaps the weights in place by additions
+    np.testing.assert_allclose(ema.history["loss"], plain.history["loss"], rtol=1e-5)
+    assert ema.history["val_loss"] != plain.history["val_loss"]  # validated on the averaged weights
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
+    with pytest.raises(ValueError, match="ema_momentum must be in"):
+        TrainConfig(ema_momentum=1.0)

@@ -43,23 +43,38 @@ def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) 
     return out
 
 
-def main() -> int:
+def load_run(config_path: str | os.PathLike[str], names: list[str], error=None) -> dict:
+    """Read a finished ``sodinn roc`` run back: its sequence, settings, injections, bands and the cached maps of ``names``.
+
+    Parameters
+    ----------
+    config_path : path
+        The TOML of the run ([data] and [roc] tables); relative paths are resolved against its folder.
+    names : list of str
+        The run's models or baselines whose maps are read (at least one model: its annuli are used).
+    error : callable, optional
+        Called with a message for a bad ``names`` (an ``argparse`` parser's ``error``); default raises ValueError.
+
+    Returns
+    -------
+    dict
+        ``sequence``, ``config`` (RocConfig), ``injections``, ``bands_px``, ``maps`` (one dict per copy,
+        by name), ``models`` (name -> folder of the models among ``names``), ``edges_px`` (the first model's
+        annuli) and ``annulus`` (each pixel's annulus index).
+    """
     from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import RocConfig, SampleConfig, load_toml
-    from sodinn.detect.probability import UNEVALUATED_LOGIT
     from sodinn.evaluate.copies import load_model, run_copies
-    from sodinn.evaluate.roc import _band_px, _flux_curve, best_f1, roc_injections, score_copies, tpr_at
+    from sodinn.evaluate.roc import _band_px, _flux_curve, roc_injections
     from sodinn.mlar.samples import sample_annuli, sample_psf
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="the TOML of the finished `sodinn roc` run ([data] and [roc] tables)")
-    parser.add_argument("--members", nargs="+", required=True, help="names of the run's models or baselines to average")
-    parser.add_argument("--standardize", action="store_true", help="robust z-score of each member per annulus first")
-    parser.add_argument("--name", default="ensemble", help="the ensemble's name in the printed table")
-    args = parser.parse_args()
+    def fail(msg: str):
+        if error is not None:
+            error(msg)
+        raise ValueError(msg)
 
-    path = Path(args.config).resolve()
+    path = Path(config_path).resolve()
     cfg = load_toml(path)
     base = path.parent
     data, table = cfg["data"], dict(cfg["roc"])
@@ -69,16 +84,15 @@ def main() -> int:
         models[name] = str(base / folder)
     out = base / table.pop("output")
     config = RocConfig.from_dict(table)
-    missing = [m for m in args.members if m not in models and m not in config.baselines]
+    missing = [m for m in names if m not in models and m not in config.baselines]
     if missing:
-        parser.error(f"--members {missing} are not among the run's models {sorted(models)} or baselines "
-                     f"{list(config.baselines)}")
-    if not any(m in models for m in args.members):
-        parser.error("--members must include a model (its annuli are the ensemble's)")
+        fail(f"--members {missing} are not among the run's models {sorted(models)} or baselines {list(config.baselines)}")
+    if not any(m in models for m in names):
+        fail("--members must include a model (its annuli are the ensemble's)")
     seq = ADISequence.from_fits(base / data["cube"], base / data["angles"], base / data["psf"],
                                 fwhm_px=data.get("fwhm_px"), pixel_scale_arcsec=data.get("pixel_scale_arcsec"))
-    members = {m: models[m] for m in args.members if m in models}
-    baselines = [m for m in args.members if m in config.baselines]
+    members = {m: models[m] for m in names if m in models}
+    baselines = [m for m in names if m in config.baselines]
     psf = sample_psf(seq, SampleConfig())
     injections = roc_injections(seq, config, None if config.flux_range is not None else _flux_curve(seq, config, psf))
     bands_px = _band_px(config, config.lambda_d_px or seq.fwhm_px)
@@ -86,6 +100,25 @@ def main() -> int:
                       cache_dir=out / "cache", resume=True, progress=False, known_sources_xy=config.known_sources_xy)
     edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
     annulus = np.searchsorted(edges, polar_coordinates(seq.cube.shape)[0], side="right") - 1
+    return {"sequence": seq, "config": config, "injections": injections, "bands_px": bands_px, "maps": maps,
+            "models": members, "edges_px": edges, "annulus": annulus}
+
+
+def main() -> int:
+    from sodinn.detect.probability import UNEVALUATED_LOGIT
+    from sodinn.evaluate.roc import best_f1, score_copies, tpr_at
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config", help="the TOML of the finished `sodinn roc` run ([data] and [roc] tables)")
+    parser.add_argument("--members", nargs="+", required=True, help="names of the run's models or baselines to average")
+    parser.add_argument("--standardize", action="store_true", help="robust z-score of each member per annulus first")
+    parser.add_argument("--name", default="ensemble", help="the ensemble's name in the printed table")
+    args = parser.parse_args()
+
+    run = load_run(args.config, args.members, error=parser.error)
+    seq, config, injections, bands_px, maps = run["sequence"], run["config"], run["injections"], run["bands_px"], run["maps"]
+    members, edges, annulus = run["models"], run["edges_px"], run["annulus"]
+    baselines = [m for m in args.members if m in config.baselines]
     for m in maps:
         evaluated = np.all([m[name] > UNEVALUATED_LOGIT / 2 for name in members], axis=0)
         evaluated &= (annulus >= 0) & (annulus < len(edges) - 1)

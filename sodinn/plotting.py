@@ -352,6 +352,9 @@ def plot_training_history(history: dict, *, axes: Sequence[Axes] | None = None,
     return axes
 
 
+_LEGEND_ROWS = 16  # a legend beside a 4.5-inch-high panel holds this many entries per column
+
+
 def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_labels: int = 4,
              min_label_gap: float = 0.08) -> Sequence[Axes]:
     """Plot the ROC curves of a :func:`sodinn.evaluate.roc.run_roc` run: TPR against mean false positives per frame.
@@ -359,7 +362,8 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_la
     One panel per separation band; the x axis is symmetric-log (0 false positives stays visible).
     A few thresholds are written beside their points, never where points crowd (e.g. the many
     thresholds with no detection at all at the origin); the legend stands outside the panels, to
-    the right of the last one.
+    the right of the last one, in as many columns of 16 entries as it needs. A
+    model and its calibrated map (``NAME-cal``) share a colour and differ by line style.
 
     Parameters
     ----------
@@ -396,7 +400,14 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_la
         _, grid = plt.subplots(1, len(bands), figsize=(5 * len(bands) + 2, 4.5), squeeze=False, sharey=True)
         axes = list(grid.ravel())
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    colors = matplotlib.colormaps["tab10"](np.arange(len(methods)) % 10)
+    kinds = {r["method"]: r["kind"] for r in rows}
+    # a model and its calibrated map share a colour (their line styles differ); every other method has its own
+    bases = [m.removesuffix("-cal") if kinds[m] == "calibrated" else m for m in methods]
+    palette = list(dict.fromkeys(bases))
+    n = len(palette)
+    table = (matplotlib.colormaps["tab10"](np.arange(n)) if n <= 10 else matplotlib.colormaps["tab20"](np.arange(n)) if n <= 20
+             else matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n)))
+    colors = [table[palette.index(b)] for b in bases]
     for ax, (b, label) in zip(axes, bands):
         ax.set_xscale("symlog", linthresh=0.1)
         ax.set_ylim(-0.02, 1.02)
@@ -415,7 +426,7 @@ def plot_roc(rows: Sequence[dict], *, axes: Sequence[Axes] | None = None, max_la
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("true positive rate")
     axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0,
-                    title="method (thresholds\nbeside points)", title_fontsize="small")
+                    ncols=-(-len(methods) // _LEGEND_ROWS), title="method (thresholds\nbeside points)", title_fontsize="small")
     return axes
 
 

@@ -397,3 +397,31 @@ def test_roc_threshold_labels_keep_the_nines_that_tell_probabilities_apart():
     assert [_threshold_label(t) for t in (0.5, 0.95, 0.9968271, 0.99999, 0.999999)] == ["0.5", "0.95", "0.9968", "0.99999",
                                                                                         "0.999999"]
     assert [_threshold_label(t) for t in (2.25, 1.584893, 0.0398107)] == ["2.25", "1.58", "0.0398"]
+
+
+def test_a_crowded_roc_legend_fits_in_columns_and_pairs_each_model_with_its_calibrated_map(tmp_path):
+    """Nine models, their calibrated maps and five baselines (an ablation run): the legend fits the saved image."""
+    from matplotlib.colors import same_color
+    from matplotlib.image import imread
+
+    from sodinn.pipeline.figures import new_figure, save_figure
+
+    models = [f"net-{i}" for i in range(9)]
+    methods = [m for name in models for m in (name, f"{name}-cal")] + ["median", "pca", "annular-5", "annular-10", "annular-20"]
+    rows = _roc_rows(methods=methods)
+    for r in rows:
+        r["kind"] = "calibrated" if r["method"].endswith("-cal") else "probability" if r["method"] in models else "snr"
+    fig, grid = new_figure(1, 2, figsize=(12.0, 4.5), squeeze=False, sharey=True)
+    axes = list(grid.ravel())
+    plot_roc(rows, axes=axes)
+    path = save_figure(fig, tmp_path / "roc.png")
+    renderer = _render(fig)
+    legend = axes[-1].get_legend()
+    assert len(legend.get_texts()) == len(methods) == 23 and legend._ncols == 2
+    assert legend.get_window_extent(renderer).height <= fig.bbox.height  # no entry falls off the image
+    color = {line.get_label(): line.get_color() for line in axes[0].lines}
+    for name in models:
+        assert same_color(color[name], color[f"{name}-cal"])
+    bases = [*models, "median", "pca", "annular-5", "annular-10", "annular-20"]
+    assert not any(same_color(color[a], color[b]) for i, a in enumerate(bases) for b in bases[i + 1:])
+    assert imread(path).shape[0] == 450  # the columns widen the image, they do not lengthen it

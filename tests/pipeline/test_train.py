@@ -34,7 +34,9 @@ def test_sodirf_folder_holds_the_model_its_curves_and_its_settings(tiny_samples,
 
     settings = tomllib.loads((out / "config.toml").read_text())
     assert list(settings) == ["train"]
-    assert settings["train"] == {**config.to_dict(), "samples": str(tiny_samples.resolve()), "output": str(out.resolve())}
+    written = {k: v for k, v in config.to_dict().items() if v is not None}  # TOML has no null: unset settings are left out
+    assert settings["train"] == {**written, "samples": str(tiny_samples.resolve()), "output": str(out.resolve())}
+    assert TrainConfig.from_dict({k: v for k, v in settings["train"].items() if k not in ("samples", "output")}) == config
     assert settings["train"]["model"] == "sodirf" and settings["train"]["seed"] == 2
 
 

@@ -68,7 +68,7 @@ def main() -> int:
     from sodinn.config import load_toml
     from sodinn.detect.probability import _logits, annulus_features, null_angle_sets, null_arc_mask
     from sodinn.learn.artifact import load_trained
-    from sodinn.mlar.samples import AnnulusSamples, usable_mask
+    from sodinn.mlar.samples import AnnulusSamples, _negative_groups, usable_mask
     from sodinn.mlar.store import SampleFile, _write
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -103,7 +103,6 @@ def main() -> int:
         curves = h["snr_curves"][()] if "snr_curves" in h else None
         known = np.asarray(config.known_sources_xy, dtype=np.float64).reshape(-1, 2)
         usable = usable_mask(seq, config)
-        cy, cx = (seq.frame_size - 1) / 2, (seq.frame_size - 1) / 2
         annuli, replaced = [], 0
         for a in range(len(f.r_in_px)):
             own = np.nonzero(f.annulus == a)[0]
@@ -115,8 +114,7 @@ def main() -> int:
             rows, cols = feats.pixels[:, 0], feats.pixels[:, 1]
             picks, medians = [], []
             for j, angles in enumerate(draws):
-                arcs = (null_arc_mask(usable.shape, known, seq.angles_deg, angles, seq.fwhm_px) if len(known)
-                        else np.zeros(usable.shape, dtype=bool))
+                arcs = null_arc_mask(usable.shape, known, seq.angles_deg, angles, seq.fwhm_px)
                 allowed = usable[rows, cols] & ~arcs[rows, cols]
                 null_curves = feats.null_snr_curves[j] if model.needs_snr_curves else None
                 logit = _logits(model, feats.null_samples[j], null_curves, 512)
@@ -129,8 +127,6 @@ def main() -> int:
             keep = np.setdiff1d(own, drop)
             hy = np.array([feats.pixels[i, 0] for _, i, _ in picks], dtype=np.float64)
             hx = np.array([feats.pixels[i, 1] for _, i, _ in picks], dtype=np.float64)
-            n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))  # as make_samples groups C-
-            sector = np.floor((np.degrees(np.arctan2(hy - cy, hx - cx)) % 360) / (360 / n_sectors)).astype(np.int64)
             shape = feats.null_samples[0].shape[1:]
             hard = np.array([feats.null_samples[j][i] for j, i, _ in picks], dtype=np.float32).reshape(-1, *shape)
             hard_curves = (np.array([feats.null_snr_curves[j][i] for j, i, _ in picks]).reshape(len(picks), -1)
@@ -139,7 +135,7 @@ def main() -> int:
                 index=a, r_in_px=r_in, r_out_px=r_out, ks=f.ks[a], flux_range=tuple(map(float, f.flux_range[a])),
                 samples=np.concatenate([raw[keep], hard]), labels=np.r_[f.labels[keep], np.zeros(len(picks), np.int8)],
                 x=np.r_[f.x[keep], hx], y=np.r_[f.y[keep], hy], flux=np.r_[f.flux[keep], np.zeros(len(picks))],
-                group=np.r_[f.group[keep], -(a * 10_000 + sector + 1)],
+                group=np.r_[f.group[keep], _negative_groups(a, r_in, r_out, config.patch_px, hx, hy, seq.cube.shape)],
                 augmented=np.r_[f.augmented[keep], np.zeros(len(picks), dtype=bool)],
                 snr_curves=None if curves is None else np.concatenate([curves[keep], hard_curves]).astype(np.float32)))
             replaced += len(picks)

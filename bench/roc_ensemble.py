@@ -43,7 +43,7 @@ def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) 
     return out
 
 
-def load_run(config_path: str | os.PathLike[str], names: list[str], error=None) -> dict:
+def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, flag: str = "--members") -> dict:
     """Read a finished ``sodinn roc`` run back: its sequence, settings, injections, bands and the cached maps of ``names``.
 
     Parameters
@@ -54,12 +54,15 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None) 
         The run's models or baselines whose maps are read (at least one model: its annuli are used).
     error : callable, optional
         Called with a message for a bad ``names`` (an ``argparse`` parser's ``error``); default raises ValueError.
+    flag : str
+        The command-line option that gave ``names``, for that message.
 
     Returns
     -------
     dict
         ``sequence``, ``config`` (RocConfig), ``injections``, ``bands_px``, ``maps`` (one dict per copy,
-        by name), ``models`` (name -> folder of the models among ``names``), ``edges_px`` (the first model's
+        by name), ``models`` (name -> folder of the models among ``names``), ``baselines`` (the baselines
+        among ``names``), ``edges_px`` (the first model's
         annuli) and ``annulus`` (each pixel's annulus index).
     """
     from sodinn.adi.geometry import polar_coordinates
@@ -86,9 +89,9 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None) 
     config = RocConfig.from_dict(table)
     missing = [m for m in names if m not in models and m not in config.baselines]
     if missing:
-        fail(f"--members {missing} are not among the run's models {sorted(models)} or baselines {list(config.baselines)}")
+        fail(f"{flag} {missing} are not among the run's models {sorted(models)} or baselines {list(config.baselines)}")
     if not any(m in models for m in names):
-        fail("--members must include a model (its annuli are the ensemble's)")
+        fail(f"{flag} must include a model (its annuli are the ones scored)")
     seq = ADISequence.from_fits(base / data["cube"], base / data["angles"], base / data["psf"],
                                 fwhm_px=data.get("fwhm_px"), pixel_scale_arcsec=data.get("pixel_scale_arcsec"))
     members = {m: models[m] for m in names if m in models}
@@ -101,7 +104,7 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None) 
     edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
     annulus = np.searchsorted(edges, polar_coordinates(seq.cube.shape)[0], side="right") - 1
     return {"sequence": seq, "config": config, "injections": injections, "bands_px": bands_px, "maps": maps,
-            "models": members, "edges_px": edges, "annulus": annulus}
+            "models": members, "baselines": baselines, "edges_px": edges, "annulus": annulus}
 
 
 def main() -> int:
@@ -117,8 +120,7 @@ def main() -> int:
 
     run = load_run(args.config, args.members, error=parser.error)
     seq, config, injections, bands_px, maps = run["sequence"], run["config"], run["injections"], run["bands_px"], run["maps"]
-    members, edges, annulus = run["models"], run["edges_px"], run["annulus"]
-    baselines = [m for m in args.members if m in config.baselines]
+    members, baselines, edges, annulus = run["models"], run["baselines"], run["edges_px"], run["annulus"]
     for m in maps:
         evaluated = np.all([m[name] > UNEVALUATED_LOGIT / 2 for name in members], axis=0)
         evaluated &= (annulus >= 0) & (annulus < len(edges) - 1)

@@ -65,14 +65,15 @@ def highest_false_peaks(frames: list[np.ndarray], injections_xy: np.ndarray, reg
     own : ndarray, shape (n_copies,)
         The highest value within 1 FWHM of the injection.
     """
-    yy, xx = np.indices(region.shape)
+    from sodinn.detect.scoring import disc_mask
+
     allowed = region.copy()
     for x, y in np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2):
-        allowed &= np.hypot(xx - x, yy - y) > mask_radius_fwhm * fwhm_px
+        allowed &= ~disc_mask(region.shape, x, y, mask_radius_fwhm * fwhm_px)
     xy, level, own = np.zeros((len(frames), 2)), np.zeros(len(frames)), np.zeros(len(frames))
     for i, (frame, (x, y)) in enumerate(zip(frames, injections_xy, strict=True)):
         frame = np.nan_to_num(np.asarray(frame, dtype=np.float64), nan=-np.inf)
-        disc = np.hypot(xx - x, yy - y) <= fwhm_px
+        disc = disc_mask(region.shape, x, y, fwhm_px)
         masked = np.where(allowed & ~disc, frame, -np.inf)
         iy, ix = np.unravel_index(np.argmax(masked), masked.shape)
         xy[i], level[i] = (ix, iy), masked[iy, ix]
@@ -107,7 +108,7 @@ def main() -> int:
                         help="also the annular PCA-ADI (10 PCs) S/N at each place on the whole sequence and each half")
     args = parser.parse_args()
 
-    run = load_run(args.config, args.methods, error=parser.error)
+    run = load_run(args.config, args.methods, error=parser.error, flag="--methods")
     seq, config, injections, maps = run["sequence"], run["config"], run["injections"], run["maps"]
     r = polar_coordinates(seq.cube.shape)[0]
     fwhm = seq.fwhm_px
@@ -135,6 +136,7 @@ def main() -> int:
 def print_halves(seq, places: list[tuple[float, float]], ncomp: int = 10) -> None:
     """Print the annular PCA-ADI S/N at ``places`` (x, y) on the whole sequence and on each half of its frames."""
     from sodinn.adi.baselines import parse_method
+    from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.snr import snr_map
     from sodinn.exceptions import RotationWarning
 
@@ -142,15 +144,17 @@ def print_halves(seq, places: list[tuple[float, float]], ncomp: int = 10) -> Non
     n = len(seq.angles_deg)
     maps = {}
     for name, part in (("whole", slice(None)), ("first half", slice(0, n // 2)), ("second half", slice(n // 2, None))):
-        with warnings.catch_warnings():  # a half rotates less; the places are beyond 1.5 FWHM
+        with warnings.catch_warnings():  # a half rotates less; the places lie beyond 1 FWHM, where the analysis starts
             warnings.simplefilter("ignore", RotationWarning)
             frame = baseline.reduce(np.asarray(seq.cube)[part], seq.angles_deg[part], seq.fwhm_px, ncomp=ncomp,
                                     r_in_px=seq.fwhm_px)
         maps[name] = snr_map(frame, seq.fwhm_px)
+    r = polar_coordinates(seq.cube.shape)[0]
     print(f"annular PCA-ADI ({ncomp} PCs) S/N at each place, whole sequence / first half / second half:")
     for x, y in places:
-        values = " / ".join(f"{m[int(round(y)), int(round(x))]:5.1f}" for m in maps.values())
-        print(f"  ({x:.0f}, {y:.0f}) sep {np.hypot(x - (seq.frame_size - 1) / 2, y - (seq.frame_size - 1) / 2):5.1f} px: {values}")
+        row, col = int(round(y)), int(round(x))
+        values = " / ".join(f"{m[row, col]:5.1f}" for m in maps.values())
+        print(f"  ({x:.0f}, {y:.0f}) sep {r[row, col]:5.1f} px: {values}")
 
 
 if __name__ == "__main__":

@@ -324,7 +324,6 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     psf = sample_psf(sequence, config) if psf is None else psf
     usable = usable_mask(sequence, config)
     op = AnnulusOperator(cube, angles, r_in, r_out, config, usable, psf_px=psf.shape[0])
-    cy, cx = frame_center(cube.shape)
     centres = np.nonzero(op.usable)[0]  # rows of op.centers
     if centres.size == 0:
         msg = f"annulus {index} ({r_in:.1f}-{r_out:.1f} px) has no pixel left after masking known sources"
@@ -340,9 +339,7 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
     # the S/N curves leave known sources out of their noise apertures, as the S/N oracle does (issue 14)
     neg_curves = _rings(op, neg_idx, sequence, config, index).curves_from_union(neg_values)
     ny, nx = op.centers[neg_idx, 0].astype(np.float64), op.centers[neg_idx, 1].astype(np.float64)
-    n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * config.patch_px)))
-    sector = (np.floor((np.degrees(np.arctan2(ny - cy, nx - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
-    neg_group = -(index * 10_000 + sector + 1)
+    neg_group = _negative_groups(index, r_in, r_out, config.patch_px, nx, ny, cube.shape)
     neg_aug = np.zeros(len(neg_idx), dtype=bool)
     if target > len(neg_idx):
         if not config.augment:
@@ -380,6 +377,15 @@ def _annulus_samples(sequence, config, index, r_in, r_out, flux_range, psf) -> A
         augmented=np.r_[np.zeros(n_pos, dtype=bool), neg_aug],
         snr_curves=np.concatenate([pos_curves, neg_curves]).astype(np.float32),
     )
+
+
+def _negative_groups(index: int, r_in: float, r_out: float, patch_px: int, x: np.ndarray, y: np.ndarray,
+                     shape: tuple[int, ...]) -> np.ndarray:
+    """Return the split group of C- samples at (x, y) in annulus ``index``: its azimuthal sector, about two patches wide, negated."""
+    cy, cx = frame_center(shape)
+    n_sectors = max(1, int(2 * np.pi * 0.5 * (r_in + r_out) / (2 * patch_px)))
+    sector = (np.floor((np.degrees(np.arctan2(y - cy, x - cx)) % 360) / (360 / n_sectors))).astype(np.int64)
+    return -(index * 10_000 + sector + 1)
 
 
 def _rings(op: AnnulusOperator, idx: np.ndarray, sequence: ADISequence, config: SampleConfig, index: int) -> RingApertures:

@@ -13,7 +13,8 @@ of each annulus of the model's partition are counted, each annulus alone, as the
 thresholds it. ``N_a(z)``, the mean number of null blobs per frame in annulus ``a`` at or above logit
 ``z``, is read from these counts where at least ``tail_count`` null blobs lie above ``z``; beyond, from
 an exponential fitted to the ``tail_count`` highest null peaks of the annulus (peaks over threshold;
-the Hill estimator of its scale). A pixel of
+the Hill estimator of its scale), read as the predictive law of a new peak given a scale measured on
+those few peaks (:func:`_log10_tail`; the analogue of Student's t in a small-sample S/N). A pixel of
 logit ``z`` in annulus ``a`` then gets the **expected false positives per frame**
 
     ``c = N_a(z) * A / A_a``
@@ -30,8 +31,13 @@ it does not saturate, so the levels of the strongest candidates stay distinct.
 The ROC harness (:mod:`sodinn.evaluate.roc`) counts the false positives of calibrated maps on
 injected copies and prints them against ``F``.
 
+The default, :func:`calibrate_self`, takes the map's own blobs as the null sample and judges each
+blob among its annulus' highest peaks against the tail fitted **without it** (as an S/N leaves the
+tested aperture out of its noise apertures), so that a companion does not make itself less significant.
+
 References: Cantero et al. 2023, A&A 680, A86 (NA-SODINN; why calibrated, per-regime levels); Davison &
-Smith 1990, JRSS B 52, 393 (peaks over threshold); Hill 1975, Ann. Stat. 3, 1163.
+Smith 1990, JRSS B 52, 393 (peaks over threshold); Hill 1975, Ann. Stat. 3, 1163; Mawet et al. 2014,
+ApJ 792, 97 (small-sample statistics of detection).
 """
 
 from __future__ import annotations
@@ -103,8 +109,13 @@ class Calibration:
         ``N_a`` at each level: null blobs per frame whose peak lies in annulus ``a``, at or above the level
         (made non-increasing with the level).
     tail_u, tail_beta, tail_rate : ndarray, shape (n_annuli,)
-        Exponential tail of each annulus, in logits and blobs per frame:
-        ``N_a(z) = tail_rate * exp(-(z - tail_u) / tail_beta)`` for ``z >= tail_u``.
+        Exponential tail of each annulus, in logits and blobs per frame: its start (the lowest of the
+        peaks it is fitted to), the mean excess of the others over it, and the peaks per frame above it.
+    tail_excesses : ndarray of int, shape (n_annuli,), optional
+        Peaks above ``tail_u`` the scale ``tail_beta`` is the mean excess of (``m``). With it, the tail is
+        the predictive law of a new peak given a scale measured on ``m`` excesses (:func:`_log10_tail`),
+        ``N_a(z) = tail_rate * (1 + (z - tail_u) / (m * tail_beta)) ** -m``; without it (None), the
+        plain exponential ``tail_rate * exp(-(z - tail_u) / tail_beta)``, its limit for large ``m``.
     annulus_area_px : ndarray of int, shape (n_annuli,)
         Evaluated pixels of each annulus (``A_a``).
     n_null : int
@@ -113,6 +124,14 @@ class Calibration:
         FWHM of the data, px.
     npix : int
         Smallest blob counted, pixels.
+    tail_count : int
+        Null peaks per annulus the tail was fitted to, at most (:func:`calibrate_nulls`).
+    null_frames : ndarray, shape (n_annuli,), optional
+        Null frames' worth of each annulus the counts are divided by (known sources' arcs left out).
+    own_peaks : ndarray, shape (n_peaks, 4), optional
+        Self-calibrations with ``leave_one_out`` only (:func:`calibrate_self`): the map's own peaks,
+        rows of (annulus, row, col, counted level), the highest of each annulus first. A blob of the map
+        among its annulus' tail peaks is then scored by the tail fitted without it.
     """
 
     edges_px: np.ndarray
@@ -125,6 +144,10 @@ class Calibration:
     n_null: int
     fwhm_px: float
     npix: int = 2
+    tail_count: int = 20
+    tail_excesses: np.ndarray | None = None
+    null_frames: np.ndarray | None = None
+    own_peaks: np.ndarray | None = None
 
     @property
     def area_px(self) -> int:
@@ -154,8 +177,11 @@ class Calibration:
         with np.errstate(divide="ignore"):
             log_counts = np.log10(self.counts[annulus])
         below = np.interp(z, self.levels, log_counts)  # constant beyond the grid's ends
-        tail = math.log10(rate) - (z - u) / (beta * _LN10)
+        tail = _log10_tail(z, u, beta, rate, self._excesses(annulus))
         return np.where(z >= u, tail, np.maximum(below, math.log10(rate)))
+
+    def _excesses(self, annulus: int) -> float:
+        return math.inf if self.tail_excesses is None else float(self.tail_excesses[annulus])
 
     def log10_expected_false_positives(self, logit: npt.ArrayLike) -> np.ndarray:
         """Return ``log10 c``: the expected false positives per frame at each pixel's logit.
@@ -185,7 +211,38 @@ class Calibration:
             sel = (r >= self.edges_px[a]) & (r < self.edges_px[a + 1])
             if self.annulus_area_px[a] > 0:
                 out[sel] = self.log10_blob_rate(a, z[sel]) + math.log10(total / self.annulus_area_px[a])
+        if self.own_peaks is not None:
+            self._leave_own_blobs_out(z, r, out)
         return out
+
+    def _leave_own_blobs_out(self, z: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+        """Rescore, in place, each blob of the map among its annulus' tail peaks by the tail fitted without it.
+
+        The blob is the 4-connected region at or above the annulus' tail start ``u`` holding the peak; its
+        pixels in the annulus get the level of the tail refitted (same rule) on the annulus' other peaks,
+        as an S/N is measured against noise apertures that leave the tested one out.
+        """
+        from scipy import ndimage
+
+        peaks = self.own_peaks
+        for a in range(len(self.tail_u)):
+            mine = peaks[peaks[:, 0] == a]  # highest first
+            if self.tail_rate[a] <= 0 or self.annulus_area_px[a] == 0 or len(mine) < 3:
+                continue
+            k = min(self.tail_count, max(2, len(mine) // 2))
+            labels = ndimage.label(z >= self.tail_u[a], structure=_FOUR_CONNECTED)[0]
+            blob_of = labels[mine[:k, 1].astype(int), mine[:k, 2].astype(int)]
+            annulus = (r >= self.edges_px[a]) & (r < self.edges_px[a + 1])
+            scale = math.log10(self.area_px / self.annulus_area_px[a])
+            for label in np.unique(blob_of[blob_of > 0]):
+                fit = _fit_tail(np.delete(mine[:, 3], np.nonzero(blob_of == label)[0]), self.tail_count,
+                                float(self.null_frames[a]))
+                if fit is None:
+                    continue
+                u, beta, rate, m = fit
+                sel = annulus & (labels == label)
+                tail = _log10_tail(z[sel], u, beta, rate, m) + scale
+                out[sel] = np.where(z[sel] >= u, tail, np.maximum(out[sel], math.log10(rate) + scale))
 
     def expected_false_positives(self, logit: npt.ArrayLike) -> np.ndarray:
         """Return ``c``, the expected false positives per frame at each pixel's logit (module docstring).
@@ -265,9 +322,10 @@ class Calibration:
             if self.tail_rate[a] <= 0:
                 out[a] = self.levels[0]
                 continue
-            u, beta, rate = self.tail_u[a], self.tail_beta[a], self.tail_rate[a]
+            u, beta, rate, m = self.tail_u[a], self.tail_beta[a], self.tail_rate[a], self._excesses(a)
             if goal <= math.log10(rate):
-                out[a] = u + (math.log10(rate) - goal) * beta * _LN10
+                drop = (math.log10(rate) - goal) * _LN10  # ln(N_a(u) / N_a(z))
+                out[a] = u + (beta * drop if math.isinf(m) else m * beta * math.expm1(drop / m))
                 continue
             grid = np.linspace(self.levels[0], u, 2000)
             ok = np.nonzero(self.log10_blob_rate(a, grid) <= goal)[0]
@@ -327,6 +385,11 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
     if pmap.null_logit is None or len(pmap.null_logit) == 0:
         msg = "the probability map has no null draws; make it with probability_map(..., n_null=4)"
         raise ValueError(msg)
+    return _measure(pmap, fwhm_px, tail_count, n_levels, npix, keep_peaks=False)
+
+
+def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: int, npix: int, *, keep_peaks: bool) -> Calibration:
+    """Count the null blobs of each annulus and fit its tail (:func:`calibrate_nulls`); ``keep_peaks`` records the peaks."""
     tail_count = v.check_int(tail_count, name="tail_count", minimum=3)
     n_levels = v.check_int(n_levels, name="n_levels", minimum=8)
     npix = v.check_int(npix, name="npix", minimum=1)
@@ -346,7 +409,9 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
     values = values[values > UNEVALUATED_LOGIT / 2]
     levels = np.linspace(float(np.median(values)), float(values.max()), n_levels)
     counts = np.zeros((n_annuli, n_levels))
-    us, betas, rates = np.zeros(n_annuli), np.ones(n_annuli), np.zeros(n_annuli)
+    us, betas, rates, frames = np.zeros(n_annuli), np.ones(n_annuli), np.zeros(n_annuli), np.zeros(n_annuli)
+    excesses = np.ones(n_annuli, dtype=int)
+    peaks: list[np.ndarray] = []
     available = nulls > UNEVALUATED_LOGIT / 2  # not on a known source's arc (probability_map)
     for a in range(n_annuli):
         own = inside & (annulus_of == a)  # each annulus counted alone, as it is thresholded alone
@@ -354,7 +419,7 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
             continue
         rows, cols = np.nonzero(own)
         box = np.s_[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-        heights = []
+        heights, positions = [], []
         n_eff = 0.0  # null frames' worth of this annulus: the arcs of known sources are left out
         for null, ok in zip(nulls, available, strict=True):
             own_box = (own & ok)[box]
@@ -362,20 +427,57 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
             crop = null[box]
             for j, level in enumerate(levels):
                 counts[a, j] += len(_blob_peaks(crop, own_box, level, npix)[0])
-            heights.append(_peak_levels(crop, own_box, npix)[2])
+            rows, cols, height = _peak_levels(crop, own_box, npix)
+            heights.append(height)
+            positions.append((rows, cols))
         counts[a] /= max(n_eff, 1e-12)
-        h = np.sort(np.concatenate(heights))[::-1]
-        h = h[np.isfinite(h)]  # a lone pixel (no neighbour left) never makes a blob of npix = 2
-        if h.size < 2:
+        frames[a] = n_eff
+        h = np.concatenate(heights)
+        order = np.argsort(h, kind="stable")[::-1]
+        h = h[order]
+        finite = np.isfinite(h)  # a lone pixel (no neighbour left) never makes a blob of npix = 2
+        fit = _fit_tail(h[finite], tail_count, n_eff)
+        if fit is None:
             continue
-        k = min(tail_count, max(2, h.size // 2))  # the upper half at most: a tail, not the bulk of the peaks
-        us[a] = h[k - 1]
-        excess = h[: k - 1] - h[k - 1]
-        betas[a] = float(excess.mean()) if excess.size and excess.mean() > 0 else 1.0
-        rates[a] = k / n_eff
+        us[a], betas[a], rates[a], excesses[a] = fit
+        if keep_peaks:
+            rows, cols = (np.concatenate(x)[order][finite] for x in zip(*positions, strict=True))
+            peaks.append(np.column_stack([np.full(rows.size, a), rows + box[0].start, cols + box[1].start, h[finite]]))
     counts = np.maximum.accumulate(counts[:, ::-1], axis=1)[:, ::-1]  # non-increasing with the level
+    own = (np.concatenate(peaks) if peaks else np.zeros((0, 4))) if keep_peaks else None
     return Calibration(edges_px=edges, levels=levels, counts=counts, tail_u=us, tail_beta=betas, tail_rate=rates,
-                       annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm, npix=npix)
+                       annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm, npix=npix, tail_count=tail_count,
+                       tail_excesses=excesses, null_frames=frames, own_peaks=own)
+
+
+def _fit_tail(heights: np.ndarray, tail_count: int, n_eff: float) -> tuple[float, float, float, int] | None:
+    """Fit the exponential tail to the highest null peaks (sorted, highest first).
+
+    Returns ``(u, beta, rate, m)``: the start, the mean excess (Hill), peaks per frame at or above the start,
+    and the number of excesses; None for fewer than 2 peaks.
+    """
+    if heights.size < 2:
+        return None
+    k = min(tail_count, max(2, heights.size // 2))  # the upper half at most: a tail, not the bulk of the peaks
+    u = float(heights[k - 1])
+    excess = heights[: k - 1] - u
+    beta = float(excess.mean()) if excess.size and excess.mean() > 0 else 1.0
+    return u, beta, k / max(n_eff, 1e-12), k - 1
+
+
+def _log10_tail(z: npt.ArrayLike, u: float, beta: float, rate: float, m: float) -> np.ndarray:
+    """Return ``log10 N(z)``, peaks per frame at or above ``z >= u``, of an exponential tail whose scale is measured.
+
+    For peaks whose excesses over ``u`` are exponential of an unknown scale, estimated as the mean ``beta``
+    of ``m`` of them, a new peak's excess ``x`` obeys exactly ``P(X > x) = (1 + x / (m beta)) ** -m``
+    (``X / (m beta)`` is the ratio of an exponential to an independent Gamma(m) sum): the predictive law,
+    which carries the scale's uncertainty as Student's t carries the noise's in a small-sample S/N
+    (Mawet et al. 2014, ApJ 792, 97). It tends to ``exp(-x / beta)`` for large ``m`` (``m = inf``).
+    """
+    x = np.maximum(np.asarray(z, dtype=np.float64) - u, 0.0)
+    if math.isinf(m):
+        return math.log10(rate) - x / (beta * _LN10)
+    return math.log10(rate) - m * np.log1p(x / (m * beta)) / _LN10
 
 
 def _peak_levels(null: np.ndarray, inside: np.ndarray, npix: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -398,13 +500,16 @@ def _peak_levels(null: np.ndarray, inside: np.ndarray, npix: int) -> tuple[np.nd
 
 
 def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: npt.ArrayLike = (), mask_radius_fwhm: float = 2.0,
-                   tail_count: int = 20, npix: int = 2) -> Calibration:
+                   tail_count: int = 20, npix: int = 2, leave_one_out: bool = True) -> Calibration:
     """Calibrate a map on itself: its own blobs, known sources left out, are the null sample (the default).
 
     The S/N of a PCA-ADI frame compares a pixel with the noise of its own annulus; this does the same
     with blobs. The map's own blobs are exchangeable with the false positives it can hold, since they
-    are those speckles; a real unknown companion counts in its own annulus' tail, which makes it
-    slightly less significant (conservative, as for the S/N). Null draws of the data (negated or
+    are those speckles. With ``leave_one_out`` (the default) a blob among its annulus' tail peaks is
+    judged against the tail fitted on the others (the 4-connected region at or above the tail's start
+    that holds it is left out), as an S/N leaves the tested aperture out of its noise; without it, a
+    real unknown companion counts in its own tail and makes itself less significant, 10-100x
+    conservative on independent null maps (README, "What a candidate's false-alarm level means"). Null draws of the data (negated or
     permuted angles, :func:`calibrate_nulls`) are not exchangeable with the map for a model trained on
     negated-angle negatives: measured on NACO, the negated draw holds 6x fewer blobs above logit 2 than
     the map, permuted draws 2x more (README, "What a candidate's false-alarm level means").
@@ -423,11 +528,14 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
         Null peaks per annulus the exponential tail is fitted to (:func:`calibrate_nulls`).
     npix : int
         Smallest blob counted, pixels (1 or 2).
+    leave_one_out : bool
+        Judge each of the map's tail blobs against the tail fitted without it (default); the levels it
+        gives hold only for this map (:meth:`Calibration.log10_expected_false_positives` of ``pmap.logit``).
 
     Returns
     -------
     Calibration
-        With ``n_null = 1``: the map itself.
+        With ``n_null = 1``: the map itself; with ``leave_one_out``, its peaks in ``own_peaks``.
 
     Raises
     ------
@@ -445,7 +553,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
             null[np.hypot(xx - x, yy - y) <= radius] = UNEVALUATED_LOGIT
     own = ProbabilityMap(logit=pmap.logit, probability=pmap.probability, evaluated=pmap.evaluated, edges_px=pmap.edges_px,
                          ks=pmap.ks, null_logit=null[None])
-    return calibrate_nulls(own, fwhm, tail_count=tail_count, npix=npix)
+    return _measure(own, fwhm, tail_count, 128, npix, keep_peaks=bool(leave_one_out))
 
 
 def calibrate(sequence: ADISequence, model: TrainedModel, *, n_null: int = PredictConfig.calibration_nulls, seed: int = 0,

@@ -1,10 +1,11 @@
-"""What the self-calibration's leave-out changes on the NACO beta Pic map: candidates of each model, blind and with b masked.
+"""What the self-calibration's changes of 2026-12-01 do on the NACO beta Pic map: candidates of each model, blind and b masked.
 
 Usage: ``python bench/naco_self_calibration.py MODEL_FOLDER [MODEL_FOLDER ...]`` (models trained on the NACO
 beta Pic sequence, e.g. ``out/naco_ablation/model-s0`` made by the commands at the top of
 ``configs/naco_ablation.toml``). Scores the real map once per model
 (:func:`sodinn.detect.probability.probability_map`), then calibrates it on its own blobs
-(:func:`sodinn.detect.calibration.calibrate_self`) with and without ``leave_one_out``, blind (no known source)
+(:func:`sodinn.detect.calibration.calibrate_self`) as before 2026-12-01 (each blob in its own tail, the tail's scale
+taken as exact), with each of the two changes of that day alone and as today (:data:`VARIANTS`), blind (no known source)
 and with beta Pic b masked (2 FWHM, as ``configs/naco_betapic.toml``), and prints the candidates within
 1 and 0.1 expected false positives per frame (position, level), beta Pic b's rank, and the annular PCA-ADI
 S/N (10 components) at each candidate. About 30 s per model on 2 cores.
@@ -27,25 +28,32 @@ from sodinn.learn.artifact import load_trained
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naco_betapic"
 BETA_PIC_B = (62.0, 63.0)
+#: The self-calibrations compared: before 2026-12-01, each of today's two changes alone, today's default
+VARIANTS = {
+    "before (in own tail, exponential)": {"leave_one_out": False, "tail_law": "exponential"},
+    "leave-out, exponential           ": {"leave_one_out": True, "tail_law": "exponential"},
+    "in own tail, predictive          ": {"leave_one_out": False, "tail_law": "predictive"},
+    "default (leave-out, predictive)  ": {"leave_one_out": True, "tail_law": "predictive"},
+}
 
 
 def main(models: list[str]) -> None:
     """Print, per model, the candidates of each calibration variant (module docstring)."""
     seq = ADISequence.from_fits(DATA / "cube.fits", DATA / "angles.fits", DATA / "psf.fits", pixel_scale_arcsec=0.0272)
     frame = pca_annular(seq.cube, seq.angles_deg, seq.fwhm_px, ncomp=10)
-    print("model | known sources | leave-out | budget: candidates (x, y) expected FP/frame [annular PCA S/N, 10 PCs]; b's rank")
+    print("model | known sources | calibration | budget: candidates (x, y) expected FP/frame [annular PCA S/N, 10 PCs]; b's rank")
     for folder in models:
         pmap = probability_map(seq, load_trained(folder), progress=False)
         for known in ([], [BETA_PIC_B]):
-            for leave_one_out in (False, True):
-                cal = calibrate_self(pmap, seq.fwhm_px, known_sources_xy=known, leave_one_out=leave_one_out)
+            for variant, settings in VARIANTS.items():
+                cal = calibrate_self(pmap, seq.fwhm_px, known_sources_xy=known, **settings)
                 for budget in (1.0, 0.1):
                     table = find_calibrated_candidates(pmap, cal, budget)
                     dist = np.hypot(np.asarray(table["x"]) - BETA_PIC_B[0], np.asarray(table["y"]) - BETA_PIC_B[1])
                     rank = int(np.argmax(dist <= seq.fwhm_px)) + 1 if np.any(dist <= seq.fwhm_px) else None
                     rows = "; ".join(f"({r['x']:.0f}, {r['y']:.0f}) {r['expected_fp']:.2g} [{_snr(frame, r, seq.fwhm_px):.1f}]"
                                      for r in table)
-                    print(f"{Path(folder).name} | {'b masked' if known else 'blind':8s} | {'on ' if leave_one_out else 'off'} | "
+                    print(f"{Path(folder).name} | {'b masked' if known else 'blind':8s} | {variant} | "
                           f"<= {budget:g}: {len(table)} candidate(s) {rows}; b's rank {rank}")
 
 

@@ -240,6 +240,7 @@ class Calibration:
                 if fit is None:
                     continue
                 u, beta, rate, m = fit
+                m = m if self.tail_excesses is not None else math.inf
                 sel = annulus & (labels == label)
                 tail = _log10_tail(z[sel], u, beta, rate, m) + scale
                 out[sel] = np.where(z[sel] >= u, tail, np.maximum(out[sel], math.log10(rate) + scale))
@@ -352,7 +353,7 @@ def _blob_peaks(null: np.ndarray, evaluated: np.ndarray, level: float, npix: int
 
 
 def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 20, n_levels: int = 128,
-                    npix: int = 2) -> Calibration:
+                    npix: int = 2, tail_law: str = "predictive") -> Calibration:
     """Measure a calibration from the null logit maps of a :class:`ProbabilityMap` (module docstring).
 
     Parameters
@@ -369,6 +370,9 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
     npix : int
         Smallest blob counted, pixels: 1 or 2 (2, the data challenge's rule and the ROC's default,
         :class:`sodinn.config.InjectionConfig`). Candidates follow the same rule.
+    tail_law : {"predictive", "exponential"}
+        ``"predictive"`` (default): the law of a new peak given a tail scale measured on few peaks
+        (:func:`_log10_tail`); ``"exponential"``: the scale taken as exact (sodinn before 2026-12-01).
 
     Returns
     -------
@@ -378,18 +382,25 @@ def calibrate_nulls(pmap: ProbabilityMap, fwhm_px: float, *, tail_count: int = 2
     Raises
     ------
     ValueError
-        If ``pmap`` has no null draws, or ``tail_count``/``n_levels`` is too small.
+        If ``pmap`` has no null draws, ``tail_count``/``n_levels`` is too small or ``tail_law`` unknown.
     TypeError
         If ``tail_count`` or ``n_levels`` is not an integer.
     """
     if pmap.null_logit is None or len(pmap.null_logit) == 0:
         msg = "the probability map has no null draws; make it with probability_map(..., n_null=4)"
         raise ValueError(msg)
-    return _measure(pmap, fwhm_px, tail_count, n_levels, npix, keep_peaks=False)
+    return _measure(pmap, fwhm_px, tail_count, n_levels, npix, keep_peaks=False, tail_law=tail_law)
 
 
-def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: int, npix: int, *, keep_peaks: bool) -> Calibration:
+_TAIL_LAWS = ("predictive", "exponential")
+
+
+def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: int, npix: int, *, keep_peaks: bool,
+             tail_law: str) -> Calibration:
     """Count the null blobs of each annulus and fit its tail (:func:`calibrate_nulls`); ``keep_peaks`` records the peaks."""
+    if tail_law not in _TAIL_LAWS:
+        msg = f"tail_law must be one of {', '.join(_TAIL_LAWS)}; got {tail_law!r}"
+        raise ValueError(msg)
     tail_count = v.check_int(tail_count, name="tail_count", minimum=3)
     n_levels = v.check_int(n_levels, name="n_levels", minimum=8)
     npix = v.check_int(npix, name="npix", minimum=1)
@@ -447,7 +458,7 @@ def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: in
     own = (np.concatenate(peaks) if peaks else np.zeros((0, 4))) if keep_peaks else None
     return Calibration(edges_px=edges, levels=levels, counts=counts, tail_u=us, tail_beta=betas, tail_rate=rates,
                        annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm, npix=npix, tail_count=tail_count,
-                       tail_excesses=excesses, null_frames=frames, own_peaks=own)
+                       tail_excesses=excesses if tail_law == "predictive" else None, null_frames=frames, own_peaks=own)
 
 
 def _fit_tail(heights: np.ndarray, tail_count: int, n_eff: float) -> tuple[float, float, float, int] | None:
@@ -500,7 +511,7 @@ def _peak_levels(null: np.ndarray, inside: np.ndarray, npix: int) -> tuple[np.nd
 
 
 def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: npt.ArrayLike = (), mask_radius_fwhm: float = 2.0,
-                   tail_count: int = 20, npix: int = 2, leave_one_out: bool = True) -> Calibration:
+                   tail_count: int = 20, npix: int = 2, leave_one_out: bool = True, tail_law: str = "predictive") -> Calibration:
     """Calibrate a map on itself: its own blobs, known sources left out, are the null sample (the default).
 
     The S/N of a PCA-ADI frame compares a pixel with the noise of its own annulus; this does the same
@@ -531,6 +542,9 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
     leave_one_out : bool
         Judge each of the map's tail blobs against the tail fitted without it (default); the levels it
         gives hold only for this map (:meth:`Calibration.log10_expected_false_positives` of ``pmap.logit``).
+    tail_law : {"predictive", "exponential"}
+        The law of the tail (:func:`calibrate_nulls`). ``leave_one_out=False, tail_law="exponential"`` is
+        sodinn's self-calibration before 2026-12-01.
 
     Returns
     -------
@@ -540,7 +554,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
     Raises
     ------
     TypeError, ValueError
-        For bad ``fwhm_px``, ``mask_radius_fwhm``, ``tail_count`` or ``npix``, or positions that are not (x, y) pairs.
+        For bad ``fwhm_px``, ``mask_radius_fwhm``, ``tail_count``, ``npix`` or ``tail_law``, or positions that are not (x, y) pairs.
     """
     fwhm = v.check_positive(fwhm_px, name="fwhm_px")
     radius = v.check_positive(mask_radius_fwhm, name="mask_radius_fwhm") * fwhm
@@ -553,7 +567,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
             null[np.hypot(xx - x, yy - y) <= radius] = UNEVALUATED_LOGIT
     own = ProbabilityMap(logit=pmap.logit, probability=pmap.probability, evaluated=pmap.evaluated, edges_px=pmap.edges_px,
                          ks=pmap.ks, null_logit=null[None])
-    return _measure(own, fwhm, tail_count, 128, npix, keep_peaks=bool(leave_one_out))
+    return _measure(own, fwhm, tail_count, 128, npix, keep_peaks=bool(leave_one_out), tail_law=tail_law)
 
 
 def calibrate(sequence: ADISequence, model: TrainedModel, *, n_null: int = PredictConfig.calibration_nulls, seed: int = 0,

@@ -265,8 +265,9 @@ def find_calibrated_candidates(
     Returns
     -------
     astropy.table.Table
-        The columns of :func:`find_candidates` and ``expected_fp`` (the blob's smallest expected false
-        positives per frame), ``log10_expected_fp``, ``significance_sigma`` (its Gaussian equivalent,
+        The columns of :func:`find_candidates` and ``expected_fp`` (the blob's expected false positives
+        per frame: the smallest budget that lists it, i.e. the worse pixel of its best 4-connected pair
+        for ``calibration.npix = 2``, as the calibration counts blobs), ``log10_expected_fp``, ``significance_sigma`` (its Gaussian equivalent,
         :func:`sodinn.detect.calibration.significance_sigma`) and ``peak_logit`` (the model's largest
         pre-sigmoid score in the blob); sorted by increasing ``log10_expected_fp``, then decreasing
         ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``.
@@ -281,8 +282,9 @@ def find_calibrated_candidates(
     budget = _checked_budget(pmap, calibration, fp_budget)
     log10_c = calibration.log10_expected_false_positives(pmap.logit)
     mask = _within_budget(pmap, log10_c, budget, calibration.npix)
-    # rank within a blob by -log10 c then logit: the peak pixel is the most significant one
-    extra = {"log10_expected_fp": (log10_c, "min", None), "peak_logit": (pmap.logit, "max", None)}
+    # a blob's level is the smallest budget that lists it: with npix = 2, the worse pixel of its best 4-connected pair
+    # (as the calibration counts a blob from its peak's best neighbour); within a blob, rank by it, then by logit
+    extra = {"log10_expected_fp": (_counted_level(log10_c, calibration.npix), "min", None), "peak_logit": (pmap.logit, "max", None)}
     table = _blob_table(mask, pmap.probability, extra, ("log10_expected_fp", "peak_logit"), (False, True),
                         pixel_scale_arcsec=pixel_scale_arcsec, north_offset_deg=north_offset_deg)
     log10 = np.asarray(table["log10_expected_fp"], dtype=float)
@@ -331,6 +333,17 @@ def _checked_budget(pmap: ProbabilityMap, calibration: Calibration, fp_budget: f
         msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
         raise ValueError(msg)
     return budget
+
+
+def _counted_level(log10_c: np.ndarray, npix: int) -> np.ndarray:
+    """Return, per pixel, the ``log10 c`` at which it is counted in a blob of ``npix`` (1 or 2) pixels."""
+    if npix <= 1:
+        return log10_c
+    from scipy import ndimage
+
+    ring = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=bool)
+    best_neighbour = ndimage.minimum_filter(log10_c, footprint=ring, mode="constant", cval=np.inf)
+    return np.maximum(log10_c, best_neighbour)
 
 
 def _within_budget(pmap: ProbabilityMap, log10_c: np.ndarray, budget: float, npix: int) -> np.ndarray:

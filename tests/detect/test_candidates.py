@@ -207,3 +207,23 @@ def test_the_calibrated_detection_map_is_the_union_of_the_candidates_blobs():
     np.testing.assert_array_equal(raw & ~kept, raw & (sizes[raw_labels] < cal.npix))  # only blobs under npix dropped
     with pytest.raises(ValueError, match="fp_budget"):
         calibrated_detection_map(pmap, cal, -1.0)
+
+
+def test_a_candidate_level_is_the_smallest_budget_that_lists_it():
+    """A blob is listed from the budget of its best 4-connected pixel pair (npix = 2), as the calibration counts it."""
+    from sodinn.detect.candidates import find_calibrated_candidates
+
+    pmap, cal = _calibrated_setup()
+    table = find_calibrated_candidates(pmap, cal, 30.0)
+    assert len(table) > 3
+    for row in table:
+        level = float(row["expected_fp"])
+        at = find_calibrated_candidates(pmap, cal, level * (1 + 1e-9))
+        below = find_calibrated_candidates(pmap, cal, level * (1 - 1e-6))
+        xy = (int(row["x_peak"]), int(row["y_peak"]))
+        assert xy in {(int(t["x_peak"]), int(t["y_peak"])) for t in at}
+        assert all(np.hypot(t["x"] - row["x"], t["y"] - row["y"]) > 1.5 for t in below), (xy, level)
+    # the peak pixel alone is more significant than its blob: the pair's worse pixel sets the level
+    lc = cal.log10_expected_false_positives(pmap.logit)
+    first = table[0]
+    assert lc[int(first["y_peak"]), int(first["x_peak"])] < float(first["log10_expected_fp"])

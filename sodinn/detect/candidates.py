@@ -267,7 +267,8 @@ def find_calibrated_candidates(
     astropy.table.Table
         The columns of :func:`find_candidates` and ``expected_fp`` (the blob's expected false positives
         per frame: the smallest budget that lists it, i.e. the worse pixel of its best 4-connected pair
-        for ``calibration.npix = 2``, as the calibration counts blobs), ``log10_expected_fp``, ``significance_sigma`` (its Gaussian equivalent,
+        for ``calibration.npix = 2``, as the calibration counts blobs), ``log10_expected_fp``,
+        ``significance_sigma`` (its Gaussian equivalent,
         :func:`sodinn.detect.calibration.significance_sigma`) and ``peak_logit`` (the model's largest
         pre-sigmoid score in the blob); sorted by increasing ``log10_expected_fp``, then decreasing
         ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``.

@@ -234,7 +234,7 @@ def calibration_table(calibration: Calibration, fp_budget: float):
     astropy.table.Table
         One row per annulus: ``r_in_px``, ``r_out_px``, ``area_px``, ``null_blobs_per_frame`` (at the
         lowest counted level), ``tail_u`` and ``tail_beta`` (logits), ``tail_rate`` (blobs per frame),
-        ``tail_excesses`` (peaks the scale was measured on), ``logit_threshold`` and
+        ``tail_excesses`` (peaks the scale was measured on; 0 where it is taken as exact), ``logit_threshold`` and
         ``probability_threshold`` at the budget (for a blob not among the peaks the tail was fitted to:
         a self-calibration judges each of those against the tail fitted without it); ``meta`` holds the
         budget, the number of null draws and the method.
@@ -249,16 +249,17 @@ def calibration_table(calibration: Calibration, fp_budget: float):
 
     z = calibration.logit_thresholds(fp_budget)
     edges = calibration.edges_px
+    n_annuli = len(edges) - 1
+    excesses = np.zeros(n_annuli, dtype=int) if calibration.tail_excesses is None else calibration.tail_excesses
     table = Table({
         "r_in_px": edges[:-1], "r_out_px": edges[1:], "area_px": calibration.annulus_area_px,
         "null_blobs_per_frame": calibration.counts[:, 0], "tail_u": calibration.tail_u, "tail_beta": calibration.tail_beta,
-        "tail_rate": calibration.tail_rate, "tail_excesses": calibration.tail_excesses,
-        "logit_threshold": z, "probability_threshold": expit(z),
+        "tail_rate": calibration.tail_rate, "tail_excesses": excesses, "logit_threshold": z, "probability_threshold": expit(z),
     })
+    law = "scale taken as exact" if calibration.tail_excesses is None else "predictive law of its measured scale"
+    left_out = ", each tail blob judged without itself" if calibration.own_peaks is not None else ""
     table.meta.update({"fp_budget": float(fp_budget), "n_null": calibration.n_null, "fwhm_px": calibration.fwhm_px,
-                       "method": "sodinn.detect.calibration: null blob counts per annulus, exponential tail of measured "
-                                 "scale (predictive law)" + (", each tail blob left out of its own tail"
-                                                             if calibration.own_peaks is not None else "")})
+                       "method": f"sodinn.detect.calibration: null blob counts per annulus, exponential tail ({law}){left_out}"})
     return table
 
 

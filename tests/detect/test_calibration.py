@@ -270,3 +270,20 @@ def test_the_tail_is_the_predictive_law_of_a_new_peak_given_a_measured_scale():
     # large m: the exponential
     x = np.array([0.0, 3.0])
     np.testing.assert_allclose(_log10_tail(x, 0.0, 1.5, 2.0, 1e9), _log10_tail(x, 0.0, 1.5, 2.0, math.inf))
+
+
+@pytest.mark.parametrize(("tail_law", "leave_one_out"), [("exponential", True), ("predictive", False)])
+def test_the_calibration_table_states_the_tail_law_and_the_leave_out(tail_law, leave_one_out):
+    from sodinn.detect.calibration import calibrate_self
+    from sodinn.pipeline.predict import calibration_table
+
+    nulls, evaluated = _null_fields(1, seed=5)
+    cal = calibrate_self(_pmap(nulls, evaluated), 3.0, tail_law=tail_law, leave_one_out=leave_one_out)
+    table = calibration_table(cal, 1.0)
+    excesses = np.asarray(table["tail_excesses"])
+    assert len(table) == len(EDGES) - 1
+    if tail_law == "exponential":
+        assert np.all(excesses == 0) and "taken as exact" in table.meta["method"]
+    else:
+        assert np.all(excesses >= 1) and "predictive law" in table.meta["method"]
+    assert ("without itself" in table.meta["method"]) == leave_one_out

@@ -158,7 +158,7 @@ def test_the_default_products_carry_calibrated_false_alarm_levels(calibrated):
     cal = Table.read(out / "calibration.ecsv")
     assert len(cal) == len(pmap.edges_px) - 1 and cal.meta["n_null"] == 2
     assert np.all(np.asarray(cal["tail_excesses"]) >= 1)  # the scale of each tail is a mean of measured excesses
-    assert "predictive law" in cal.meta["method"] and "left out" not in cal.meta["method"]  # null draws: no leave-out
+    assert "predictive law" in cal.meta["method"] and "without itself" not in cal.meta["method"]  # null draws: no leave-out
     np.testing.assert_allclose(cal["probability_threshold"], expit(np.asarray(cal["logit_threshold"])))
     settings = tomllib.loads((out / "config.toml").read_text())
     assert settings["predict"]["fp_budget"] == result.fp_budget and "threshold" not in settings["predict"]

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_pipeline import BETA_PIC_B_XY as BETA_PIC_B
 
 from sodinn.adi.baselines import pca_annular
 from sodinn.adi.sequence import ADISequence
@@ -27,7 +28,6 @@ from sodinn.detect.probability import probability_map
 from sodinn.learn.artifact import load_trained
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naco_betapic"
-BETA_PIC_B = (62.0, 63.0)
 #: The self-calibrations compared: before 2026-12-01, each of today's two changes alone, today's default
 VARIANTS = {
     "before (in own tail, exponential)": {"leave_one_out": False, "tail_law": "exponential"},

@@ -55,7 +55,7 @@ from sodinn.config import PredictConfig
 from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap, probability_map
 from sodinn.learn.artifact import TrainedModel
 
-__all__ = ["Calibration", "calibrate", "calibrate_nulls", "calibrate_self", "significance_sigma"]
+__all__ = ["Calibration", "blob_count_level", "calibrate", "calibrate_nulls", "calibrate_self", "significance_sigma"]
 
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
 _LN10 = math.log(10.0)
@@ -229,7 +229,7 @@ class Calibration:
             mine = peaks[peaks[:, 0] == a]  # highest first
             if self.tail_rate[a] <= 0 or self.annulus_area_px[a] == 0 or len(mine) < 3:
                 continue
-            k = min(self.tail_count, max(2, len(mine) // 2))
+            k = _tail_size(len(mine), self.tail_count)
             labels = ndimage.label(z >= self.tail_u[a], structure=_FOUR_CONNECTED)[0]
             blob_of = labels[mine[:k, 1].astype(int), mine[:k, 2].astype(int)]
             annulus = (r >= self.edges_px[a]) & (r < self.edges_px[a + 1])
@@ -438,9 +438,9 @@ def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: in
             crop = null[box]
             for j, level in enumerate(levels):
                 counts[a, j] += len(_blob_peaks(crop, own_box, level, npix)[0])
-            rows, cols, height = _peak_levels(crop, own_box, npix)
+            peak_rows, peak_cols, height = _peak_levels(crop, own_box, npix)  # in the annulus' box
             heights.append(height)
-            positions.append((rows, cols))
+            positions.append((peak_rows, peak_cols))
         counts[a] /= max(n_eff, 1e-12)
         frames[a] = n_eff
         h = np.concatenate(heights)
@@ -452,8 +452,9 @@ def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: in
             continue
         us[a], betas[a], rates[a], excesses[a] = fit
         if keep_peaks:
-            rows, cols = (np.concatenate(x)[order][finite] for x in zip(*positions, strict=True))
-            peaks.append(np.column_stack([np.full(rows.size, a), rows + box[0].start, cols + box[1].start, h[finite]]))
+            peak_rows, peak_cols = (np.concatenate(x)[order][finite] for x in zip(*positions, strict=True))
+            peaks.append(np.column_stack([np.full(peak_rows.size, a), peak_rows + box[0].start, peak_cols + box[1].start,
+                                          h[finite]]))
     counts = np.maximum.accumulate(counts[:, ::-1], axis=1)[:, ::-1]  # non-increasing with the level
     own = (np.concatenate(peaks) if peaks else np.zeros((0, 4))) if keep_peaks else None
     return Calibration(edges_px=edges, levels=levels, counts=counts, tail_u=us, tail_beta=betas, tail_rate=rates,
@@ -469,11 +470,16 @@ def _fit_tail(heights: np.ndarray, tail_count: int, n_eff: float) -> tuple[float
     """
     if heights.size < 2:
         return None
-    k = min(tail_count, max(2, heights.size // 2))  # the upper half at most: a tail, not the bulk of the peaks
+    k = _tail_size(heights.size, tail_count)
     u = float(heights[k - 1])
     excess = heights[: k - 1] - u
     beta = float(excess.mean()) if excess.size and excess.mean() > 0 else 1.0
     return u, beta, k / max(n_eff, 1e-12), k - 1
+
+
+def _tail_size(n_peaks: int, tail_count: int) -> int:
+    """Return how many of ``n_peaks`` (>= 2) highest peaks a tail is fitted to: the upper half at most, a tail, not the bulk."""
+    return min(tail_count, max(2, n_peaks // 2))
 
 
 def _log10_tail(z: npt.ArrayLike, u: float, beta: float, rate: float, m: float) -> np.ndarray:
@@ -502,12 +508,43 @@ def _peak_levels(null: np.ndarray, inside: np.ndarray, npix: int) -> tuple[np.nd
     masked = np.where(inside, null, -np.inf)
     top = ndimage.maximum_filter(masked, footprint=_FOUR_CONNECTED, mode="constant", cval=-np.inf)
     rows, cols = np.nonzero(inside & (masked == top))
+    return rows, cols, blob_count_level(masked, npix)[rows, cols]
+
+
+def blob_count_level(score: npt.ArrayLike, npix: int) -> np.ndarray:
+    """Return, per pixel, the highest threshold at which it lies in a 4-connected blob of ``npix`` pixels.
+
+    The rule by which blobs are counted here, in the calibration's null maps and in the candidate
+    tables (:func:`sodinn.detect.candidates.find_calibrated_candidates`): with ``npix = 1`` a pixel's own
+    score; with ``npix = 2`` the lower of its score and its best 4-neighbour's, so that a blob's level
+    (the highest over its pixels) is that of its best pair of touching pixels.
+
+    Parameters
+    ----------
+    score : array-like, shape (N, M)
+        Scores, higher more significant (a logit, or ``-log10 c``); -inf where nothing is evaluated.
+    npix : int
+        Smallest blob counted, pixels: 1 or 2.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, M)
+        The threshold, in the units of ``score``.
+
+    Examples
+    --------
+    >>> blob_count_level(np.array([[0.0, 5.0, 3.0]]), 2).tolist()
+    [[0.0, 3.0, 3.0]]
+    """
+    from scipy import ndimage
+
+    score = np.asarray(score, dtype=np.float64)
     if npix <= 1:
-        return rows, cols, null[rows, cols]
+        return score
     ring = _FOUR_CONNECTED.copy()
     ring[1, 1] = 0
-    second = ndimage.maximum_filter(masked, footprint=ring, mode="constant", cval=-np.inf)
-    return rows, cols, second[rows, cols]
+    best_neighbour = ndimage.maximum_filter(score, footprint=ring, mode="constant", cval=-np.inf)
+    return np.minimum(score, best_neighbour)
 
 
 def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: npt.ArrayLike = (), mask_radius_fwhm: float = 2.0,

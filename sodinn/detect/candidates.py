@@ -26,7 +26,7 @@ from sodinn.adi.sequence import ADISequence
 from sodinn.adi.sky import PSFScaling, sky_position
 from sodinn.adi.snr import snr
 from sodinn.config import PROBABILITY_THRESHOLD, PredictConfig
-from sodinn.detect.calibration import Calibration, significance_sigma
+from sodinn.detect.calibration import Calibration, blob_count_level, significance_sigma
 from sodinn.detect.probability import ProbabilityMap
 
 __all__ = [
@@ -285,7 +285,8 @@ def find_calibrated_candidates(
     mask = _within_budget(pmap, log10_c, budget, calibration.npix)
     # a blob's level is the smallest budget that lists it: with npix = 2, the worse pixel of its best 4-connected pair
     # (as the calibration counts a blob from its peak's best neighbour); within a blob, rank by it, then by logit
-    extra = {"log10_expected_fp": (_counted_level(log10_c, calibration.npix), "min", None), "peak_logit": (pmap.logit, "max", None)}
+    counted = -blob_count_level(-log10_c, calibration.npix)
+    extra = {"log10_expected_fp": (counted, "min", None), "peak_logit": (pmap.logit, "max", None)}
     table = _blob_table(mask, pmap.probability, extra, ("log10_expected_fp", "peak_logit"), (False, True),
                         pixel_scale_arcsec=pixel_scale_arcsec, north_offset_deg=north_offset_deg)
     log10 = np.asarray(table["log10_expected_fp"], dtype=float)
@@ -334,17 +335,6 @@ def _checked_budget(pmap: ProbabilityMap, calibration: Calibration, fp_budget: f
         msg = "the calibration was measured on other annuli than the map's; calibrate the same model on the same data"
         raise ValueError(msg)
     return budget
-
-
-def _counted_level(log10_c: np.ndarray, npix: int) -> np.ndarray:
-    """Return, per pixel, the ``log10 c`` at which it is counted in a blob of ``npix`` (1 or 2) pixels."""
-    if npix <= 1:
-        return log10_c
-    from scipy import ndimage
-
-    ring = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=bool)
-    best_neighbour = ndimage.minimum_filter(log10_c, footprint=ring, mode="constant", cval=np.inf)
-    return np.maximum(log10_c, best_neighbour)
 
 
 def _within_budget(pmap: ProbabilityMap, log10_c: np.ndarray, budget: float, npix: int) -> np.ndarray:

@@ -236,8 +236,10 @@ def calibration_table(calibration: Calibration, fp_budget: float):
         lowest counted level), ``tail_u`` and ``tail_beta`` (logits), ``tail_rate`` (blobs per frame),
         ``tail_excesses`` (peaks the scale was measured on; 0 where it is taken as exact), ``logit_threshold`` and
         ``probability_threshold`` at the budget (for a blob not among the peaks the tail was fitted to:
-        a self-calibration judges each of those against the tail fitted without it); ``meta`` holds the
-        budget, the number of null draws and the method.
+        a self-calibration judges each of those against the tail fitted without it); for a tail pooled over
+        the field (``Calibration.pool == "field"``) also ``pool_loc`` and ``pool_scale`` (logits: the median and
+        robust standard deviation that standardize the annulus); ``meta`` holds the budget, the number of
+        null draws and the method.
 
     Raises
     ------
@@ -256,10 +258,14 @@ def calibration_table(calibration: Calibration, fp_budget: float):
         "null_blobs_per_frame": calibration.counts[:, 0], "tail_u": calibration.tail_u, "tail_beta": calibration.tail_beta,
         "tail_rate": calibration.tail_rate, "tail_excesses": excesses, "logit_threshold": z, "probability_threshold": expit(z),
     })
+    if calibration.pool == "field":
+        table["pool_loc"], table["pool_scale"] = calibration.pool_loc, calibration.pool_scale
     law = "scale taken as exact" if calibration.tail_excesses is None else "predictive law of its measured scale"
     left_out = ", each tail blob judged without itself" if calibration.own_peaks is not None else ""
+    tail = ("one exponential tail for the field, on logits standardized per annulus" if calibration.pool == "field"
+            else "an exponential tail per annulus")
     table.meta.update({"fp_budget": float(fp_budget), "n_null": calibration.n_null, "fwhm_px": calibration.fwhm_px,
-                       "method": f"sodinn.detect.calibration: null blob counts per annulus, exponential tail ({law}){left_out}"})
+                       "method": f"sodinn.detect.calibration: null blob counts per annulus, {tail} ({law}){left_out}"})
     return table
 
 

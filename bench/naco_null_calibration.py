@@ -10,7 +10,7 @@ beta Pic b's arcs left out): whole-field maps of the model's response to these r
 them. Each null map is then calibrated on its own blobs (:func:`sodinn.detect.calibration.calibrate_self`, as
 ``sodinn predict`` calibrates the real map) with one tail per annulus (``pool="annulus"``, sodinn of
 2026-12-01) and with one tail for the field on logits standardized per annulus (``pool="field"``, the default
-since 2026-12-02), thresholded at budgets F of expected false positives per frame, and its blobs (4-connected,
+since commit 136d098), thresholded at budgets F of expected false positives per frame, and its blobs (4-connected,
 2 pixels or more, the candidates' rule) are counted as the ROC counts them: every one is a false positive. Printed per variant and kind
 of draw: the counted false positives per frame against F with the 95 % Poisson interval of the count, and per
 annulus the counted share against the area share F * A_a / A.

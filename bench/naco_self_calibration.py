@@ -1,4 +1,4 @@
-"""What the self-calibration's changes of 2026-12-01 and -02 do on the NACO beta Pic map: candidates of each model, blind and b masked.
+"""What the self-calibration's changes of 2026-12-01 do on the NACO beta Pic map: candidates of each model, blind and b masked.
 
 Usage: ``python bench/naco_self_calibration.py MODEL_FOLDER [MODEL_FOLDER ...]`` (models trained on the NACO
 beta Pic sequence, e.g. ``out/naco_ablation/model-s0`` made by the commands at the top of
@@ -6,7 +6,7 @@ beta Pic sequence, e.g. ``out/naco_ablation/model-s0`` made by the commands at t
 (:func:`sodinn.detect.probability.probability_map`), then calibrates it on its own blobs
 (:func:`sodinn.detect.calibration.calibrate_self`) as before 2026-12-01 (each blob in its own tail, the tail's scale
 taken as exact, a tail per annulus), with each of the two changes of that day alone, as on 2026-12-01 (both), and as
-today (one tail for the field on logits standardized per annulus, 2026-12-02) (:data:`VARIANTS`), blind (no known source)
+today (one tail for the field on logits standardized per annulus, commit 136d098) (:data:`VARIANTS`), blind (no known source)
 and with beta Pic b masked (2 FWHM, as ``configs/naco_betapic.toml``), and prints the candidates within
 1 and 0.1 expected false positives per frame (position, level), beta Pic b's rank, and the annular PCA-ADI
 S/N (10 components) at each candidate. About 30 s per model on 2 cores.

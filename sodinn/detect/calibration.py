@@ -700,7 +700,7 @@ def _split_p_values(peaks: np.ndarray, tail_count: int, members: np.ndarray, are
     excesses over ``u`` too large for the scale of the other annuli' excesses (their sum Gamma(``n_a``) under
     a common exponential tail). The smaller p-value of the two, doubled (Bonferroni). Measured on 100
     correlated Gaussian null maps (one tail shape everywhere): the smallest p-value of a map's annuli is
-    below 1e-3 in 5 % of them; with one annulus of a heavier, log-normal-like tail, in 86 %, always that one.
+    below 1e-3 in 5 % of them; with one annulus of a heavier, log-normal-like tail, in 85 %, always that one.
     """
     from scipy import stats
 
@@ -808,7 +808,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
         ``"field"`` (default): the map's logits standardized per annulus (median, 1.4826 MAD of its
         pixels) and one tail fitted to the ``tail_count`` highest peaks of the whole field, so that the
         far tail rests on the field's strongest blobs, not on the upper half of each annulus' few
-        peaks; ``"annulus"``: each annulus' tail fitted to its own peaks (sodinn before 2026-12-02).
+        peaks; ``"annulus"``: each annulus' tail fitted to its own peaks (sodinn before commit 136d098, 2026-12-01).
 
     Returns
     -------

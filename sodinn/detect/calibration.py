@@ -151,8 +151,8 @@ class Calibration:
         ``tail_u = pool_loc + pool_scale * u``, ``tail_beta = pool_scale * beta`` and ``tail_rate`` the
         field's rate times the annulus' share of the area (so that ``c`` is the field's count at ``y``).
     pool_group : ndarray of int, shape (n_annuli,), optional
-        With ``pool_loc``: the tail each annulus shares (0 the field's; an annulus that held more of the
-        field's highest peaks than its area share allows is split off and fitted alone, 1, 2, ...).
+        With ``pool_loc``: the tail each annulus shares (0 the field's; an annulus whose share of the field
+        tail's peaks, or their excesses, disagreed with the others' was split off and fitted alone: 1, 2, ...).
     """
 
     edges_px: np.ndarray
@@ -261,21 +261,30 @@ class Calibration:
             mine = peaks[peaks[:, 0] == a]  # highest first
             if self.tail_rate[a] <= 0 or self.annulus_area_px[a] == 0 or len(mine) < 3:
                 continue
-            k = _tail_size(len(mine), self.tail_count)
             labels = ndimage.label(z >= self.tail_u[a], structure=_FOUR_CONNECTED)[0]
-            blob_of = labels[mine[:k, 1].astype(int), mine[:k, 2].astype(int)]
             annulus = (r >= self.edges_px[a]) & (r < self.edges_px[a + 1])
-            scale = math.log10(self.area_px / self.annulus_area_px[a])
-            for label in np.unique(blob_of[blob_of > 0]):
-                fit = _fit_tail(np.delete(mine[:, 3], np.nonzero(blob_of == label)[0]), self.tail_count,
-                                float(self.null_frames[a]))
-                if fit is None:
-                    continue
-                u, beta, rate, m = fit
-                m = m if self.tail_excesses is not None else math.inf
-                sel = annulus & (labels == label)
-                tail = _log10_tail(z[sel], u, beta, rate, m) + scale
-                out[sel] = np.where(z[sel] >= u, tail, np.maximum(out[sel], math.log10(rate) + scale))
+            self._rescore_without_own_blob(z, mine, labels, annulus, float(self.null_frames[a]),
+                                           math.log10(self.area_px / self.annulus_area_px[a]), out)
+
+    def _rescore_without_own_blob(self, score: np.ndarray, peaks: np.ndarray, labels: np.ndarray, region: np.ndarray,
+                                  null_frames: float, log10_area_scale: float, out: np.ndarray) -> None:
+        """Give each labelled blob holding one of the tail's peaks the level of the tail refitted on the other peaks.
+
+        ``peaks``: rows (annulus, row, col, counted level), highest first, in the units of ``score`` (logits, or
+        standardized logits for a pooled tail); only the pixels of ``region`` are rescored, in place, in ``out``
+        (``log10 c``).
+        """
+        k = _tail_size(len(peaks), self.tail_count)
+        blob_of = labels[peaks[:k, 1].astype(int), peaks[:k, 2].astype(int)]
+        for label in np.unique(blob_of[blob_of > 0]):
+            fit = _fit_tail(np.delete(peaks[:, 3], np.nonzero(blob_of == label)[0]), self.tail_count, null_frames)
+            if fit is None:
+                continue
+            u, beta, rate, m = fit
+            m = m if self.tail_excesses is not None else math.inf
+            sel = region & (labels == label)
+            tail = _log10_tail(score[sel], u, beta, rate, m) + log10_area_scale
+            out[sel] = np.where(score[sel] >= u, tail, np.maximum(out[sel], math.log10(rate) + log10_area_scale))
 
     def standardized(self, logit: npt.ArrayLike) -> np.ndarray:
         """Return the logits standardized per annulus, ``(z - pool_loc) / pool_scale`` (``pool="field"`` only).
@@ -318,21 +327,10 @@ class Calibration:
                 continue
             a0 = members[0]
             u_group = (self.tail_u[a0] - self.pool_loc[a0]) / self.pool_scale[a0]
-            area = self.annulus_area_px[members].sum()
-            scale = math.log10(self.area_px / area)
-            k = _tail_size(len(peaks), self.tail_count)
-            labels = ndimage.label(np.isin(annulus_of, members) & (y >= u_group), structure=_FOUR_CONNECTED)[0]
-            blob_of = labels[peaks[:k, 1].astype(int), peaks[:k, 2].astype(int)]
-            for label in np.unique(blob_of[blob_of > 0]):
-                fit = _fit_tail(np.delete(peaks[:, 3], np.nonzero(blob_of == label)[0]), self.tail_count,
-                                float(self.null_frames[a0]))
-                if fit is None:
-                    continue
-                u, beta, rate, m = fit
-                m = m if self.tail_excesses is not None else math.inf
-                sel = labels == label
-                tail = _log10_tail(y[sel], u, beta, rate, m) + scale
-                out[sel] = np.where(y[sel] >= u, tail, np.maximum(out[sel], math.log10(rate) + scale))
+            region = np.isin(annulus_of, members)
+            labels = ndimage.label(region & (y >= u_group), structure=_FOUR_CONNECTED)[0]
+            self._rescore_without_own_blob(y, peaks, labels, region, float(self.null_frames[a0]),
+                                           math.log10(self.area_px / self.annulus_area_px[members].sum()), out)
 
     def expected_false_positives(self, logit: npt.ArrayLike) -> np.ndarray:
         """Return ``c``, the expected false positives per frame at each pixel's logit (module docstring).
@@ -619,8 +617,8 @@ def _robust_loc_scale(values: np.ndarray) -> tuple[float, float]:
     return loc, scale
 
 
-#: Significance at which an annulus holding more of the field's highest peaks than its area share is
-#: split off the field's tail (:func:`_pool_field`)
+#: Significance at which an annulus whose share of the field tail's peaks, or their excesses, disagrees with the
+#: other annuli' is split off the field's tail (:func:`_pool_field`, :func:`_split_p_values`)
 SPLIT_ALPHA = 1e-3
 
 

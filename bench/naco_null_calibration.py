@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         maps = null_maps(folder, args.cache, args.nulls)
         r = polar_coordinates(maps["null"].shape[1:])[0]
         edges = maps["edges"]
-        inside = (maps["null"][1] > UNEVALUATED_LOGIT / 2) & (r >= edges[0]) & (r < edges[-1])
+        reference = maps["null"][min(1, len(maps["null"]) - 1)]  # a permuted draw where there is one (--nulls 1: the negated)
+        inside = (reference > UNEVALUATED_LOGIT / 2) & (r >= edges[0]) & (r < edges[-1])
         areas = np.array([(inside & (r >= edges[a]) & (r < edges[a + 1])).sum() for a in range(len(edges) - 1)])
         shares = areas / areas.sum()
         for j, null in enumerate(maps["null"]):

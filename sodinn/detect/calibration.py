@@ -60,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sodinn import _validation as v
-from sodinn.adi.geometry import polar_coordinates
+from sodinn.adi.geometry import Annuli, polar_coordinates
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import PredictConfig
 from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap, probability_map
@@ -253,8 +253,8 @@ class Calibration:
         """
         from scipy import ndimage
 
-        if self.pool_loc is not None:
-            self._leave_own_blobs_out_of_field(z, r, out)
+        if self.pool == "field":
+            self._leave_own_blobs_out_of_field(z, out)
             return
         peaks = self.own_peaks
         for a in range(len(self.tail_u)):
@@ -308,18 +308,18 @@ class Calibration:
         TypeError
             If ``logit`` is not numeric.
         """
-        if self.pool_loc is None:
+        if self.pool != "field":
             msg = "this calibration fits each annulus alone; standardized logits need calibrate_self(..., pool='field')"
             raise ValueError(msg)
         z = v.check_frame(logit, name="logit")
-        return _standardize(z, self.edges_px, self.pool_loc, self.pool_scale)
+        return _standardize(z, Annuli(z.shape, self.edges_px).label_map(), self.pool_loc, self.pool_scale)
 
-    def _leave_own_blobs_out_of_field(self, z: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    def _leave_own_blobs_out_of_field(self, z: np.ndarray, out: np.ndarray) -> None:
         """Rescore, in place, each tail blob of a pooled calibration by its group's tail fitted without it."""
         from scipy import ndimage
 
-        y = _standardize(z, self.edges_px, self.pool_loc, self.pool_scale)
-        annulus_of = np.searchsorted(self.edges_px, r, side="right") - 1
+        annulus_of = Annuli(z.shape, self.edges_px).label_map()
+        y = _standardize(z, annulus_of, self.pool_loc, self.pool_scale)
         for g in np.unique(self.pool_group):
             members = np.nonzero((self.pool_group == g) & (self.annulus_area_px > 0))[0]
             peaks = self.own_peaks[np.isin(self.own_peaks[:, 0], members)]  # highest first, standardized
@@ -507,9 +507,8 @@ def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: in
     evaluated = pmap.evaluated
     edges = np.asarray(pmap.edges_px, dtype=np.float64)
     n_annuli, n_null = len(edges) - 1, len(nulls)
-    r = polar_coordinates(evaluated.shape)[0]
-    annulus_of = np.searchsorted(edges, r, side="right") - 1  # annulus a holds edges[a] <= r < edges[a + 1]
-    inside = evaluated & (annulus_of >= 0) & (annulus_of < n_annuli)
+    annulus_of = Annuli(evaluated.shape, edges).label_map()  # annulus a holds edges[a] <= r < edges[a + 1], else -1
+    inside = evaluated & (annulus_of >= 0)
     areas = np.bincount(annulus_of[inside], minlength=n_annuli)[:n_annuli]
     values = nulls[:, inside]
     values = values[values > UNEVALUATED_LOGIT / 2]
@@ -552,14 +551,14 @@ def _measure(pmap: ProbabilityMap, fwhm_px: float, tail_count: int, n_levels: in
                                           h[finite]]))
     counts = np.maximum.accumulate(counts[:, ::-1], axis=1)[:, ::-1]  # non-increasing with the level
     own = (np.concatenate(peaks) if peaks else np.zeros((0, 4))) if keep_peaks else None
-    if pool == "field":
-        return _pool_field(nulls, available, inside, annulus_of, areas, tail_count, npix, keep_peaks=keep_peaks,
-                           tail_law=tail_law, per_annulus=Calibration(
-                               edges_px=edges, levels=levels, counts=counts, tail_u=us, tail_beta=betas, tail_rate=rates,
-                               annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm, npix=npix, tail_count=tail_count))
-    return Calibration(edges_px=edges, levels=levels, counts=counts, tail_u=us, tail_beta=betas, tail_rate=rates,
-                       annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm, npix=npix, tail_count=tail_count,
-                       tail_excesses=excesses if tail_law == "predictive" else None, null_frames=frames, own_peaks=own)
+    tails = {"tail_u": us, "tail_beta": betas, "tail_rate": rates, "tail_excesses": excesses, "null_frames": frames,
+             "own_peaks": own}
+    if pool == "field":  # the blob counts below the tail stay each annulus' own
+        tails = _pool_field(nulls, available, inside, annulus_of, areas, tail_count, npix, keep_peaks=keep_peaks)
+    if tail_law != "predictive":
+        tails["tail_excesses"] = None
+    return Calibration(edges_px=edges, levels=levels, counts=counts, annulus_area_px=areas, n_null=n_null, fwhm_px=fwhm,
+                       npix=npix, tail_count=tail_count, **tails)
 
 
 def _fit_tail(heights: np.ndarray, tail_count: int, n_eff: float) -> tuple[float, float, float, int] | None:
@@ -597,13 +596,10 @@ def _log10_tail(z: npt.ArrayLike, u: float, beta: float, rate: float, m: float) 
     return math.log10(rate) - m * np.log1p(x / (m * beta)) / _LN10
 
 
-def _standardize(z: np.ndarray, edges: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Return ``(z - loc[a]) / scale[a]`` in each annulus ``a`` of ``edges``, -inf outside them."""
-    r = polar_coordinates(z.shape)[0]
-    annulus_of = np.searchsorted(edges, r, side="right") - 1
-    inside = (annulus_of >= 0) & (annulus_of < len(edges) - 1)
-    a = np.clip(annulus_of, 0, len(edges) - 2)
-    return np.where(inside, (z - loc[a]) / scale[a], -np.inf)
+def _standardize(z: np.ndarray, annulus_of: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Return ``(z - loc[a]) / scale[a]`` at each pixel of annulus ``a = annulus_of`` (a label map), -inf where it is -1."""
+    a = np.maximum(annulus_of, 0)
+    return np.where(annulus_of >= 0, (z - loc[a]) / scale[a], -np.inf)
 
 
 def _robust_loc_scale(values: np.ndarray) -> tuple[float, float]:
@@ -623,23 +619,24 @@ SPLIT_ALPHA = 1e-3
 
 
 def _pool_field(nulls: np.ndarray, available: np.ndarray, inside: np.ndarray, annulus_of: np.ndarray, areas: np.ndarray,
-                tail_count: int, npix: int, *, keep_peaks: bool, tail_law: str, per_annulus: Calibration) -> Calibration:
+                tail_count: int, npix: int, *, keep_peaks: bool) -> dict[str, np.ndarray | None]:
     """Fit one tail to the field's highest peaks of the null logits standardized per annulus (``pool="field"``).
 
     The pooled tail assumes the annuli's standardized tails agree. It is checked (:func:`_split_p_values`):
     where one annulus' share of the tail's peaks, or their excesses, is more than the others' allow (at
     :data:`SPLIT_ALPHA`), that annulus is fitted alone (its own peaks, as ``pool="annulus"``) and the
-    others' tail refitted without it, until none is. The blob counts below the tail stay each
-    annulus' own (``per_annulus``); the tails are written per annulus in logits (:class:`Calibration`).
+    others' tail refitted without it, until none is. Returns the tail fields of :class:`Calibration`
+    (``tail_u`` ... ``pool_group``), the tails written per annulus in logits; ``annulus_of`` is the label map.
     """
     n_annuli = len(areas)
     loc, scale = np.zeros(n_annuli), np.ones(n_annuli)
     for a in range(n_annuli):
         own = inside & (annulus_of == a)
         loc[a], scale[a] = _robust_loc_scale(nulls[:, own][available[:, own]])
-    a_of = np.clip(annulus_of, 0, n_annuli - 1)
+    a_of = np.maximum(annulus_of, 0)
     field = inside & (annulus_of >= 0)
-    standardized = [np.where(field & ok, (null - loc[a_of]) / scale[a_of], -np.inf) for null, ok in zip(nulls, available, strict=True)]
+    standardized = [np.where(field & ok, _standardize(null, annulus_of, loc, scale), -np.inf)
+                    for null, ok in zip(nulls, available, strict=True)]
 
     def group_fit(members: np.ndarray) -> tuple[tuple | None, np.ndarray, float]:
         """Fit the tail of the annuli ``members`` pooled: (fit, peaks as rows (annulus, row, col, level) highest first, n_eff)."""
@@ -683,11 +680,8 @@ def _pool_field(nulls: np.ndarray, available: np.ndarray, inside: np.ndarray, an
     if keep_peaks:
         own_peaks = np.concatenate(own) if own else np.zeros((0, 4))
         own_peaks = own_peaks[np.argsort(own_peaks[:, 3], kind="stable")[::-1]]
-    return Calibration(edges_px=per_annulus.edges_px, levels=per_annulus.levels, counts=per_annulus.counts,
-                       tail_u=tail_u, tail_beta=tail_beta, tail_rate=tail_rate, annulus_area_px=areas,
-                       n_null=per_annulus.n_null, fwhm_px=per_annulus.fwhm_px, npix=npix, tail_count=tail_count,
-                       tail_excesses=excesses if tail_law == "predictive" else None, null_frames=frames,
-                       own_peaks=own_peaks, pool_loc=loc, pool_scale=scale, pool_group=group)
+    return {"tail_u": tail_u, "tail_beta": tail_beta, "tail_rate": tail_rate, "tail_excesses": excesses,
+            "null_frames": frames, "own_peaks": own_peaks, "pool_loc": loc, "pool_scale": scale, "pool_group": group}
 
 
 def _split_p_values(peaks: np.ndarray, tail_count: int, members: np.ndarray, areas: np.ndarray) -> np.ndarray:

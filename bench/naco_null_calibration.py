@@ -9,8 +9,9 @@ draws of it (the first with negated parallactic angles, the others with randomly
 beta Pic b's arcs left out): whole-field maps of the model's response to these residuals with no companion in
 them. Each null map is then calibrated on its own blobs (:func:`sodinn.detect.calibration.calibrate_self`, as
 ``sodinn predict`` calibrates the real map) with one tail per annulus (``pool="annulus"``, sodinn of
-2026-12-01) and with one tail for the field on logits standardized per annulus (``pool="field"``, the default
-since commit 136d098), thresholded at budgets F of expected false positives per frame, and its blobs (4-connected,
+2026-12-01), with one tail for the field on logits standardized per annulus (``pool="field"``, commit 136d098) and
+as today (that, and the step-down that leaves blobs it finds significant out of the null sample, ``source_fp``)
+(:data:`VARIANTS`), thresholded at budgets F of expected false positives per frame, and its blobs (4-connected,
 2 pixels or more, the candidates' rule) are counted as the ROC counts them: every one is a false positive. Printed per variant and kind
 of draw: the counted false positives per frame against F with the 95 % Poisson interval of the count, and per
 annulus the counted share against the area share F * A_a / A.
@@ -40,7 +41,8 @@ from sodinn.learn.artifact import load_trained
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naco_betapic"
 BUDGETS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-POOLS = ("annulus", "field")
+#: The self-calibrations compared (settings of :func:`sodinn.detect.calibration.calibrate_self`)
+VARIANTS = {"annulus": {"pool": "annulus", "source_fp": None}, "field": {"pool": "field", "source_fp": None}, "default": {}}
 
 
 def null_maps(folder: str, cache: Path, n_null: int) -> dict[str, np.ndarray]:
@@ -57,12 +59,12 @@ def null_maps(folder: str, cache: Path, n_null: int) -> dict[str, np.ndarray]:
         return {"null": f["null"][:n_null], "edges": f["edges"], "fwhm": float(f["fwhm"])}
 
 
-def count_false_positives(null: np.ndarray, edges: np.ndarray, fwhm_px: float, pool: str) -> np.ndarray:
+def count_false_positives(null: np.ndarray, edges: np.ndarray, fwhm_px: float, settings: dict) -> np.ndarray:
     """Calibrate one null map on itself and count its blobs at each budget, per annulus: shape (len(BUDGETS), n_annuli)."""
     evaluated = null > UNEVALUATED_LOGIT / 2
     pmap = ProbabilityMap(logit=null, probability=expit(null), evaluated=evaluated, edges_px=edges,
                           ks=np.zeros((len(edges) - 1, 1)))
-    score = calibrate_self(pmap, fwhm_px, pool=pool).score_map(null)
+    score = calibrate_self(pmap, fwhm_px, **settings).score_map(null)
     r = polar_coordinates(null.shape)[0]
     out = np.zeros((len(BUDGETS), len(edges) - 1))
     for j, budget in enumerate(BUDGETS):
@@ -91,19 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         shares = areas / areas.sum()
         for j, null in enumerate(maps["null"]):
             kind = "negated" if j == 0 else "permuted"
-            for pool in POOLS:
-                counts.setdefault((pool, kind), []).append(count_false_positives(null, edges, maps["fwhm"], pool))
+            for variant, settings in VARIANTS.items():
+                counts.setdefault((variant, kind), []).append(count_false_positives(null, edges, maps["fwhm"], settings))
     print(f"{len(args.models)} model(s), {args.nulls} null draws each; false positives per frame counted on null maps "
           "calibrated on themselves, against the budget F")
-    print("pool    | draws       | F: counted [95% Poisson interval of the count / frames]; per annulus counted / (F x area share)")
-    for (pool, kind), rows in sorted(counts.items()):
+    print("variant | draws       | F: counted [95% Poisson interval of the count / frames]; per annulus counted / (F x area share)")
+    for (variant, kind), rows in sorted(counts.items()):
         c = np.array(rows)  # frames x budgets x annuli
         n = len(c)
         for j, budget in enumerate(BUDGETS):
             total = c[:, j].sum()
             lo, hi = stats.poisson.interval(0.95, budget * n)
             ratio = c[:, j].sum(axis=0) / n / (budget * shares)
-            print(f"{pool:7s} | {kind:8s} {n:3d} | F = {budget:<4g}: {total / n:.3f} [{lo / n:.3f}, {hi / n:.3f}]; "
+            print(f"{variant:7s} | {kind:8s} {n:3d} | F = {budget:<4g}: {total / n:.3f} [{lo / n:.3f}, {hi / n:.3f}]; "
                   f"per annulus {' '.join(f'{x:.1f}' for x in ratio)}")
     return 0
 

@@ -5,8 +5,9 @@ beta Pic sequence, e.g. ``out/naco_ablation/model-s0`` made by the commands at t
 ``configs/naco_ablation.toml``). Scores the real map once per model
 (:func:`sodinn.detect.probability.probability_map`), then calibrates it on its own blobs
 (:func:`sodinn.detect.calibration.calibrate_self`) as before 2026-12-01 (each blob in its own tail, the tail's scale
-taken as exact, a tail per annulus), with each of the two changes of that day alone, as on 2026-12-01 (both), and as
-today (one tail for the field on logits standardized per annulus, commit 136d098) (:data:`VARIANTS`), blind (no known source)
+taken as exact, a tail per annulus), with each of the two changes of that day alone, as on 2026-12-01 (both), with
+one tail for the field on logits standardized per annulus (commit 136d098), and as today (that, and the step-down that
+leaves blobs it finds significant out of the null sample, ``source_fp``) (:data:`VARIANTS`), blind (no known source)
 and with beta Pic b masked (2 FWHM, as ``configs/naco_betapic.toml``), and prints the candidates within
 1 and 0.1 expected false positives per frame (position, level), beta Pic b's rank, and the annular PCA-ADI
 S/N (10 components) at each candidate. About 30 s per model on 2 cores.
@@ -29,13 +30,14 @@ from sodinn.detect.probability import probability_map
 from sodinn.learn.artifact import load_trained
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naco_betapic"
-#: The self-calibrations compared: before 2026-12-01, each change of that day alone, 2026-12-01, today's default
+#: The self-calibrations compared: before 2026-12-01, each change of that day alone, 2026-12-01, the field tail, today's default
 VARIANTS = {
-    "before (in own tail, exponential)": {"leave_one_out": False, "tail_law": "exponential", "pool": "annulus"},
-    "leave-out, exponential           ": {"leave_one_out": True, "tail_law": "exponential", "pool": "annulus"},
-    "in own tail, predictive          ": {"leave_one_out": False, "tail_law": "predictive", "pool": "annulus"},
-    "12-01 (leave-out, predictive)    ": {"leave_one_out": True, "tail_law": "predictive", "pool": "annulus"},
-    "default (12-01, one field tail)  ": {"leave_one_out": True, "tail_law": "predictive", "pool": "field"},
+    "before (in own tail, exponential)": {"leave_one_out": False, "tail_law": "exponential", "pool": "annulus", "source_fp": None},
+    "leave-out, exponential           ": {"leave_one_out": True, "tail_law": "exponential", "pool": "annulus", "source_fp": None},
+    "in own tail, predictive          ": {"leave_one_out": False, "tail_law": "predictive", "pool": "annulus", "source_fp": None},
+    "12-01 (leave-out, predictive)    ": {"leave_one_out": True, "tail_law": "predictive", "pool": "annulus", "source_fp": None},
+    "12-01, one field tail            ": {"leave_one_out": True, "tail_law": "predictive", "pool": "field", "source_fp": None},
+    "default (field tail, step-down)  ": {"leave_one_out": True, "tail_law": "predictive", "pool": "field"},
 }
 
 

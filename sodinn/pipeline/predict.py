@@ -239,7 +239,8 @@ def calibration_table(calibration: Calibration, fp_budget: float):
         a self-calibration judges each of those against the tail fitted without it); for a tail pooled over
         the field (``Calibration.pool == "field"``) also ``pool_loc`` and ``pool_scale`` (logits: the median and
         robust standard deviation that standardize the annulus); ``meta`` holds the budget, the number of
-        null draws and the method.
+        null draws and the method, and for a self-calibration ``sources_left_out_xy``: the blobs (x, y), px,
+        it took for real sources and left out of its null sample (:func:`~sodinn.detect.calibration.calibrate_self`).
 
     Raises
     ------
@@ -266,6 +267,8 @@ def calibration_table(calibration: Calibration, fp_budget: float):
             else "an exponential tail per annulus")
     table.meta.update({"fp_budget": float(fp_budget), "n_null": calibration.n_null, "fwhm_px": calibration.fwhm_px,
                        "method": f"sodinn.detect.calibration: null blob counts per annulus, {tail} ({law}){left_out}"})
+    if calibration.sources_left_out_xy is not None:  # the self-calibration's step-down
+        table.meta["sources_left_out_xy"] = calibration.sources_left_out_xy.tolist()
     return table
 
 

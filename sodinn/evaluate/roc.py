@@ -55,7 +55,7 @@ from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_annuli, sample_psf
 
-__all__ = ["RocResult", "best_f1", "calibration_checks", "comparison_groups", "roc_injections", "run_roc", "score_copies",
+__all__ = ["DataMap", "RocResult", "best_f1", "calibration_checks", "comparison_groups", "roc_injections", "run_roc", "score_copies",
            "summarize", "tpr_at"]
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,32 @@ def _flux_curve(sequence: ADISequence, config: RocConfig, psf: np.ndarray) -> tu
 # ----------------------------------------------------------------------------- the harness
 
 
+@dataclass(frozen=True)
+class DataMap:
+    """A model's logit map of the data over its whole field, for the self-calibration of the ROC's copies.
+
+    A copy's map is computed only in the annuli of its band; outside them the injection changes nothing,
+    so the copy's whole-field map, the one a user would calibrate (:func:`sodinn.detect.calibration.calibrate_self`),
+    is the copy's band with this map around it.
+
+    Attributes
+    ----------
+    edges_px : ndarray, shape (n_annuli + 1,)
+        The model's annulus edges on these data, px.
+    logit : ndarray, shape (N, N)
+        The model's logit map of the data, every annulus evaluated
+        (:attr:`~sodinn.detect.probability.ProbabilityMap.logit`).
+    """
+
+    edges_px: np.ndarray
+    logit: np.ndarray
+
+    def around(self, copy_logit: np.ndarray) -> np.ndarray:
+        """Return the copy's whole-field logit map: its evaluated pixels, this map elsewhere (float64, shape (N, N))."""
+        copy_logit = np.asarray(copy_logit, dtype=np.float64)
+        return np.where(copy_logit > UNEVALUATED_LOGIT / 2, copy_logit, np.asarray(self.logit, dtype=np.float64))
+
+
 @dataclass
 class RocResult:
     """What a run measured.
@@ -166,8 +192,9 @@ class RocResult:
         The companion of each copy.
     summary : str
         TPR of each method at 0.1, 0.5 and 1 mean false positive per frame, and the model/PCA ratios.
-    calibrations : dict of str -> Calibration
-        The calibration of each model (when ``RocConfig.calibrate``).
+    calibrations : dict of str -> Calibration or DataMap
+        The calibration of each model (when ``RocConfig.calibrate``): its calibration on null draws of the
+        data (``calibration_nulls`` > 0), or the data's map every copy is self-calibrated within (0, the default).
     models : dict of str -> str
         The model folders evaluated.
     cache_dir : Path, optional
@@ -177,7 +204,7 @@ class RocResult:
     rows: list[dict[str, Any]]
     injections: list[Injection]
     summary: str = ""
-    calibrations: dict[str, Calibration] = field(default_factory=dict)
+    calibrations: dict[str, Calibration | DataMap] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
 
@@ -286,16 +313,21 @@ def run_roc(
     maps = run_copies(sequence, injections, psf, [bands_px[inj.band] for inj in injections], models=model_paths,
                       baselines=config.baselines, cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler,
                       progress=progress, desc="ROC copies", known_sources_xy=config.known_sources_xy)
-    calibrations = {}
-    if config.calibrate:
+    calibrations: dict[str, Calibration | DataMap] = {}
+    if config.calibrate and config.calibration_nulls:
         for name, path in model_paths.items():
-            if config.calibration_nulls:
-                logger.info("calibrating %s on %d null draws of the data", name, config.calibration_nulls)
-                calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed,
-                                               known_sources_xy=config.known_sources_xy)
-            else:  # self-calibration of every copy: the model's annuli on these data
-                logger.info("%s-cal: each copy calibrated on its own blobs", name)
-                calibrations[name] = sample_annuli(sequence, load_model(path).sample_config).edges_px
+            logger.info("calibrating %s on %d null draws of the data", name, config.calibration_nulls)
+            calibrations[name] = calibrate(sequence, load_model(path), n_null=config.calibration_nulls, seed=config.seed,
+                                           known_sources_xy=config.known_sources_xy)
+    elif config.calibrate:  # every copy calibrated on its own blobs over the whole field, as a user's map of it
+        logger.info("each copy calibrated on its own blobs over the whole field (the data's map outside its band)")
+        cy, cx = frame_center(sequence.cube.shape)
+        whole = Injection(len(bands_px), 0, 0.0, 0.0, 0.0, cx, cy)  # no companion, every annulus
+        data = run_copies(sequence, [whole], psf, [(0.0, float(sequence.frame_size))], models=model_paths, baselines=(),
+                          cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                          desc="data maps", known_sources_xy=config.known_sources_xy)[0]
+        for name, path in model_paths.items():
+            calibrations[name] = DataMap(sample_annuli(sequence, load_model(path).sample_config).edges_px, data[name])
     rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)
     scored = [m for name in model_paths for m in (name, f"{name}-cal") if m == name or name in calibrations]
     return RocResult(rows=rows, injections=injections, summary=summarize(rows, scored), calibrations=calibrations,
@@ -328,9 +360,12 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
         Per copy, the map of each method.
     bands_px : sequence of (float, float)
         Inner and outer radius of each band, px.
-    calibrations : mapping of str -> Calibration or ndarray, optional
+    calibrations : mapping of str -> Calibration, DataMap or ndarray, optional
         Calibration of some models, by name: a :class:`~sodinn.detect.calibration.Calibration` of the real
-        data (null draws), or the model's annulus edges (px), to calibrate every copy on its own blobs.
+        data (null draws); a :class:`DataMap`, to calibrate every copy on its own blobs over the whole
+        field (its band's annuli, the data's map elsewhere: what a user calibrates, the default of
+        :func:`run_roc`); or the model's annulus edges (px), to calibrate every copy on its band's annuli
+        alone (sodinn before 2026-12-01: a few dozen blobs, one of them the companion, about 3x conservative).
 
     Returns
     -------
@@ -362,9 +397,11 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
             else:  # each copy calibrated on its own blobs (what a user gets), known sources left out
                 derived[name], shares = {}, []
                 for i in members:
-                    own = _self_calibration(maps[i][name], np.asarray(cal), sequence.fwhm_px, config.known_sources_xy)
-                    derived[name][i] = own.score_map(maps[i][name])
-                    scored = region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (maps[i][name] > UNEVALUATED_LOGIT / 2)
+                    logit = cal.around(maps[i][name]) if isinstance(cal, DataMap) else maps[i][name]
+                    edges = cal.edges_px if isinstance(cal, DataMap) else np.asarray(cal)
+                    own = _self_calibration(logit, edges, sequence.fwhm_px, config.known_sources_xy)
+                    derived[name][i] = own.score_map(logit)
+                    scored = region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (logit > UNEVALUATED_LOGIT / 2)
                     shares.append(int(scored.sum()) / max(own.area_px, 1))
                 band_share[name] = float(np.mean(shares)) if shares else 0.0
         for method, kind, thresholds in methods:
@@ -543,7 +580,22 @@ def summarize(rows: Sequence[Mapping[str, Any]], model_names: Sequence[str], fp_
         lines.append(f"{n_ok} of {len(checks)} counts within the Poisson 95% range of their expectation, every target "
                      "(shown: 1 and 3.16 per decade; target F per frame over the whole field; the band holds its area "
                      "share of F)")
+        for m in dict.fromkeys(r["method"] for r in cal_rows):  # the bands together: more copies, less Poisson noise
+            summed = calibration_checks([_bands_summed([r for r in cal_rows if r["method"] == m and r["threshold"] == t])
+                                         for t in sorted({r["threshold"] for r in cal_rows if r["method"] == m})])
+            pairs = ", ".join(f"{c['expected_fp']:.2g}->{c['mean_fp']:.2g}{'' if c['ok'] else ' OFF'}"
+                              for c in summed if _half_decade(c["threshold"]))
+            lines.append(f"{'all bands':<12}{m:<{width}}{pairs}")
     return "\n".join(lines)
+
+
+def _bands_summed(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One calibrated row of every band's copies together (same method and target): counts summed, per frame over all."""
+    n = sum(int(r["n_copies"]) for r in rows)
+    fp = sum(float(r["fp"]) for r in rows)
+    expected = sum(float(r["expected_fp"]) * int(r["n_copies"]) for r in rows)
+    return {"kind": "calibrated", "method": rows[0]["method"], "band": -1, "threshold": rows[0]["threshold"], "fp": fp,
+            "n_copies": n, "mean_fp": fp / n if n else float("nan"), "expected_fp": expected / n if n else 0.0}
 
 
 def _half_decade(value: float) -> bool:

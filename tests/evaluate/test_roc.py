@@ -13,7 +13,8 @@ import pytest
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import RocConfig
 from sodinn.datasets import make_adi_sequence
-from sodinn.evaluate.roc import comparison_groups, roc_injections, run_roc, summarize, tpr_at
+from sodinn.detect.probability import UNEVALUATED_LOGIT
+from sodinn.evaluate.roc import DataMap, comparison_groups, roc_injections, run_roc, summarize, tpr_at
 from sodinn.pipeline.roc import roc_report
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "synthetic-sodinn-k10-p9"
@@ -40,6 +41,11 @@ def test_bright_companion_is_found_by_every_method(synthetic, tmp_path):
     cal = sorted((r for r in result.rows if r["method"] == "sodinn-cal"), key=lambda r: r["threshold"])
     assert [r["threshold"] for r in cal] == list(_config().fp_targets) and cal[-1]["tpr"] == 1.0
     assert all(0 < r["expected_fp"] < r["threshold"] for r in cal)  # the band holds a share of the field's target
+    data = result.calibrations["sodinn"]  # each copy self-calibrated within the data's whole-field map
+    assert isinstance(data, DataMap) and data.logit.shape == synthetic.cube.shape[1:]
+    r = np.hypot(*(np.indices(data.logit.shape) - (synthetic.cube.shape[1] - 1) / 2))
+    evaluated = data.logit > UNEVALUATED_LOGIT / 2
+    assert evaluated[r < 1.5 * 4.0].any() and evaluated[r > 3.0 * 4.0].any()  # annuli inside and outside the band
     for row in high.values():
         assert row["n_injections"] == 3 and row["tp"] == 3 and row["tpr"] == 1.0
         assert row["f1"] == pytest.approx(2 * 3 / (2 * 3 + row["fp"]))
@@ -187,6 +193,23 @@ def test_summary_prints_f1_and_the_calibration_check():
                      fn=5, n_copies=10, n_injections=10, tpr=0.5, mean_fp=0.1, expected_fp=float("nan")))
     rows.append(dict(method="net-cal", kind="calibrated", band=0, band_lambda_d="1-2", threshold=1.0, tp=6, true_blobs=6, fp=40.0,
                      fn=4, n_copies=10, n_injections=10, tpr=0.6, mean_fp=4.0, expected_fp=0.5))
+    rows.append(dict(method="net-cal", kind="calibrated", band=1, band_lambda_d="2-3", threshold=1.0, tp=6, true_blobs=6, fp=9.0,
+                     fn=24, n_copies=30, n_injections=30, tpr=0.2, mean_fp=0.3, expected_fp=0.3))
     text = summarize(rows, ["net", "net-cal"])
     assert "F1 0.74  TPR 0.70  FDR 0.22" in text  # threshold 0.9: 2*7 / (14 + 2 + 3), 2 / (7 + 2)
-    assert "0.5->4 OFF" in text and "0 of 1 counts within the Poisson 95% range" in text
+    assert "0.5->4 OFF" in text and "1 of 2 counts within the Poisson 95% range" in text
+    # the bands together: (0.5 * 10 + 0.3 * 30) / 40 = 0.35 expected, (40 + 9) / 40 counted: 49 is out of Poisson(14)'s range
+    assert any(line.startswith("all bands") and "net-cal" in line and "0.35->1.2 OFF" in line for line in text.splitlines())
+
+
+def test_a_copy_is_calibrated_on_its_whole_field_the_data_map_around_its_band():
+    """A copy's map covers its band's annuli only; the rest of its field is the data's map (DataMap.around)."""
+    data = np.arange(25.0).reshape(5, 5)
+    copy = np.full((5, 5), UNEVALUATED_LOGIT)
+    copy[1:3, 1:4] = -7.0
+    whole = DataMap(np.array([0.0, 2.0, 4.0]), data).around(copy)
+    assert whole.dtype == np.float64
+    np.testing.assert_array_equal(whole[1:3, 1:4], -7.0)  # the copy's band
+    outside = np.ones((5, 5), dtype=bool)
+    outside[1:3, 1:4] = False
+    np.testing.assert_array_equal(whole[outside], data[outside])  # the data elsewhere

@@ -3,7 +3,8 @@
 ``sodinn roc`` caches every method's map of every copy; this reads them back for the methods named by
 ``--members`` (names of the run's ``models`` or ``baselines``), averages them pixel by pixel, and
 scores the ensemble exactly as the run scored its models: thresholded probabilities, and each copy
-calibrated on its own blobs (``NAME-cal``), by :func:`sodinn.evaluate.roc.score_copies`. Models'
+calibrated on its own blobs over the whole field (``NAME-cal``: the copy's band within the ensemble's map of
+the data, :class:`sodinn.evaluate.roc.DataMap`), by :func:`sodinn.evaluate.roc.score_copies`. Models'
 logits are averaged as they are (the geometric mean of the odds); with ``--standardize`` every member
 is first made a robust z-score within each annulus of the model's partition ((x - median) / (1.4826
 MAD) over the annulus's evaluated pixels), which lets a model be fused with annular PCA-ADI S/N maps.
@@ -43,7 +44,8 @@ def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) 
     return out
 
 
-def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, flag: str = "--members") -> dict:
+def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, flag: str = "--members", *,
+             data: bool = False) -> dict:
     """Read a finished ``sodinn roc`` run back: its sequence, settings, injections, bands and the cached maps of ``names``.
 
     Parameters
@@ -56,20 +58,23 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
         Called with a message for a bad ``names`` (an ``argparse`` parser's ``error``); default raises ValueError.
     flag : str
         The command-line option that gave ``names``, for that message.
+    data : bool
+        Also read (or compute, about 30 s a model) the maps of the data over the whole field.
 
     Returns
     -------
     dict
         ``sequence``, ``config`` (RocConfig), ``injections``, ``bands_px``, ``maps`` (one dict per copy,
-        by name), ``models`` (name -> folder of the models among ``names``), ``baselines`` (the baselines
-        among ``names``), ``edges_px`` (the first model's
-        annuli) and ``annulus`` (each pixel's annulus index).
+        by name), ``data`` (with ``data``: the maps of the data over the whole field, by name,
+        :func:`sodinn.evaluate.roc.data_maps`; else None), ``models`` (name -> folder of the models among
+        ``names``), ``baselines`` (the baselines among ``names``), ``edges_px`` (the first model's annuli) and
+        ``annulus`` (each pixel's annulus index).
     """
     from sodinn.adi.geometry import polar_coordinates
     from sodinn.adi.sequence import ADISequence
     from sodinn.config import RocConfig, SampleConfig, load_toml
     from sodinn.evaluate.copies import load_model, run_copies
-    from sodinn.evaluate.roc import _band_px, _flux_curve, roc_injections
+    from sodinn.evaluate.roc import _band_px, _flux_curve, data_maps, roc_injections
     from sodinn.mlar.samples import sample_annuli, sample_psf
 
     def fail(msg: str):
@@ -101,15 +106,18 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
     bands_px = _band_px(config, config.lambda_d_px or seq.fwhm_px)
     maps = run_copies(seq, injections, psf, [bands_px[inj.band] for inj in injections], models=members, baselines=baselines,
                       cache_dir=out / "cache", resume=True, progress=False, known_sources_xy=config.known_sources_xy)
+    if data:
+        data = data_maps(seq, psf, len(bands_px), models=members, baselines=baselines, cache_dir=out / "cache",
+                         progress=False, known_sources_xy=config.known_sources_xy)
     edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
     annulus = np.searchsorted(edges, polar_coordinates(seq.cube.shape)[0], side="right") - 1
     return {"sequence": seq, "config": config, "injections": injections, "bands_px": bands_px, "maps": maps,
-            "models": members, "baselines": baselines, "edges_px": edges, "annulus": annulus}
+            "data": data or None, "models": members, "baselines": baselines, "edges_px": edges, "annulus": annulus}
 
 
 def main() -> int:
     from sodinn.detect.probability import UNEVALUATED_LOGIT
-    from sodinn.evaluate.roc import best_f1, score_copies, tpr_at
+    from sodinn.evaluate.roc import DataMap, best_f1, score_copies, tpr_at
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", help="the TOML of the finished `sodinn roc` run ([data] and [roc] tables)")
@@ -118,10 +126,10 @@ def main() -> int:
     parser.add_argument("--name", default="ensemble", help="the ensemble's name in the printed table")
     args = parser.parse_args()
 
-    run = load_run(args.config, args.members, error=parser.error)
+    run = load_run(args.config, args.members, error=parser.error, data=True)
     seq, config, injections, bands_px, maps = run["sequence"], run["config"], run["injections"], run["bands_px"], run["maps"]
     members, baselines, edges, annulus = run["models"], run["baselines"], run["edges_px"], run["annulus"]
-    for m in maps:
+    for m in [*maps, run["data"]]:  # the ensemble of each copy, and of the data (its whole-field self-calibration)
         evaluated = np.all([m[name] > UNEVALUATED_LOGIT / 2 for name in members], axis=0)
         evaluated &= (annulus >= 0) & (annulus < len(edges) - 1)
         if baselines:
@@ -130,7 +138,8 @@ def main() -> int:
         m[args.name] = np.where(evaluated, stack.mean(axis=0), UNEVALUATED_LOGIT)
     names = [*members, *baselines, args.name]
     model_names = [*members, args.name]
-    rows = score_copies(seq, config, names, model_names, injections, maps, bands_px, dict.fromkeys(model_names, edges))
+    calibrations = {name: DataMap(edges, run["data"][name]) for name in model_names}  # as the run calibrates its models
+    rows = score_copies(seq, config, names, model_names, injections, maps, bands_px, calibrations)
     bands = ["{:g}-{:g}".format(*b) for b in config.bands_lambda_d]
     print(f"TPR at <= 0.1 / <= 1 false positive per frame, bands {' / '.join(bands)} lambda/D; best single threshold")
     for method in [n for name in names for n in ((name, f"{name}-cal") if name in model_names else (name,))]:

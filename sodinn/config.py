@@ -944,8 +944,9 @@ def _default_prob_thresholds() -> tuple[float, ...]:
 
 
 def _default_fp_targets() -> tuple[float, ...]:
-    # expected false positives per frame: 10 per decade from 0.01 to 10
-    return tuple(float(t) for t in np.round(np.logspace(-2.0, 1.0, 31), 5))
+    # expected false positives per frame over the field: 10 per decade from 0.01 to 100, so that a band holding
+    # 5-10 % of the field's area reaches 1 per frame of its own (the ROC's "TPR at <= 1")
+    return tuple(float(t) for t in np.round(np.logspace(-2.0, 2.0, 41), 5))
 
 
 def _thresholds(values: Iterable[Any], name: str) -> tuple[float, ...]:
@@ -986,7 +987,9 @@ class RocConfig(InjectionConfig):
         Also score each model through its calibration (:mod:`sodinn.detect.calibration`) as method
         ``NAME-cal``, at the expected false positives per frame ``fp_targets``.
     fp_targets : tuple of float
-        Expected false positives per frame at which the calibrated models are scored.
+        Expected false positives per frame over the whole field at which the calibrated models are scored
+        (default 10 per decade from 0.01 to 100: a band holds its area share of each, and the ROC's
+        "TPR at <= N false positives per frame" counts in the band).
     calibration_nulls : int
         0 (default): each copy's map is calibrated on its own blobs, as ``sodinn predict`` does
         (:func:`sodinn.detect.calibration.calibrate_self`); N >= 1: one calibration of the real data on N

@@ -55,8 +55,8 @@ from sodinn.learn.artifact import check_model_data, read_metadata
 from sodinn.mlar.flux import FluxRangeEstimator
 from sodinn.mlar.samples import sample_annuli, sample_psf
 
-__all__ = ["DataMap", "RocResult", "best_f1", "calibration_checks", "comparison_groups", "roc_injections", "run_roc", "score_copies",
-           "summarize", "tpr_at"]
+__all__ = ["DataMap", "RocResult", "best_f1", "calibration_checks", "comparison_groups", "data_maps", "roc_injections", "run_roc",
+           "score_copies", "summarize", "tpr_at"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +177,38 @@ class DataMap:
         """Return the copy's whole-field logit map: its evaluated pixels, this map elsewhere (float64, shape (N, N))."""
         copy_logit = np.asarray(copy_logit, dtype=np.float64)
         return np.where(copy_logit > UNEVALUATED_LOGIT / 2, copy_logit, np.asarray(self.logit, dtype=np.float64))
+
+
+def data_maps(sequence: ADISequence, psf: np.ndarray, n_bands: int, *, models: Mapping[str, str],
+              baselines: Sequence[str] = (), cache_dir: str | os.PathLike[str] | None = None, resume: bool = True,
+              n_jobs: int | None = None, scheduler: Any = None, progress: bool = True,
+              known_sources_xy: Sequence[tuple[float, float]] = ()) -> dict[str, np.ndarray]:
+    """Every method's map of the data itself over the whole field (the maps :class:`DataMap` holds).
+
+    Computed as a copy of :func:`~sodinn.evaluate.copies.run_copies` with no companion and every
+    separation scored, and cached in ``cache_dir`` beside the ROC's copies (a key of its own).
+
+    Parameters
+    ----------
+    sequence : ADISequence
+        The data.
+    psf : ndarray, shape (p, p)
+        Normalised PSF (the copies' cache key holds it).
+    n_bands : int
+        The number of the ROC's bands: the data's copy is numbered band ``n_bands``, after theirs.
+    models, baselines, cache_dir, resume, n_jobs, scheduler, progress, known_sources_xy
+        As :func:`~sodinn.evaluate.copies.run_copies`.
+
+    Returns
+    -------
+    dict of str -> ndarray, shape (N, N)
+        By method name: the model's logit map, every annulus evaluated, or the baseline's S/N map.
+    """
+    cy, cx = frame_center(sequence.cube.shape)
+    data = Injection(n_bands, 0, 0.0, 0.0, 0.0, cx, cy)  # no companion
+    return run_copies(sequence, [data], psf, [(0.0, float(sequence.frame_size))], models=models, baselines=baselines,
+                      cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                      desc="data maps", known_sources_xy=known_sources_xy)[0]
 
 
 @dataclass
@@ -321,11 +353,8 @@ def run_roc(
                                            known_sources_xy=config.known_sources_xy)
     elif config.calibrate:  # every copy calibrated on its own blobs over the whole field, as a user's map of it
         logger.info("each copy calibrated on its own blobs over the whole field (the data's map outside its band)")
-        cy, cx = frame_center(sequence.cube.shape)
-        whole = Injection(len(bands_px), 0, 0.0, 0.0, 0.0, cx, cy)  # no companion, every annulus
-        data = run_copies(sequence, [whole], psf, [(0.0, float(sequence.frame_size))], models=model_paths, baselines=(),
-                          cache_dir=cache_dir, resume=resume, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
-                          desc="data maps", known_sources_xy=config.known_sources_xy)[0]
+        data = data_maps(sequence, psf, len(bands_px), models=model_paths, cache_dir=cache_dir, resume=resume,
+                         n_jobs=n_jobs, scheduler=scheduler, progress=progress, known_sources_xy=config.known_sources_xy)
         for name, path in model_paths.items():
             calibrations[name] = DataMap(sample_annuli(sequence, load_model(path).sample_config).edges_px, data[name])
     rows = score_copies(sequence, config, names, list(model_paths), injections, maps, bands_px, calibrations)

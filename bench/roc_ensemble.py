@@ -45,7 +45,7 @@ def standardized(frame: np.ndarray, evaluated: np.ndarray, annulus: np.ndarray) 
 
 
 def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, flag: str = "--members", *,
-             data: bool = False) -> dict:
+             data: bool = False, output: str | os.PathLike[str] | None = None) -> dict:
     """Read a finished ``sodinn roc`` run back: its sequence, settings, injections, bands and the cached maps of ``names``.
 
     Parameters
@@ -60,6 +60,8 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
         The command-line option that gave ``names``, for that message.
     data : bool
         Also read (or compute, about 30 s a model) the maps of the data over the whole field.
+    output : path, optional
+        The run's folder (its ``cache``), if not the config's ``[roc] output`` (a run made with ``sodinn roc -o``).
 
     Returns
     -------
@@ -90,7 +92,8 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
     for spec in table.pop("models"):
         name, _, folder = str(spec).rpartition("=")
         models[name] = str(base / folder)
-    out = base / table.pop("output")
+    out = Path(output) if output is not None else base / table.pop("output")
+    table.pop("output", None)
     config = RocConfig.from_dict(table)
     missing = [m for m in names if m not in models and m not in config.baselines]
     if missing:

@@ -174,7 +174,18 @@ class DataMap:
     logit: np.ndarray
 
     def around(self, copy_logit: np.ndarray) -> np.ndarray:
-        """Return the copy's whole-field logit map: its evaluated pixels, this map elsewhere (float64, shape (N, N))."""
+        """Return a copy's whole-field logit map: its evaluated pixels, this map elsewhere.
+
+        Parameters
+        ----------
+        copy_logit : ndarray, shape (N, N)
+            The copy's logit map, :data:`~sodinn.detect.probability.UNEVALUATED_LOGIT` outside its band's annuli.
+
+        Returns
+        -------
+        ndarray of float64, shape (N, N)
+            The copy's logits where it was evaluated, the data's elsewhere.
+        """
         copy_logit = np.asarray(copy_logit, dtype=np.float64)
         return np.where(copy_logit > UNEVALUATED_LOGIT / 2, copy_logit, np.asarray(self.logit, dtype=np.float64))
 

@@ -92,8 +92,8 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
     for spec in table.pop("models"):
         name, _, folder = str(spec).rpartition("=")
         models[name] = str(base / folder)
-    out = Path(output) if output is not None else base / table.pop("output")
-    table.pop("output", None)
+    configured = table.pop("output")
+    out = Path(output) if output is not None else base / configured
     config = RocConfig.from_dict(table)
     missing = [m for m in names if m not in models and m not in config.baselines]
     if missing:
@@ -109,13 +109,12 @@ def load_run(config_path: str | os.PathLike[str], names: list[str], error=None, 
     bands_px = _band_px(config, config.lambda_d_px or seq.fwhm_px)
     maps = run_copies(seq, injections, psf, [bands_px[inj.band] for inj in injections], models=members, baselines=baselines,
                       cache_dir=out / "cache", resume=True, progress=False, known_sources_xy=config.known_sources_xy)
-    if data:
-        data = data_maps(seq, psf, len(bands_px), models=members, baselines=baselines, cache_dir=out / "cache",
-                         progress=False, known_sources_xy=config.known_sources_xy)
+    whole = (data_maps(seq, psf, len(bands_px), models=members, baselines=baselines, cache_dir=out / "cache",
+                       progress=False, known_sources_xy=config.known_sources_xy) if data else None)
     edges = sample_annuli(seq, load_model(next(iter(members.values()))).sample_config).edges_px
     annulus = np.searchsorted(edges, polar_coordinates(seq.cube.shape)[0], side="right") - 1
     return {"sequence": seq, "config": config, "injections": injections, "bands_px": bands_px, "maps": maps,
-            "data": data or None, "models": members, "baselines": baselines, "edges_px": edges, "annulus": annulus}
+            "data": whole, "models": members, "baselines": baselines, "edges_px": edges, "annulus": annulus}
 
 
 def main() -> int:

@@ -845,10 +845,14 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
     null = np.where(pmap.evaluated, pmap.logit, UNEVALUATED_LOGIT).astype(np.float64)
     sources = np.asarray(known_sources_xy, dtype=np.float64).reshape(-1, 2)
     yy, xx = np.indices(null.shape)
+
+    def leave_out(x: float, y: float) -> None:  # a source's disc out of the null sample
+        null[np.hypot(xx - x, yy - y) <= radius] = UNEVALUATED_LOGIT
+
     if len(sources):
         sources = v.check_positions_xy(sources, name="known_sources_xy")
         for x, y in sources:
-            null[np.hypot(xx - x, yy - y) <= radius] = UNEVALUATED_LOGIT
+            leave_out(x, y)
     found: list[tuple[float, float]] = []
     split = None  # the first round's tail groups: an annulus split off stays split off
     for _ in range(_MAX_SOURCE_ROUNDS):
@@ -865,7 +869,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
         if log10_c[best] > math.log10(source_fp):
             break
         found.append((float(cols[best]), float(rows[best])))
-        null[np.hypot(xx - cols[best], yy - rows[best]) <= radius] = UNEVALUATED_LOGIT
+        leave_out(*found[-1])
     if cal.own_peaks is None:
         return cal
     return replace(cal, sources_left_out_xy=np.asarray(found, dtype=np.float64).reshape(-1, 2))

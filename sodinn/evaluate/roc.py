@@ -436,9 +436,10 @@ def score_copies(sequence: ADISequence, config: RocConfig, names: Sequence[str],
                 band_share[name] = int((region & (rr >= cal.edges_px[0]) & (rr < cal.edges_px[-1])).sum()) / cal.area_px
             else:  # each copy calibrated on its own blobs (what a user gets), known sources left out
                 derived[name], shares = {}, []
+                whole_field = isinstance(cal, DataMap)
+                edges = cal.edges_px if whole_field else np.asarray(cal)
                 for i in members:
-                    logit = cal.around(maps[i][name]) if isinstance(cal, DataMap) else maps[i][name]
-                    edges = cal.edges_px if isinstance(cal, DataMap) else np.asarray(cal)
+                    logit = cal.around(maps[i][name]) if whole_field else maps[i][name]
                     own = _self_calibration(logit, edges, sequence.fwhm_px, config.known_sources_xy)
                     derived[name][i] = own.score_map(logit)
                     scored = region & (rr >= own.edges_px[0]) & (rr < own.edges_px[-1]) & (logit > UNEVALUATED_LOGIT / 2)

@@ -271,7 +271,9 @@ def find_calibrated_candidates(
         ``significance_sigma`` (its Gaussian equivalent,
         :func:`sodinn.detect.calibration.significance_sigma`) and ``peak_logit`` (the model's largest
         pre-sigmoid score in the blob); sorted by increasing ``log10_expected_fp``, then decreasing
-        ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``.
+        ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``, and ``calibration_sources_left_out_xy``
+        (x, y in px) when the self-calibration's step-down took blobs for real sources
+        (:func:`sodinn.detect.calibration.calibrate_self`).
 
     Raises
     ------
@@ -294,6 +296,8 @@ def find_calibrated_candidates(
     table.add_column(np.power(10.0, log10), name="expected_fp", index=at)
     table.add_column(significance_sigma(log10), name="significance_sigma", index=at + 2)
     table.meta.update({"fp_budget": budget, "statistic": STATISTIC})
+    if calibration.sources_left_out_xy is not None and len(calibration.sources_left_out_xy):
+        table.meta["calibration_sources_left_out_xy"] = np.asarray(calibration.sources_left_out_xy).tolist()
     return table
 
 

@@ -179,6 +179,9 @@ def _predict_into(sequence: ADISequence, model: Any, model_path: Path, out: Path
         calibration = (calibrate_nulls(pmap, sequence.fwhm_px) if n_null else
                        calibrate_self(pmap, sequence.fwhm_px, known_sources_xy=pmap.known_sources_xy))
         table = find_calibrated_candidates(pmap, calibration, config.fp_budget, **where)
+        for x, y in table.meta.get("calibration_sources_left_out_xy", []):
+            logger.info("the self-calibration took the blob at (%.1f, %.1f) for a real source and left it out of its "
+                        "null sample", x, y)
         log10_c = calibration.log10_expected_false_positives(pmap.logit)
         sigma = np.where(pmap.evaluated, significance_sigma(log10_c), np.nan)
         detection = calibrated_detection_map(pmap, calibration, config.fp_budget)  # the candidates' blobs

@@ -571,6 +571,10 @@ def test_candidate_summary_lists_sky_terms_and_says_how_many():
     assert lines[0] == ("12 candidate(s) within the false-alarm budget of 1 expected false positive(s) per frame (--fp-budget); "
                         "outputs in out (candidates.ecsv, candidates.reg)")
     assert len(lines) == 14 and "FP/frame=0.0001 (3.7 sigma) S/N=  9.1" in lines[2]
+    # the blobs the self-calibration's step-down took for real sources are named
+    table.meta["calibration_sources_left_out_xy"] = [[62.2, 63.3]]
+    lines = candidate_summary(table, "out", max_rows=None).splitlines()
+    assert len(lines) == 15 and "took 1 blob(s) for real sources" in lines[2] and "x=62.2 y=63.3" in lines[2]
 
 
 # ---------------------------------------------------------------- sodinn limits

@@ -227,3 +227,18 @@ def test_a_candidate_level_is_the_smallest_budget_that_lists_it():
     lc = cal.log10_expected_false_positives(pmap.logit)
     first = table[0]
     assert lc[int(first["y_peak"]), int(first["x_peak"])] < float(first["log10_expected_fp"])
+
+
+def test_the_table_names_the_blobs_the_self_calibration_took_for_real_sources():
+    """The step-down's left-out blobs travel with the candidates (``sodinn predict`` prints them)."""
+    from dataclasses import replace
+
+    from sodinn.detect.calibration import calibrate_self
+    from sodinn.detect.candidates import find_calibrated_candidates
+
+    pmap, cal = _calibrated_setup()
+    assert "calibration_sources_left_out_xy" not in find_calibrated_candidates(pmap, cal, 3.0).meta  # null draws: none
+    self_cal = calibrate_self(replace(pmap, null_logit=None), 3.0)
+    left_out = find_calibrated_candidates(pmap, self_cal, 3.0).meta["calibration_sources_left_out_xy"]
+    assert left_out == self_cal.sources_left_out_xy.tolist()
+    assert {(round(x), round(y)) for x, y in left_out} >= {(20, 8), (32, 20)}  # the two blobs of logit 80 and 60

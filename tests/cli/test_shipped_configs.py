@@ -41,3 +41,18 @@ def test_the_ablation_configuration_names_each_variant_once_and_the_report_copie
     same = {k: v for k, v in report["roc"].items() if k not in _NOT_SETTINGS}
     assert {k: cfg["roc"][k] for k in same} == same  # the same copies, fluxes and baselines as the NACO report
     assert cfg["samples"]["snr_range"] == [0.5, 2.0]
+
+
+def test_the_held_out_configuration_is_the_default_one_without_the_known_source():
+    """configs/naco_heldout.toml (issue 14's held-out check): the default NACO settings on the cube without beta Pic b."""
+    root = Path(__file__).resolve().parents[2]
+    held_out = load_toml(root / "configs" / "naco_heldout.toml")
+    default = load_toml(root / "configs" / "naco_betapic.toml")
+    assert held_out["data"]["cube"] == "../out/naco_heldout/cube.fits"  # written by bench/naco_heldout.py
+    assert {k: v for k, v in default["samples"].items() if k != "output"} == {
+        k: v for k, v in held_out["samples"].items() if k != "output"}  # beta Pic b's residual masked as b is
+    assert held_out["train"]["model"] == default["train"]["model"]
+    assert held_out["roc"]["known_sources_xy"] == default["roc"]["known_sources_xy"]
+    assert {k: held_out["data"][k] for k in ("pixel_scale_arcsec", "star_flux")} == {
+        k: default["data"][k] for k in ("pixel_scale_arcsec", "star_flux")}
+    assert held_out["roc"]["copies_per_band"] * len(held_out["roc"]["bands_lambda_d"]) == 120  # as the issue's check

@@ -231,8 +231,8 @@ class SampleConfig:
             raise ValueError(msg)
         lo, hi = (v.check_positive(x, name="snr_range") for x in self.snr_range)
         if not lo < hi:
-            msg = f"snr_range must be (low, high) with low < high; got {tuple(self.snr_range)} (reversed?)"
-            raise ValueError(msg)
+            raise SettingError("{snr_range} must be (low, high) with low < high; got " + f"{tuple(self.snr_range)} (reversed?)",
+                               snr_range=None)
         object.__setattr__(self, "snr_range", (lo, hi))
         v.check_choice(self.flux_distribution, _FLUX_DISTRIBUTIONS, name="flux_distribution")
         if self.samples_per_annulus is not None:

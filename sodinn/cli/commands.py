@@ -73,7 +73,7 @@ FLAGS: dict[str, dict[str, str]] = {
              "star_center": "star_center_xy", "npz": "npz"},
     "reduce": {"method": "method", "ncomp": "ncomp", "delta_rot": "delta_rot"},
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
-                "mask": "known_sources_xy"},
+                "mask": "known_sources_xy", "snr_range": "snr_range"},
     "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
               "random_split": "report_random_split"},
     "predict": {"fp_budget": "fp_budget", "threshold": "threshold", "calibration_nulls": "calibration_nulls",

@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("--patch", type=int, help=f"patch size P, odd (default {SampleConfig.patch_px})")
     samples.add_argument("--ranks", type=int, help=f"number of PCA ranks K (default {SampleConfig.n_ranks})")
     samples.add_argument("--per-annulus", type=int, help="samples of each class per annulus (default: one per pixel)")
+    samples.add_argument("--snr-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                         help="C+ fluxes between those giving annular PCA-ADI S/N LOW and HIGH in each annulus "
+                              f"(default {' '.join(f'{x:g}' for x in SampleConfig.snr_range)})")
     samples.add_argument("--mask", type=float, nargs=2, action="append", metavar=("X", "Y"),
                          help="a known source to keep out of the samples (repeatable)")
     samples.add_argument("--seed", type=int, help=f"random seed (default {SampleConfig.seed})")

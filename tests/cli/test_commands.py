@@ -82,16 +82,21 @@ def test_samples_command(naco_paths, tmp_path, capsys):
 
     out = tmp_path / "s.h5"
     args = ["samples", "--cube", str(naco_paths["cube"]), "--angles", str(naco_paths["angles"]), "--psf",
-            str(naco_paths["psf"]), "--per-annulus", "8", "--ranks", "10", "--mask", "62", "63", "-j", "1",
-            "--output", str(out), "--quiet"]
+            str(naco_paths["psf"]), "--per-annulus", "8", "--ranks", "10", "--mask", "62", "63", "--snr-range", "1.5", "3",
+            "-j", "1", "--output", str(out), "--quiet"]
     assert main(args) == 0
     assert "samples (" in capsys.readouterr().out
     with SampleFile(out) as f:
         assert f.sample_shape == (10, 11, 11) and f.config.known_sources_xy == ((62.0, 63.0),)
+        assert tuple(f.config.snr_range) == (1.5, 3.0)
         assert int(f.labels.sum()) * 2 == len(f)
     assert "n_ranks = 10" in out.with_suffix(".toml").read_text()
     assert main(args[:-3] + ["--patch", "8", "--output", str(out)]) == 2
     assert "patch_px must be odd" in capsys.readouterr().err
+    assert main(args[:-3] + ["--snr-range", "3", "1.5", "--output", str(tmp_path / "r.h5")]) == 2  # reversed
+    err = capsys.readouterr().err
+    assert "--snr-range (or [samples] snr_range) must be (low, high)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.h5").exists()
 
 
 def test_train_command_with_sodirf(tiny_project, tmp_path, capsys):

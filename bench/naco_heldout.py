@@ -40,10 +40,34 @@ def _snr_at(sequence, xy: tuple[float, float]) -> float:
     return float(snr(frame, xy, sequence.fwhm_px, exclude_negative_lobes=True))
 
 
+def _probe(seq, clean, fit, places: list[tuple[float, float]]) -> None:
+    """Print the S/N at ``places`` in the shared cube, without b (one flux) and without b (a flux fitted per half)."""
+    from dataclasses import replace
+
+    from sodinn.adi.injection import cube_inject_companions
+    from sodinn.adi.negfc import negfc_simplex
+
+    half = seq.n_frames // 2
+    per_half = seq.cube.copy()
+    for part in (slice(0, half), slice(half, seq.n_frames)):
+        own = negfc_simplex(seq.cube[part], seq.angles_deg[part], seq.psf_normalized, seq.fwhm_px, sep_px=fit.sep_px,
+                            theta_deg=fit.theta_deg, flux=fit.flux, ncomp=NCOMP, delta_rot=None, injection="spline", order=3)
+        print(f"NEGFC on frames {part.start}-{part.stop - 1}: flux {own.flux:.1f}")
+        per_half[part] = cube_inject_companions(seq.cube[part], seq.psf_normalized, seq.angles_deg[part], sep_px=fit.sep_px,
+                                                theta_deg=fit.theta_deg, flux=-own.flux, method="spline")
+    cubes = {"with b": seq, "b removed (one flux)": clean, "b removed (a flux per half)": replace(clean, cube=per_half)}
+    for xy in places:
+        print(f"S/N at ({xy[0]:g}, {xy[1]:g}): " + ", ".join(f"{name} {_snr_at(c, xy):.2f}" for name, c in cubes.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit beta Pic b by NEGFC and write the sequence without it; print the fit and the S/N before and after."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "out" / "naco_heldout", help="output folder")
+    parser.add_argument("--probe", type=float, nargs=2, action="append", metavar=("X", "Y"), default=[],
+                        help="also print the S/N at (X, Y) with b, without b, and without b fitted on each half of the "
+                             "sequence (a flux per half: does a place's blob come from the residual of a constant-flux "
+                             "removal?); repeatable")
     args = parser.parse_args(argv)
     from sodinn.adi.injection import cube_inject_companions
     from sodinn.adi.negfc import negfc_simplex
@@ -73,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if after >= 3.0:
         print("beta Pic b is still detected (S/N >= 3) after the subtraction; nothing written", file=sys.stderr)
         return 1
+    if args.probe:
+        _probe(seq, clean, fit, [tuple(xy) for xy in args.probe])
     clean.to_fits(out)
     print(f"wrote {out}/cube.fits, angles.fits and psf.fits; next, with configs/naco_heldout.toml (which reads "
           "out/naco_heldout/):")

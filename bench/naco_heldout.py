@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "naco_betapic"
 PIXEL_SCALE_ARCSEC = 0.0272
-BETA_PIC_B_XY = (62.0, 63.0)  # annular PCA-ADI, 10 components (the data's README)
 #: the first guess of the fit (tests/adi/test_negfc.py): separation px, angle deg CCW from +x, flux
 FIRST_GUESS = (17.83, 46.6, 666.0)
 NCOMP = 10
@@ -40,21 +39,32 @@ def _snr_at(sequence, xy: tuple[float, float]) -> float:
     return float(snr(frame, xy, sequence.fwhm_px, exclude_negative_lobes=True))
 
 
+def _fit_b(seq, frames: slice, sep_px: float, theta_deg: float, flux: float):
+    """NEGFC fit of beta Pic b on ``frames`` of ``seq`` (annular PCA, 10 components, cubic-spline shifts and rotations)."""
+    from sodinn.adi.negfc import negfc_simplex
+
+    return negfc_simplex(seq.cube[frames], seq.angles_deg[frames], seq.psf_normalized, seq.fwhm_px, sep_px=sep_px,
+                         theta_deg=theta_deg, flux=flux, ncomp=NCOMP, delta_rot=None, injection="spline", order=3)
+
+
+def _without_b(seq, frames: slice, fit, flux: float):
+    """Return ``frames`` of ``seq``'s cube with a companion of ``-flux`` at ``fit``'s position (b removed)."""
+    from sodinn.adi.injection import cube_inject_companions
+
+    return cube_inject_companions(seq.cube[frames], seq.psf_normalized, seq.angles_deg[frames], sep_px=fit.sep_px,
+                                  theta_deg=fit.theta_deg, flux=-flux, method="spline")
+
+
 def _probe(seq, clean, fit, places: list[tuple[float, float]]) -> None:
     """Print the S/N at ``places`` in the shared cube, without b (one flux) and without b (a flux fitted per half)."""
     from dataclasses import replace
 
-    from sodinn.adi.injection import cube_inject_companions
-    from sodinn.adi.negfc import negfc_simplex
-
     half = seq.n_frames // 2
     per_half = seq.cube.copy()
     for part in (slice(0, half), slice(half, seq.n_frames)):
-        own = negfc_simplex(seq.cube[part], seq.angles_deg[part], seq.psf_normalized, seq.fwhm_px, sep_px=fit.sep_px,
-                            theta_deg=fit.theta_deg, flux=fit.flux, ncomp=NCOMP, delta_rot=None, injection="spline", order=3)
+        own = _fit_b(seq, part, fit.sep_px, fit.theta_deg, fit.flux)
         print(f"NEGFC on frames {part.start}-{part.stop - 1}: flux {own.flux:.1f}")
-        per_half[part] = cube_inject_companions(seq.cube[part], seq.psf_normalized, seq.angles_deg[part], sep_px=fit.sep_px,
-                                                theta_deg=fit.theta_deg, flux=-own.flux, method="spline")
+        per_half[part] = _without_b(seq, part, fit, own.flux)
     cubes = {"with b": seq, "b removed (one flux)": clean, "b removed (a flux per half)": replace(clean, cube=per_half)}
     for xy in places:
         print(f"S/N at ({xy[0]:g}, {xy[1]:g}): " + ", ".join(f"{name} {_snr_at(c, xy):.2f}" for name, c in cubes.items()))
@@ -69,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
                              "sequence (a flux per half: does a place's blob come from the residual of a constant-flux "
                              "removal?); repeatable")
     args = parser.parse_args(argv)
-    from sodinn.adi.injection import cube_inject_companions
-    from sodinn.adi.negfc import negfc_simplex
     from sodinn.adi.sequence import ADISequence
 
     out = args.output.resolve()
@@ -79,15 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seq = ADISequence.from_fits(DATA / "cube.fits", DATA / "angles.fits", DATA / "psf.fits",
                                 pixel_scale_arcsec=PIXEL_SCALE_ARCSEC)
-    sep, theta, flux = FIRST_GUESS
-    fit = negfc_simplex(seq.cube, seq.angles_deg, seq.psf_normalized, seq.fwhm_px, sep_px=sep, theta_deg=theta,
-                        flux=flux, ncomp=NCOMP, delta_rot=None, injection="spline", order=3)
+    fit = _fit_b(seq, slice(None), *FIRST_GUESS)
     if not fit.converged:
         print(f"the NEGFC fit of beta Pic b did not converge ({fit}); nothing written", file=sys.stderr)
         return 1
-    removed = cube_inject_companions(seq.cube, seq.psf_normalized, seq.angles_deg, sep_px=fit.sep_px,
-                                     theta_deg=fit.theta_deg, flux=-fit.flux, method="spline")
-    clean = ADISequence(removed, seq.angles_deg, seq.psf, seq.fwhm_px, pixel_scale_arcsec=seq.pixel_scale_arcsec,
+    clean = ADISequence(_without_b(seq, slice(None), fit, fit.flux), seq.angles_deg, seq.psf, seq.fwhm_px,
+                        pixel_scale_arcsec=seq.pixel_scale_arcsec,
                         provenance={**seq.provenance, "beta_pic_b_removed": f"NEGFC sep {fit.sep_px:.3f} px, theta "
                                     f"{fit.theta_deg:.2f} deg, flux {fit.flux:.1f} (bench/naco_heldout.py)"})
     before, after = _snr_at(seq, (fit.x, fit.y)), _snr_at(clean, (fit.x, fit.y))

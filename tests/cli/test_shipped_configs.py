@@ -43,7 +43,7 @@ def test_the_ablation_configuration_names_each_variant_once_and_the_report_copie
     assert cfg["samples"]["snr_range"] == [0.5, 2.0]
 
 
-def test_the_held_out_configuration_is_the_default_one_without_the_known_source():
+def test_the_held_out_configuration_is_the_default_one_on_the_cube_without_beta_pic_b():
     """configs/naco_heldout.toml (issue 14's held-out check): the default NACO settings on the cube without beta Pic b."""
     root = Path(__file__).resolve().parents[2]
     held_out = load_toml(root / "configs" / "naco_heldout.toml")

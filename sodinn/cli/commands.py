@@ -713,9 +713,9 @@ def candidate_summary(table: Any, out: Path | str, *, max_rows: int | None = 20)
                  + _star_text(meta))
     left_out = meta.get("calibration_sources_left_out_xy") or []
     if left_out:
-        from sodinn.detect.calibration import SOURCE_FP
-
-        lines.append(f"  the self-calibration took {len(left_out)} blob(s) for real sources (<= {SOURCE_FP:g} expected FP/frame) and left "
+        level = meta.get("calibration_source_fp")
+        at = f" (<= {level:g} expected FP/frame)" if level is not None else ""
+        lines.append(f"  the self-calibration took {len(left_out)} blob(s) for real sources{at} and left "
                      "them out of its null sample: " + ", ".join(f"x={x:.1f} y={y:.1f}" for x, y in left_out))
     for row in table[:listed]:
         sep = f"{row['sep_arcsec']:.3f}\"" if "sep_arcsec" in table.colnames else f"{row['sep_px']:.1f} px"

@@ -156,6 +156,10 @@ class Calibration:
     sources_left_out_xy : ndarray, shape (n, 2), optional
         Self-calibrations with ``leave_one_out`` only: the peaks (x, y), px, of the blobs the step-down of
         :func:`calibrate_self` took for real sources and left out of the null sample, most significant first.
+    source_fp : float, optional
+        Self-calibrations with ``leave_one_out`` and a step-down only: the level, expected false positives per
+        frame, at or below which the step-down took a blob for a real source (:func:`calibrate_self`'s
+        ``source_fp``).
     """
 
     edges_px: np.ndarray
@@ -176,6 +180,7 @@ class Calibration:
     pool_scale: np.ndarray | None = None
     pool_group: np.ndarray | None = None
     sources_left_out_xy: np.ndarray | None = None
+    source_fp: float | None = None
 
     @property
     def pool(self) -> str:
@@ -829,8 +834,8 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
     Returns
     -------
     Calibration
-        With ``n_null = 1``: the map itself; with ``leave_one_out``, its peaks in ``own_peaks`` and the
-        blobs the step-down took for real sources in ``sources_left_out_xy``.
+        With ``n_null = 1``: the map itself; with ``leave_one_out``, its peaks in ``own_peaks``, the
+        blobs the step-down took for real sources in ``sources_left_out_xy`` and its level in ``source_fp``.
 
     Raises
     ------
@@ -872,7 +877,7 @@ def calibrate_self(pmap: ProbabilityMap, fwhm_px: float, *, known_sources_xy: np
         leave_out(*found[-1])
     if cal.own_peaks is None:
         return cal
-    return replace(cal, sources_left_out_xy=np.asarray(found, dtype=np.float64).reshape(-1, 2))
+    return replace(cal, sources_left_out_xy=np.asarray(found, dtype=np.float64).reshape(-1, 2), source_fp=source_fp)
 
 
 def calibrate(sequence: ADISequence, model: TrainedModel, *, n_null: int = PredictConfig.calibration_nulls, seed: int = 0,

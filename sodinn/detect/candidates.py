@@ -272,7 +272,8 @@ def find_calibrated_candidates(
         :func:`sodinn.detect.calibration.significance_sigma`) and ``peak_logit`` (the model's largest
         pre-sigmoid score in the blob); sorted by increasing ``log10_expected_fp``, then decreasing
         ``peak_logit``. ``meta`` adds ``fp_budget`` and ``statistic``, and ``calibration_sources_left_out_xy``
-        (x, y in px) when the self-calibration's step-down took blobs for real sources
+        (x, y in px) and ``calibration_source_fp`` (the step-down's level, expected false positives per frame)
+        when the self-calibration's step-down took blobs for real sources
         (:func:`sodinn.detect.calibration.calibrate_self`).
 
     Raises
@@ -298,6 +299,7 @@ def find_calibrated_candidates(
     table.meta.update({"fp_budget": budget, "statistic": STATISTIC})
     if calibration.sources_left_out_xy is not None and len(calibration.sources_left_out_xy):
         table.meta["calibration_sources_left_out_xy"] = np.asarray(calibration.sources_left_out_xy).tolist()
+        table.meta["calibration_source_fp"] = calibration.source_fp
     return table
 
 

@@ -243,7 +243,8 @@ def calibration_table(calibration: Calibration, fp_budget: float):
         the field (``Calibration.pool == "field"``) also ``pool_loc`` and ``pool_scale`` (logits: the median and
         robust standard deviation that standardize the annulus); ``meta`` holds the budget, the number of
         null draws and the method, and for a self-calibration ``sources_left_out_xy``: the blobs (x, y), px,
-        it took for real sources and left out of its null sample (:func:`~sodinn.detect.calibration.calibrate_self`).
+        it took for real sources and left out of its null sample and ``source_fp``, the step-down's level
+        (:func:`~sodinn.detect.calibration.calibrate_self`).
 
     Raises
     ------
@@ -272,6 +273,7 @@ def calibration_table(calibration: Calibration, fp_budget: float):
                        "method": f"sodinn.detect.calibration: null blob counts per annulus, {tail} ({law}){left_out}"})
     if calibration.sources_left_out_xy is not None:  # the self-calibration's step-down
         table.meta["sources_left_out_xy"] = calibration.sources_left_out_xy.tolist()
+        table.meta["source_fp"] = calibration.source_fp
     return table
 
 

@@ -579,7 +579,9 @@ def test_candidate_summary_lists_sky_terms_and_says_how_many():
     # the blobs the self-calibration's step-down took for real sources are named
     table.meta["calibration_sources_left_out_xy"] = [[62.2, 63.3]]
     lines = candidate_summary(table, "out", max_rows=None).splitlines()
-    assert len(lines) == 15 and "took 1 blob(s) for real sources" in lines[2] and "x=62.2 y=63.3" in lines[2]
+    assert len(lines) == 15 and "took 1 blob(s) for real sources and" in lines[2] and "x=62.2 y=63.3" in lines[2]
+    table.meta["calibration_source_fp"] = 0.05  # the step-down's level, as the calibration recorded it
+    assert "took 1 blob(s) for real sources (<= 0.05 expected FP/frame)" in candidate_summary(table, "out").splitlines()[2]
 
 
 # ---------------------------------------------------------------- sodinn limits

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from sodinn.detect.calibration import Calibration, calibrate, calibrate_nulls, calibrate_self, significance_sigma
+from sodinn.detect.calibration import SOURCE_FP, Calibration, calibrate, calibrate_nulls, calibrate_self, significance_sigma
 from sodinn.detect.probability import UNEVALUATED_LOGIT, ProbabilityMap
 from sodinn.detect.scoring import score_blobs
 
@@ -392,6 +392,8 @@ def test_a_real_companion_in_the_map_does_not_make_the_speckles_conservative():
     assert np.all(stepped >= 1.5 * kept_in), (stepped, kept_in)
     from sodinn.pipeline.predict import calibration_table
 
-    assert calibration_table(stepped_down, 1.0).meta["sources_left_out_xy"] == stepped_down.sources_left_out_xy.tolist()
+    meta = calibration_table(stepped_down, 1.0).meta
+    assert meta["sources_left_out_xy"] == stepped_down.sources_left_out_xy.tolist()
+    assert meta["source_fp"] == stepped_down.source_fp == SOURCE_FP  # the default level travels with the calibration
     with pytest.raises(ValueError, match="source_fp"):
         calibrate_self(_pmap(fresh[:1], evaluated), 3.0, source_fp=0.0)

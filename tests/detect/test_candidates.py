@@ -238,7 +238,9 @@ def test_the_table_names_the_blobs_the_self_calibration_took_for_real_sources():
 
     pmap, cal = _calibrated_setup()
     assert "calibration_sources_left_out_xy" not in find_calibrated_candidates(pmap, cal, 3.0).meta  # null draws: none
-    self_cal = calibrate_self(replace(pmap, null_logit=None), 3.0)
-    left_out = find_calibrated_candidates(pmap, self_cal, 3.0).meta["calibration_sources_left_out_xy"]
+    self_cal = calibrate_self(replace(pmap, null_logit=None), 3.0, source_fp=0.05)
+    meta = find_calibrated_candidates(pmap, self_cal, 3.0).meta
+    left_out = meta["calibration_sources_left_out_xy"]
     assert left_out == self_cal.sources_left_out_xy.tolist()
+    assert self_cal.source_fp == meta["calibration_source_fp"] == 0.05  # the step-down's level, as set
     assert {(round(x), round(y)) for x, y in left_out} >= {(20, 8), (32, 20)}  # the two blobs of logit 80 and 60

@@ -34,7 +34,7 @@ PACKAGE = REPO / "sodinn"
 #: its own subpackage (the base modules of the root are one unit). The root ``sodinn/__init__.py`` is last:
 #: it re-exports public names lazily, and nothing imports it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("sodinn._version", "sodinn.exceptions", "sodinn._validation", "sodinn._atomic", "sodinn._moved", "sodinn.engine"),
+    ("sodinn._version", "sodinn.exceptions", "sodinn._validation", "sodinn._atomic", "sodinn._platform", "sodinn._moved", "sodinn.engine"),
     ("sodinn.config", "sodinn.plotting"),
     ("sodinn.adi",),
     ("sodinn.datasets",),

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import atomic_path
+from sodinn._platform import platform_record
 from sodinn._version import __version__
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig, TrainConfig
@@ -480,6 +481,7 @@ def save_model(
         "training_set": dict(training_set),
         "training_data": {k: sequence[k] for k in _DATA_IDENTITY if k in sequence},
         "versions": versions,
+        "platform": platform_record(),
         "metrics": metrics,
     }
     with atomic_path(folder / METADATA_FILE) as tmp:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sodinn import _validation as v
+from sodinn._platform import platform_record
 from sodinn._version import __version__
 from sodinn.adi.baselines import annular_ncomp_limit
 from sodinn.adi.geometry import Annuli, frame_center
@@ -611,7 +612,7 @@ def plan_samples(sequence: ADISequence, config: SampleConfig) -> SamplePlan:
             msg = f"annulus {i} ({annuli.r_in_px[i]:.1f}-{annuli.r_out_px[i]:.1f} px): {err}"
             raise ValueError(msg) from None
     provenance = {"sodinn_version": __version__, "config_sha256": config.digest(), "seed": config.seed,
-                  "sequence": sequence.describe()}
+                  "sequence": sequence.describe(), "platform": platform_record()}
     return SamplePlan(annuli=annuli, psf=psf, provenance=provenance)
 
 

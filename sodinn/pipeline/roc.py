@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sodinn._atomic import atomic_path, check_writable_output, output_folder
+from sodinn._platform import platform_record
 from sodinn._version import __version__
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import RocConfig, dump_toml
@@ -144,6 +145,7 @@ def _write_report(result: RocResult, sequence: ADISequence, config: RocConfig, o
     save_figure(fig, out / "roc.png", dpi=120)  # tight: room for the legend beside the last panel
     record = {
         "sodinn_version": __version__,
+        "platform": platform_record(),
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "data": {k: v for k, v in sequence.provenance.items() if isinstance(v, (str, int, float))},
         "fwhm_px": sequence.fwhm_px,

@@ -206,6 +206,7 @@ def test_save_and_load_a_sodirf(tmp_path, rng):
     assert meta["training_geometry"] == geometry and meta["metrics"] == {"accuracy": 1.0}
     assert meta["train_config"] == train_config.to_dict()
     assert set(meta["versions"]) == {"sodinn", "keras", "backend"}
+    assert meta["platform"]["libraries"]["numpy"] == np.__version__ and meta["platform"]["cpu_count"] >= 1  # the machine
 
     loaded = load_trained(folder)
     assert isinstance(loaded, TrainedModel) and isinstance(loaded.model, SODIRF)

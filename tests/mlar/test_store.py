@@ -33,6 +33,7 @@ def test_roundtrip_and_streaming_reader(synthetic, tmp_path):
     with SampleFile(path) as f:
         assert len(f) == len(data) and f.sample_shape == (6, 9, 9)
         assert f.config == CFG and f.provenance["config_sha256"] == CFG.digest()
+        assert f.provenance["platform"]["machine"] and "numba" in f.provenance["platform"]["libraries"]  # made on
         np.testing.assert_array_equal(f.read(np.arange(len(f))), data.samples)
         np.testing.assert_array_equal(f.labels, data.labels)
         np.testing.assert_array_equal(f.snr_curves, data.snr_curves)

@@ -74,6 +74,7 @@ def test_configuration_and_provenance_are_recorded(report, sequence):
     assert record["cache"] == str(result.cache_dir)
     assert record["models"] == {}
     assert record["fwhm_px"] == 4.0 and record["sodinn_version"] == __version__
+    assert record["platform"]["cpu_count"] >= 1 and "numpy" in record["platform"]["libraries"]  # the machine it ran on
     assert record["data"] == {"cube_file": "cube.fits", "cube_sha256": "abc"}  # plain values only
     assert record["created_utc"].endswith("+00:00")
 

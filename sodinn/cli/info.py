@@ -77,8 +77,18 @@ def _samples_text(info: dict[str, Any]) -> str:
     lines.append("  " + _curves_text(info))
     for name, src in info["sources"].items():
         lines.append(f"  {name}: {src['file']} (sha256 {src['sha256']})")
-    lines.append(f"  made by sodinn {info['sodinn_version']}; configuration sha256 {info['config_sha256']}")
+    lines.append(f"  made by sodinn {info['sodinn_version']}; configuration sha256 {info['config_sha256']}"
+                 + _platform_text(info.get("platform")))
     return "\n".join(lines)
+
+
+def _platform_text(platform: dict[str, Any] | None) -> str:
+    """``"; on CPU (flags, n cores)"`` from a product's ``platform`` record; empty for products made before it."""
+    if not platform:
+        return ""
+    cpu = platform.get("cpu") or platform.get("machine") or "an unnamed CPU"
+    details = [*(platform.get("cpu_flags") or []), f"{platform.get('cpu_count')} cores"]
+    return f"; on {cpu} ({', '.join(details)})"
 
 
 def _curves_text(info: dict[str, Any]) -> str:
@@ -120,7 +130,7 @@ def _model_text(info: dict[str, Any]) -> str:
     ts = info["training_set"] or {}
     lines.append(f"  training set: {ts.get('file')} (sha256 {ts.get('sha256')})")
     versions = ", ".join(f"{k} {v}" for k, v in (info["versions"] or {}).items())
-    lines.append(f"  versions: {versions}")
+    lines.append(f"  versions: {versions}" + _platform_text(info.get("platform")))
     return "\n".join(lines)
 
 

@@ -188,6 +188,7 @@ def _samples_info(path: Path) -> dict[str, Any]:
             "sources": {k: {"file": sequence.get(f"{k}_file"), "sha256": sequence.get(f"{k}_sha256")}
                         for k in ("cube", "angles", "psf", "npz") if f"{k}_file" in sequence},
             "config_sha256": f.provenance.get("config_sha256"), "sodinn_version": f.provenance.get("sodinn_version"),
+            "platform": f.provenance.get("platform"),
         }
 
 
@@ -210,6 +211,7 @@ def _model_info(folder: Path) -> dict[str, Any]:
         "train_config": meta.get("train_config"),
         "training_set": meta.get("training_set"),
         "versions": meta.get("versions"),
+        "platform": meta.get("platform"),
     }
     history = folder / "history.csv"
     if history.is_file():

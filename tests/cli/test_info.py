@@ -46,6 +46,7 @@ def test_info_describes_a_sample_file(tiny_project, capsys):
             np.testing.assert_allclose(row["flux_range"], f.flux_range[a])
     assert sum(row["c_plus"] + row["c_minus"] for row in info["annuli"]) == info["n_samples"]
     assert info["seed"] == 1 and info["fwhm_px"] == 4.0 and info["sodinn_version"] == sodinn.__version__
+    assert info["platform"]["cpu_count"] >= 1  # the machine the samples were made on
     for name in ("cube", "angles", "psf"):
         assert info["sources"][name]["sha256"] == file_checksum(root / "data" / f"{name}.fits")
     assert main(["info", str(path)]) == 0
@@ -130,6 +131,9 @@ def test_info_text_of_a_sample_file():
     assert lines[4:] == ["  seed 1; known sources masked: none; FWHM unknown",
                          "  S/N curves: none (for patch-only models; re-run `sodinn samples` for a model that takes them)",
                          "  made by sodinn 1.2.3; configuration sha256 efefefef"]
+    machine = {"cpu": "", "machine": "arm64", "cpu_flags": [], "cpu_count": 8, "libraries": {}}
+    assert info_text(_samples_record(platform=machine)).split("\n")[-1] == (
+        "  made by sodinn 1.2.3; configuration sha256 efefefef; on arm64 (8 cores)")  # made on, where recorded
     old = info_text(_samples_record(snr_curves="mawet-snr-per-rank/1", snr_curves_current=False)).split("\n")
     assert old[5] == ("  S/N curves: made as 'mawet-snr-per-rank/1', which this sodinn refuses (known sources counted in "
                       "their noise apertures); re-run `sodinn samples` for a model that takes them")
@@ -174,6 +178,9 @@ def test_info_text_of_a_model_folder():
         "confusion matrix [[1]]",
     ]
     assert len(lines) == 5 and not any("trained" in line or "annulus" in line for line in lines)
+    machine = {"cpu": "Xeon", "machine": "x86_64", "cpu_flags": ["fma", "avx2"], "cpu_count": 2, "libraries": {}}
+    assert info_text(_model_record(platform=machine)).split("\n")[-1] == (
+        "  versions: sodinn 1.2.3, keras 3.5.0; on Xeon (fma, avx2, 2 cores)")  # the machine it was trained on
     without_metrics = _model_record(test_metrics={"n": None, "accuracy": None, "auc": None, "confusion_matrix": None})
     assert not any("held-out" in line for line in info_text(without_metrics).split("\n"))
 

@@ -3,7 +3,9 @@
 :func:`describe` tells the kind from the file itself (:func:`info_kind`) and returns a JSON-able dict:
 shapes, value ranges and the fitted FWHM of FITS files; samples per class and annulus, ranks, flux
 ranges and source checksums of a sample file; the training data, held-out metrics and versions of a
-model folder (read from ``model.json``, without Keras); the progress of an interrupted sample run.
+model folder (read from ``model.json``, without Keras); for both, the machine they were made on
+(``platform``, :func:`sodinn._platform.platform_record`; None for files made before it); the progress of
+an interrupted sample run.
 """
 
 from __future__ import annotations

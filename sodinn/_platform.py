@@ -15,7 +15,7 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-__all__ = ["platform_record"]
+__all__ = ["platform_record", "usable_cores"]
 
 #: The CPU flags that change floating-point results (fused multiply-add, the vector widths BLAS and XLA pick)
 _FLAGS = ("fma", "avx2", "avx512f", "avx512_bf16", "amx_tile")
@@ -54,6 +54,13 @@ def platform_record() -> dict[str, Any]:
             libraries[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return {"python": platform.python_version(), "system": platform.platform(terse=True), "machine": platform.machine(),
-            "cpu": cpu, "cpu_flags": flags, "cpu_count": len(usable), "libraries": libraries}
+            "cpu": cpu, "cpu_flags": flags, "cpu_count": usable_cores(), "libraries": libraries}
+
+
+def usable_cores() -> int:
+    """Return the number of CPU cores this process may run on (its affinity on Linux, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

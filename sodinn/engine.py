@@ -41,7 +41,6 @@ import contextlib
 import contextvars
 import logging
 import multiprocessing
-import os
 import sys
 import uuid
 import warnings
@@ -51,6 +50,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from urllib.parse import urlsplit
+
+from sodinn._platform import usable_cores
 
 __all__ = ["check_scheduler", "iter_jobs", "map_jobs", "runs_in_process", "use_scheduler"]
 
@@ -296,7 +297,7 @@ def _plan(scheduler: Any, n_workers: int | None, n_jobs: int) -> tuple[str, Any]
     if scheduler == INLINE or _in_pool_worker or _in_dask_worker():
         return "inline", None
     if scheduler is None or scheduler == LOCAL:
-        workers = min(n_jobs, n_workers or _cpu_count())
+        workers = min(n_jobs, n_workers or usable_cores())
         return ("inline", None) if workers <= 1 else ("pool", workers)
     return "dask", scheduler
 
@@ -315,13 +316,6 @@ def _check_jobs(func: Any, jobs: Sequence[tuple]) -> list[tuple]:
             msg = f"jobs must be tuples of arguments; job {i} is a {type(job).__name__}"
             raise TypeError(msg)
     return jobs
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _is_client(obj: Any) -> bool:

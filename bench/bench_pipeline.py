@@ -12,7 +12,9 @@ report a stage's time (e.g. calibration) are printed beside it. Then:
 - the training step, side by side in one process with the matmul rate measured between the passes:
   today's ``model.fit`` on the samples kept in memory with sodinn's ConvLSTM layer (one convolution
   per step), against the previous version of that layer (the K input convolutions at once) and the
-  first path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file); share of the matmul
+  first path (Keras' ``ConvLSTM2D`` fed by batches read from the HDF5 file), and today's layer in
+  mixed precision (``precision = "mixed_bfloat16"``: the convolutions in bfloat16, which oneDNN runs on
+  AMX or AVX512-BF16 where the CPU has them; the bfloat16 matmul rate is printed beside); share of the matmul
   rate per wall-clock second (best pass) and per CPU second of this process (median), which does not
   depend on what else the machine runs; and inference of the same samples, each version of sodinn's
   layer as its prediction ran it (now ``predict_on_batch`` of 512 samples, before ``model.predict``);
@@ -22,6 +24,7 @@ Usage::
 
     .venv/bin/python bench/bench_pipeline.py [--runs 3] [--quick] [--output out/bench_pipeline]
     .venv/bin/python bench/bench_pipeline.py --step-only out/naco_betapic/samples.h5   # the training step only
+    .venv/bin/python bench/bench_pipeline.py --runs 3 --precision mixed_bfloat16       # the pipeline, trained in bfloat16
 
 ``--quick`` (about 2 minutes) makes 40 samples per class and annulus and trains 2 epochs: a smoke
 run of the harness, not a measurement of the defaults.
@@ -206,7 +209,9 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
         x, y = f.read(chosen, normalize=True)[..., None], f.labels[chosen].astype(np.float32)
     paths, inference = [], []
     for label, build, data in (
-        ("now: sodinn ConvLSTM, one conv per step", lambda: build_model("sodinn", shape), None),
+        ("now, mixed_bfloat16: convolutions in bfloat16", lambda: build_model("sodinn", shape, precision="mixed_bfloat16"),
+         None),
+        ("now, float32: sodinn ConvLSTM, one conv per step", lambda: build_model("sodinn", shape), None),
         ("previous: K input convs at once (0302d57)", lambda: previous_fused_model(shape), None),
         ("first: keras ConvLSTM2D, batches from HDF5", lambda: legacy_model(shape), FileBatches()),
     ):
@@ -236,6 +241,17 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
 
 
 MATMULS: list = []
+
+
+def bfloat16_matmul_rate(n: int = 2048, repeat: int = 5) -> float:
+    """Best FLOP/s of an ``n x n`` bfloat16 matrix product in TensorFlow (oneDNN: AMX or AVX512-BF16 where the CPU has them)."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), tf.bfloat16)
+    product = tf.function(lambda a: tf.matmul(a, a))
+    product(a).numpy()
+    best = min(timed(lambda: product(a).numpy()).wall for _ in range(repeat))
+    return 2 * n**3 / best
 
 
 def candidate_rank(predict_dir: Path, fwhm_px: float) -> tuple[int | None, int]:
@@ -280,7 +296,7 @@ def one_run(args, out: Path) -> dict:
     out.mkdir(parents=True)
     config = str(Path(args.config).resolve())
     samples_flags = ["--per-annulus", "40"] if args.quick else []
-    train_flags = ["--epochs", "2"] if args.quick else []
+    train_flags = (["--epochs", "2"] if args.quick else []) + (["--precision", args.precision] if args.precision else [])
     mm_before = matmul_passes(3)
     stages = [run_stage("samples", ["--config", config, "--output", str(out / "samples.h5"), "--no-resume", *samples_flags], out)]
     MATMULS.extend(mm_before)
@@ -303,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(REPO / "out" / "bench_pipeline"), help="scratch folder (remade)")
     parser.add_argument("--runs", type=int, default=1, help="cold-start runs of the whole pipeline")
     parser.add_argument("--quick", action="store_true", help="40 samples per class and annulus, 2 epochs (smoke run)")
+    parser.add_argument("--precision", help="train with this precision instead of the configuration's (float32, "
+                        "mixed_bfloat16)")
     parser.add_argument("--step-samples", type=int, default=512, help="training samples per timed fit pass")
     parser.add_argument("--step-repeat", type=int, default=3, help="timed passes per path")
     parser.add_argument("--no-step", dest="step", action="store_false", help="skip the side-by-side training step")
@@ -315,7 +333,8 @@ def main(argv=None) -> int:
 
     runs = [one_run(args, out / f"run{i + 1}") for i in range(args.runs)]
     print(f"{os.cpu_count()} CPU cores, load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
-          f"config {Path(args.config).name}{' (--quick)' if args.quick else ''}; {args.runs} cold-start run(s)")
+          f"config {Path(args.config).name}{' (--quick)' if args.quick else ''}"
+          f"{' --precision ' + args.precision if args.precision else ''}; {args.runs} cold-start run(s)")
     print(f"{'stage':8s} " + " ".join(f"{'run ' + str(i + 1) + ' wall / CPU s':>22s}" for i in range(len(runs)))
           + f" {'median wall':>12s}  peak GiB")
     for j, name in enumerate(("samples", "train", "predict")):
@@ -353,6 +372,9 @@ def print_step(args, samples: Path) -> None:
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
+    bf16 = bfloat16_matmul_rate()
+    print(f"(the percentages are of the float32 matmul, the issue's reference; this CPU's bfloat16 matmul, TensorFlow's "
+          f"oneDNN kernel, runs at {bf16 / 1e9:.0f} GFLOP/s, {bf16 / rate:.1f}x it)")
     print(f"\ninference, the same passes, of the {n} samples: now predict_on_batch of {PREDICT_BATCH} at a time "
           "(sodinn.learn.artifact.keras_predict), previously model.predict (its default batch, 32)")
     print(header)

@@ -50,6 +50,7 @@ __all__ = [
     "EngineConfig",
     "InjectionConfig",
     "LimitConfig",
+    "PRECISIONS",
     "PROBABILITY_THRESHOLD",
     "PredictConfig",
     "ReduceConfig",
@@ -439,6 +440,10 @@ class _Settings:
         return cls(**dict(values))
 
 
+#: The arithmetic a network may train and predict in (Keras dtype policies; :attr:`TrainConfig.precision`)
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainConfig(_Settings):
     """Settings of training (SPEC §4). Defaults live here only.
@@ -459,6 +464,14 @@ class TrainConfig(_Settings):
         Inverse-time decay rate of the learning rate, per step (>= 0).
     patience : int
         Epochs without validation-loss improvement before stopping.
+    precision : {"float32", "mixed_bfloat16"}
+        Arithmetic of the network's convolutions (a Keras dtype policy): ``"float32"``, or
+        ``"mixed_bfloat16"``, where the ConvLSTM (or Conv3D) layers convolve in bfloat16 while the
+        weights, the recurrent gates and cell state, the dense head and the logits stay in float32
+        (Micikevicius et al. 2018, ICLR; Kalamkar et al. 2019, arXiv:1905.12322). On CPUs with AMX or
+        AVX512-BF16 (Intel Sapphire Rapids and later) and on GPUs it trains and predicts faster; on
+        other CPUs bfloat16 is emulated and slower. Models record it; prediction runs a model as it
+        was trained.
     ema_momentum : float or None
         Keep an exponential moving average of the weights (Polyak averaging, Polyak & Juditsky
         1992) with this momentum per step, in [0, 1); the averaged weights are validated, kept by
@@ -484,6 +497,7 @@ class TrainConfig(_Settings):
     learning_rate: float = 3e-3
     decay: float = 0.01
     patience: int = 3
+    precision: str = "float32"
     ema_momentum: float | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -502,6 +516,7 @@ class TrainConfig(_Settings):
             msg = f"decay must be >= 0; got {self.decay}"
             raise ValueError(msg)
         v.check_int(self.patience, name="patience", minimum=0)
+        v.check_choice(self.precision, PRECISIONS, name="precision")
         if self.ema_momentum is not None and not 0 <= v.check_real(self.ema_momentum, name="ema_momentum") < 1:
             msg = f"ema_momentum must be in [0, 1) or None (no weight averaging); got {self.ema_momentum}"
             raise ValueError(msg)

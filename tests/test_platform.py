@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sodinn._platform import platform_record
+from sodinn._platform import native_bfloat16, platform_record
 
 
 def test_the_record_names_this_machine_and_its_libraries():
@@ -26,4 +26,5 @@ def test_the_cpu_and_its_flags_are_those_of_proc_cpuinfo():
     flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
     record = platform_record()
     assert record["cpu"] in text
-    assert set(record["cpu_flags"]) == flags & {"fma", "avx2", "avx512f", "avx512_bf16", "amx_tile"}
+    assert set(record["cpu_flags"]) == flags & {"fma", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+    assert native_bfloat16() is bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -75,7 +75,7 @@ FLAGS: dict[str, dict[str, str]] = {
     "samples": {"patch": "patch_px", "ranks": "n_ranks", "per_annulus": "samples_per_annulus", "seed": "seed",
                 "mask": "known_sources_xy", "snr_range": "snr_range"},
     "train": {"model": "model", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
-              "random_split": "report_random_split"},
+              "precision": "precision", "random_split": "report_random_split"},
     "predict": {"fp_budget": "fp_budget", "threshold": "threshold", "calibration_nulls": "calibration_nulls",
                 "mask": "known_sources_xy"},
     "roc": {"copies": "copies_per_band", "seed": "seed"},

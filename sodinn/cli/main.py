@@ -19,6 +19,7 @@ from sodinn.adi.baselines import BASELINES
 from sodinn.cli import commands
 from sodinn.cli.commands import UserError
 from sodinn.config import (
+    PRECISIONS,
     PROBABILITY_THRESHOLD,
     EngineConfig,
     LimitConfig,
@@ -216,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help=f"maximum epochs (default {TrainConfig.epochs})")
     train.add_argument("--batch-size", type=int, help=f"batch size (default {TrainConfig.batch_size})")
     train.add_argument("--seed", type=int, help=f"random seed (default {TrainConfig.seed})")
+    train.add_argument("--precision",
+                       help=f"arithmetic of the convolutions, {' or '.join(PRECISIONS)}: mixed_bfloat16 is faster on "
+                       f"CPUs with AMX or AVX512-BF16 and on GPUs (default {TrainConfig.precision})")
     train.add_argument("--random-split", action="store_true",
                        help="also train on a random sample-level split and report what it would claim")
     train.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming")

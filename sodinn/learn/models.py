@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from sodinn import _validation as v
+from sodinn.config import PRECISIONS
 
 __all__ = [
     "MODELS",
@@ -101,6 +102,10 @@ def fused_convlstm_class() -> type:
       outside the recurrence: its ``batch x K x P x P x 4F`` output, sliced into steps and reduced for
       the bias gradient, cost more in memory traffic than it saved: 8-15 % of a training step.)
     - the K steps are unrolled (K is fixed by the input shape), so no backend needs a loop construct.
+    - under a mixed dtype policy (``dtype="mixed_bfloat16"``, :attr:`sodinn.config.TrainConfig.precision`)
+      the convolutions run in bfloat16 and the bias, the gates and the cell state in float32, as mixed
+      precision training keeps its sensitive sums (Micikevicius et al. 2018, ICLR); under ``"float32"``
+      the layer computes exactly as before.
 
     Keras 3 operations only (``keras.ops``), so the TensorFlow, JAX and torch backends run it.
 
@@ -134,21 +139,29 @@ def fused_convlstm_class() -> type:
             self.recurrent_kernel = self.add_weight(shape=(*self.kernel_size, f, 4 * f),
                                                     initializer=self.recurrent_initializer, name="recurrent_kernel")
             forget_ones = np.concatenate([np.zeros(f), np.ones(f), np.zeros(2 * f)]).astype("float32")
-            self.bias = self.add_weight(shape=(4 * f,), initializer=keras.initializers.Constant(forget_ones), name="bias")
+            # never cast to the compute dtype: the bias is added to the gates in float32 (see call)
+            self.bias = self.add_weight(shape=(4 * f,), initializer=keras.initializers.Constant(forget_ones), name="bias",
+                                        autocast=False)
 
         def call(self, inputs: Any) -> Any:
+            # The convolutions run in the compute dtype (bfloat16 under "mixed_bfloat16"); the bias, the
+            # gates and the cell state in the variables' dtype (float32). Under "float32" every cast is the
+            # identity and the layer computes what it always did.
+            low, high = self.compute_dtype, self.variable_dtype
             # unstacked at once: the gradient of K slices inputs[:, t] would be K zero-padded copies
-            steps = ops.unstack(inputs, num=inputs.shape[1], axis=1)
-            both = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
+            steps = ops.unstack(ops.cast(inputs, low), num=inputs.shape[1], axis=1)
+            kernel = ops.cast(self.kernel, low)
+            both = ops.concatenate([kernel, ops.cast(self.recurrent_kernel, low)], axis=2)
             # the first step: zero state, no recurrent term
-            i, _, g, o = ops.split(ops.conv(steps[0], self.kernel, padding="same") + self.bias, 4, axis=-1)
+            z = ops.cast(ops.conv(steps[0], kernel, padding="same"), high) + self.bias
+            i, _, g, o = ops.split(z, 4, axis=-1)
             cell = ops.sigmoid(i) * ops.tanh(g)
-            outputs = [ops.sigmoid(o) * ops.tanh(cell)]
+            outputs = [ops.cast(ops.sigmoid(o) * ops.tanh(cell), low)]
             for xt in steps[1:]:
-                z = ops.conv(ops.concatenate([xt, outputs[-1]], axis=-1), both, padding="same") + self.bias
+                z = ops.cast(ops.conv(ops.concatenate([xt, outputs[-1]], axis=-1), both, padding="same"), high) + self.bias
                 i, f, g, o = ops.split(z, 4, axis=-1)
                 cell = ops.sigmoid(f) * cell + ops.sigmoid(i) * ops.tanh(g)
-                outputs.append(ops.sigmoid(o) * ops.tanh(cell))
+                outputs.append(ops.cast(ops.sigmoid(o) * ops.tanh(cell), low))
             return ops.stack(outputs, axis=1)
 
         def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -216,6 +229,7 @@ def build_convlstm(
     dropout: float = 0.5,
     spatial_dropout: tuple[float, float] | None = None,
     snr_units: int | None = None,
+    precision: str = "float32",
     name: str = "sodinn",
 ) -> Any:
     """Build two ConvLSTM2D blocks with 3-D max pooling, a dense layer and a sigmoid output.
@@ -240,6 +254,9 @@ def build_convlstm(
         With a value: a second input ``snr_curve`` of shape (K,), scaled by :func:`snr_scaling_class`
         and passed through Dense(``snr_units``, ReLU), concatenated with the flattened ConvLSTM
         features before the dense layer (NA-SODINN's S/N-curve features). Default: patches only.
+    precision : {"float32", "mixed_bfloat16"}
+        Keras dtype policy of the ConvLSTM, dropout and pooling layers (:attr:`sodinn.config.TrainConfig.precision`);
+        the dense head and the output stay float32 whatever it is, so logits keep float32 resolution.
     name : str
         The model's name.
 
@@ -253,11 +270,13 @@ def build_convlstm(
     ------
     ValueError
         If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4, ``filters`` or ``kernel_sizes``
-        is not two positive integers, ``dropout`` is outside [0, 1), or ``snr_units < 1``.
+        is not two positive integers, ``dropout`` is outside [0, 1), ``snr_units < 1``, or
+        ``precision`` is not one of :data:`sodinn.config.PRECISIONS`.
     """
     import keras
 
     shape = _check_input_shape(input_shape)
+    v.check_choice(precision, PRECISIONS, name="precision")
     for value, label in ((filters, "filters"), (kernel_sizes, "kernel_sizes")):
         if len(value) != 2 or min(value) < 1:
             msg = f"{label} must be two positive integers; Received: {label}={value}"
@@ -272,25 +291,25 @@ def build_convlstm(
     x = inputs
     convlstm = fused_convlstm_class()
     for i in range(2):
-        x = convlstm(filters[i], kernel_sizes[i], name=f"convlstm_{i + 1}")(x)
+        x = convlstm(filters[i], kernel_sizes[i], name=f"convlstm_{i + 1}", dtype=precision)(x)
         if spatial_dropout is not None:
-            x = keras.layers.SpatialDropout3D(spatial_dropout[i], name=f"spatial_dropout_{i + 1}")(x)
-        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
+            x = keras.layers.SpatialDropout3D(spatial_dropout[i], name=f"spatial_dropout_{i + 1}", dtype=precision)(x)
+        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}", dtype=precision)(x)
+    x = keras.layers.Flatten(name="flatten", dtype="float32")(x)
     model_inputs: Any = inputs
     if snr_units is not None:
         curve = keras.Input(shape=(shape[0],), name=SNR_CURVE_INPUT)
         c = snr_scaling_class()(SNR_CLIP, name="snr_scaling")(curve)
-        c = keras.layers.Dense(snr_units, activation="relu", name="snr_dense")(c)
-        x = keras.layers.Concatenate(name="concatenate")([x, c])
+        c = keras.layers.Dense(snr_units, activation="relu", name="snr_dense", dtype="float32")(c)
+        x = keras.layers.Concatenate(name="concatenate", dtype="float32")([x, c])
         model_inputs = {SAMPLE_INPUT: inputs, SNR_CURVE_INPUT: curve}
-    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense", dtype="float32")(x)
+    x = keras.layers.Dropout(dropout, name="dropout", dtype="float32")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
     return keras.Model(model_inputs, outputs, name=name)
 
 
-def build_sodinn_snr(input_shape: Sequence[int]) -> Any:
+def build_sodinn_snr(input_shape: Sequence[int], *, precision: str = "float32") -> Any:
     """Build SODINN with each sample's S/N curve as a second input (NA-SODINN, Cantero et al. 2023, A&A 680, A86).
 
     The ``sodinn`` network on the patches (:func:`build_sodinn`); the (K,) S/N curve (the sample's
@@ -304,6 +323,8 @@ def build_sodinn_snr(input_shape: Sequence[int]) -> Any:
     input_shape : sequence of int, (K, P, P, 1)
         Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4; the
         curve input has shape (K,).
+    precision : {"float32", "mixed_bfloat16"}
+        Keras dtype policy of the convolutional layers (:attr:`sodinn.config.TrainConfig.precision`).
 
     Returns
     -------
@@ -316,7 +337,7 @@ def build_sodinn_snr(input_shape: Sequence[int]) -> Any:
     ValueError
         If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
     """
-    return build_convlstm(input_shape, snr_units=32, name="sodinn_snr")
+    return build_convlstm(input_shape, snr_units=32, precision=precision, name="sodinn_snr")
 
 
 def needs_snr_curves(name: str) -> bool:
@@ -340,7 +361,7 @@ def needs_snr_curves(name: str) -> bool:
     return check_model_name(name) in SNR_CURVE_MODELS
 
 
-def build_sodinn(input_shape: Sequence[int]) -> Any:
+def build_sodinn(input_shape: Sequence[int], *, precision: str = "float32") -> Any:
     """Build the paper's network (SPEC §4; Gomez Gonzalez et al. 2018, A&A 613, A71).
 
     ConvLSTM2D(40, 3x3) -> MaxPool3D -> ConvLSTM2D(40, 3x3) -> MaxPool3D -> Dense(128) -> Dropout(0.5)
@@ -350,6 +371,8 @@ def build_sodinn(input_shape: Sequence[int]) -> Any:
     ----------
     input_shape : sequence of int, (K, P, P, 1)
         Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+    precision : {"float32", "mixed_bfloat16"}
+        Keras dtype policy of the convolutional layers (:attr:`sodinn.config.TrainConfig.precision`).
 
     Returns
     -------
@@ -361,10 +384,10 @@ def build_sodinn(input_shape: Sequence[int]) -> Any:
     ValueError
         If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
     """
-    return build_convlstm(input_shape, name="sodinn")
+    return build_convlstm(input_shape, precision=precision, name="sodinn")
 
 
-def build_sodinn_v2(input_shape: Sequence[int]) -> Any:
+def build_sodinn_v2(input_shape: Sequence[int], *, precision: str = "float32") -> Any:
     """Build the later SODINN package's variant: filters 40/80, second kernel 2x2, spatial dropout 0.5/0.25.
 
     SPEC §4; otherwise as :func:`build_sodinn`.
@@ -373,6 +396,8 @@ def build_sodinn_v2(input_shape: Sequence[int]) -> Any:
     ----------
     input_shape : sequence of int, (K, P, P, 1)
         Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
+    precision : {"float32", "mixed_bfloat16"}
+        Keras dtype policy of the convolutional layers (:attr:`sodinn.config.TrainConfig.precision`).
 
     Returns
     -------
@@ -384,11 +409,12 @@ def build_sodinn_v2(input_shape: Sequence[int]) -> Any:
     ValueError
         If ``input_shape`` is not ``(K, P, P, 1)`` with K, P >= 4.
     """
-    return build_convlstm(input_shape, filters=(40, 80), kernel_sizes=(3, 2), spatial_dropout=(0.5, 0.25), name="sodinn_v2")
+    return build_convlstm(input_shape, filters=(40, 80), kernel_sizes=(3, 2), spatial_dropout=(0.5, 0.25),
+                          precision=precision, name="sodinn_v2")
 
 
 def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 64), dense_units: int = 128,
-                 dropout: float = 0.5) -> Any:
+                 dropout: float = 0.5, precision: str = "float32") -> Any:
     """Build a 3-D convolutional alternative: Conv3D -> MaxPool3D, twice, then dense layers.
 
     Conv3D(3x3x3, "same", ReLU) -> MaxPooling3D(2, 2, 2), twice, then Flatten -> Dense(ReLU) ->
@@ -404,6 +430,9 @@ def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 
         Units of the dense ReLU layer.
     dropout : float
         Dropout rate before the output layer, in [0, 1).
+    precision : {"float32", "mixed_bfloat16"}
+        Keras dtype policy of the Conv3D and pooling layers (:attr:`sodinn.config.TrainConfig.precision`);
+        the dense head and the output stay float32.
 
     Returns
     -------
@@ -418,15 +447,17 @@ def build_conv3d(input_shape: Sequence[int], *, filters: tuple[int, int] = (32, 
     import keras
 
     shape = _check_input_shape(input_shape)
+    v.check_choice(precision, PRECISIONS, name="precision")
     inputs = keras.Input(shape=shape, name="mlar_sample")
     x = inputs
     for i in range(2):
-        x = keras.layers.Conv3D(filters[i], 3, padding="same", activation="relu", name=f"conv3d_{i + 1}")(x)
-        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+        x = keras.layers.Conv3D(filters[i], 3, padding="same", activation="relu", name=f"conv3d_{i + 1}",
+                                dtype=precision)(x)
+        x = keras.layers.MaxPooling3D(pool_size=(2, 2, 2), name=f"pool_{i + 1}", dtype=precision)(x)
+    x = keras.layers.Flatten(name="flatten", dtype="float32")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense", dtype="float32")(x)
+    x = keras.layers.Dropout(dropout, name="dropout", dtype="float32")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="conv3d")
 
 
@@ -540,13 +571,14 @@ def build_sodirf(input_shape: Sequence[int], *, seed: int = 0) -> SODIRF:
     return SODIRF(seed=seed)
 
 
-#: The model registry: name -> builder ``builder(input_shape, *, seed) -> model``. A new model is one entry.
+#: The model registry: name -> builder ``builder(input_shape, *, seed, precision) -> model`` (SODIRF ignores the
+#: precision: a forest has no dtype policy). A new model is one entry.
 MODELS: dict[str, Callable[..., Any]] = {
-    "sodinn": lambda shape, *, seed=0: build_sodinn(shape),
-    "sodinn-v2": lambda shape, *, seed=0: build_sodinn_v2(shape),
-    "conv3d": lambda shape, *, seed=0: build_conv3d(shape),
-    "sodirf": build_sodirf,
-    "sodinn-snr": lambda shape, *, seed=0: build_sodinn_snr(shape),
+    "sodinn": lambda shape, *, seed=0, precision="float32": build_sodinn(shape, precision=precision),
+    "sodinn-v2": lambda shape, *, seed=0, precision="float32": build_sodinn_v2(shape, precision=precision),
+    "conv3d": lambda shape, *, seed=0, precision="float32": build_conv3d(shape, precision=precision),
+    "sodirf": lambda shape, *, seed=0, precision="float32": build_sodirf(shape, seed=seed),
+    "sodinn-snr": lambda shape, *, seed=0, precision="float32": build_sodinn_snr(shape, precision=precision),
 }
 
 MODEL_NAMES = tuple(MODELS)
@@ -573,7 +605,7 @@ def check_model_name(name: str) -> str:
     return v.check_choice(name, MODEL_NAMES, name="model")
 
 
-def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0) -> Any:
+def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0, precision: str = "float32") -> Any:
     """Build the model registered as ``name`` for samples of ``input_shape`` = (K, P, P, 1).
 
     Parameters
@@ -584,6 +616,9 @@ def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0) -> Any:
         Sample shape: K ranks (the ConvLSTM's sequence axis), square P x P patches, K, P >= 4.
     seed : int
         Seeds the models that take one (SODIRF); Keras models are seeded by the training.
+    precision : {"float32", "mixed_bfloat16"}
+        The Keras models' convolution arithmetic (:attr:`sodinn.config.TrainConfig.precision`);
+        SODIRF ignores it.
 
     Returns
     -------
@@ -593,9 +628,10 @@ def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0) -> Any:
     Raises
     ------
     ValueError
-        For an unknown name or a bad input shape.
+        For an unknown name, a bad input shape or an unknown precision.
     """
-    return MODELS[check_model_name(name)](input_shape, seed=seed)
+    v.check_choice(precision, PRECISIONS, name="precision")
+    return MODELS[check_model_name(name)](input_shape, seed=seed, precision=precision)
 
 
 def import_keras_quietly() -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import check_writable_output, output_folder
+from sodinn._platform import native_bfloat16
 from sodinn.adi.io import file_checksum
 from sodinn.config import TrainConfig
+from sodinn.exceptions import SodinnWarning
 from sodinn.learn.artifact import probabilities, save_model
 from sodinn.learn.models import SAMPLE_INPUT, SNR_CURVE_INPUT, build_model, check_model_name, needs_snr_curves
 from sodinn.mlar.store import SampleFile
@@ -301,6 +304,10 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
         return model, {"val_loss": [val_loss]}
     import keras
 
+    if config.precision == "mixed_bfloat16" and native_bfloat16() is False and not _has_gpu(keras):
+        warnings.warn("precision 'mixed_bfloat16': this CPU has neither AVX512-BF16 nor AMX-BF16 instructions, so "
+                      "bfloat16 is emulated and trains slower than float32; set precision = \"float32\"",
+                      SodinnWarning, stacklevel=3)
     keras.utils.set_random_seed(config.seed)
     sequence = _sequence_class()
     in_memory = (train_idx.size + val_idx.size) * 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES
@@ -309,7 +316,7 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
                           curves=curves)
     val_data = sequence(path, val_idx, config.batch_size, shuffle=False, seed=config.seed, in_memory=in_memory,
                         curves=curves)
-    model = build_model(config.model, shape)
+    model = build_model(config.model, shape, precision=config.precision)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, decay_steps=1, decay_rate=config.decay)
     ema = config.ema_momentum is not None
     optimizer = keras.optimizers.Adam(learning_rate=schedule, use_ema=ema,
@@ -336,6 +343,14 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
     fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     history = {k: [float(x) for x in vals] for k, vals in fit.history.items()}
     return model, history
+
+
+def _has_gpu(keras: Any) -> bool:
+    """Tell whether the Keras backend sees a GPU (False where it cannot list its devices)."""
+    try:
+        return any(str(d).lower().startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
+    except Exception:  # noqa: BLE001 - a backend without the device list: assume none
+        return False
 
 
 def _epoch_progress(epochs: int):

@@ -115,9 +115,12 @@ def test_train_and_predict_commands_with_sodinn_snr(tiny_project, tmp_path, caps
     """The S/N-curve model through the command line: train on the project's samples, then predict with it."""
     path = tiny_project.parent.parent / "out" / "samples.h5"
     assert main(["train", str(path), "--model", "sodinn-snr", "--epochs", "1", "--batch-size", "32",
-                 "--output", str(tmp_path / "m"), "--quiet"]) == 0
+                 "--output", str(tmp_path / "m"), "--quiet", "--precision", "mixed_bfloat16"]) == 0
     assert capsys.readouterr().out.startswith("sodinn-snr: held-out accuracy")
     assert json.loads((tmp_path / "m" / "model.json").read_text())["snr_curves"] == "mawet-snr-per-rank/2"
+    assert tomllib.loads((tmp_path / "m" / "config.toml").read_text())["train"]["precision"] == "mixed_bfloat16"
+    assert main(["train", str(path), "--precision", "float16", "--output", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "bad").exists()
     assert main(["predict", str(tmp_path / "m"), "--config", str(tiny_project), "--output",
                  str(tmp_path / "p"), "--quiet"]) == 0
     assert (tmp_path / "p" / "probability_map.fits").is_file()

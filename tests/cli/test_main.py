@@ -127,8 +127,9 @@ def test_a_flag_reaches_its_destination():
                               "--mask", "3", "4", "--seed", "9", "-j", "2", "--pixel-scale", "0.01", "--fwhm", "4.5"])
     assert (args.patch, args.ranks, args.per_annulus, args.seed, args.jobs) == (7, 4, 10, 9, 2)
     assert args.mask == [[1.0, 2.0], [3.0, 4.0]] and (args.pixel_scale, args.fwhm) == (0.01, 4.5)
-    args = parser.parse_args(["train", "--batch-size", "16", "--random-split", "--model", "sodirf"])
-    assert (args.batch_size, args.random_split, args.model) == (16, True, "sodirf")
+    args = parser.parse_args(["train", "--batch-size", "16", "--random-split", "--model", "sodirf", "--precision",
+                              "mixed_bfloat16"])
+    assert (args.batch_size, args.random_split, args.model, args.precision) == (16, True, "sodirf", "mixed_bfloat16")
 
 
 def test_tables_allow_the_dataclass_fields_and_their_path_keys():

@@ -205,6 +205,62 @@ def test_sodinn_convlstm_saves_and_loads(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("name", ["sodinn", "sodinn-snr", "conv3d"])
+def test_mixed_bfloat16_convolves_in_bfloat16_and_keeps_weights_head_and_output_in_float32(name, tmp_path):
+    import keras
+
+    shape = (6, 9, 9, 1)
+    models = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        keras.utils.set_random_seed(0)
+        models[precision] = build_model(name, shape, precision=precision)
+    m32, m16 = models["float32"], models["mixed_bfloat16"]
+    # the same float32 variables, drawn alike for the same seed
+    assert all(w.dtype == np.float32 for w in m16.get_weights())
+    for a, b in zip(m16.get_weights(), m32.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    body = "conv3d_1" if name == "conv3d" else "convlstm_1"
+    assert (m16.get_layer(body).compute_dtype, m16.get_layer(body).variable_dtype) == ("bfloat16", "float32")
+    assert m32.get_layer(body).compute_dtype == "float32"
+    for head in ("flatten", "dense", "probability"):
+        assert m16.get_layer(head).compute_dtype == "float32"
+    rng = np.random.default_rng(2)
+    x = rng.random((8, *shape), dtype=np.float32)
+    feed = ({"mlar_sample": x, "snr_curve": rng.normal(size=(8, 6)).astype(np.float32)} if name == "sodinn-snr" else x)
+    p32, p16 = (np.asarray(m.predict_on_batch(feed)) for m in (m32, m16))
+    assert p16.dtype == np.float32
+    # computed in bfloat16 (8 bits of mantissa): not the float32 result, but close to it
+    assert not np.array_equal(p16, p32)
+    np.testing.assert_allclose(p16, p32, atol=0.02)
+    # a saved model keeps its arithmetic
+    m16.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=custom_objects())
+    assert loaded.get_layer(body).dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(np.asarray(loaded.predict_on_batch(feed)), p16)
+
+
+def test_mixed_bfloat16_convlstm_keeps_its_cell_state_in_float32():
+    """Over K = 20 steps the layer's outputs stay within bfloat16 rounding of float32 ones (a bfloat16 cell would drift)."""
+    import keras
+
+    layer_class = fused_convlstm_class()
+    outputs = {}
+    x = np.random.default_rng(4).random((4, 20, 7, 7, 1), dtype=np.float32)
+    for precision in ("float32", "mixed_bfloat16"):
+        keras.utils.set_random_seed(1)
+        layer = layer_class(8, 3, dtype=precision)
+        out = layer(x)
+        assert keras.backend.standardize_dtype(out.dtype) == ("bfloat16" if precision != "float32" else "float32")
+        outputs[precision] = np.asarray(keras.ops.cast(out, "float32"))
+    err = np.abs(outputs["mixed_bfloat16"] - outputs["float32"])
+    assert 0 < err.max() < 0.03 and err[:, -1].mean() < 4 * err[:, 0].mean() + 1e-3
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'mixed_bfloat16'; got 'float16'"):
+        build_model("sodinn", (20, 11, 11, 1), precision="float16")
+
+
 def test_sodinn_snr_has_two_named_inputs_and_the_sodinn_branch():
     from sodinn.learn.models import SNR_CURVE_MODELS, needs_snr_curves
 

@@ -142,13 +142,15 @@ def test_training_resumes_after_interruption(naco_samples, tmp_path):
 def test_train_config_errors():
     with pytest.raises(ValueError, match="val_fraction must be in"):
         TrainConfig(val_fraction=0.6)
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'mixed_bfloat16'; got 'bf16'"):
+        TrainConfig(precision="bf16")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
 
 
-@pytest.mark.parametrize("model", ["conv3d", "sodinn"])
-def test_same_seed_same_training(naco_samples, tmp_path, model):
-    cfg = TrainConfig(model=model, epochs=1, batch_size=128)
+@pytest.mark.parametrize(("model", "precision"), [("conv3d", "float32"), ("sodinn", "float32"), ("sodinn", "mixed_bfloat16")])
+def test_same_seed_same_training(naco_samples, tmp_path, model, precision):
+    cfg = TrainConfig(model=model, epochs=1, batch_size=128, precision=precision)
     runs = [train(naco_samples, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
     assert runs[0].history == runs[1].history
     w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
@@ -252,3 +254,31 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(naco_samples,
     assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
     with pytest.raises(ValueError, match="ema_momentum must be in"):
         TrainConfig(ema_momentum=1.0)
+
+
+def test_bfloat16_on_a_cpu_without_it_warns_before_training(naco_samples, tmp_path, monkeypatch):
+    import sodinn.learn.training as training
+    from sodinn.exceptions import SodinnWarning
+
+    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(training, "_has_gpu", lambda keras: False)
+    monkeypatch.setattr(training, "_sequence_class", lambda: (_ for _ in ()).throw(RuntimeError("training started")))
+    with pytest.warns(SodinnWarning, match=r"neither AVX512-BF16 nor AMX-BF16 .* set precision = \"float32\""), \
+            pytest.raises(RuntimeError, match="training started"):
+        train(naco_samples, TrainConfig(model="sodinn", epochs=1, precision="mixed_bfloat16"), tmp_path / "m",
+              progress=False)
+
+
+def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples, tmp_path):
+    """A model trained in mixed precision records it, loads with its layers in bfloat16 and gives float32 outputs."""
+    result = train(naco_samples, TrainConfig(model="sodinn", epochs=2, batch_size=64, precision="mixed_bfloat16"),
+                   tmp_path / "m", progress=False)
+    assert np.isfinite(result.history["loss"]).all() and result.metrics["auc"] > 0.8
+    loaded = load_trained(result.out_dir)
+    assert loaded.metadata["train_config"]["precision"] == "mixed_bfloat16"
+    assert loaded.model.get_layer("convlstm_2").compute_dtype == "bfloat16"
+    with SampleFile(naco_samples) as f:
+        x = f.read(np.arange(0, len(f), 7))
+    logits = loaded.predict_logits(x)
+    assert logits.dtype == np.float64 and np.unique(logits).size > 0.99 * logits.size  # no bfloat16 ties
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), loaded.predict(x), rtol=1e-5, atol=1e-6)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import atomic_path
-from sodinn._platform import platform_record
+from sodinn._platform import native_bfloat16, platform_record
 from sodinn._version import __version__
 from sodinn.adi.sequence import ADISequence
 from sodinn.config import SampleConfig, TrainConfig
+from sodinn.exceptions import SodinnWarning
 from sodinn.mlar.features import SNR_CURVES
 from sodinn.mlar.samples import NORMALIZATION, minmax_normalize, sample_annuli
 
@@ -61,6 +63,7 @@ __all__ = [
     "read_metadata",
     "save_model",
     "training_known_sources",
+    "warn_if_bfloat16_emulated",
 ]
 
 FORMAT = "sodinn-model/1"
@@ -653,5 +656,39 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
         from sodinn.learn.models import custom_objects
 
+        warn_if_bfloat16_emulated((meta.get("train_config") or {}).get("precision", "float32"), doing="predicts")
         model = keras.saving.load_model(folder / meta["weights"], custom_objects=custom_objects())
     return TrainedModel(model=model, metadata=meta)
+
+
+def warn_if_bfloat16_emulated(precision: str, *, doing: str = "trains") -> bool:
+    """Warn when a model in ``"mixed_bfloat16"`` runs where bfloat16 is emulated: a CPU without AVX512-BF16 or AMX-BF16, no GPU.
+
+    Parameters
+    ----------
+    precision : str
+        The model's :attr:`~sodinn.config.TrainConfig.precision`; only ``"mixed_bfloat16"`` is checked.
+    doing : str
+        The verb of the warning ("trains", "predicts").
+
+    Returns
+    -------
+    bool
+        True when it warned (a :class:`~sodinn.exceptions.SodinnWarning`).
+    """
+    if precision != "mixed_bfloat16" or native_bfloat16() is not False or _has_gpu():
+        return False
+    warnings.warn(f"this model's precision is 'mixed_bfloat16', and this CPU has neither AVX512-BF16 nor AMX-BF16 "
+                  f"instructions: bfloat16 is emulated, so it {doing} slower than in float32; train with "
+                  "precision = \"float32\" for this machine", SodinnWarning, stacklevel=3)
+    return True
+
+
+def _has_gpu() -> bool:
+    """Tell whether the Keras backend sees a GPU (False where it cannot list its devices)."""
+    import keras
+
+    try:
+        return any(str(d).lower().startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
+    except Exception:  # noqa: BLE001 - a backend without the device list: assume none
+        return False

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ from typing import Any
 import numpy as np
 
 from sodinn._atomic import check_writable_output, output_folder
-from sodinn._platform import native_bfloat16
 from sodinn.adi.io import file_checksum
 from sodinn.config import TrainConfig
-from sodinn.exceptions import SodinnWarning
-from sodinn.learn.artifact import probabilities, save_model
+from sodinn.learn.artifact import probabilities, save_model, warn_if_bfloat16_emulated
 from sodinn.learn.models import SAMPLE_INPUT, SNR_CURVE_INPUT, build_model, check_model_name, needs_snr_curves
 from sodinn.mlar.store import SampleFile
 
@@ -304,10 +301,7 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
         return model, {"val_loss": [val_loss]}
     import keras
 
-    if config.precision == "mixed_bfloat16" and native_bfloat16() is False and not _has_gpu(keras):
-        warnings.warn("precision 'mixed_bfloat16': this CPU has neither AVX512-BF16 nor AMX-BF16 instructions, so "
-                      "bfloat16 is emulated and trains slower than float32; set precision = \"float32\"",
-                      SodinnWarning, stacklevel=3)
+    warn_if_bfloat16_emulated(config.precision, doing="trains")
     keras.utils.set_random_seed(config.seed)
     sequence = _sequence_class()
     in_memory = (train_idx.size + val_idx.size) * 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES
@@ -343,14 +337,6 @@ def _fit(path: Path, config: TrainConfig, split, shape, out: Path, *, resume: bo
     fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     history = {k: [float(x) for x in vals] for k, vals in fit.history.items()}
     return model, history
-
-
-def _has_gpu(keras: Any) -> bool:
-    """Tell whether the Keras backend sees a GPU (False where it cannot list its devices)."""
-    try:
-        return any(str(d).lower().startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
-    except Exception:  # noqa: BLE001 - a backend without the device list: assume none
-        return False
 
 
 def _epoch_progress(epochs: int):

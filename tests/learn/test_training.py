@@ -257,16 +257,23 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(naco_samples,
 
 
 def test_bfloat16_on_a_cpu_without_it_warns_before_training(naco_samples, tmp_path, monkeypatch):
+    import sodinn.learn.artifact as artifact
     import sodinn.learn.training as training
     from sodinn.exceptions import SodinnWarning
 
-    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
-    monkeypatch.setattr(training, "_has_gpu", lambda keras: False)
+    monkeypatch.setattr(artifact, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(artifact, "_has_gpu", lambda: False)
     monkeypatch.setattr(training, "_sequence_class", lambda: (_ for _ in ()).throw(RuntimeError("training started")))
-    with pytest.warns(SodinnWarning, match=r"neither AVX512-BF16 nor AMX-BF16 .* set precision = \"float32\""), \
+    with pytest.warns(SodinnWarning, match=r"neither AVX512-BF16 nor AMX-BF16 .* trains slower .* precision = \"float32\""), \
             pytest.raises(RuntimeError, match="training started"):
         train(naco_samples, TrainConfig(model="sodinn", epochs=1, precision="mixed_bfloat16"), tmp_path / "m",
               progress=False)
+    assert not artifact.warn_if_bfloat16_emulated("float32")
+    monkeypatch.setattr(artifact, "_has_gpu", lambda: True)  # a GPU runs bfloat16 natively
+    assert not artifact.warn_if_bfloat16_emulated("mixed_bfloat16")
+    monkeypatch.setattr(artifact, "_has_gpu", lambda: False)
+    monkeypatch.setattr(artifact, "native_bfloat16", lambda: True)
+    assert not artifact.warn_if_bfloat16_emulated("mixed_bfloat16")
 
 
 def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples, tmp_path):
@@ -276,6 +283,13 @@ def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples, t
     assert np.isfinite(result.history["loss"]).all() and result.metrics["auc"] > 0.8
     loaded = load_trained(result.out_dir)
     assert loaded.metadata["train_config"]["precision"] == "mixed_bfloat16"
+    import sodinn.learn.artifact as artifact
+    from sodinn.exceptions import SodinnWarning
+
+    with pytest.MonkeyPatch.context() as mp, pytest.warns(SodinnWarning, match="it predicts slower"):
+        mp.setattr(artifact, "native_bfloat16", lambda: False)
+        mp.setattr(artifact, "_has_gpu", lambda: False)
+        load_trained(result.out_dir)
     assert loaded.model.get_layer("convlstm_2").compute_dtype == "bfloat16"
     with SampleFile(naco_samples) as f:
         x = f.read(np.arange(0, len(f), 7))

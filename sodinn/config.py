@@ -468,10 +468,12 @@ class TrainConfig(_Settings):
         Arithmetic of the network's convolutions (a Keras dtype policy): ``"float32"``, or
         ``"mixed_bfloat16"``, where the ConvLSTM (or Conv3D) layers convolve in bfloat16 while the
         weights, the recurrent gates and cell state, the dense head and the logits stay in float32
-        (Micikevicius et al. 2018, ICLR; Kalamkar et al. 2019, arXiv:1905.12322). On CPUs with AMX or
-        AVX512-BF16 (Intel Sapphire Rapids and later) and on GPUs it trains and predicts faster; on
-        other CPUs bfloat16 is emulated and slower. Models record it; prediction runs a model as it
-        was trained.
+        (Micikevicius et al. 2018, ICLR; Kalamkar et al. 2019, arXiv:1905.12322). On CPUs with AMX-BF16
+        or AVX512-BF16 instructions (Intel Sapphire Rapids and later, AMD Zen 4 and later) it trains
+        and predicts faster (measured: README, *Performance*), as it should on GPUs with bfloat16
+        units (not measured); on other CPUs bfloat16 is emulated and slower. Models record it;
+        prediction runs a model as it was trained. The random forest (``"sodirf"``) has no precision
+        and refuses ``"mixed_bfloat16"``.
     ema_momentum : float or None
         Keep an exponential moving average of the weights (Polyak averaging, Polyak & Juditsky
         1992) with this momentum per step, in [0, 1); the averaged weights are validated, kept by
@@ -517,6 +519,9 @@ class TrainConfig(_Settings):
             raise ValueError(msg)
         v.check_int(self.patience, name="patience", minimum=0)
         v.check_choice(self.precision, PRECISIONS, name="precision")
+        if self.model == "sodirf" and self.precision != "float32":
+            msg = f"model 'sodirf' (a random forest) has no precision setting; got precision={self.precision!r}: drop it"
+            raise ValueError(msg)
         if self.ema_momentum is not None and not 0 <= v.check_real(self.ema_momentum, name="ema_momentum") < 1:
             msg = f"ema_momentum must be in [0, 1) or None (no weight averaging); got {self.ema_momentum}"
             raise ValueError(msg)

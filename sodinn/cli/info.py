@@ -127,7 +127,7 @@ def _model_text(info: dict[str, Any]) -> str:
     if "epochs_run" in info:
         lines.append(f"  trained {info['epochs_run']} epoch(s) of at most {tc.get('epochs')}, best validation loss at "
                      f"epoch {info['best_epoch']}; batch {tc.get('batch_size')}, seed {tc.get('seed')}"
-                     + (f", {tc['precision']}" if tc.get("precision", "float32") != "float32" else ""))
+                     + (f", precision {tc['precision']}" if tc.get("precision", "float32") != "float32" else ""))
     ts = info["training_set"] or {}
     lines.append(f"  training set: {ts.get('file')} (sha256 {ts.get('sha256')})")
     versions = ", ".join(f"{k} {v}" for k, v in (info["versions"] or {}).items())

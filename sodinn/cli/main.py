@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help=f"random seed (default {TrainConfig.seed})")
     train.add_argument("--precision",
                        help=f"arithmetic of the convolutions, {' or '.join(PRECISIONS)}: mixed_bfloat16 is faster on "
-                       f"CPUs with AMX or AVX512-BF16 and on GPUs (default {TrainConfig.precision})")
+                       f"CPUs with AMX-BF16 or AVX512-BF16 instructions (default {TrainConfig.precision})")
     train.add_argument("--random-split", action="store_true",
                        help="also train on a random sample-level split and report what it would claim")
     train.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming")

@@ -168,7 +168,7 @@ def test_info_text_of_a_model_folder():
     ]
     bfloat16 = info_text(_model_record(train_config={"epochs": 20, "batch_size": 64, "seed": 1,
                                                      "precision": "mixed_bfloat16"}))
-    assert "best validation loss at epoch 9; batch 64, seed 1, mixed_bfloat16\n" in bfloat16
+    assert "best validation loss at epoch 9; batch 64, seed 1, precision mixed_bfloat16\n" in bfloat16
     record = _model_record(model="sodirf", weights="model.joblib", weights_present=False, fwhm_px=None,
                            pixel_scale_arcsec=None, annuli_px=[], per_annulus=None, split=None,
                            test_metrics={"n": 50, "accuracy": 0.5, "auc": None, "confusion_matrix": [[1]]})

@@ -144,6 +144,8 @@ def test_train_config_errors():
         TrainConfig(val_fraction=0.6)
     with pytest.raises(ValueError, match="precision must be one of 'float32', 'mixed_bfloat16'; got 'bf16'"):
         TrainConfig(precision="bf16")
+    with pytest.raises(ValueError, match="model 'sodirf' .* has no precision setting"):
+        TrainConfig(model="sodirf", precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
 

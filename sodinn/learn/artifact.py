@@ -652,10 +652,9 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
         model = joblib.load(folder / meta["weights"])
     else:
-        import keras
+        from sodinn.learn.models import custom_objects, import_keras_quietly
 
-        from sodinn.learn.models import custom_objects
-
+        keras = import_keras_quietly()  # also in worker processes, which load models for themselves
         warn_if_bfloat16_emulated((meta.get("train_config") or {}).get("precision", "float32"), doing="predicts")
         model = keras.saving.load_model(folder / meta["weights"], custom_objects=custom_objects())
     return TrainedModel(model=model, metadata=meta)

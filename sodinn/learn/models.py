@@ -23,6 +23,7 @@ before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; they are shown only if the import 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import sys
@@ -637,6 +638,9 @@ def build_model(name: str, input_shape: Sequence[int], *, seed: int = 0, precisi
 def import_keras_quietly() -> Any:
     """Import and return Keras with TensorFlow's C++ start-up notices kept off the terminal.
 
+    TensorFlow's Python warnings (e.g. ``tf.function`` retracing notices when many models predict in
+    one process) are kept off too: its ``"tensorflow"`` logger shows errors only.
+
     Returns
     -------
     module
@@ -648,6 +652,7 @@ def import_keras_quietly() -> Any:
         If Keras (or its backend) cannot be imported; what the import wrote is shown first.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if "keras" in sys.modules:
         return sys.modules["keras"]
     sys.stderr.flush()

@@ -360,3 +360,14 @@ def test_keras_predict_equals_model_predict_in_chunks(name):
     got = keras_predict(model, x, batch_size=3)
     assert got.shape == (7, 1) and np.ptp(got) > 0  # distinct outputs, in order
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_a_fresh_process_loads_and_runs_a_model_without_a_word_on_stderr():
+    """Worker processes load models for themselves: no TensorFlow start-up notice, no retracing warning there either."""
+    code = (f"import numpy as np; from sodinn.learn.artifact import load_trained; m = load_trained({str(SHIPPED)!r}); "
+            "[m.predict_logits(np.random.default_rng(i).random((n, *m.model.input_shape[1:-1]), dtype=np.float32)) "
+            "for i, n in enumerate((3, 5, 7, 9, 11, 13, 15, 17))]; print('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok\n" and proc.stderr == ""

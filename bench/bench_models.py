@@ -87,9 +87,9 @@ def matmul_passes(repeat: int = 5) -> list[Pass]:
     return [timed(lambda: a @ b) for _ in range(repeat)]
 
 
-def matmul_rates(passes: list[Pass]) -> tuple[float, float, float]:
-    """Best FLOP/s, best FLOP per CPU second, and the cores the others used during the fastest pass."""
-    flops = 2 * MATMUL_N**3
+def matmul_rates(passes: list[Pass], n: int = MATMUL_N) -> tuple[float, float, float]:
+    """Best FLOP/s, best FLOP per CPU second, and the cores the others used during the fastest pass (``n x n`` products)."""
+    flops = 2 * n**3
     best = min(passes, key=lambda p: p.wall)
     return flops / best.wall, flops / min(p.own_cpu for p in passes), best.others_cores
 

@@ -20,11 +20,17 @@ report a stage's time (e.g. calibration) are printed beside it. Then:
   layer as its prediction ran it (now ``predict_on_batch`` of 512 samples, before ``model.predict``);
 - the result that matters: beta Pic b's rank in the candidate table and the number of candidates.
 
+Where the Keras backend (``KERAS_BACKEND``) sees a GPU, the reference is that backend's float32 matmul
+on the GPU (:class:`Reference`) and per-CPU-second shares are left out; ``bench/gpu/run.sh`` runs this
+benchmark so on a GPU machine lent through the device tool (``bench/gpu/prepare.py`` packs what it needs),
+and ``--data`` reads the sequence from a copy where ``../shared`` is not at hand.
+
 Usage::
 
     .venv/bin/python bench/bench_pipeline.py [--runs 3] [--quick] [--output out/bench_pipeline]
     .venv/bin/python bench/bench_pipeline.py --step-only out/naco_betapic/samples.h5   # the training step only
     .venv/bin/python bench/bench_pipeline.py --runs 3 --precision mixed_bfloat16       # the pipeline, trained in bfloat16
+    KERAS_BACKEND=jax .venv/bin/python bench/bench_pipeline.py --quick --data ../shared/data/naco_betapic  # another backend
 
 ``--quick`` (about 2 minutes) makes 40 samples per class and annulus and trains 2 epochs: a smoke
 run of the harness, not a measurement of the defaults.
@@ -52,9 +58,65 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's sodinn, as the stages' `python -m sodinn.cli` use
 
-from bench_models import matmul_passes, matmul_rates, timed  # noqa: E402
+from bench_models import MATMUL_N, Pass, matmul_passes, matmul_rates, timed  # noqa: E402
 
 BETA_PIC_B_XY = (62.0, 63.0)  # in the frames derotated with the file's angles alone (SPEC §8)
+GPU_MATMUL_N = 8192  # the reference product on a GPU: large enough to keep its tensor cores busy
+
+
+def backend_matmul_passes(repeat: int, *, n: int, dtype: str = "float32") -> list[Pass]:
+    """Timed ``n x n`` products of ``dtype`` through ``keras.ops`` on the Keras backend's default device.
+
+    On a GPU a backend returns before its product is done; reading one element back to the host
+    waits for it, so each pass times the whole product (and one element's transfer).
+    """
+    import keras
+    from keras import ops
+
+    a = ops.cast(keras.random.normal((n, n), seed=0), dtype)
+
+    def product() -> None:
+        ops.convert_to_numpy(ops.matmul(a, a)[:1, :1])
+
+    product()
+    return [timed(product) for _ in range(repeat)]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The float32 matrix product the percentages are of: numpy's BLAS on the CPU, or the Keras backend's on its GPU.
+
+    ``gpu`` is True where the Keras backend (``KERAS_BACKEND``) sees a GPU: then the reference is an
+    ``n x n`` float32 product through that backend on the GPU, with the backend's default float32
+    matmul settings (JAX on NVIDIA GPUs may run float32 products on TF32 tensor cores; so may the
+    model's convolutions), and per-CPU-second shares are not reported.
+    """
+
+    gpu: bool
+    n: int
+
+    @classmethod
+    def detect(cls) -> Reference:
+        from sodinn.learn.artifact import _has_gpu
+
+        return cls(True, GPU_MATMUL_N) if _has_gpu() else cls(False, MATMUL_N)
+
+    def passes(self, repeat: int) -> list[Pass]:
+        if self.gpu:
+            return backend_matmul_passes(repeat, n=self.n)
+        return matmul_passes(repeat)
+
+    def rates(self, passes: list[Pass]) -> tuple[float, float | None]:
+        """Best FLOP/s, and best FLOP per CPU second (None on a GPU)."""
+        rate, cpu_rate, _ = matmul_rates(passes, self.n)
+        return rate, (None if self.gpu else cpu_rate)
+
+    def describe(self) -> str:
+        import keras
+
+        where = "the GPU" if self.gpu else "the CPU"
+        lib = f"keras.ops, {keras.backend.backend()}" if self.gpu else "numpy BLAS, all cores"
+        return f"float32 {self.n}x{self.n} matmul on {where} ({lib})"
 
 
 @dataclass(frozen=True)
@@ -82,6 +144,7 @@ def run_stage(name: str, args: list[str], log_dir: Path) -> Stage:
         msg = f"sodinn {name} failed ({proc.returncode}):\n{log[-3000:]}"
         raise RuntimeError(msg)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"  {log_dir.name}: {name} {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)  # progress, kept if a run is cut
     return Stage(name, wall, cpu, after.ru_maxrss / 2**20, log)
 
 
@@ -168,12 +231,13 @@ def previous_fused_model(input_shape):
         models.fused_convlstm_class = fused_convlstm_class
 
 
-def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[list, list]:
+def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int, reference: Reference) -> tuple[list, list, int]:
     """Time one ``model.fit`` epoch of ``n`` training samples, and ``model.predict`` of them, path by path, interleaved.
 
-    Returns the training paths ``(label, passes, flops_per_sample_trained, flops_per_sample_computed)``
-    and the inference paths ``(label, passes, flops_per_sample)``, and keeps the matmul passes
-    measured between them in the module-level list ``MATMULS``.
+    Returns the training paths ``(label, passes, flops_per_sample_trained, flops_per_sample_computed)``,
+    the inference paths ``(label, passes, flops_per_sample)`` and the number of samples timed (``n``,
+    or fewer where the file's training split has fewer whole batches), and keeps the matmul passes
+    of ``reference`` measured between them in the module-level list ``MATMULS``.
     """
     import keras
 
@@ -235,23 +299,18 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int) -> tuple[l
     for _ in range(repeat):  # interleaved: a change of load hits every path
         for kind, label, fn in [("train", p[0], p[1]) for p in paths] + [("infer", p[0], p[1]) for p in inference]:
             results.setdefault((kind, label), []).append(timed(fn))
-            MATMULS.extend(matmul_passes(2))
+            MATMULS.extend(reference.passes(2))
     return ([(label, results["train", label], needed, computed) for label, _, needed, computed in paths],
-            [(label, results["infer", label], needed) for label, _, needed in inference])
+            [(label, results["infer", label], needed) for label, _, needed in inference], n)
 
 
 MATMULS: list = []
 
 
-def bfloat16_matmul_rate(n: int = 2048, repeat: int = 5) -> float:
-    """Best FLOP/s of an ``n x n`` bfloat16 matrix product in TensorFlow (oneDNN: AMX or AVX512-BF16 where the CPU has them)."""
-    import tensorflow as tf
-
-    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), tf.bfloat16)
-    product = tf.function(lambda a: tf.matmul(a, a))
-    product(a).numpy()
-    best = min(timed(lambda: product(a).numpy()).wall for _ in range(repeat))
-    return 2 * n**3 / best
+def bfloat16_matmul_rate(n: int, repeat: int = 5) -> float:
+    """Best FLOP/s of an ``n x n`` bfloat16 matrix product through the Keras backend (on TensorFlow's CPU: oneDNN,
+    AMX or AVX512-BF16 where the CPU has them)."""
+    return 2 * n**3 / min(p.wall for p in backend_matmul_passes(repeat, n=n, dtype="bfloat16"))
 
 
 def candidate_rank(predict_dir: Path, fwhm_px: float) -> tuple[int | None, int]:
@@ -291,23 +350,34 @@ def predict_stage_lines(log: str) -> list[str]:
     return [line.strip() for line in log.splitlines() if duration.search(line) and not line.lstrip().startswith("#")]
 
 
-def one_run(args, out: Path) -> dict:
+def data_flags(data_dir: str | None) -> list[str]:
+    """``--cube``/``--angles``/``--psf`` flags for a folder holding cube.fits, angles.fits and psf.fits (none without one)."""
+    if data_dir is None:
+        return []
+    folder = Path(data_dir).resolve()
+    return [arg for name in ("cube", "angles", "psf") for arg in (f"--{name}", str(folder / f"{name}.fits"))]
+
+
+def one_run(args, out: Path, reference: Reference) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     config = str(Path(args.config).resolve())
     samples_flags = ["--per-annulus", "40"] if args.quick else []
     train_flags = (["--epochs", "2"] if args.quick else []) + (["--precision", args.precision] if args.precision else [])
-    mm_before = matmul_passes(3)
-    stages = [run_stage("samples", ["--config", config, "--output", str(out / "samples.h5"), "--no-resume", *samples_flags], out)]
+    data = data_flags(args.data)
+    mm_before = reference.passes(3)
+    stages = [run_stage("samples", ["--config", config, *data, "--output", str(out / "samples.h5"), "--no-resume",
+                                    *samples_flags], out)]
     MATMULS.extend(mm_before)
     stages.append(run_stage("train", ["--config", config, str(out / "samples.h5"), "--output", str(out / "model"),
                                       "--no-resume", *train_flags], out))
-    mm_after = matmul_passes(3)
+    mm_after = reference.passes(3)
     MATMULS.extend(mm_after)
-    stages.append(run_stage("predict", ["--config", config, str(out / "model"), "--output", str(out / "predict")], out))
+    stages.append(run_stage("predict", ["--config", config, *data, str(out / "model"), "--output", str(out / "predict")],
+                            out))
     fwhm = json.loads((out / "model" / "model.json").read_text()).get("fwhm_px", 4.8)
     rank, n_cand = candidate_rank(out / "predict", float(fwhm) if isinstance(fwhm, (int, float)) else 4.8)
-    rate, cpu_rate, _ = matmul_rates(mm_before + mm_after)
+    rate, cpu_rate = reference.rates(mm_before + mm_after)
     train = stages[1]
     tr = training_rate(out / "model", train.wall_s, train.cpu_s)
     return {"stages": stages, "rank": rank, "n_candidates": n_cand, "train_rate": tr, "matmul": (rate, cpu_rate)}
@@ -325,15 +395,18 @@ def main(argv=None) -> int:
     parser.add_argument("--step-repeat", type=int, default=3, help="timed passes per path")
     parser.add_argument("--no-step", dest="step", action="store_false", help="skip the side-by-side training step")
     parser.add_argument("--step-only", metavar="SAMPLES", help="only the side-by-side training step, on this sample file")
+    parser.add_argument("--data", metavar="DIR", help="read cube.fits, angles.fits and psf.fits from DIR instead of the "
+                        "configuration's [data] paths (a copy of ../shared/data/naco_betapic, on a machine without it)")
     args = parser.parse_args(argv)
     out = Path(args.output)
+    reference = Reference.detect()
     if args.step_only:
-        print_step(args, Path(args.step_only))
+        print_step(args, Path(args.step_only), reference)
         return 0
 
-    runs = [one_run(args, out / f"run{i + 1}") for i in range(args.runs)]
+    runs = [one_run(args, out / f"run{i + 1}", reference) for i in range(args.runs)]
     print(f"{os.cpu_count()} CPU cores, load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
-          f"config {Path(args.config).name}{' (--quick)' if args.quick else ''}"
+          f"{backend_line()}; config {Path(args.config).name}{' (--quick)' if args.quick else ''}"
           f"{' --precision ' + args.precision if args.precision else ''}; {args.runs} cold-start run(s)")
     print(f"{'stage':8s} " + " ".join(f"{'run ' + str(i + 1) + ' wall / CPU s':>22s}" for i in range(len(runs)))
           + f" {'median wall':>12s}  peak GiB")
@@ -346,25 +419,46 @@ def main(argv=None) -> int:
           + f" {statistics.median(totals):12.1f}   ({statistics.median(totals) / 60:.1f} min)")
     for i, r in enumerate(runs):
         tr, (rate, cpu_rate) = r["train_rate"], r["matmul"]
+        per_cpu = (f", {100 * tr['per_cpu_s'] / cpu_rate:.0f}% per CPU s ({cpu_rate / 1e9:.0f} GFLOP per CPU s)"
+                   if cpu_rate else "")
         print(f"run {i + 1}: beta Pic b rank {r['rank']} of {r['n_candidates']} candidates; training {tr['epochs']} epochs "
               f"of {tr['train']} samples, {tr['flops'] / 1e12:.1f} TFLOP: {100 * tr['per_wall_s'] / rate:.0f}% of the "
-              f"matmul rate per wall s ({rate / 1e9:.0f} GFLOP/s), {100 * tr['per_cpu_s'] / cpu_rate:.0f}% per CPU s "
-              f"({cpu_rate / 1e9:.0f} GFLOP per CPU s); the whole stage, Keras import, evaluation and saving included")
+              f"{reference.describe()} per wall s ({rate / 1e9:.0f} GFLOP/s){per_cpu}; the whole stage, Keras import, "
+              "evaluation and saving included")
         for line in predict_stage_lines(r["stages"][2].log):
             print(f"    predict: {line}")
     if args.step:
-        print_step(args, out / "run1" / "samples.h5")
+        print_step(args, out / "run1" / "samples.h5", reference)
     return 0
 
 
-def print_step(args, samples: Path) -> None:
+def backend_line() -> str:
+    """The Keras backend, its version and the device it computes on."""
+    import importlib.metadata
+
+    import keras
+
+    from sodinn.learn.artifact import _has_gpu
+
+    name = keras.backend.backend()
+    try:
+        version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    devices = ", ".join(str(d) for d in keras.distribution.list_devices()) if _has_gpu() else "CPU"
+    return f"Keras {keras.__version__}, backend {name} {version} on {devices}"
+
+
+def print_step(args, samples: Path, reference: Reference) -> None:
     from sodinn.learn.artifact import PREDICT_BATCH
 
-    paths, inference = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat)
-    rate, cpu_rate, others = matmul_rates(MATMULS)
-    n = args.step_samples
-    print(f"\ntraining step, {args.step_repeat} interleaved passes of one model.fit epoch of {n} samples, "
-          f"batch 128; matmul {rate / 1e9:.0f} GFLOP/s, {cpu_rate / 1e9:.0f} GFLOP per CPU s (best of {len(MATMULS)})")
+    paths, inference, n = step_benchmark(samples, n=args.step_samples, batch=128, repeat=args.step_repeat,
+                                         reference=reference)
+    rate, cpu_rate = reference.rates(MATMULS)
+    per_cpu = f", {cpu_rate / 1e9:.0f} GFLOP per CPU s" if cpu_rate else ""
+    print(f"\n{backend_line()}")
+    print(f"training step, {args.step_repeat} interleaved passes of one model.fit epoch of {n} samples, "
+          f"batch 128; {reference.describe()} {rate / 1e9:.0f} GFLOP/s{per_cpu} (best of {len(MATMULS)})")
     header = f"{'path':48s} {'GFLOP/sample':>12s} {'best wall s':>11s} {'% matmul':>9s} {'% per CPU s':>12s} {'cores':>6s} {'others':>6s}"
     print(header)
     for label, passes, needed, _ in paths:
@@ -372,9 +466,10 @@ def print_step(args, samples: Path) -> None:
     print("(FLOPs: 3x the forward FLOPs the model needs, the first step's recurrent convolution of a zero state left out;"
           " Keras' ConvLSTM2D computes it too: "
           f"{3 * paths[-1][3] / 1e9:.3f} GFLOP per sample)")
-    bf16 = bfloat16_matmul_rate()
-    print(f"(the percentages are of the float32 matmul, the issue's reference; this CPU's bfloat16 matmul, TensorFlow's "
-          f"oneDNN kernel, runs at {bf16 / 1e9:.0f} GFLOP/s, {bf16 / rate:.1f}x it)")
+    bf16 = bfloat16_matmul_rate(reference.n)
+    where = "this GPU's" if reference.gpu else "this CPU's"
+    print(f"(the percentages are of the float32 matmul, the issue's reference; {where} bfloat16 matmul through the "
+          f"Keras backend runs at {bf16 / 1e9:.0f} GFLOP/s, {bf16 / rate:.1f}x it)")
     print(f"\ninference, the same passes, of the {n} samples: now predict_on_batch of {PREDICT_BATCH} at a time "
           "(sodinn.learn.artifact.keras_predict), previously model.predict (its default batch, 32)")
     print(header)
@@ -382,14 +477,17 @@ def print_step(args, samples: Path) -> None:
         print(_step_row(label, passes, n, needed, rate, cpu_rate))
 
 
-def _step_row(label: str, passes: list, n: int, flops_per_sample: float, rate: float, cpu_rate: float) -> str:
+def _step_row(label: str, passes: list, n: int, flops_per_sample: float, rate: float, cpu_rate: float | None) -> str:
     """One row: best wall-clock pass and median per CPU second as shares of the matmul rates, cores used."""
     best = min(p.wall for p in passes)
-    per_cpu = statistics.median(n * flops_per_sample / p.own_cpu for p in passes) / cpu_rate
+    if cpu_rate:
+        per_cpu = f"{100 * statistics.median(n * flops_per_sample / p.own_cpu for p in passes) / cpu_rate:11.0f}%"
+    else:
+        per_cpu = f"{'-':>12s}"  # a GPU's work is not this process's CPU time
     cores = statistics.median(p.own_cpu / p.wall for p in passes)
     others_c = statistics.median(p.others_cores for p in passes)
     return (f"{label:48s} {flops_per_sample / 1e9:12.3f} {best:11.2f} {100 * n * flops_per_sample / best / rate:8.0f}% "
-            f"{100 * per_cpu:11.0f}% {cores:6.2f} {others_c:6.2f}")
+            f"{per_cpu} {cores:6.2f} {others_c:6.2f}")
 
 
 if __name__ == "__main__":

@@ -241,6 +241,7 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int, reference:
     """
     import keras
 
+    from sodinn._platform import native_bfloat16
     from sodinn.config import TrainConfig
     from sodinn.learn.artifact import keras_predict
     from sodinn.learn.models import build_model
@@ -272,9 +273,13 @@ def step_benchmark(samples: Path, *, n: int, batch: int, repeat: int, reference:
         chosen = np.sort(rng.choice(train_idx, n, replace=False))
         x, y = f.read(chosen, normalize=True)[..., None], f.labels[chosen].astype(np.float32)
     paths, inference = [], []
+    bf16 = [("now, mixed_bfloat16: convolutions in bfloat16",
+             lambda: build_model("sodinn", shape, precision="mixed_bfloat16"), None)]
+    if not (reference.gpu or native_bfloat16()):
+        print("(mixed_bfloat16 left out: this CPU emulates bfloat16, a training step about 13x slower than float32)")
+        bf16 = []
     for label, build, data in (
-        ("now, mixed_bfloat16: convolutions in bfloat16", lambda: build_model("sodinn", shape, precision="mixed_bfloat16"),
-         None),
+        *bf16,
         ("now, float32: sodinn ConvLSTM, one conv per step", lambda: build_model("sodinn", shape), None),
         ("previous: K input convs at once (0302d57)", lambda: previous_fused_model(shape), None),
         ("first: keras ConvLSTM2D, batches from HDF5", lambda: legacy_model(shape), FileBatches()),

@@ -19,6 +19,14 @@ def naco_samples(naco, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def naco_samples_small(naco, tmp_path_factory):
+    """A smaller NACO set (40 samples of each class per annulus, about 560): enough where a test trains to check what
+    training computes, not how well it learns (a CPU that emulates bfloat16 trains 13x slower than float32)."""
+    cfg = SampleConfig(samples_per_annulus=40, n_ranks=10, known_sources_xy=((62, 63),), oracle_azimuths=2, seed=0)
+    return generate_sample_file(naco, cfg, tmp_path_factory.mktemp("samples") / "naco_small.h5", progress=False)
+
+
+@pytest.fixture(scope="module")
 def naco_model(naco_samples, tmp_path_factory):
     """The paper's network trained briefly on the small NACO set (shared by the tests below)."""
     return train(naco_samples, TrainConfig(model="sodinn", epochs=5, batch_size=64, patience=2),
@@ -150,10 +158,16 @@ def test_train_config_errors():
         TrainConfig.from_dict({"epoch": 3})
 
 
+# On a CPU that emulates bfloat16 training warns that it is slow (test_bfloat16_on_a_cpu_without_it_warns_...);
+# these tests check what it computes, on any CPU.
+EMULATED_BF16 = "ignore:this model's precision is 'mixed_bfloat16':sodinn.exceptions.SodinnWarning"
+
+
+@pytest.mark.filterwarnings(EMULATED_BF16)
 @pytest.mark.parametrize(("model", "precision"), [("conv3d", "float32"), ("sodinn", "float32"), ("sodinn", "mixed_bfloat16")])
-def test_same_seed_same_training(naco_samples, tmp_path, model, precision):
+def test_same_seed_same_training(naco_samples_small, tmp_path, model, precision):
     cfg = TrainConfig(model=model, epochs=1, batch_size=128, precision=precision)
-    runs = [train(naco_samples, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
+    runs = [train(naco_samples_small, cfg, tmp_path / f"run{i}", resume=False, progress=False) for i in range(2)]
     assert runs[0].history == runs[1].history
     w0, w1 = (load_trained(r.out_dir).model.get_weights() for r in runs)
     assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
@@ -278,9 +292,10 @@ def test_bfloat16_on_a_cpu_without_it_warns_before_training(naco_samples, tmp_pa
     assert not artifact.warn_if_bfloat16_emulated("mixed_bfloat16")
 
 
-def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples, tmp_path):
+@pytest.mark.filterwarnings(EMULATED_BF16)
+def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples_small, tmp_path):
     """A model trained in mixed precision records it, loads with its layers in bfloat16 and gives float32 outputs."""
-    result = train(naco_samples, TrainConfig(model="sodinn", epochs=2, batch_size=64, precision="mixed_bfloat16"),
+    result = train(naco_samples_small, TrainConfig(model="sodinn", epochs=2, batch_size=64, precision="mixed_bfloat16"),
                    tmp_path / "m", progress=False)
     assert np.isfinite(result.history["loss"]).all() and result.metrics["auc"] > 0.8
     loaded = load_trained(result.out_dir)
@@ -293,8 +308,8 @@ def test_mixed_bfloat16_trains_saves_and_predicts_float64_logits(naco_samples, t
         mp.setattr(artifact, "_has_gpu", lambda: False)
         load_trained(result.out_dir)
     assert loaded.model.get_layer("convlstm_2").compute_dtype == "bfloat16"
-    with SampleFile(naco_samples) as f:
-        x = f.read(np.arange(0, len(f), 7))
+    with SampleFile(naco_samples_small) as f:
+        x = f.read(np.arange(0, len(f), 2))
     logits = loaded.predict_logits(x)
     assert logits.dtype == np.float64 and np.unique(logits).size > 0.99 * logits.size  # no bfloat16 ties
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), loaded.predict(x), rtol=1e-5, atol=1e-6)

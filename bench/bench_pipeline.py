@@ -411,7 +411,7 @@ def main(argv=None) -> int:
 
     runs = [one_run(args, out / f"run{i + 1}", reference) for i in range(args.runs)]
     print(f"{os.cpu_count()} CPU cores, load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
-          f"{backend_line()}; config {Path(args.config).name}{' (--quick)' if args.quick else ''}"
+          f"{backend_line(reference)}; config {Path(args.config).name}{' (--quick)' if args.quick else ''}"
           f"{' --precision ' + args.precision if args.precision else ''}; {args.runs} cold-start run(s)")
     print(f"{'stage':8s} " + " ".join(f"{'run ' + str(i + 1) + ' wall / CPU s':>22s}" for i in range(len(runs)))
           + f" {'median wall':>12s}  peak GiB")
@@ -437,20 +437,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def backend_line() -> str:
-    """The Keras backend, its version and the device it computes on."""
+def backend_line(reference: Reference) -> str:
+    """The Keras backend, its version and the device it computes on (the GPUs it lists where ``reference`` found one)."""
     import importlib.metadata
 
     import keras
-
-    from sodinn.learn.artifact import _has_gpu
 
     name = keras.backend.backend()
     try:
         version = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         version = "?"
-    devices = ", ".join(str(d) for d in keras.distribution.list_devices()) if _has_gpu() else "CPU"
+    devices = ", ".join(str(d) for d in keras.distribution.list_devices()) if reference.gpu else "CPU"
     return f"Keras {keras.__version__}, backend {name} {version} on {devices}"
 
 
@@ -461,7 +459,7 @@ def print_step(args, samples: Path, reference: Reference) -> None:
                                          reference=reference)
     rate, cpu_rate = reference.rates(MATMULS)
     per_cpu = f", {cpu_rate / 1e9:.0f} GFLOP per CPU s" if cpu_rate else ""
-    print(f"\n{backend_line()}")
+    print(f"\n{backend_line(reference)}")
     print(f"training step, {args.step_repeat} interleaved passes of one model.fit epoch of {n} samples, "
           f"batch 128; {reference.describe()} {rate / 1e9:.0f} GFLOP/s{per_cpu} (best of {len(MATMULS)})")
     header = f"{'path':48s} {'GFLOP/sample':>12s} {'best wall s':>11s} {'% matmul':>9s} {'% per CPU s':>12s} {'cores':>6s} {'others':>6s}"
